@@ -1,0 +1,59 @@
+//! The `weft` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Weft: an Istio-compatible service-mesh control plane.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve xDS from a directory of Istio YAML files, without a cluster.
+    Standalone(StandaloneArgs),
+    /// Print an Envoy bootstrap (YAML) that connects Envoy to Weft over ADS.
+    Bootstrap(BootstrapArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StandaloneArgs {
+    /// Directory of `*.yaml` files (VirtualService, DestinationRule,
+    /// ServiceEntry; multi-document), watched for changes.
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: PathBuf,
+    /// Address of the plaintext xDS (ADS) server.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15010")]
+    pub xds_address: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// The proxy's node id (Istio style `sidecar~IP~POD.NS~NS.svc.cluster.local`
+    /// also sets the namespace).
+    #[arg(long, value_name = "ID")]
+    pub node_id: String,
+    /// Where Weft's xDS server is.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15010")]
+    pub xds_address: String,
+    /// Port of the HTTP listener that routes by Host to mesh services.
+    #[arg(long, value_name = "PORT")]
+    pub outbound_port: Option<u16>,
+    /// Address the outbound listener binds to.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub outbound_address: String,
+    /// Envoy's admin port (bound to 127.0.0.1).
+    #[arg(long, value_name = "PORT", default_value_t = 15000)]
+    pub admin_port: u16,
+    /// The proxy's namespace: short service names resolve in it.
+    #[arg(long, value_name = "NS", default_value = "default")]
+    pub namespace: String,
+    /// Envoy's `--service-cluster` (defaults to the node id).
+    #[arg(long, value_name = "NAME")]
+    pub service_cluster: Option<String>,
+}

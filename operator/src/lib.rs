@@ -1,0 +1,19 @@
+//! # weft-operator: Weft's runtime
+//!
+//! This crate wires the libraries into the `weft` binary. It owns the
+//! command line, process concerns (logging, signals, sockets) and, in later
+//! issues, the Kubernetes adapter and the admission webhooks. It holds no
+//! translation or xDS logic of its own: that is `weft-pilot`'s.
+//!
+//! ```text
+//! weft standalone --config-dir DIR
+//!     files ─▶ pilot::source::files ─▶ pilot::config::ConfigStore ─▶ watch<MeshSnapshot>
+//!                                                                      │
+//!                                            pilot::xds::AdsServer ◀───┘ ─▶ Envoy (ADS, :15010)
+//! weft bootstrap ...   prints the Envoy bootstrap that points at that server
+//! ```
+
+pub mod bootstrap;
+pub mod cli;
+pub mod standalone;
+pub mod telemetry;

@@ -1,0 +1,127 @@
+//! Envoy bootstrap configuration that connects a proxy to Weft over ADS.
+
+use std::net::IpAddr;
+
+use serde_json::{Value, json};
+
+use crate::xds::node::{META_NAMESPACE, META_ROUTER_ADDRESS};
+
+/// What a bootstrap says about the proxy and where Weft is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootstrapParams {
+    pub node_id: String,
+    /// The Envoy cluster name of the proxy (Istio: `<app>.<namespace>`).
+    pub node_cluster: String,
+    pub namespace: String,
+    /// Weft's xDS address.
+    pub xds_host: String,
+    pub xds_port: u16,
+    pub admin_address: String,
+    pub admin_port: u16,
+    /// Where the HTTP router listener binds, if wanted.
+    pub router: Option<(String, u16)>,
+}
+
+/// The name of the static cluster that points at Weft.
+pub const XDS_CLUSTER: &str = "weft-xds";
+
+/// Renders the bootstrap as a JSON value (Envoy reads it as YAML or JSON).
+pub fn build_bootstrap(params: &BootstrapParams) -> Value {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(META_NAMESPACE.into(), json!(params.namespace));
+    if let Some((host, port)) = &params.router {
+        metadata.insert(META_ROUTER_ADDRESS.into(), json!(format!("{host}:{port}")));
+    }
+    // An IP is used as is; a name is resolved by Envoy.
+    let xds_type = if params.xds_host.parse::<IpAddr>().is_ok() {
+        "STATIC"
+    } else {
+        "STRICT_DNS"
+    };
+    let ads = json!({ "ads": {}, "resource_api_version": "V3" });
+    json!({
+        "node": {
+            "id": params.node_id,
+            "cluster": params.node_cluster,
+            "metadata": metadata,
+        },
+        "admin": {
+            "address": socket_address(&params.admin_address, params.admin_port),
+        },
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": true,
+                "grpc_services": [{ "envoy_grpc": { "cluster_name": XDS_CLUSTER } }],
+            },
+            "cds_config": ads,
+            "lds_config": ads,
+        },
+        "static_resources": {
+            "clusters": [{
+                "name": XDS_CLUSTER,
+                "type": xds_type,
+                "connect_timeout": "1s",
+                "typed_extension_protocol_options": {
+                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                        "explicit_http_config": { "http2_protocol_options": {} },
+                    },
+                },
+                "load_assignment": {
+                    "cluster_name": XDS_CLUSTER,
+                    "endpoints": [{ "lb_endpoints": [{ "endpoint": {
+                        "address": socket_address(&params.xds_host, params.xds_port),
+                    }}]}],
+                },
+            }],
+        },
+    })
+}
+
+fn socket_address(address: &str, port: u16) -> Value {
+    json!({ "socket_address": { "address": address, "port_value": port } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_params() -> BootstrapParams {
+        BootstrapParams {
+            node_id: "client-1".into(),
+            node_cluster: "client.default".into(),
+            namespace: "default".into(),
+            xds_host: "127.0.0.1".into(),
+            xds_port: 15010,
+            admin_address: "127.0.0.1".into(),
+            admin_port: 15000,
+            router: Some(("127.0.0.1".into(), 15080)),
+        }
+    }
+
+    #[test]
+    fn points_ads_at_weft_and_asks_for_a_router() {
+        let b = build_bootstrap(&mk_params());
+        assert_eq!(
+            b["node"]["metadata"]["WEFT_ROUTER_ADDRESS"],
+            "127.0.0.1:15080"
+        );
+        assert_eq!(b["static_resources"]["clusters"][0]["type"], "STATIC");
+        assert_eq!(
+            b["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["cluster_name"],
+            XDS_CLUSTER
+        );
+    }
+
+    #[test]
+    fn a_hostname_xds_address_is_resolved_by_envoy() {
+        let mut params = mk_params();
+        params.xds_host = "weft.weft-system.svc".into();
+        params.router = None;
+        let b = build_bootstrap(&params);
+        assert_eq!(b["static_resources"]["clusters"][0]["type"], "STRICT_DNS");
+        assert!(b["node"]["metadata"].get("WEFT_ROUTER_ADDRESS").is_none());
+    }
+}

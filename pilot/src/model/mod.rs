@@ -1,0 +1,122 @@
+//! The platform-neutral mesh model: what the mesh looks like, with no trace of
+//! where it came from (files, Kubernetes) and no trace of Envoy.
+//!
+//! Everything here is validated already: durations are parsed, regexes
+//! checked, hostnames fully qualified. A [`MeshSnapshot`] is immutable and
+//! shared behind an `Arc`; a change builds a new one.
+
+mod routing;
+mod service;
+
+pub use routing::*;
+pub use service::*;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The domain suffix of Kubernetes service hostnames.
+pub const CLUSTER_DOMAIN: &str = "svc.cluster.local";
+
+/// Which user resource a model object came from: used in errors and status.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceId {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ResourceId {
+    pub fn new(kind: &'static str, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// One immutable, versioned view of the whole mesh.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MeshSnapshot {
+    /// Increases with every applied change; content hashes, not this, decide
+    /// what a proxy is sent.
+    pub version: u64,
+    /// The service registry, by fully qualified hostname.
+    pub services: BTreeMap<String, Service>,
+    /// Routing rules, sorted by namespace and name.
+    pub virtual_services: Vec<VirtualService>,
+    /// Traffic policy and subsets, by the fully qualified host they apply to.
+    pub destination_rules: BTreeMap<String, DestinationRule>,
+}
+
+impl MeshSnapshot {
+    /// The virtual services that route mesh traffic for `hostname`, in a
+    /// stable order (namespace, then name).
+    pub fn virtual_services_for<'a>(
+        &'a self,
+        hostname: &'a str,
+    ) -> impl Iterator<Item = &'a VirtualService> + 'a {
+        self.virtual_services
+            .iter()
+            .filter(move |vs| vs.binds_mesh() && vs.hosts.iter().any(|h| host_matches(h, hostname)))
+    }
+
+    /// The subset `name` of the destination rule for `hostname`, if defined.
+    pub fn subset(&self, hostname: &str, name: &str) -> Option<&Subset> {
+        self.destination_rules
+            .get(hostname)?
+            .subsets
+            .iter()
+            .find(|s| s.name == name)
+    }
+}
+
+/// Resolves a host as written in a resource of `namespace` to a fully
+/// qualified name, the way Istio does: a name without dots is a short name
+/// of a Kubernetes service in that namespace; anything else is taken as is.
+pub fn qualify_host(host: &str, namespace: &str) -> String {
+    if host.contains('.') || host.starts_with('*') {
+        host.to_ascii_lowercase()
+    } else {
+        format!("{}.{namespace}.{CLUSTER_DOMAIN}", host.to_ascii_lowercase())
+    }
+}
+
+/// Whether a host pattern (`reviews.default.svc.cluster.local`,
+/// `*.example.com`, `*`) matches a concrete hostname.
+pub fn host_matches(pattern: &str, hostname: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => hostname.ends_with(suffix) && hostname.len() > suffix.len(),
+        None => pattern == hostname,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_are_qualified_in_the_resource_namespace() {
+        assert_eq!(
+            qualify_host("reviews", "prod"),
+            "reviews.prod.svc.cluster.local"
+        );
+        assert_eq!(qualify_host("httpbin.org", "prod"), "httpbin.org");
+        assert_eq!(qualify_host("*.example.com", "prod"), "*.example.com");
+    }
+
+    #[test]
+    fn wildcard_hosts_match_by_suffix() {
+        assert!(host_matches("*.example.com", "api.example.com"));
+        assert!(!host_matches("*.example.com", "example.com"));
+        assert!(host_matches("*", "anything"));
+        assert!(host_matches("a.b", "a.b"));
+        assert!(!host_matches("a.b", "a.c"));
+    }
+}

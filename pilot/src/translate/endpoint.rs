@@ -1,0 +1,73 @@
+//! EDS: the endpoints of each statically resolved cluster.
+
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    ClusterLoadAssignment, Endpoint as PbEndpoint, LbEndpoint, LocalityLbEndpoints,
+    lb_endpoint::HostIdentifier,
+};
+use envoy_types::pb::google::protobuf::UInt32Value;
+
+use super::{ProxyView, outbound_cluster_name, socket_address};
+use crate::model::{MeshSnapshot, Resolution, Service, ServicePort, Subset};
+
+/// A load assignment for every EDS cluster [`super::build_clusters`] emits,
+/// sorted by cluster name.
+pub fn build_load_assignments(
+    snapshot: &MeshSnapshot,
+    _view: &ProxyView,
+) -> Vec<ClusterLoadAssignment> {
+    let mut assignments = Vec::new();
+    for service in snapshot.services.values() {
+        if service.resolution != Resolution::Static {
+            continue;
+        }
+        let rule = snapshot.destination_rules.get(&service.hostname);
+        let subsets = rule.map(|r| r.subsets.as_slice()).unwrap_or_default();
+        for port in &service.ports {
+            let passthrough = |subset: Option<&Subset>| {
+                rule.and_then(|r| r.load_balancer_for(subset))
+                    == Some(crate::model::LoadBalancer::Passthrough)
+            };
+            if !passthrough(None) {
+                let name = outbound_cluster_name(port.number, None, &service.hostname);
+                assignments.push(build_load_assignment(&name, service, port, None));
+            }
+            for subset in subsets.iter().filter(|s| !passthrough(Some(s))) {
+                let name =
+                    outbound_cluster_name(port.number, Some(&subset.name), &service.hostname);
+                assignments.push(build_load_assignment(&name, service, port, Some(subset)));
+            }
+        }
+    }
+    assignments.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
+    assignments
+}
+
+/// The endpoints of `service` on `port`, narrowed to `subset`'s labels.
+pub(super) fn build_load_assignment(
+    cluster_name: &str,
+    service: &Service,
+    port: &ServicePort,
+    subset: Option<&Subset>,
+) -> ClusterLoadAssignment {
+    let lb_endpoints = service
+        .endpoints
+        .iter()
+        .filter(|e| subset.is_none_or(|s| e.matches(&s.labels)))
+        .map(|e| LbEndpoint {
+            host_identifier: Some(HostIdentifier::Endpoint(PbEndpoint {
+                address: Some(socket_address(&e.address, e.port_for(port))),
+                ..Default::default()
+            })),
+            load_balancing_weight: e.weight.map(|value| UInt32Value { value }),
+            ..Default::default()
+        })
+        .collect();
+    ClusterLoadAssignment {
+        cluster_name: cluster_name.to_string(),
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}

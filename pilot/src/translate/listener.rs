@@ -1,0 +1,53 @@
+//! LDS: the HTTP "router" listener, through which a client without traffic
+//! capture reaches mesh services by `Host`.
+
+use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, HttpFilter, Rds, http_connection_manager::RouteSpecifier, http_filter,
+};
+use envoy_types::util::pack_any;
+
+use super::{ProxyView, ROUTER_ROUTE_CONFIG, ads_config_source, socket_address};
+use crate::model::MeshSnapshot;
+
+/// The router listener's name.
+pub const ROUTER_LISTENER: &str = "router";
+
+/// The proxy's listeners, sorted by name.
+pub fn build_listeners(_snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listener> {
+    view.router_address
+        .iter()
+        .map(|(address, port)| build_router_listener(address, *port))
+        .collect()
+}
+
+fn build_router_listener(address: &str, port: u16) -> Listener {
+    let hcm = HttpConnectionManager {
+        stat_prefix: ROUTER_LISTENER.to_string(),
+        route_specifier: Some(RouteSpecifier::Rds(Rds {
+            config_source: Some(ads_config_source()),
+            route_config_name: ROUTER_ROUTE_CONFIG.to_string(),
+        })),
+        http_filters: vec![HttpFilter {
+            name: "envoy.filters.http.router".to_string(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                Router::default(),
+            ))),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Listener {
+        name: ROUTER_LISTENER.to_string(),
+        address: Some(socket_address(address, port)),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: "envoy.filters.network.http_connection_manager".to_string(),
+                config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}

@@ -1,0 +1,55 @@
+//! Translation: (`MeshSnapshot`, `ProxyView`) -> Envoy resources.
+//!
+//! Pure functions only: no I/O, no clock, no globals. The same inputs give
+//! the same output, sorted by resource name, so content hashes are stable.
+//! A `build_*` function never fails on a validated snapshot; validation
+//! happened when the snapshot was built.
+
+mod cluster;
+mod endpoint;
+mod listener;
+mod route;
+mod view;
+
+pub use cluster::build_clusters;
+pub use endpoint::build_load_assignments;
+pub use listener::{ROUTER_LISTENER, build_listeners};
+pub use route::{ROUTER_ROUTE_CONFIG, build_route_configs};
+pub use view::{ProxyRole, ProxyView};
+
+use envoy_types::pb::envoy::config::core::v3::{
+    Address, AggregatedConfigSource, ApiVersion, ConfigSource, SocketAddress, address,
+    config_source::ConfigSourceSpecifier, socket_address::PortSpecifier,
+};
+use envoy_types::pb::google::protobuf::Duration as PbDuration;
+
+/// Istio's cluster name: `outbound|<port>|<subset>|<host>`.
+pub fn outbound_cluster_name(port: u16, subset: Option<&str>, host: &str) -> String {
+    format!("outbound|{port}|{}|{host}", subset.unwrap_or(""))
+}
+
+/// A config source that says "over the same ADS stream".
+pub(crate) fn ads_config_source() -> ConfigSource {
+    ConfigSource {
+        resource_api_version: ApiVersion::V3 as i32,
+        config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn socket_address(address: &str, port: u16) -> Address {
+    Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: address.to_string(),
+            port_specifier: Some(PortSpecifier::PortValue(u32::from(port))),
+            ..Default::default()
+        })),
+    }
+}
+
+pub(crate) fn pb_duration(d: std::time::Duration) -> PbDuration {
+    PbDuration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}

@@ -1,0 +1,27 @@
+//! The xDS server: serves each connected proxy the resources of its view,
+//! over ADS (state of the world).
+//!
+//! ```text
+//!  watch<Arc<MeshSnapshot>> ──> ResourceCache (one set per ProxyView) ──> Connection (per stream)
+//!                                                                          │ CDS → EDS → LDS → RDS
+//!                                                                          └─> Envoy
+//! ```
+//!
+//! Each resource set carries a version that is a hash of its content, so a
+//! proxy is sent a type only when what it would receive changed. A NACK
+//! leaves the proxy on its last good version and is logged with Envoy's
+//! error text. Each stream runs in its own task and reads the newest
+//! snapshot when it is ready: a slow proxy delays only itself, and never
+//! receives versions that a newer one has replaced.
+
+mod cache;
+mod connection;
+pub mod node;
+mod resources;
+mod server;
+
+pub use cache::ResourceCache;
+pub use connection::{Connection, RequestOutcome};
+pub use node::proxy_view;
+pub use resources::{TypeUrl, ViewResources};
+pub use server::AdsServer;

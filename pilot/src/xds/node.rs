@@ -1,0 +1,121 @@
+//! A proxy's view, read from the `Node` it sends on its first request.
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+
+use crate::translate::{ProxyRole, ProxyView};
+
+/// Node metadata keys (Istio's, where Istio has one).
+pub const META_NAMESPACE: &str = "NAMESPACE";
+pub const META_LABELS: &str = "LABELS";
+pub const META_SERVICE_ACCOUNT: &str = "SERVICE_ACCOUNT";
+/// `host:port` of the HTTP router listener the proxy wants.
+pub const META_ROUTER_ADDRESS: &str = "WEFT_ROUTER_ADDRESS";
+
+/// Reads a proxy's view from its node. Istio-style node ids
+/// (`sidecar~10.1.2.3~pod.ns~ns.svc.cluster.local`, `router~...` for
+/// gateways) are understood; metadata wins where both say something.
+pub fn proxy_view(node: &Node) -> ProxyView {
+    let mut view = ProxyView::default();
+    let parts: Vec<&str> = node.id.split('~').collect();
+    if let [role, _ip, pod_ns, _domain] = parts.as_slice() {
+        if *role == "router" {
+            view.role = ProxyRole::Gateway;
+        }
+        if let Some((_, ns)) = pod_ns.rsplit_once('.') {
+            view.namespace = ns.to_string();
+        }
+    }
+    let Some(metadata) = &node.metadata else {
+        return view;
+    };
+    if let Some(ns) = string_field(metadata, META_NAMESPACE) {
+        view.namespace = ns.to_string();
+    }
+    if let Some(Value {
+        kind: Some(Kind::StructValue(labels)),
+    }) = metadata.fields.get(META_LABELS)
+    {
+        view.labels = labels
+            .fields
+            .iter()
+            .filter_map(|(k, v)| match &v.kind {
+                Some(Kind::StringValue(s)) => Some((k.clone(), s.clone())),
+                _ => None,
+            })
+            .collect::<BTreeMap<_, _>>();
+    }
+    view.service_account = string_field(metadata, META_SERVICE_ACCOUNT).map(str::to_string);
+    view.router_address = string_field(metadata, META_ROUTER_ADDRESS).and_then(parse_host_port);
+    view
+}
+
+fn string_field<'a>(metadata: &'a Struct, key: &str) -> Option<&'a str> {
+    match &metadata.fields.get(key)?.kind {
+        Some(Kind::StringValue(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    }
+}
+
+fn parse_host_port(text: &str) -> Option<(String, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_node(id: &str, fields: &[(&str, &str)]) -> Node {
+        Node {
+            id: id.to_string(),
+            metadata: Some(Struct {
+                fields: fields
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            Value {
+                                kind: Some(Kind::StringValue(v.to_string())),
+                            },
+                        )
+                    })
+                    .collect(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn reads_namespace_and_router_from_metadata() {
+        let view = proxy_view(&mk_node(
+            "client",
+            &[
+                ("NAMESPACE", "prod"),
+                ("WEFT_ROUTER_ADDRESS", "127.0.0.1:15080"),
+            ],
+        ));
+        assert_eq!(view.namespace, "prod");
+        assert_eq!(view.router_address, Some(("127.0.0.1".to_string(), 15080)));
+        assert_eq!(view.role, ProxyRole::Sidecar);
+    }
+
+    #[test]
+    fn reads_istio_style_node_ids() {
+        let view = proxy_view(&mk_node(
+            "router~10.0.0.1~gw-1.ingress~ingress.svc.cluster.local",
+            &[],
+        ));
+        assert_eq!(view.role, ProxyRole::Gateway);
+        assert_eq!(view.namespace, "ingress");
+    }
+
+    #[test]
+    fn a_bad_router_address_is_ignored() {
+        let view = proxy_view(&mk_node("x", &[("WEFT_ROUTER_ADDRESS", "nonsense")]));
+        assert_eq!(view.router_address, None);
+    }
+}
