@@ -1,0 +1,327 @@
+//! [`MeshDocument`]: one Istio networking object read from a plain YAML /
+//! JSON document, without kube (used by standalone mode's file source).
+//!
+//! [`MeshDocument::from_value`] checks `apiVersion`, `kind`, `metadata` and
+//! `spec` in that order and reports the first problem as a
+//! [`DocumentError`] that names the offending field by path, e.g.
+//! `spec.http[0].timeout`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::networking::{DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec};
+
+/// The API group of the kinds in this crate.
+pub const GROUP: &str = "networking.istio.io";
+/// Versions of [`GROUP`] that are served; all share one schema.
+pub const SERVED_VERSIONS: [&str; 3] = ["v1alpha3", "v1beta1", "v1"];
+/// The version objects are stored in.
+pub const STORAGE_VERSION: &str = "v1";
+/// Kinds this crate understands, as written in `kind:`.
+pub const KINDS: [&str; 3] = ["VirtualService", "DestinationRule", "ServiceEntry"];
+
+/// The subset of Kubernetes object metadata a standalone document needs.
+/// Unknown fields (`uid`, `resourceVersion`, ...) are ignored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    /// Object name (required).
+    pub name: String,
+    /// Namespace; the reader decides the default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Generation, if the document carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The spec of one of the served kinds.
+// Not boxed: a document is parsed once and moved rarely, and matching on the
+// plain specs keeps callers simple.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum MeshResource {
+    /// A VirtualService's spec.
+    VirtualService(VirtualServiceSpec),
+    /// A DestinationRule's spec.
+    DestinationRule(DestinationRuleSpec),
+    /// A ServiceEntry's spec.
+    ServiceEntry(ServiceEntrySpec),
+}
+
+impl MeshResource {
+    /// The `kind:` of this resource, e.g. `"VirtualService"`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            MeshResource::VirtualService(_) => "VirtualService",
+            MeshResource::DestinationRule(_) => "DestinationRule",
+            MeshResource::ServiceEntry(_) => "ServiceEntry",
+        }
+    }
+
+    /// The spec as a JSON value (Istio's camelCase field names).
+    pub fn spec_value(&self) -> Result<Value, serde_json::Error> {
+        match self {
+            MeshResource::VirtualService(spec) => serde_json::to_value(spec),
+            MeshResource::DestinationRule(spec) => serde_json::to_value(spec),
+            MeshResource::ServiceEntry(spec) => serde_json::to_value(spec),
+        }
+    }
+}
+
+impl From<VirtualServiceSpec> for MeshResource {
+    fn from(spec: VirtualServiceSpec) -> Self {
+        MeshResource::VirtualService(spec)
+    }
+}
+
+impl From<DestinationRuleSpec> for MeshResource {
+    fn from(spec: DestinationRuleSpec) -> Self {
+        MeshResource::DestinationRule(spec)
+    }
+}
+
+impl From<ServiceEntrySpec> for MeshResource {
+    fn from(spec: ServiceEntrySpec) -> Self {
+        MeshResource::ServiceEntry(spec)
+    }
+}
+
+/// One parsed networking object: its metadata and its spec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeshDocument {
+    /// Metadata.
+    pub meta: ObjectMeta,
+    /// Kind and spec.
+    pub resource: MeshResource,
+}
+
+/// What is wrong with a document. [`DocumentError::field`] gives the path of
+/// the offending field, [`DocumentError::kind`] a fixed label for metrics.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    /// The document is not a mapping.
+    #[error(
+        "a document must be a mapping with apiVersion, kind, metadata and spec (found {found})"
+    )]
+    NotAnObject {
+        /// The JSON type found instead.
+        found: &'static str,
+    },
+    /// A required field is absent.
+    #[error("{field} is missing")]
+    MissingField {
+        /// Path of the field.
+        field: &'static str,
+    },
+    /// A field has the wrong JSON type.
+    #[error("{field} must be {expected} (found {found})")]
+    WrongType {
+        /// Path of the field.
+        field: &'static str,
+        /// The expected type.
+        expected: &'static str,
+        /// The JSON type found.
+        found: &'static str,
+    },
+    /// `apiVersion` is not one Weft serves.
+    #[error(
+        "apiVersion: {api_version} is not served by Weft (networking.istio.io/v1alpha3, v1beta1 or v1)"
+    )]
+    UnsupportedApiVersion {
+        /// The value found.
+        api_version: String,
+    },
+    /// `kind` is not one Weft serves.
+    #[error(
+        "kind: {kind} is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry)"
+    )]
+    UnsupportedKind {
+        /// The value found.
+        kind: String,
+    },
+    /// A field failed to parse.
+    #[error("{field}: {message}")]
+    InvalidField {
+        /// Path of the field, e.g. `spec.http[0].timeout`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl DocumentError {
+    /// Path of the offending field, if the error concerns one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            DocumentError::NotAnObject { .. } => None,
+            DocumentError::MissingField { field } | DocumentError::WrongType { field, .. } => {
+                Some(field)
+            }
+            DocumentError::UnsupportedApiVersion { .. } => Some("apiVersion"),
+            DocumentError::UnsupportedKind { .. } => Some("kind"),
+            DocumentError::InvalidField { field, .. } => Some(field),
+        }
+    }
+
+    /// A short, fixed label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DocumentError::NotAnObject { .. } => "not_an_object",
+            DocumentError::MissingField { .. } => "missing_field",
+            DocumentError::WrongType { .. } => "wrong_type",
+            DocumentError::UnsupportedApiVersion { .. } => "unsupported_api_version",
+            DocumentError::UnsupportedKind { .. } => "unsupported_kind",
+            DocumentError::InvalidField { .. } => "invalid_field",
+        }
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Takes a string field out of the top-level mapping.
+fn take_string(
+    object: &mut serde_json::Map<String, Value>,
+    field: &'static str,
+) -> Result<String, DocumentError> {
+    match object.remove(field) {
+        None | Some(Value::Null) => Err(DocumentError::MissingField { field }),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(DocumentError::WrongType {
+            field,
+            expected: "a string",
+            found: json_type(&other),
+        }),
+    }
+}
+
+/// Deserializes `value`, reporting failures with the path below `prefix`.
+fn parse_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, DocumentError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." {
+            prefix.to_string()
+        } else if path.starts_with('[') {
+            format!("{prefix}{path}")
+        } else {
+            format!("{prefix}.{path}")
+        };
+        DocumentError::InvalidField {
+            field,
+            message: err.into_inner().to_string(),
+        }
+    })
+}
+
+impl MeshDocument {
+    /// Reads one object: `apiVersion` must be `networking.istio.io/` plus
+    /// one of [`SERVED_VERSIONS`], `kind` one of [`KINDS`], `metadata.name`
+    /// must be set, and `spec` must parse (an absent spec is read as `{}`).
+    pub fn from_value(value: Value) -> Result<MeshDocument, DocumentError> {
+        let mut object = match value {
+            Value::Object(object) => object,
+            other => {
+                return Err(DocumentError::NotAnObject {
+                    found: json_type(&other),
+                });
+            }
+        };
+
+        let api_version = take_string(&mut object, "apiVersion")?;
+        let served = api_version
+            .strip_prefix(GROUP)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|version| SERVED_VERSIONS.contains(&version));
+        if !served {
+            return Err(DocumentError::UnsupportedApiVersion { api_version });
+        }
+
+        let kind = take_string(&mut object, "kind")?;
+        if !KINDS.contains(&kind.as_str()) {
+            return Err(DocumentError::UnsupportedKind { kind });
+        }
+
+        let meta = match object.remove("metadata") {
+            None | Some(Value::Null) => {
+                return Err(DocumentError::MissingField {
+                    field: "metadata.name",
+                });
+            }
+            Some(Value::Object(mut metadata)) => {
+                match metadata.get("name") {
+                    None | Some(Value::Null) => {
+                        return Err(DocumentError::MissingField {
+                            field: "metadata.name",
+                        });
+                    }
+                    Some(Value::String(name)) if name.is_empty() => {
+                        return Err(DocumentError::InvalidField {
+                            field: "metadata.name".to_string(),
+                            message: "must not be empty".to_string(),
+                        });
+                    }
+                    _ => {}
+                }
+                // Drop fields a standalone reader has no use for but whose
+                // types vary (e.g. managedFields), so they cannot fail.
+                metadata.retain(|key, _| {
+                    matches!(
+                        key.as_str(),
+                        "name" | "namespace" | "generation" | "labels" | "annotations"
+                    )
+                });
+                parse_at::<ObjectMeta>("metadata", Value::Object(metadata))?
+            }
+            Some(other) => {
+                return Err(DocumentError::WrongType {
+                    field: "metadata",
+                    expected: "a mapping",
+                    found: json_type(&other),
+                });
+            }
+        };
+
+        let spec = match object.remove("spec") {
+            None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
+            Some(spec) => spec,
+        };
+        let resource = match kind.as_str() {
+            "VirtualService" => MeshResource::VirtualService(parse_at("spec", spec)?),
+            "DestinationRule" => MeshResource::DestinationRule(parse_at("spec", spec)?),
+            "ServiceEntry" => MeshResource::ServiceEntry(parse_at("spec", spec)?),
+            _ => return Err(DocumentError::UnsupportedKind { kind }),
+        };
+
+        Ok(MeshDocument { meta, resource })
+    }
+
+    /// The object as a JSON value in the given served version (e.g. `"v1"`),
+    /// the inverse of [`MeshDocument::from_value`].
+    pub fn to_value(&self, version: &str) -> Result<Value, serde_json::Error> {
+        Ok(serde_json::json!({
+            "apiVersion": format!("{GROUP}/{version}"),
+            "kind": self.resource.kind_name(),
+            "metadata": serde_json::to_value(&self.meta)?,
+            "spec": self.resource.spec_value()?,
+        }))
+    }
+}

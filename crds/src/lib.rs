@@ -1,0 +1,48 @@
+//! # weft-crds: the user-facing API types
+//!
+//! This crate owns the Rust types for the Istio networking API that Weft
+//! serves — `VirtualService`, `DestinationRule` and `ServiceEntry` in group
+//! `networking.istio.io` — with Istio's complete field sets, so that YAML
+//! written for Istio parses here unchanged, including fields Weft does not
+//! translate yet. It is a leaf crate: parsing only, no translation, no I/O,
+//! no defaults applied beyond what serde needs.
+//!
+//! ```text
+//!   YAML / JSON ──serde──▶ *Spec types ──▶ weft-pilot (translation)
+//!        │                     ▲
+//!        │ MeshDocument::from_value (standalone files, no kube)
+//!        ▼
+//!   kube feature: CustomResource roots (v1) ──▶ weft-operator (watches)
+//!                 crds() / crdgen ──▶ charts/weft/crds/*.yaml
+//! ```
+//!
+//! What lives where:
+//!
+//! - [`networking`]: the `*Spec` types and every nested message, named after
+//!   Istio's messages in Rust case (`HttpRoute`, `StringMatch`, ...).
+//! - [`duration`]: [`IstioDuration`], Go-syntax durations (`1.5s`).
+//! - [`document`]: [`MeshDocument`], one object from a plain YAML/JSON
+//!   document, with errors that name the failing field's path.
+//! - [`status`]: [`ResourceStatus`], the status Weft writes.
+//! - `crd` (feature `kube`, on by default): the CRDs. The API is served as
+//!   `v1alpha3`, `v1beta1` and `v1` with one schema; `v1` is the storage
+//!   version and the version of the Rust root types. [`crds`] returns the
+//!   three multi-version CRDs, [`render_crd_yaml`] the text `crdgen` writes.
+//!
+//! Without the `kube` feature (as weft-pilot uses it) the crate depends on
+//! serde, serde_json, schemars and thiserror only.
+
+pub mod document;
+pub mod duration;
+pub mod networking;
+pub mod status;
+
+#[cfg(feature = "kube")]
+pub mod crd;
+
+#[cfg(feature = "kube")]
+pub use crd::{CrdError, crd_file_name, crds, render_crd_yaml};
+pub use document::*;
+pub use duration::{DurationParseError, IstioDuration};
+pub use networking::*;
+pub use status::*;
