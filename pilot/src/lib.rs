@@ -5,3 +5,6 @@ pub mod model;
 pub mod source;
 pub mod translate;
 pub mod xds;
+
+#[cfg(test)]
+mod testing;

@@ -13,6 +13,9 @@ mod store;
 pub use convert::{ConvertedResource, convert};
 pub use store::{Applied, ConfigStore, Input, Origin};
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 
 use crate::model::ResourceId;

@@ -53,3 +53,8 @@ pub(crate) fn pb_duration(d: std::time::Duration) -> PbDuration {
         nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
     }
 }
+
+#[cfg(test)]
+mod snapshots_test;
+#[cfg(test)]
+mod tests;
