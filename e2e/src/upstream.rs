@@ -1,0 +1,178 @@
+//! An in-process HTTP/1.1 echo upstream: the "application" behind a mesh
+//! endpoint. It answers every request with status 200, its identity as the
+//! body (e.g. `v2`) and the header `x-upstream-identity: <identity>`, and can
+//! be told to fail or to be slow. It stops when dropped.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// The response header that names the upstream that answered.
+pub const IDENTITY_HEADER: &str = "x-upstream-identity";
+
+#[derive(Debug, Default)]
+struct Behaviour {
+    fail_next: AtomicU32,
+    delay: Mutex<Duration>,
+    requests: AtomicU64,
+}
+
+/// A running echo upstream. Dropping it stops the listener and every open
+/// connection.
+#[derive(Debug)]
+pub struct Upstream {
+    identity: String,
+    addr: SocketAddr,
+    behaviour: Arc<Behaviour>,
+    server: JoinHandle<()>,
+}
+
+impl Upstream {
+    /// Starts on `ip` with a port chosen by the kernel (see [`Upstream::addr`]).
+    pub async fn start(identity: &str, ip: IpAddr) -> Result<Self> {
+        Self::bind(identity, SocketAddr::new(ip, 0)).await
+    }
+
+    /// Starts on exactly `addr`.
+    pub async fn bind(identity: &str, addr: SocketAddr) -> Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding upstream {identity} on {addr}"))?;
+        let addr = listener.local_addr()?;
+        let behaviour = Arc::new(Behaviour::default());
+        let server = tokio::spawn(serve(listener, identity.to_string(), behaviour.clone()));
+        Ok(Self {
+            identity: identity.to_string(),
+            addr,
+            behaviour,
+            server,
+        })
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.addr.ip()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The next `n` requests are answered with 503.
+    pub fn fail_next(&self, n: u32) {
+        self.behaviour.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Every following request waits `delay` before it is answered.
+    pub fn set_delay(&self, delay: Duration) {
+        *self
+            .behaviour
+            .delay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = delay;
+    }
+
+    /// Requests received so far (answered or not).
+    pub fn requests(&self) -> u64 {
+        self.behaviour.requests.load(Ordering::SeqCst)
+    }
+
+    /// Sets the request counter back to zero.
+    pub fn reset_requests(&self) {
+        self.behaviour.requests.store(0, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        // Aborting the accept loop drops its JoinSet, which aborts every
+        // connection task.
+        self.server.abort();
+    }
+}
+
+async fn serve(listener: TcpListener, identity: String, behaviour: Arc<Behaviour>) {
+    let mut connections = JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let identity = identity.clone();
+        let behaviour = behaviour.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |req| answer(req, identity.clone(), behaviour.clone()));
+            // A connection error (e.g. Envoy resetting after a timeout) only
+            // ends that connection.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn answer(
+    _req: Request<Incoming>,
+    identity: String,
+    behaviour: Arc<Behaviour>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    behaviour.requests.fetch_add(1, Ordering::SeqCst);
+    let delay = *behaviour
+        .delay
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let fail = behaviour
+        .fail_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    let status = if fail {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let mut response = Response::new(Full::new(Bytes::from(identity.clone())));
+    *response.status_mut() = status;
+    if let Ok(value) = hyper::header::HeaderValue::from_str(&identity) {
+        response.headers_mut().insert(IDENTITY_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// One upstream per identity, on `127.0.<block>.1`, `127.0.<block>.2`, ...
+/// (kernel-chosen ports): give each test its own `block` so tests running
+/// in parallel never share an address.
+pub async fn start_upstreams(block: u8, identities: &[&str]) -> Result<Vec<Upstream>> {
+    let mut upstreams = Vec::with_capacity(identities.len());
+    for (i, identity) in identities.iter().enumerate() {
+        let host = u8::try_from(i + 1).context("at most 254 upstreams per block")?;
+        let ip = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, block, host));
+        upstreams.push(Upstream::start(identity, ip).await?);
+    }
+    Ok(upstreams)
+}
