@@ -1,0 +1,29 @@
+# The two commands the README opens with, and their helpers.
+CARGO ?= cargo
+
+.PHONY: demo test build lint crds clean-tools
+
+## demo: Weft routing a real Envoy, standalone (bookinfo, then shifted weights)
+demo:
+	$(CARGO) build --bin weft --bin weft-demo
+	./target/debug/weft-demo
+
+## test: formatting, lints, and every test (unit, snapshot, real-Envoy e2e)
+test: lint
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+build:
+	$(CARGO) build --workspace --bins
+
+## crds: regenerate charts/weft/crds from weft-crds
+crds:
+	$(CARGO) run -q -p weft-crds --bin crdgen
+
+## clean-tools: remove the Envoy virtualenv the tests install
+clean-tools:
+	rm -rf target/envoy-venv
