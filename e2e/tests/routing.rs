@@ -179,3 +179,41 @@ async fn short_name_only_matches_in_the_proxys_namespace() -> anyhow::Result<()>
     assert_eq!(ups[0].requests(), before, "the upstream saw no request");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_service_entries_are_resolved_by_envoy() -> anyhow::Result<()> {
+    // `localhost` resolves to 127.0.0.1 through Envoy's own DNS resolver.
+    let upstream = weft_e2e::Upstream::start("dns", "127.0.0.1".parse()?).await?;
+    let service_entry = format!(
+        "\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: external
+  namespace: default
+spec:
+  hosts:
+  - api.external.test
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports:
+  - number: 80
+    name: http
+    protocol: HTTP
+  endpoints:
+  - address: localhost
+    ports:
+      http: {}
+",
+        upstream.port()
+    );
+    let mesh = Mesh::builder()
+        .file("external.yaml", service_entry)
+        .start()
+        .await?;
+    mesh.wait_for_body("api.external.test", "/", &[], "dns", APPLY_TIMEOUT)
+        .await?;
+    mesh.wait_for_body("api.external.test:80", "/", &[], "dns", APPLY_TIMEOUT)
+        .await?;
+    Ok(())
+}

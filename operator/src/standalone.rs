@@ -27,12 +27,13 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         "--config-dir {} is not a directory",
         dir.display()
     );
+    // Watch before the first read, so that no change falls between them.
+    let watcher = DirWatcher::new(dir, DEBOUNCE_QUIET, DEBOUNCE_MAX)
+        .with_context(|| format!("cannot watch {}", dir.display()))?;
     let mut store = ConfigStore::default();
     let applied = store.apply(read_config_dir(dir));
     report(&applied);
     let (snapshots, receiver) = watch::channel(applied.snapshot);
-    let watcher = DirWatcher::new(dir, DEBOUNCE_QUIET, DEBOUNCE_MAX)
-        .with_context(|| format!("cannot watch {}", dir.display()))?;
     tokio::spawn(reload_on_change(
         dir.to_path_buf(),
         watcher,

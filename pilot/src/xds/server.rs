@@ -127,7 +127,9 @@ impl AdsStream {
                         }
                     },
                 };
-                let snapshot = self.snapshots.borrow_and_update().clone();
+                // Answer from the newest snapshot without marking it seen:
+                // the other watched types still get pushed by `changed()`.
+                let snapshot = self.snapshots.borrow().clone();
                 let resources = self.cache.resources(&snapshot, &view);
                 let (outcome, responses) = connection.on_request(&request, &resources);
                 log_outcome(&connection, &request, &outcome);
