@@ -15,6 +15,9 @@
 //! - [`yaml`]: `mk_*` builders for the Istio YAML tests write.
 //! - [`examples`]: reads and edits the `examples/` configs as plain YAML
 //!   (endpoints to serve, route weights), for the demo.
+//! - [`tls`]: test certificates (rcgen) and TLS servers and clients
+//!   (rustls), for upstream TLS and gateways.
+//! - [`tcp`]: plain TCP echo servers and clients, for TCP routes.
 //! - [`client`]: a small HTTP client and the `wait_for` / `wait_until`
 //!   polling helpers (tests poll; they never sleep for a fixed long time).
 //!
@@ -33,6 +36,8 @@ pub mod client;
 pub mod examples;
 pub mod mesh;
 pub mod procs;
+pub mod tcp;
+pub mod tls;
 pub mod tools;
 pub mod upstream;
 pub mod yaml;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use weft_crds::IstioDuration;
 
 /// Weft: an Istio-compatible service-mesh control plane.
 #[derive(Debug, Parser)]
@@ -30,6 +31,12 @@ pub struct StandaloneArgs {
     /// Address of the plaintext xDS (ADS) server.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15010")]
     pub xds_address: SocketAddr,
+    /// Changes are applied once the directory was quiet this long.
+    #[arg(long, value_name = "DURATION", default_value = "100ms")]
+    pub debounce_quiet: IstioDuration,
+    /// ... but no later than this after the first change of a burst.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub debounce_max: IstioDuration,
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -16,10 +15,6 @@ use weft_pilot::xds::AdsServer;
 
 use crate::cli::StandaloneArgs;
 
-/// Istio's debounce: 100 ms of quiet, at most 10 s.
-const DEBOUNCE_QUIET: Duration = Duration::from_millis(100);
-const DEBOUNCE_MAX: Duration = Duration::from_secs(10);
-
 pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     let dir = args.config_dir.as_path();
     anyhow::ensure!(
@@ -28,7 +23,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         dir.display()
     );
     // Watch before the first read, so that no change falls between them.
-    let watcher = DirWatcher::new(dir, DEBOUNCE_QUIET, DEBOUNCE_MAX)
+    let watcher = DirWatcher::new(dir, args.debounce_quiet.0, args.debounce_max.0)
         .with_context(|| format!("cannot watch {}", dir.display()))?;
     let mut store = ConfigStore::default();
     let applied = store.apply(read_config_dir(dir));

@@ -5,11 +5,13 @@
 //! checked, hostnames fully qualified. A [`MeshSnapshot`] is immutable and
 //! shared behind an `Arc`; a change builds a new one.
 
-mod routing;
+mod destination_rule;
 mod service;
+mod virtual_service;
 
-pub use routing::*;
+pub use destination_rule::*;
 pub use service::*;
+pub use virtual_service::*;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -97,6 +99,19 @@ pub fn host_matches(pattern: &str, hostname: &str) -> bool {
     }
 }
 
+/// Istio's `exportTo`: whether a resource of `owner_namespace` is visible
+/// to proxies in `viewer_namespace`. Empty means `*` (everywhere); `.` is
+/// the owner's namespace, `~` nowhere, anything else a namespace name.
+pub fn is_exported(export_to: &[String], owner_namespace: &str, viewer_namespace: &str) -> bool {
+    export_to.is_empty()
+        || export_to.iter().any(|e| match e.as_str() {
+            "*" => true,
+            "." => owner_namespace == viewer_namespace,
+            "~" => false,
+            ns => ns == viewer_namespace,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +124,17 @@ mod tests {
         );
         assert_eq!(qualify_host("httpbin.org", "prod"), "httpbin.org");
         assert_eq!(qualify_host("*.example.com", "prod"), "*.example.com");
+    }
+
+    #[test]
+    fn export_to_follows_istio() {
+        let to = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(is_exported(&[], "a", "b"));
+        assert!(is_exported(&to(&["*"]), "a", "b"));
+        assert!(is_exported(&to(&["."]), "a", "a"));
+        assert!(!is_exported(&to(&["."]), "a", "b"));
+        assert!(!is_exported(&to(&["~"]), "a", "a"));
+        assert!(is_exported(&to(&[".", "b"]), "a", "b"));
     }
 
     #[test]

@@ -1,6 +1,5 @@
-//! Routing rules and traffic policy, validated and host-qualified.
+//! Routing rules (Istio's VirtualService), validated and host-qualified.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::ResourceId;
@@ -77,37 +76,4 @@ pub struct RetryPolicy {
     pub per_try_timeout: Option<Duration>,
     /// Envoy retry conditions and status codes, as the user wrote them.
     pub retry_on: Vec<String>,
-}
-
-/// Traffic policy and subsets for one host (Istio's DestinationRule).
-#[derive(Clone, Debug, PartialEq)]
-pub struct DestinationRule {
-    pub id: ResourceId,
-    /// Fully qualified.
-    pub host: String,
-    pub load_balancer: Option<LoadBalancer>,
-    pub subsets: Vec<Subset>,
-}
-
-impl DestinationRule {
-    /// The load balancer for `subset` (the subset's own policy wins).
-    pub fn load_balancer_for(&self, subset: Option<&Subset>) -> Option<LoadBalancer> {
-        subset.and_then(|s| s.load_balancer).or(self.load_balancer)
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Subset {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub load_balancer: Option<LoadBalancer>,
-}
-
-/// DestinationRule `loadBalancer.simple`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LoadBalancer {
-    RoundRobin,
-    LeastRequest,
-    Random,
-    Passthrough,
 }

@@ -1,0 +1,1 @@
+//! TCP echo servers and clients, for TCP routes.

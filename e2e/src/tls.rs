@@ -1,0 +1,1 @@
+//! Test certificates (rcgen) and TLS servers and clients (rustls).
