@@ -6,10 +6,12 @@
 //! shared behind an `Arc`; a change builds a new one.
 
 mod destination_rule;
+mod l4_route;
 mod service;
 mod virtual_service;
 
 pub use destination_rule::*;
+pub use l4_route::*;
 pub use service::*;
 pub use virtual_service::*;
 

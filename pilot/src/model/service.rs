@@ -12,6 +12,8 @@ pub struct Service {
     pub ports: Vec<ServicePort>,
     pub resolution: Resolution,
     pub endpoints: Vec<Endpoint>,
+    /// Namespaces it is visible to (Istio's `exportTo`; empty: all).
+    pub export_to: Vec<String>,
     /// The resource that declared it.
     pub origin: ResourceId,
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::ResourceId;
+use super::{ResourceId, TcpRoute, TlsRoute};
 
 /// Routing rules for a set of hosts (Istio's VirtualService).
 #[derive(Clone, Debug, PartialEq)]
@@ -13,6 +13,8 @@ pub struct VirtualService {
     /// Gateways the rules apply to (`mesh`: the sidecars); empty means `mesh`.
     pub gateways: Vec<String>,
     pub http: Vec<HttpRoute>,
+    pub tcp: Vec<TcpRoute>,
+    pub tls: Vec<TlsRoute>,
 }
 
 /// The reserved gateway name for every sidecar of the mesh.

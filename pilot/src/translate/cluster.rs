@@ -21,9 +21,9 @@ use crate::model::{LoadBalancer, MeshSnapshot, Resolution, Service, ServicePort,
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Every outbound cluster the proxy may use, sorted by name.
-pub fn build_clusters(snapshot: &MeshSnapshot, _view: &ProxyView) -> Vec<Cluster> {
+pub fn build_clusters(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Cluster> {
     let mut clusters = Vec::new();
-    for service in snapshot.services.values() {
+    for service in super::visible_services(snapshot, view) {
         let rule = snapshot.destination_rules.get(&service.hostname);
         for port in &service.ports {
             let default_lb = rule.and_then(|r| r.load_balancer_for(None));

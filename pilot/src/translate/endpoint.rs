@@ -13,10 +13,10 @@ use crate::model::{MeshSnapshot, Resolution, Service, ServicePort, Subset};
 /// sorted by cluster name.
 pub fn build_load_assignments(
     snapshot: &MeshSnapshot,
-    _view: &ProxyView,
+    view: &ProxyView,
 ) -> Vec<ClusterLoadAssignment> {
     let mut assignments = Vec::new();
-    for service in snapshot.services.values() {
+    for service in super::visible_services(snapshot, view) {
         if service.resolution != Resolution::Static {
             continue;
         }

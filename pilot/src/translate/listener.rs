@@ -2,12 +2,12 @@
 //! capture reaches mesh services by `Host`.
 
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
-use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, HttpFilter, Rds, http_connection_manager::RouteSpecifier, http_filter,
+    HttpConnectionManager, Rds, http_connection_manager::RouteSpecifier,
 };
 use envoy_types::util::pack_any;
 
+use super::http_filters::build_http_filters;
 use super::{ProxyView, ROUTER_ROUTE_CONFIG, ads_config_source, socket_address};
 use crate::model::MeshSnapshot;
 
@@ -29,13 +29,7 @@ fn build_router_listener(address: &str, port: u16) -> Listener {
             config_source: Some(ads_config_source()),
             route_config_name: ROUTER_ROUTE_CONFIG.to_string(),
         })),
-        http_filters: vec![HttpFilter {
-            name: "envoy.filters.http.router".to_string(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
-                Router::default(),
-            ))),
-            ..Default::default()
-        }],
+        http_filters: build_http_filters(),
         ..Default::default()
     };
     Listener {

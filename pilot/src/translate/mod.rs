@@ -7,14 +7,18 @@
 
 mod cluster;
 mod endpoint;
+mod hash_policy;
+mod http_filters;
 mod listener;
 mod route;
+mod scope;
 mod view;
 
 pub use cluster::build_clusters;
 pub use endpoint::build_load_assignments;
 pub use listener::{ROUTER_LISTENER, build_listeners};
 pub use route::{ROUTER_ROUTE_CONFIG, build_route_configs};
+pub use scope::visible_services;
 pub use view::{ProxyRole, ProxyView};
 
 use envoy_types::pb::envoy::config::core::v3::{

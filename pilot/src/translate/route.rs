@@ -37,7 +37,7 @@ pub fn build_route_configs(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Rou
     }
     let mut taken = BTreeSet::new();
     let mut virtual_hosts = Vec::new();
-    for service in snapshot.services.values() {
+    for service in super::visible_services(snapshot, view) {
         let default_port = service.default_http_port();
         for port in service.ports.iter().filter(|p| p.protocol.is_http()) {
             let domains: Vec<String> = domains(service, port.number, default_port, view)
@@ -246,6 +246,11 @@ fn build_action(
     };
     RouteAction {
         cluster_specifier: Some(cluster_specifier),
+        hash_policy: rule
+            .destinations
+            .first()
+            .map(|d| super::hash_policy::build_hash_policies(snapshot, d))
+            .unwrap_or_default(),
         timeout: Some(pb_duration(rule.timeout.unwrap_or_default())),
         retry_policy: rule
             .retries

@@ -185,6 +185,7 @@ mod tests {
                 labels: Default::default(),
                 weight: None,
             }],
+            export_to: Vec::new(),
             origin: ResourceId::new("ServiceEntry", "default", "reviews"),
         };
         MeshSnapshot {

@@ -1,6 +1,7 @@
 //! One resource at a time: `weft-crds` spec -> model objects.
 
 mod destination_rule;
+mod l4_route;
 mod service_entry;
 mod virtual_service;
 

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use weft_crds::{Resolution as CrdResolution, ServiceEntrySpec};
 
-use super::{Errors, export_to, port_number};
+use super::{Errors, port_number};
 use crate::model::{
     Endpoint, Protocol, Resolution, ResourceId, Service, ServicePort, qualify_host,
 };
@@ -18,7 +18,6 @@ pub(super) fn convert(
     if spec.hosts.is_empty() {
         errors.push("spec.hosts", "at least one host is required");
     }
-    export_to("spec", &spec.export_to, errors);
     if spec.workload_selector.is_some() {
         errors.unsupported("spec.workloadSelector");
     }
@@ -138,6 +137,7 @@ pub(super) fn convert(
             namespace: id.namespace.clone(),
             ports: ports.clone(),
             resolution,
+            export_to: spec.export_to.clone(),
             origin: id.clone(),
         })
         .collect()

@@ -40,12 +40,8 @@ pub(super) fn convert(
         errors.push("spec.hosts", "at least one host is required");
     }
     export_to("spec", &spec.export_to, errors);
-    if !spec.tcp.is_empty() {
-        errors.unsupported("spec.tcp");
-    }
-    if !spec.tls.is_empty() {
-        errors.unsupported("spec.tls");
-    }
+    let tcp = super::l4_route::convert_tcp(&id.namespace, &spec.tcp, errors);
+    let tls = super::l4_route::convert_tls(&id.namespace, &spec.tls, errors);
     let http = spec
         .http
         .iter()
@@ -61,6 +57,8 @@ pub(super) fn convert(
             .collect(),
         gateways: spec.gateways.clone(),
         http,
+        tcp,
+        tls,
     }
 }
 
