@@ -13,7 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::networking::{DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec};
+use crate::networking::{
+    DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, SidecarSpec, VirtualServiceSpec,
+};
 
 /// The API group of the kinds in this crate.
 pub const GROUP: &str = "networking.istio.io";
@@ -22,7 +24,13 @@ pub const SERVED_VERSIONS: [&str; 3] = ["v1alpha3", "v1beta1", "v1"];
 /// The version objects are stored in.
 pub const STORAGE_VERSION: &str = "v1";
 /// Kinds this crate understands, as written in `kind:`.
-pub const KINDS: [&str; 3] = ["VirtualService", "DestinationRule", "ServiceEntry"];
+pub const KINDS: [&str; 5] = [
+    "VirtualService",
+    "DestinationRule",
+    "ServiceEntry",
+    "Gateway",
+    "Sidecar",
+];
 
 /// The subset of Kubernetes object metadata a standalone document needs.
 /// Unknown fields (`uid`, `resourceVersion`, ...) are ignored.
@@ -57,6 +65,10 @@ pub enum MeshResource {
     DestinationRule(DestinationRuleSpec),
     /// A ServiceEntry's spec.
     ServiceEntry(ServiceEntrySpec),
+    /// A Gateway's spec.
+    Gateway(GatewaySpec),
+    /// A Sidecar's spec.
+    Sidecar(SidecarSpec),
 }
 
 impl MeshResource {
@@ -66,6 +78,8 @@ impl MeshResource {
             MeshResource::VirtualService(_) => "VirtualService",
             MeshResource::DestinationRule(_) => "DestinationRule",
             MeshResource::ServiceEntry(_) => "ServiceEntry",
+            MeshResource::Gateway(_) => "Gateway",
+            MeshResource::Sidecar(_) => "Sidecar",
         }
     }
 
@@ -75,6 +89,8 @@ impl MeshResource {
             MeshResource::VirtualService(spec) => serde_json::to_value(spec),
             MeshResource::DestinationRule(spec) => serde_json::to_value(spec),
             MeshResource::ServiceEntry(spec) => serde_json::to_value(spec),
+            MeshResource::Gateway(spec) => serde_json::to_value(spec),
+            MeshResource::Sidecar(spec) => serde_json::to_value(spec),
         }
     }
 }
@@ -94,6 +110,18 @@ impl From<DestinationRuleSpec> for MeshResource {
 impl From<ServiceEntrySpec> for MeshResource {
     fn from(spec: ServiceEntrySpec) -> Self {
         MeshResource::ServiceEntry(spec)
+    }
+}
+
+impl From<GatewaySpec> for MeshResource {
+    fn from(spec: GatewaySpec) -> Self {
+        MeshResource::Gateway(spec)
+    }
+}
+
+impl From<SidecarSpec> for MeshResource {
+    fn from(spec: SidecarSpec) -> Self {
+        MeshResource::Sidecar(spec)
     }
 }
 
@@ -144,7 +172,7 @@ pub enum DocumentError {
     },
     /// `kind` is not one Weft serves.
     #[error(
-        "kind: {kind} is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry)"
+        "kind: {kind} is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar)"
     )]
     UnsupportedKind {
         /// The value found.
@@ -308,6 +336,8 @@ impl MeshDocument {
             "VirtualService" => MeshResource::VirtualService(parse_at("spec", spec)?),
             "DestinationRule" => MeshResource::DestinationRule(parse_at("spec", spec)?),
             "ServiceEntry" => MeshResource::ServiceEntry(parse_at("spec", spec)?),
+            "Gateway" => MeshResource::Gateway(parse_at("spec", spec)?),
+            "Sidecar" => MeshResource::Sidecar(parse_at("spec", spec)?),
             _ => return Err(DocumentError::UnsupportedKind { kind }),
         };
 

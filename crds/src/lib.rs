@@ -1,8 +1,8 @@
 //! # weft-crds: the user-facing API types
 //!
 //! This crate owns the Rust types for the Istio networking API that Weft
-//! serves — `VirtualService`, `DestinationRule` and `ServiceEntry` in group
-//! `networking.istio.io` — with Istio's complete field sets, so that YAML
+//! serves — `VirtualService`, `DestinationRule`, `ServiceEntry`, `Gateway`
+//! and `Sidecar` in group `networking.istio.io` — with Istio's complete field sets, so that YAML
 //! written for Istio parses here unchanged, including fields Weft does not
 //! translate yet. It is a leaf crate: parsing only, no translation, no I/O,
 //! no defaults applied beyond what serde needs.
@@ -27,7 +27,7 @@
 //! - `crd` (feature `kube`, on by default): the CRDs. The API is served as
 //!   `v1alpha3`, `v1beta1` and `v1` with one schema; `v1` is the storage
 //!   version and the version of the Rust root types. [`crds`] returns the
-//!   three multi-version CRDs, [`render_crd_yaml`] the text `crdgen` writes.
+//!   five multi-version CRDs, [`render_crd_yaml`] the text `crdgen` writes.
 //!
 //! Without the `kube` feature (as weft-pilot uses it) the crate depends on
 //! serde, serde_json, schemars and thiserror only.

@@ -56,7 +56,16 @@ fn chart_crds_match_crdgen_output() {
 fn crds_serve_three_versions_and_store_v1() {
     let crds = weft_crds::crds();
     let kinds: Vec<_> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();
-    assert_eq!(kinds, ["VirtualService", "DestinationRule", "ServiceEntry"]);
+    assert_eq!(
+        kinds,
+        [
+            "VirtualService",
+            "DestinationRule",
+            "ServiceEntry",
+            "Gateway",
+            "Sidecar"
+        ]
+    );
     for crd in &crds {
         assert_eq!(crd.spec.group, "networking.istio.io");
         assert_eq!(crd.spec.scope, "Namespaced");
@@ -82,11 +91,26 @@ fn crds_serve_three_versions_and_store_v1() {
         .iter()
         .map(|c| c.spec.names.short_names.clone().unwrap_or_default())
         .collect();
-    assert_eq!(short, [vec!["vs"], vec!["dr"], vec!["se"]]);
+    assert_eq!(
+        short,
+        [
+            vec!["vs"],
+            vec!["dr"],
+            vec!["se"],
+            vec!["gw"],
+            Vec::<&str>::new()
+        ]
+    );
     let plural: Vec<_> = crds.iter().map(|c| c.spec.names.plural.as_str()).collect();
     assert_eq!(
         plural,
-        ["virtualservices", "destinationrules", "serviceentries"]
+        [
+            "virtualservices",
+            "destinationrules",
+            "serviceentries",
+            "gateways",
+            "sidecars"
+        ]
     );
     let columns = |i: usize| -> Vec<String> {
         crds[i].spec.versions[0]
@@ -100,6 +124,8 @@ fn crds_serve_three_versions_and_store_v1() {
     assert_eq!(columns(0), ["Gateways", "Hosts", "Age"]);
     assert_eq!(columns(1), ["Host", "Age"]);
     assert_eq!(columns(2), ["Hosts", "Location", "Resolution", "Age"]);
+    assert_eq!(columns(3), ["Age"]);
+    assert_eq!(columns(4), ["Age"]);
 }
 
 /// Checks the rules of a Kubernetes structural schema that a generator can

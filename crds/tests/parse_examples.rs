@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use weft_crds::{
-    DestinationRuleSpec, DocumentError, H2UpgradePolicy, IstioDuration, Location, MeshDocument,
-    MeshResource, ProxyProtocolVersion, RedirectPortSelection, Resolution, ServiceEntrySpec,
-    SimpleLb, StringMatch, StringMatchKind, TlsMode, UnmatchedPreflights, VirtualServiceSpec,
+    CaptureMode, DestinationRuleSpec, DocumentError, GatewaySpec, H2UpgradePolicy, IstioDuration,
+    Location, MeshDocument, MeshResource, OutboundTrafficMode, ProxyProtocolVersion,
+    RedirectPortSelection, Resolution, ServerTlsMode, ServiceEntrySpec, SidecarSpec, SimpleLb,
+    StringMatch, StringMatchKind, TlsMode, TlsProtocol, UnmatchedPreflights, VirtualServiceSpec,
 };
 
 const REVIEWS_VS: &str = include_str!("examples/reviews-virtualservice.yaml");
@@ -16,6 +17,8 @@ const REVIEWS_DR: &str = include_str!("examples/reviews-destinationrule.yaml");
 const STATIC_SE: &str = include_str!("examples/serviceentry-static.yaml");
 const DNS_SE: &str = include_str!("examples/serviceentry-dns.yaml");
 const SELECTOR_SE: &str = include_str!("examples/serviceentry-selector.yaml");
+const GATEWAY: &str = include_str!("examples/gateway.yaml");
+const SIDECAR: &str = include_str!("examples/sidecar.yaml");
 
 fn value(yaml: &str) -> Value {
     serde_yaml::from_str(yaml).expect("valid YAML")
@@ -469,7 +472,7 @@ fn document_errors_name_the_field() {
     let e = err("apiVersion: networking.istio.io/v1\nkind: Foo\nmetadata: {name: x}\nspec: {}\n");
     assert_eq!(
         e.to_string(),
-        "kind: Foo is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry)"
+        "kind: Foo is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar)"
     );
     assert_eq!(e.field(), Some("kind"));
     assert_eq!(e.kind(), "unsupported_kind");
@@ -518,4 +521,152 @@ fn document_errors_name_the_field() {
 
     let e = MeshDocument::from_value(Value::from("just a string")).expect_err("not a mapping");
     assert_eq!((e.kind(), e.field()), ("not_an_object", None));
+}
+
+fn gw(d: &MeshDocument) -> &GatewaySpec {
+    match &d.resource {
+        MeshResource::Gateway(spec) => spec,
+        other => panic!("expected a Gateway, got {}", other.kind_name()),
+    }
+}
+
+fn sidecar(d: &MeshDocument) -> &SidecarSpec {
+    match &d.resource {
+        MeshResource::Sidecar(spec) => spec,
+        other => panic!("expected a Sidecar, got {}", other.kind_name()),
+    }
+}
+
+#[test]
+fn gateway_parses_every_field_group() {
+    let d = doc(GATEWAY);
+    assert_eq!(d.resource.kind_name(), "Gateway");
+    assert_eq!(d.meta.namespace.as_deref(), Some("istio-ingress"));
+    let spec = gw(&d);
+    assert_eq!(spec.selector["istio"], "ingressgateway");
+    assert_eq!(spec.servers.len(), 5);
+
+    let http = &spec.servers[0];
+    let port = http.port.as_ref().expect("port");
+    assert_eq!(
+        (port.number, port.name.as_deref(), port.protocol.as_deref()),
+        (80, Some("http"), Some("HTTP"))
+    );
+    assert_eq!(
+        http.hosts,
+        ["bookinfo/uk.bookinfo.com", "*/eu.bookinfo.com"]
+    );
+    assert_eq!(http.tls.as_ref().and_then(|t| t.https_redirect), Some(true));
+
+    let mutual = &spec.servers[1];
+    assert_eq!(mutual.port.as_ref().and_then(|p| p.target_port), Some(8443));
+    assert_eq!(mutual.bind.as_deref(), Some("0.0.0.0"));
+    assert_eq!(mutual.name.as_deref(), Some("main-https"));
+    let tls = mutual.tls.as_ref().expect("tls");
+    assert_eq!(tls.mode, Some(ServerTlsMode::Mutual));
+    assert_eq!(
+        tls.server_certificate.as_deref(),
+        Some("/etc/certs/server.pem")
+    );
+    assert_eq!(tls.private_key.as_deref(), Some("/etc/certs/key.pem"));
+    assert_eq!(tls.ca_certificates.as_deref(), Some("/etc/certs/ca.pem"));
+    assert_eq!(tls.ca_crl.as_deref(), Some("/etc/certs/crl.pem"));
+    assert_eq!(tls.subject_alt_names.len(), 1);
+    assert_eq!(tls.verify_certificate_spki.len(), 1);
+    assert_eq!(tls.verify_certificate_hash, ["0123456789abcdef"]);
+    assert_eq!(tls.min_protocol_version, Some(TlsProtocol::TlsV1_2));
+    assert_eq!(tls.max_protocol_version, Some(TlsProtocol::TlsV1_3));
+    assert_eq!(tls.cipher_suites, ["ECDHE-RSA-AES256-GCM-SHA384"]);
+
+    let simple = spec.servers[2].tls.as_ref().expect("tls");
+    assert_eq!(simple.mode, Some(ServerTlsMode::Simple));
+    assert_eq!(simple.credential_name.as_deref(), Some("bookinfo-secret"));
+    assert_eq!(simple.credential_names.len(), 2);
+    assert_eq!(
+        simple.tls_certificates[0].server_certificate.as_deref(),
+        Some("/etc/certs/rsa.pem")
+    );
+    let auto = &spec.servers[3];
+    assert_eq!(
+        auto.tls.as_ref().and_then(|t| t.mode),
+        Some(ServerTlsMode::AutoPassthrough)
+    );
+    assert_eq!(auto.default_endpoint.as_deref(), Some("127.0.0.1:8080"));
+    assert_round_trip(GATEWAY);
+}
+
+#[test]
+fn gateway_tls_modes_and_versions_parse_by_istio_name() {
+    for (name, mode) in [
+        ("PASSTHROUGH", ServerTlsMode::Passthrough),
+        ("SIMPLE", ServerTlsMode::Simple),
+        ("MUTUAL", ServerTlsMode::Mutual),
+        ("AUTO_PASSTHROUGH", ServerTlsMode::AutoPassthrough),
+        ("ISTIO_MUTUAL", ServerTlsMode::IstioMutual),
+        ("OPTIONAL_MUTUAL", ServerTlsMode::OptionalMutual),
+    ] {
+        let parsed: ServerTlsMode = serde_json::from_value(Value::from(name)).expect(name);
+        assert_eq!(parsed, mode);
+    }
+    for (name, version) in [
+        ("TLS_AUTO", TlsProtocol::TlsAuto),
+        ("TLSV1_0", TlsProtocol::TlsV1_0),
+        ("TLSV1_1", TlsProtocol::TlsV1_1),
+        ("TLSV1_2", TlsProtocol::TlsV1_2),
+        ("TLSV1_3", TlsProtocol::TlsV1_3),
+    ] {
+        let parsed: TlsProtocol = serde_json::from_value(Value::from(name)).expect(name);
+        assert_eq!(parsed, version);
+    }
+    let e = MeshDocument::from_value(value(
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: x}\nspec:\n  servers:\n  - port: {number: 443, name: https, protocol: HTTPS}\n    tls: {mode: SOMETIMES}\n",
+    ))
+    .expect_err("unknown mode");
+    assert_eq!(e.field(), Some("spec.servers[0].tls.mode"), "{e}");
+}
+
+#[test]
+fn sidecar_parses_every_field_group() {
+    let d = doc(SIDECAR);
+    assert_eq!(d.resource.kind_name(), "Sidecar");
+    let spec = sidecar(&d);
+    assert_eq!(
+        spec.workload_selector
+            .as_ref()
+            .map(|s| s.labels["app"].as_str()),
+        Some("ratings")
+    );
+    assert!(spec.inbound_connection_pool.is_some());
+    let ingress = &spec.ingress[0];
+    let port = ingress.port.as_ref().expect("port");
+    assert_eq!(
+        (port.number, port.protocol.as_deref()),
+        (9080, Some("HTTPS"))
+    );
+    assert_eq!(ingress.capture_mode, Some(CaptureMode::Iptables));
+    assert_eq!(
+        ingress.default_endpoint.as_deref(),
+        Some("unix:///var/run/someuds.sock")
+    );
+    assert_eq!(
+        ingress.tls.as_ref().and_then(|t| t.mode),
+        Some(ServerTlsMode::Simple)
+    );
+    assert!(ingress.connection_pool.is_some());
+    let egress = &spec.egress;
+    assert_eq!(egress[0].capture_mode, Some(CaptureMode::None));
+    assert_eq!(egress[0].bind.as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        egress[0].port.as_ref().and_then(|p| p.target_port),
+        Some(9081)
+    );
+    assert_eq!(egress[0].hosts, ["prod-us1/*"]);
+    assert_eq!(egress[1].hosts.len(), 3);
+    let policy = spec.outbound_traffic_policy.as_ref().expect("policy");
+    assert_eq!(policy.mode, Some(OutboundTrafficMode::RegistryOnly));
+    assert_eq!(
+        policy.egress_proxy.as_ref().map(|d| d.host.as_str()),
+        Some("egress.istio-system.svc.cluster.local")
+    );
+    assert_round_trip(SIDECAR);
 }
