@@ -25,12 +25,15 @@ pub const ENVOY_READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a config change may take to reach Envoy's routing.
 pub const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Builds a [`Mesh`]: config files, the proxy's namespace and node id.
+/// Builds a [`Mesh`]: config files, the proxy's namespace, node id, role
+/// and labels.
 #[derive(Debug, Default)]
 pub struct MeshBuilder {
     files: Vec<(String, String)>,
     namespace: Option<String>,
     node_id: Option<String>,
+    gateway: bool,
+    labels: Vec<(String, String)>,
 }
 
 impl MeshBuilder {
@@ -50,6 +53,22 @@ impl MeshBuilder {
     /// The Envoy node id; a fresh unique one when not set.
     pub fn node_id(mut self, node_id: &str) -> Self {
         self.node_id = Some(node_id.to_string());
+        self
+    }
+
+    /// Makes the Envoy a gateway (`weft bootstrap --role gateway`) with
+    /// these labels: it gets the listeners of the Gateways whose selector
+    /// they match, and no router ([`Mesh::router_addr`] then answers
+    /// nothing).
+    pub fn gateway(mut self, labels: &[(&str, &str)]) -> Self {
+        self.gateway = true;
+        self.labels(labels)
+    }
+
+    /// The proxy's workload labels (`weft bootstrap --labels`).
+    pub fn labels(mut self, labels: &[(&str, &str)]) -> Self {
+        self.labels
+            .extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         self
     }
 
@@ -88,6 +107,8 @@ impl MeshBuilder {
             outbound_port: router_port,
             admin_port,
             namespace: self.namespace,
+            gateway: self.gateway,
+            labels: self.labels,
         };
         let bootstrap = tokio::task::spawn_blocking(move || weft_bootstrap(&options)).await??;
         let envoy = Envoy::start(&bootstrap)?;
@@ -257,31 +278,122 @@ impl Mesh {
 
     /// Polls Envoy's admin `/ready` until it answers 200.
     pub async fn wait_envoy_ready(&self, timeout: Duration) -> Result<()> {
-        let start = std::time::Instant::now();
-        loop {
-            if !self.envoy.is_running() {
-                return Err(exited_error(&self.envoy));
-            }
-            let last = match http_get(self.admin_addr, "localhost", "/ready", &[]).await {
-                Ok(reply) if reply.status == 200 => return Ok(()),
-                Ok(reply) => format!("{} {}", reply.status, reply.body.trim()),
-                Err(err) => format!("{err:#}"),
-            };
-            if start.elapsed() >= timeout {
-                bail!(
-                    "Envoy was not ready within {timeout:?} (last /ready: {last}); \
-                     Envoy's output ends with:\n{}\nweft's output ends with:\n{}",
-                    self.envoy.log_tail(40),
-                    self.weft.log_tail(40)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_ready(&self.envoy, &self.weft, self.admin_addr, timeout).await
     }
 
     /// GET on Envoy's admin interface (e.g. `/config_dump`, `/clusters`).
     pub async fn admin_get(&self, path: &str) -> Result<Reply> {
         http_get(self.admin_addr, "localhost", path, &[]).await
+    }
+
+    /// Starts one more Envoy connected to this mesh's weft: a sidecar
+    /// (`gateway: false`, with a router) or a gateway, with `labels`, in
+    /// `namespace` (weft's default when `None`). Waits until it is ready.
+    pub async fn start_proxy(
+        &self,
+        gateway: bool,
+        labels: &[(&str, &str)],
+        namespace: Option<&str>,
+    ) -> Result<Proxy> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let [router_port, admin_port, _] = free_ports()?;
+        let localhost: std::net::IpAddr = Ipv4Addr::LOCALHOST.into();
+        let options = BootstrapOptions {
+            node_id: format!(
+                "{}-extra-{}",
+                self.node_id,
+                NEXT.fetch_add(1, Ordering::SeqCst)
+            ),
+            xds_addr: self.weft.xds_addr(),
+            outbound_port: router_port,
+            admin_port,
+            namespace: namespace.map(str::to_string),
+            gateway,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let bootstrap = tokio::task::spawn_blocking(move || weft_bootstrap(&options)).await??;
+        let proxy = Proxy {
+            envoy: Envoy::start(&bootstrap)?,
+            router_addr: SocketAddr::new(localhost, router_port),
+            admin_addr: SocketAddr::new(localhost, admin_port),
+        };
+        wait_ready(
+            &proxy.envoy,
+            &self.weft,
+            proxy.admin_addr,
+            ENVOY_READY_TIMEOUT,
+        )
+        .await?;
+        Ok(proxy)
+    }
+}
+
+/// An extra Envoy of a [`Mesh`] (see [`Mesh::start_proxy`]); killed on drop.
+#[derive(Debug)]
+pub struct Proxy {
+    envoy: Envoy,
+    router_addr: SocketAddr,
+    admin_addr: SocketAddr,
+}
+
+impl Proxy {
+    pub fn envoy(&self) -> &Envoy {
+        &self.envoy
+    }
+
+    /// The router listener (sidecars only).
+    pub fn router_addr(&self) -> SocketAddr {
+        self.router_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// `GET path` through the router with `Host: host`: (status, body).
+    pub async fn get(&self, host: &str, path: &str) -> Result<(u16, String)> {
+        if !self.envoy.is_running() {
+            return Err(exited_error(&self.envoy));
+        }
+        let reply = http_get(self.router_addr, host, path, &[]).await?;
+        Ok((reply.status, reply.body))
+    }
+
+    /// GET on the admin interface.
+    pub async fn admin_get(&self, path: &str) -> Result<Reply> {
+        http_get(self.admin_addr, "localhost", path, &[]).await
+    }
+}
+
+/// Polls `envoy`'s admin `/ready` until it answers 200.
+async fn wait_ready(
+    envoy: &Envoy,
+    weft: &Weft,
+    admin_addr: SocketAddr,
+    timeout: Duration,
+) -> Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        if !envoy.is_running() {
+            return Err(exited_error(envoy));
+        }
+        let last = match http_get(admin_addr, "localhost", "/ready", &[]).await {
+            Ok(reply) if reply.status == 200 => return Ok(()),
+            Ok(reply) => format!("{} {}", reply.status, reply.body.trim()),
+            Err(err) => format!("{err:#}"),
+        };
+        if start.elapsed() >= timeout {
+            bail!(
+                "Envoy was not ready within {timeout:?} (last /ready: {last}); \
+                 Envoy's output ends with:\n{}\nweft's output ends with:\n{}",
+                envoy.log_tail(40),
+                weft.log_tail(40)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

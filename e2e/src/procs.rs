@@ -23,7 +23,14 @@ const TAIL_LINES: usize = 60;
 /// A port that was free on 127.0.0.1 a moment ago (bind to port 0, read it,
 /// release it).
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+    free_port_on(std::net::Ipv4Addr::LOCALHOST.into())
+}
+
+/// A port that was free on `ip` a moment ago, e.g. for a gateway server's
+/// `bind` address.
+pub fn free_port_on(ip: std::net::IpAddr) -> Result<u16> {
+    let listener =
+        TcpListener::bind(SocketAddr::new(ip, 0)).with_context(|| format!("binding {ip}:0"))?;
     Ok(listener.local_addr()?.port())
 }
 
@@ -325,9 +332,16 @@ impl std::ops::Deref for Weft {
 pub struct BootstrapOptions {
     pub node_id: String,
     pub xds_addr: SocketAddr,
+    /// The sidecar's HTTP router port (`--outbound-port`); not passed for a
+    /// gateway, which has no router.
     pub outbound_port: u16,
     pub admin_port: u16,
     pub namespace: Option<String>,
+    /// `--role gateway` instead of a sidecar.
+    pub gateway: bool,
+    /// `--labels key=value,...`: what Gateway `selector` and Sidecar
+    /// `workloadSelector` match.
+    pub labels: Vec<(String, String)>,
 }
 
 /// Runs `weft bootstrap ...` and returns the Envoy bootstrap YAML it prints.
@@ -338,8 +352,20 @@ pub fn weft_bootstrap(options: &BootstrapOptions) -> Result<String> {
         .arg("bootstrap")
         .args(["--node-id", &options.node_id])
         .args(["--xds-address", &options.xds_addr.to_string()])
-        .args(["--outbound-port", &options.outbound_port.to_string()])
         .args(["--admin-port", &options.admin_port.to_string()]);
+    if options.gateway {
+        command.args(["--role", "gateway"]);
+    } else {
+        command.args(["--outbound-port", &options.outbound_port.to_string()]);
+    }
+    if !options.labels.is_empty() {
+        let labels: Vec<String> = options
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        command.args(["--labels", &labels.join(",")]);
+    }
     if let Some(ns) = &options.namespace {
         command.args(["--namespace", ns]);
     }

@@ -1,1 +1,141 @@
 //! TCP echo servers and clients, for TCP routes.
+//!
+//! - [`TcpEcho::start`]`(identity, ip)`: a server on `ip` (kernel port)
+//!   that first writes `<identity>\n`, then echoes every byte it reads, so
+//!   a client learns which server it reached and that bytes flow both ways.
+//! - [`tcp_exchange`]`(addr, payload)`: connects, sends `payload`, and
+//!   reads until it has the greeting line and the echoed payload; returns
+//!   `(identity, echoed)`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// How long one exchange may take.
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running TCP echo server; stops when dropped.
+#[derive(Debug)]
+pub struct TcpEcho {
+    identity: String,
+    addr: SocketAddr,
+    connections: Arc<AtomicU64>,
+    server: JoinHandle<()>,
+}
+
+impl TcpEcho {
+    /// Starts on `ip` with a kernel-chosen port.
+    pub async fn start(identity: &str, ip: IpAddr) -> Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0))
+            .await
+            .with_context(|| format!("binding TCP echo {identity} on {ip}"))?;
+        let addr = listener.local_addr()?;
+        let connections = Arc::new(AtomicU64::new(0));
+        let server = tokio::spawn(serve(listener, identity.to_string(), connections.clone()));
+        Ok(Self {
+            identity: identity.to_string(),
+            addr,
+            connections,
+            server,
+        })
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.addr.ip()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TcpEcho {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn serve(listener: TcpListener, identity: String, connections: Arc<AtomicU64>) {
+    let mut tasks = JoinSet::new();
+    loop {
+        let mut stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        connections.fetch_add(1, Ordering::SeqCst);
+        let greeting = format!("{identity}\n");
+        tasks.spawn(async move {
+            if stream.write_all(greeting.as_bytes()).await.is_err() {
+                return;
+            }
+            let mut buf = [0u8; 4096];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if stream.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Connects to `addr`, sends `payload`, and returns the server's identity
+/// and the bytes echoed back (as text).
+pub async fn tcp_exchange(addr: SocketAddr, payload: &str) -> Result<(String, String)> {
+    tokio::time::timeout(EXCHANGE_TIMEOUT, exchange_once(addr, payload))
+        .await
+        .map_err(|_| anyhow!("TCP exchange with {addr} timed out after {EXCHANGE_TIMEOUT:?}"))?
+        .with_context(|| format!("TCP exchange with {addr}"))
+}
+
+async fn exchange_once(addr: SocketAddr, payload: &str) -> Result<(String, String)> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(payload.as_bytes()).await?;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(newline) = received.iter().position(|&b| b == b'\n') {
+            let echoed = &received[newline + 1..];
+            if echoed.len() >= payload.len() {
+                let identity = String::from_utf8_lossy(&received[..newline]).into_owned();
+                let echoed = String::from_utf8_lossy(echoed).into_owned();
+                return Ok((identity, echoed));
+            }
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            bail!(
+                "the connection closed after {} bytes: {:?}",
+                received.len(),
+                String::from_utf8_lossy(&received)
+            );
+        }
+        received.extend_from_slice(&buf[..n]);
+    }
+}

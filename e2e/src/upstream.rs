@@ -1,7 +1,11 @@
 //! An in-process HTTP/1.1 echo upstream: the "application" behind a mesh
 //! endpoint. It answers every request with status 200, its identity as the
 //! body (e.g. `v2`) and the header `x-upstream-identity: <identity>`, and can
-//! be told to fail or to be slow. It stops when dropped.
+//! be told to fail or to be slow. It echoes the request line in the
+//! response headers `x-echo-method`, `x-echo-path` (with the query) and
+//! `x-echo-authority`, and keeps the last requests it received
+//! ([`Upstream::received`]), so tests see what the proxy forwarded. It
+//! stops when dropped.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -21,12 +25,51 @@ use tokio::task::{JoinHandle, JoinSet};
 
 /// The response header that names the upstream that answered.
 pub const IDENTITY_HEADER: &str = "x-upstream-identity";
+/// Response headers echoing the request's method, path (and query) and
+/// authority as the upstream received them.
+pub const ECHO_METHOD_HEADER: &str = "x-echo-method";
+pub const ECHO_PATH_HEADER: &str = "x-echo-path";
+pub const ECHO_AUTHORITY_HEADER: &str = "x-echo-authority";
+/// How many received requests an upstream keeps (the newest).
+const RECEIVED_KEPT: usize = 1000;
+
+/// A request as the upstream received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The `Host` header.
+    pub authority: String,
+    /// Names lower-case, in the order received.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Received {
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of header `name`.
+    pub fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
 
 #[derive(Debug, Default)]
 struct Behaviour {
     fail_next: AtomicU32,
     delay: Mutex<Duration>,
     requests: AtomicU64,
+    received: Mutex<std::collections::VecDeque<Received>>,
 }
 
 /// A running echo upstream. Dropping it stops the listener and every open
@@ -96,9 +139,27 @@ impl Upstream {
         self.behaviour.requests.load(Ordering::SeqCst)
     }
 
-    /// Sets the request counter back to zero.
+    /// Sets the request counter back to zero and forgets received requests.
     pub fn reset_requests(&self) {
         self.behaviour.requests.store(0, Ordering::SeqCst);
+        self.received_lock().clear();
+    }
+
+    /// The requests received so far (the newest 1000), oldest first.
+    pub fn received(&self) -> Vec<Received> {
+        self.received_lock().iter().cloned().collect()
+    }
+
+    /// The newest request received, if any.
+    pub fn last_received(&self) -> Option<Received> {
+        self.received_lock().back().cloned()
+    }
+
+    fn received_lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Received>> {
+        self.behaviour
+            .received
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -135,10 +196,43 @@ async fn serve(listener: TcpListener, identity: String, behaviour: Arc<Behaviour
 }
 
 async fn answer(
-    _req: Request<Incoming>,
+    req: Request<Incoming>,
     identity: String,
     behaviour: Arc<Behaviour>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let received = Received {
+        method: req.method().to_string(),
+        path: req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".to_string()),
+        authority: req
+            .headers()
+            .get(hyper::header::HOST)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+    };
+    {
+        let mut kept = behaviour
+            .received
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if kept.len() >= RECEIVED_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(received.clone());
+    }
     behaviour.requests.fetch_add(1, Ordering::SeqCst);
     let delay = *behaviour
         .delay
@@ -158,8 +252,16 @@ async fn answer(
     };
     let mut response = Response::new(Full::new(Bytes::from(identity.clone())));
     *response.status_mut() = status;
-    if let Ok(value) = hyper::header::HeaderValue::from_str(&identity) {
-        response.headers_mut().insert(IDENTITY_HEADER, value);
+    let echoes = [
+        (IDENTITY_HEADER, identity.as_str()),
+        (ECHO_METHOD_HEADER, received.method.as_str()),
+        (ECHO_PATH_HEADER, received.path.as_str()),
+        (ECHO_AUTHORITY_HEADER, received.authority.as_str()),
+    ];
+    for (name, value) in echoes {
+        if let Ok(value) = hyper::header::HeaderValue::from_str(value) {
+            response.headers_mut().insert(name, value);
+        }
     }
     Ok(response)
 }

@@ -3,7 +3,9 @@
 use anyhow::Context;
 use weft_pilot::bootstrap::{BootstrapParams, build_bootstrap};
 
-use crate::cli::BootstrapArgs;
+use std::collections::BTreeMap;
+
+use crate::cli::{BootstrapArgs, ProxyRoleArg};
 
 /// Renders the bootstrap YAML for `args`.
 pub fn render(args: &BootstrapArgs) -> anyhow::Result<String> {
@@ -17,6 +19,22 @@ pub fn render(args: &BootstrapArgs) -> anyhow::Result<String> {
             args.xds_address
         )
     })?;
+    let gateway = args.role == ProxyRoleArg::Gateway;
+    if gateway && args.outbound_port.is_some() {
+        anyhow::bail!(
+            "--outbound-port is for sidecars; a gateway listens on the ports of the Gateway servers that select its --labels"
+        );
+    }
+    let mut labels = BTreeMap::new();
+    for label in args.labels.iter().filter(|l| !l.is_empty()) {
+        let (key, value) = label
+            .split_once('=')
+            .with_context(|| format!("--labels {label:?} must be KEY=VALUE"))?;
+        if key.is_empty() {
+            anyhow::bail!("--labels {label:?}: the key must not be empty");
+        }
+        labels.insert(key.to_string(), value.to_string());
+    }
     let params = BootstrapParams {
         node_id: args.node_id.clone(),
         node_cluster: args
@@ -31,9 +49,69 @@ pub fn render(args: &BootstrapArgs) -> anyhow::Result<String> {
         xds_port: port,
         admin_address: "127.0.0.1".to_string(),
         admin_port: args.admin_port,
+        delta: args.delta,
         router: args
             .outbound_port
             .map(|p| (args.outbound_address.clone(), p)),
+        gateway,
+        labels,
     };
     Ok(serde_yaml::to_string(&build_bootstrap(&params))?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn args(argv: &[&str]) -> BootstrapArgs {
+        let mut full = vec!["weft", "bootstrap", "--node-id", "p"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).unwrap().command {
+            Command::Bootstrap(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_gateway_bootstrap_carries_role_and_labels_and_no_router() {
+        let yaml = render(&args(&[
+            "--role",
+            "gateway",
+            "--labels",
+            "istio=ingressgateway,app=edge",
+            "--labels",
+            "tier=front",
+        ]))
+        .unwrap();
+        let value: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        let metadata = &value["node"]["metadata"];
+        assert_eq!(metadata["WEFT_ROLE"], "gateway");
+        assert_eq!(metadata["LABELS"]["istio"], "ingressgateway");
+        assert_eq!(metadata["LABELS"]["app"], "edge");
+        assert_eq!(metadata["LABELS"]["tier"], "front");
+        assert!(metadata.get("WEFT_ROUTER_ADDRESS").is_none());
+    }
+
+    #[test]
+    fn a_gateway_has_no_outbound_port_and_labels_need_a_key() {
+        let err = render(&args(&["--role", "gateway", "--outbound-port", "15080"])).unwrap_err();
+        assert!(
+            err.to_string().contains("--outbound-port is for sidecars"),
+            "{err}"
+        );
+        let err = render(&args(&["--labels", "novalue"])).unwrap_err();
+        assert!(err.to_string().contains("must be KEY=VALUE"), "{err}");
+        let err = render(&args(&["--labels", "=x"])).unwrap_err();
+        assert!(
+            err.to_string().contains("the key must not be empty"),
+            "{err}"
+        );
+        let sidecar = render(&args(&["--outbound-port", "15080", "--labels", "app=web"])).unwrap();
+        assert!(sidecar.contains("WEFT_ROUTER_ADDRESS"));
+        assert!(!sidecar.contains("WEFT_ROLE"));
+    }
 }

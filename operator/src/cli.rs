@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use weft_crds::IstioDuration;
 
 /// Weft: an Istio-compatible service-mesh control plane.
@@ -63,4 +63,25 @@ pub struct BootstrapArgs {
     /// Envoy's `--service-cluster` (defaults to the node id).
     #[arg(long, value_name = "NAME")]
     pub service_cluster: Option<String>,
+    /// What the proxy is: a sidecar (the HTTP router listener) or a gateway
+    /// (listeners from the Gateways whose `selector` matches `--labels`).
+    #[arg(long, value_enum, default_value_t = ProxyRoleArg::Sidecar)]
+    pub role: ProxyRoleArg,
+    /// The workload's labels, `key=value[,key=value...]` (repeatable):
+    /// matched by Gateway `selector` and Sidecar `workloadSelector`, e.g.
+    /// `--labels istio=ingressgateway`.
+    #[arg(long, value_name = "KEY=VALUE,...", value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Use incremental (delta) xDS: Envoy is sent only what changed.
+    #[arg(long)]
+    pub delta: bool,
+}
+
+/// `weft bootstrap --role`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProxyRoleArg {
+    /// An application's proxy.
+    Sidecar,
+    /// An ingress or egress gateway.
+    Gateway,
 }

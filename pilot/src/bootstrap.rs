@@ -1,10 +1,11 @@
 //! Envoy bootstrap configuration that connects a proxy to Weft over ADS.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use crate::xds::node::{META_NAMESPACE, META_ROUTER_ADDRESS};
+use crate::xds::node::{META_LABELS, META_NAMESPACE, META_ROLE, META_ROUTER_ADDRESS};
 
 /// What a bootstrap says about the proxy and where Weft is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,8 +19,16 @@ pub struct BootstrapParams {
     pub xds_port: u16,
     pub admin_address: String,
     pub admin_port: u16,
-    /// Where the HTTP router listener binds, if wanted.
+    /// Where the HTTP router listener binds, if wanted (sidecars only).
     pub router: Option<(String, u16)>,
+    /// A gateway (its listeners come from the Gateways that select its
+    /// labels) rather than a sidecar.
+    pub gateway: bool,
+    /// The workload's labels: what Gateway `selector` and Sidecar
+    /// `workloadSelector` match.
+    pub labels: BTreeMap<String, String>,
+    /// Incremental (delta) xDS instead of state of the world.
+    pub delta: bool,
 }
 
 /// The name of the static cluster that points at Weft.
@@ -31,6 +40,12 @@ pub fn build_bootstrap(params: &BootstrapParams) -> Value {
     metadata.insert(META_NAMESPACE.into(), json!(params.namespace));
     if let Some((host, port)) = &params.router {
         metadata.insert(META_ROUTER_ADDRESS.into(), json!(format!("{host}:{port}")));
+    }
+    if params.gateway {
+        metadata.insert(META_ROLE.into(), json!("gateway"));
+    }
+    if !params.labels.is_empty() {
+        metadata.insert(META_LABELS.into(), json!(params.labels));
     }
     // An IP is used as is; a name is resolved by Envoy.
     let xds_type = if params.xds_host.parse::<IpAddr>().is_ok() {
@@ -50,7 +65,7 @@ pub fn build_bootstrap(params: &BootstrapParams) -> Value {
         },
         "dynamic_resources": {
             "ads_config": {
-                "api_type": "GRPC",
+                "api_type": if params.delta { "DELTA_GRPC" } else { "GRPC" },
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": true,
                 "grpc_services": [{ "envoy_grpc": { "cluster_name": XDS_CLUSTER } }],
@@ -98,7 +113,24 @@ mod tests {
             admin_address: "127.0.0.1".into(),
             admin_port: 15000,
             router: Some(("127.0.0.1".into(), 15080)),
+            gateway: false,
+            labels: BTreeMap::new(),
+            delta: false,
         }
+    }
+
+    #[test]
+    fn delta_asks_envoy_for_incremental_xds() {
+        let mut params = mk_params();
+        assert_eq!(
+            build_bootstrap(&params)["dynamic_resources"]["ads_config"]["api_type"],
+            "GRPC"
+        );
+        params.delta = true;
+        assert_eq!(
+            build_bootstrap(&params)["dynamic_resources"]["ads_config"]["api_type"],
+            "DELTA_GRPC"
+        );
     }
 
     #[test]
@@ -113,6 +145,21 @@ mod tests {
             b["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["cluster_name"],
             XDS_CLUSTER
         );
+    }
+
+    #[test]
+    fn a_gateway_says_its_role_and_labels() {
+        let mut params = mk_params();
+        params.router = None;
+        params.gateway = true;
+        params.labels = BTreeMap::from([("istio".to_string(), "ingressgateway".to_string())]);
+        let b = build_bootstrap(&params);
+        assert_eq!(b["node"]["metadata"]["WEFT_ROLE"], "gateway");
+        assert_eq!(b["node"]["metadata"]["LABELS"]["istio"], "ingressgateway");
+        assert!(b["node"]["metadata"].get("WEFT_ROUTER_ADDRESS").is_none());
+        let sidecar = build_bootstrap(&mk_params());
+        assert!(sidecar["node"]["metadata"].get("WEFT_ROLE").is_none());
+        assert!(sidecar["node"]["metadata"].get("LABELS").is_none());
     }
 
     #[test]

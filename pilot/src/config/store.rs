@@ -5,7 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{ConfigError, ConvertedResource, ErrorReason, FieldError};
-use crate::model::{DestinationRule, MeshSnapshot, ResourceId, Service, VirtualService};
+use crate::model::{
+    DestinationRule, Gateway, MeshSnapshot, ResourceId, Service, Sidecar, VirtualService,
+};
+
+mod gateways;
+mod virtual_services;
 
 /// Where a resource came from: a file and the index of the document in it
 /// (0-based), or another source's name for its objects.
@@ -165,6 +170,9 @@ impl ConfigStore {
     ) -> MeshSnapshot {
         let mut services: BTreeMap<String, Service> = BTreeMap::new();
         let mut destination_rules: BTreeMap<String, DestinationRule> = BTreeMap::new();
+        let mut gateways: Vec<Gateway> = Vec::new();
+        let mut sidecars: Vec<Sidecar> = Vec::new();
+        let mut bad_sidecars = Vec::new();
         for (id, a) in accepted.iter() {
             match &a.resource {
                 ConvertedResource::Services(list) => {
@@ -204,13 +212,32 @@ impl ConfigStore {
                     }
                 }
                 ConvertedResource::VirtualService(_) => {}
+                ConvertedResource::Gateway(gateway) => gateways.push(gateway.clone()),
+                ConvertedResource::Sidecar(sidecar) => {
+                    match gateways::sidecar_conflict(&sidecars, sidecar) {
+                        Some(problem) => {
+                            errors.push(ConfigError {
+                                origin: a.origin.clone(),
+                                resource: Some(id.clone()),
+                                error: problem,
+                            });
+                            bad_sidecars.push(id.clone());
+                        }
+                        None => sidecars.push(sidecar.clone()),
+                    }
+                }
             }
+        }
+        for id in bad_sidecars {
+            accepted.remove(&id);
         }
         let mut snapshot = MeshSnapshot {
             version: self.current.version + 1,
             services,
             virtual_services: Vec::new(),
             destination_rules,
+            gateways,
+            sidecars,
         };
         let mut rejected = Vec::new();
         for (id, a) in accepted.iter_mut() {
@@ -243,6 +270,13 @@ impl ConfigStore {
         for id in rejected {
             accepted.remove(&id);
         }
+        let origins = accepted
+            .iter()
+            .map(|(id, a)| (id.clone(), a.origin.clone()))
+            .collect();
+        virtual_services::finish(&mut snapshot, &origins, errors);
+        gateways::report_missing_gateways(&snapshot, &origins, errors);
+        gateways::report_port_conflicts(&snapshot.gateways, &origins, errors);
         snapshot
     }
 }
@@ -256,9 +290,20 @@ fn previous_passes(snapshot: &MeshSnapshot, previous: &Accepted) -> bool {
 
 /// References a virtual service makes that the mesh cannot satisfy.
 fn unresolved_references(snapshot: &MeshSnapshot, vs: &VirtualService) -> Vec<FieldError> {
-    let mut problems = Vec::new();
+    let mut problems = gateways::gateway_references(snapshot, vs);
     for (i, route) in vs.http.iter().enumerate() {
-        for (k, d) in route.destinations.iter().enumerate() {
+        let destinations = route
+            .destinations
+            .iter()
+            .enumerate()
+            .map(|(k, d)| (format!("spec.http[{i}].route[{k}].destination.subset"), d));
+        let mirrors = route.mirrors.iter().enumerate().map(|(k, m)| {
+            (
+                format!("spec.http[{i}].mirrors[{k}].destination.subset"),
+                &m.destination,
+            )
+        });
+        for (field, d) in destinations.chain(mirrors) {
             let Some(subset) = &d.subset else { continue };
             if snapshot.subset(&d.host, subset).is_none() {
                 let message = match snapshot.destination_rules.get(&d.host) {
@@ -273,7 +318,7 @@ fn unresolved_references(snapshot: &MeshSnapshot, vs: &VirtualService) -> Vec<Fi
                 };
                 problems.push(FieldError::new(
                     ErrorReason::UnresolvedReference,
-                    format!("spec.http[{i}].route[{k}].destination.subset"),
+                    field,
                     message,
                 ));
             }

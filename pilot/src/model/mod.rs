@@ -6,13 +6,17 @@
 //! shared behind an `Arc`; a change builds a new one.
 
 mod destination_rule;
+mod gateway;
 mod l4_route;
 mod service;
+mod sidecar;
 mod virtual_service;
 
 pub use destination_rule::*;
+pub use gateway::*;
 pub use l4_route::*;
 pub use service::*;
+pub use sidecar::*;
 pub use virtual_service::*;
 
 use std::collections::BTreeMap;
@@ -57,6 +61,10 @@ pub struct MeshSnapshot {
     pub virtual_services: Vec<VirtualService>,
     /// Traffic policy and subsets, by the fully qualified host they apply to.
     pub destination_rules: BTreeMap<String, DestinationRule>,
+    /// Gateways, sorted by namespace and name.
+    pub gateways: Vec<Gateway>,
+    /// Sidecar resources, sorted by namespace and name.
+    pub sidecars: Vec<Sidecar>,
 }
 
 impl MeshSnapshot {

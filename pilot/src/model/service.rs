@@ -16,6 +16,39 @@ pub struct Service {
     pub export_to: Vec<String>,
     /// The resource that declared it.
     pub origin: ResourceId,
+    /// Virtual IPs or CIDR blocks of the service (ServiceEntry
+    /// `addresses`), as written; for TCP routing by destination address.
+    pub addresses: Vec<String>,
+    /// Whether the service is part of the mesh (ServiceEntry `location`).
+    pub location: Location,
+}
+
+/// ServiceEntry `location`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Location {
+    /// Outside the mesh: no mesh identity (Istio's default).
+    #[default]
+    MeshExternal,
+    /// Inside the mesh, like a Kubernetes service.
+    MeshInternal,
+}
+
+impl Default for Service {
+    /// An empty STATIC service declared by an unnamed ServiceEntry (for
+    /// struct-update syntax in tests).
+    fn default() -> Self {
+        Self {
+            hostname: String::new(),
+            namespace: String::new(),
+            ports: Vec::new(),
+            resolution: Resolution::Static,
+            endpoints: Vec::new(),
+            export_to: Vec::new(),
+            origin: ResourceId::new("ServiceEntry", "", ""),
+            addresses: Vec::new(),
+            location: Location::MeshExternal,
+        }
+    }
 }
 
 impl Service {
@@ -44,16 +77,19 @@ pub struct ServicePort {
 }
 
 /// How a service's endpoints are found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Resolution {
     /// Endpoints are listed addresses, sent to proxies over EDS.
+    #[default]
     Static,
     /// Endpoints are hostnames that the proxy resolves itself, each answer
     /// an endpoint.
     Dns,
     /// Like `Dns`, but only the first address answered is used.
     DnsRoundRobin,
-    /// The proxy forwards to the address the caller asked for.
+    /// The proxy forwards to the address the caller asked for (its
+    /// original destination). The HTTP router listener has none: see the
+    /// README ("resolution NONE").
     Passthrough,
 }
 
@@ -102,7 +138,7 @@ impl Protocol {
 }
 
 /// One instance of a service.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Endpoint {
     /// An IP address, or a hostname for DNS resolution.
     pub address: String,
@@ -111,6 +147,34 @@ pub struct Endpoint {
     pub labels: BTreeMap<String, String>,
     /// Load-balancing weight; `None` is the default (1).
     pub weight: Option<u32>,
+    /// `region/zone/subzone`, parts optional.
+    pub locality: Option<Locality>,
+    /// The endpoint's network (multi-network meshes); kept, not yet used
+    /// (Weft's standalone mesh is one network).
+    pub network: Option<String>,
+    /// The workload's service account (its mesh identity); kept for mTLS.
+    pub service_account: Option<String>,
+}
+
+/// Where an endpoint runs (WorkloadEntry `locality`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Locality {
+    pub region: String,
+    pub zone: String,
+    pub sub_zone: String,
+}
+
+impl Locality {
+    /// Parses `region/zone/subzone` (trailing parts optional).
+    pub fn parse(text: &str) -> Option<Locality> {
+        let mut parts = text.split('/');
+        let locality = Locality {
+            region: parts.next().unwrap_or_default().to_string(),
+            zone: parts.next().unwrap_or_default().to_string(),
+            sub_zone: parts.next().unwrap_or_default().to_string(),
+        };
+        (parts.next().is_none() && !locality.region.is_empty()).then_some(locality)
+    }
 }
 
 impl Endpoint {

@@ -134,6 +134,8 @@ fn identify(value: &Value) -> Option<ResourceId> {
         "VirtualService" => "VirtualService",
         "DestinationRule" => "DestinationRule",
         "ServiceEntry" => "ServiceEntry",
+        "Gateway" => "Gateway",
+        "Sidecar" => "Sidecar",
         _ => return None,
     };
     let metadata = value.get("metadata")?;
@@ -149,8 +151,6 @@ fn identify(value: &Value) -> Option<ResourceId> {
 /// reported, but they do not hold back the rest of their file.
 fn is_other_mesh_kind(err: &DocumentError) -> bool {
     const KINDS: &[&str] = &[
-        "Gateway",
-        "Sidecar",
         "WorkloadEntry",
         "WorkloadGroup",
         "EnvoyFilter",

@@ -1,13 +1,19 @@
-//! EDS: the endpoints of each statically resolved cluster.
+//! EDS: the endpoints of each statically resolved cluster, grouped by
+//! locality (WorkloadEntry `locality` -> Envoy `Locality`), with weights.
 
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::core::v3::Locality as PbLocality;
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint as PbEndpoint, LbEndpoint, LocalityLbEndpoints,
     lb_endpoint::HostIdentifier,
 };
 use envoy_types::pb::google::protobuf::UInt32Value;
 
+use super::cluster::is_passthrough;
+use super::policy::{policy, rule_for};
 use super::{ProxyView, outbound_cluster_name, socket_address};
-use crate::model::{MeshSnapshot, Resolution, Service, ServicePort, Subset};
+use crate::model::{Locality, MeshSnapshot, Resolution, Service, ServicePort, Subset};
 
 /// A load assignment for every EDS cluster [`super::build_clusters`] emits,
 /// sorted by cluster name.
@@ -20,12 +26,11 @@ pub fn build_load_assignments(
         if service.resolution != Resolution::Static {
             continue;
         }
-        let rule = snapshot.destination_rules.get(&service.hostname);
+        let rule = rule_for(snapshot, view, &service.hostname);
         let subsets = rule.map(|r| r.subsets.as_slice()).unwrap_or_default();
         for port in &service.ports {
             let passthrough = |subset: Option<&Subset>| {
-                rule.and_then(|r| r.load_balancer_for(subset))
-                    == Some(crate::model::LoadBalancer::Passthrough)
+                is_passthrough(service, &policy(rule, port.number, subset))
             };
             if !passthrough(None) {
                 let name = outbound_cluster_name(port.number, None, &service.hostname);
@@ -49,25 +54,42 @@ pub(super) fn build_load_assignment(
     port: &ServicePort,
     subset: Option<&Subset>,
 ) -> ClusterLoadAssignment {
-    let lb_endpoints = service
+    let mut by_locality: BTreeMap<Option<&Locality>, Vec<LbEndpoint>> = BTreeMap::new();
+    for e in service
         .endpoints
         .iter()
         .filter(|e| subset.is_none_or(|s| e.matches(&s.labels)))
-        .map(|e| LbEndpoint {
-            host_identifier: Some(HostIdentifier::Endpoint(PbEndpoint {
-                address: Some(socket_address(&e.address, e.port_for(port))),
+    {
+        by_locality
+            .entry(e.locality.as_ref())
+            .or_default()
+            .push(LbEndpoint {
+                host_identifier: Some(HostIdentifier::Endpoint(PbEndpoint {
+                    address: Some(socket_address(&e.address, e.port_for(port))),
+                    ..Default::default()
+                })),
+                load_balancing_weight: e.weight.map(|value| UInt32Value { value }),
                 ..Default::default()
-            })),
-            load_balancing_weight: e.weight.map(|value| UInt32Value { value }),
-            ..Default::default()
-        })
-        .collect();
+            });
+    }
+    // Envoy wants one (possibly empty) group even without endpoints.
+    if by_locality.is_empty() {
+        by_locality.insert(None, Vec::new());
+    }
     ClusterLoadAssignment {
         cluster_name: cluster_name.to_string(),
-        endpoints: vec![LocalityLbEndpoints {
-            lb_endpoints,
-            ..Default::default()
-        }],
+        endpoints: by_locality
+            .into_iter()
+            .map(|(locality, lb_endpoints)| LocalityLbEndpoints {
+                locality: locality.map(|l| PbLocality {
+                    region: l.region.clone(),
+                    zone: l.zone.clone(),
+                    sub_zone: l.sub_zone.clone(),
+                }),
+                lb_endpoints,
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     }
 }

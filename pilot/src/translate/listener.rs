@@ -1,5 +1,11 @@
-//! LDS: the HTTP "router" listener, through which a client without traffic
-//! capture reaches mesh services by `Host`.
+//! LDS: for sidecars, the HTTP "router" listener, through which a client
+//! without traffic capture reaches mesh services by `Host`; for gateways,
+//! the listeners of their Gateway servers (see [`super::gateway`]).
+//!
+//! Sidecars get no TCP listeners yet: without traffic capture a TCP client
+//! names no service (there is no `Host`), so VirtualService `tcp` / `tls`
+//! rules bound to `mesh` are rejected by the config store until capture
+//! arrives.
 
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -8,14 +14,17 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::util::pack_any;
 
 use super::http_filters::build_http_filters;
-use super::{ProxyView, ROUTER_ROUTE_CONFIG, ads_config_source, socket_address};
+use super::{ProxyRole, ProxyView, ROUTER_ROUTE_CONFIG, ads_config_source, socket_address};
 use crate::model::MeshSnapshot;
 
 /// The router listener's name.
 pub const ROUTER_LISTENER: &str = "router";
 
-/// The proxy's listeners, sorted by name.
-pub fn build_listeners(_snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listener> {
+/// The proxy's listeners, sorted by name. A gateway has no router.
+pub fn build_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listener> {
+    if view.role == ProxyRole::Gateway {
+        return super::gateway::build_gateway_listeners(snapshot, view);
+    }
     view.router_address
         .iter()
         .map(|(address, port)| build_router_listener(address, *port))

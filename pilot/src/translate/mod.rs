@@ -6,19 +6,26 @@
 //! happened when the snapshot was built.
 
 mod cluster;
+mod consistency;
 mod endpoint;
+mod gateway;
+mod gateway_tls;
 mod hash_policy;
 mod http_filters;
 mod listener;
+mod policy;
 mod route;
 mod scope;
+mod upstream_tls;
 mod view;
 
 pub use cluster::build_clusters;
+pub use consistency::check_consistency;
 pub use endpoint::build_load_assignments;
+pub use gateway::{build_gateway_listeners, build_gateway_route_configs};
 pub use listener::{ROUTER_LISTENER, build_listeners};
 pub use route::{ROUTER_ROUTE_CONFIG, build_route_configs};
-pub use scope::visible_services;
+pub use scope::{sidecar_for, visible_services};
 pub use view::{ProxyRole, ProxyView};
 
 use envoy_types::pb::envoy::config::core::v3::{
@@ -58,6 +65,8 @@ pub(crate) fn pb_duration(d: std::time::Duration) -> PbDuration {
     }
 }
 
+#[cfg(test)]
+mod gateway_tests;
 #[cfg(test)]
 mod snapshots_test;
 #[cfg(test)]

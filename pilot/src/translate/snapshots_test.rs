@@ -24,6 +24,14 @@ fn view() -> ProxyView {
 }
 
 #[test]
+fn bookinfo_is_consistent() {
+    assert_eq!(
+        check_consistency(&bookinfo(), &view()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn bookinfo_clusters() {
     insta::assert_debug_snapshot!(build_clusters(&bookinfo(), &view()));
 }

@@ -1,52 +1,88 @@
-//! Resource sets shared by every proxy with the same view.
+//! Resource sets shared by every proxy with the same view, updated
+//! incrementally from one snapshot to the next.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::ViewResources;
+use super::resources::Transition;
 use crate::model::MeshSnapshot;
 use crate::translate::ProxyView;
 
 /// Computed resources for the current snapshot, one set per view: a
-/// thousand replicas of one deployment cost one translation. Entries of an
-/// older snapshot are dropped as soon as a newer one is asked for.
-#[derive(Debug, Default)]
+/// thousand replicas of one deployment cost one translation. When the
+/// snapshot changes, a view's set is derived from its previous one by
+/// rebuilding only what the change touched.
+#[derive(Debug)]
 pub struct ResourceCache {
     inner: Mutex<CacheState>,
+    share_views: bool,
 }
 
 #[derive(Debug, Default)]
 struct CacheState {
-    snapshot_version: u64,
+    current: Option<Arc<MeshSnapshot>>,
     views: HashMap<ProxyView, Arc<ViewResources>>,
+    previous: HashMap<ProxyView, Arc<ViewResources>>,
+    transition: Option<Arc<Transition>>,
+}
+
+impl Default for ResourceCache {
+    fn default() -> Self {
+        Self::new(true)
+    }
 }
 
 impl ResourceCache {
-    pub fn resources(&self, snapshot: &MeshSnapshot, view: &ProxyView) -> Arc<ViewResources> {
-        {
-            let state = self.lock();
-            if state.snapshot_version == snapshot.version
-                && let Some(found) = state.views.get(view)
-            {
+    /// `share_views: false` computes every request afresh: the baseline
+    /// the benchmarks compare sharing against.
+    pub fn new(share_views: bool) -> Self {
+        Self {
+            inner: Mutex::new(CacheState::default()),
+            share_views,
+        }
+    }
+
+    pub fn resources(&self, snapshot: &Arc<MeshSnapshot>, view: &ProxyView) -> Arc<ViewResources> {
+        if !self.share_views {
+            return Arc::new(ViewResources::build(snapshot, view));
+        }
+        let (previous, transition) = {
+            let mut state = self.lock();
+            let is_current = state
+                .current
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(c, snapshot));
+            if !is_current {
+                let old = state.current.replace(snapshot.clone());
+                state.previous = std::mem::take(&mut state.views);
+                state.transition = old.map(|old| Arc::new(Transition::new(&old, snapshot.clone())));
+            }
+            if let Some(found) = state.views.get(view) {
                 return found.clone();
             }
-        }
+            (state.previous.get(view).cloned(), state.transition.clone())
+        };
         // Translate outside the lock: other views need not wait.
-        let built = Arc::new(ViewResources::build(snapshot, view));
+        let built = Arc::new(match (previous, transition) {
+            (Some(previous), Some(transition)) => previous.update(&transition, view),
+            _ => ViewResources::build(snapshot, view),
+        });
         let mut state = self.lock();
-        if state.snapshot_version != snapshot.version {
-            if snapshot.version < state.snapshot_version {
-                return built;
-            }
-            state.snapshot_version = snapshot.version;
-            state.views.clear();
+        if !state
+            .current
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, snapshot))
+        {
+            // A newer snapshot arrived meanwhile: serve this one uncached.
+            return built;
         }
         state.views.entry(view.clone()).or_insert(built).clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
-        // A panic while holding the lock cannot leave the map inconsistent
-        // (each write is one insert), so a poisoned lock is still usable.
+        // A panic while holding the lock cannot leave the maps inconsistent
+        // (each write is one insert or swap), so a poisoned lock is usable.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -139,7 +139,7 @@ impl Connection {
         let version = version_of(&selected);
         let response = DiscoveryResponse {
             version_info: version.clone(),
-            resources: selected.iter().map(|(_, r)| r.any.clone()).collect(),
+            resources: selected.iter().map(|(_, r)| (*r.any).clone()).collect(),
             type_url: type_url.as_str().to_string(),
             nonce: nonce.clone(),
             ..Default::default()
@@ -184,9 +184,11 @@ mod tests {
                 ports: Default::default(),
                 labels: Default::default(),
                 weight: None,
+                ..Default::default()
             }],
             export_to: Vec::new(),
             origin: ResourceId::new("ServiceEntry", "default", "reviews"),
+            ..Default::default()
         };
         MeshSnapshot {
             version,

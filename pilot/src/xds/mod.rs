@@ -1,5 +1,6 @@
 //! The xDS server: serves each connected proxy the resources of its view,
-//! over ADS (state of the world).
+//! over ADS, state of the world ([`Connection`]) or incremental
+//! ([`DeltaConnection`]).
 //!
 //! ```text
 //!  watch<Arc<MeshSnapshot>> ──> ResourceCache (one set per ProxyView) ──> Connection (per stream)
@@ -16,12 +17,16 @@
 
 mod cache;
 mod connection;
+mod delta;
+mod incremental;
 pub mod node;
 mod resources;
 mod server;
 
 pub use cache::ResourceCache;
 pub use connection::{Connection, RequestOutcome};
+pub use delta::DeltaConnection;
+pub use incremental::{ChangeSet, diff};
 pub use node::proxy_view;
-pub use resources::{TypeUrl, ViewResources};
+pub use resources::{Transition, TypeUrl, ViewResources};
 pub use server::AdsServer;

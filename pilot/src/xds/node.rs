@@ -13,6 +13,9 @@ pub const META_LABELS: &str = "LABELS";
 pub const META_SERVICE_ACCOUNT: &str = "SERVICE_ACCOUNT";
 /// `host:port` of the HTTP router listener the proxy wants.
 pub const META_ROUTER_ADDRESS: &str = "WEFT_ROUTER_ADDRESS";
+/// `sidecar` or `gateway` (`weft bootstrap --role`); Istio says it with the
+/// node id's first part (`router~...` for gateways), which is read too.
+pub const META_ROLE: &str = "WEFT_ROLE";
 
 /// Reads a proxy's view from its node. Istio-style node ids
 /// (`sidecar~10.1.2.3~pod.ns~ns.svc.cluster.local`, `router~...` for
@@ -47,8 +50,17 @@ pub fn proxy_view(node: &Node) -> ProxyView {
             })
             .collect::<BTreeMap<_, _>>();
     }
+    match string_field(metadata, META_ROLE) {
+        Some("gateway") => view.role = ProxyRole::Gateway,
+        Some("sidecar") => view.role = ProxyRole::Sidecar,
+        _ => {}
+    }
     view.service_account = string_field(metadata, META_SERVICE_ACCOUNT).map(str::to_string);
     view.router_address = string_field(metadata, META_ROUTER_ADDRESS).and_then(parse_host_port);
+    if view.role == ProxyRole::Gateway {
+        // A gateway's listeners come from its Gateways; it has no router.
+        view.router_address = None;
+    }
     view
 }
 
@@ -111,6 +123,48 @@ mod tests {
         ));
         assert_eq!(view.role, ProxyRole::Gateway);
         assert_eq!(view.namespace, "ingress");
+    }
+
+    #[test]
+    fn reads_the_gateway_role_and_labels_from_metadata() {
+        let mut node = mk_node(
+            "gw",
+            &[
+                ("WEFT_ROLE", "gateway"),
+                ("WEFT_ROUTER_ADDRESS", "127.0.0.1:15080"),
+            ],
+        );
+        if let Some(metadata) = node.metadata.as_mut() {
+            let labels = Struct {
+                fields: [("istio", "ingressgateway"), ("app", "edge")]
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            Value {
+                                kind: Some(Kind::StringValue(v.to_string())),
+                            },
+                        )
+                    })
+                    .collect(),
+            };
+            metadata.fields.insert(
+                META_LABELS.to_string(),
+                Value {
+                    kind: Some(Kind::StructValue(labels)),
+                },
+            );
+        }
+        let view = proxy_view(&node);
+        assert_eq!(view.role, ProxyRole::Gateway);
+        assert_eq!(view.router_address, None);
+        assert_eq!(view.labels["istio"], "ingressgateway");
+        assert_eq!(view.labels["app"], "edge");
+        let view = proxy_view(&mk_node(
+            "router~10.0.0.1~gw-1.ingress~ingress.svc.cluster.local",
+            &[("WEFT_ROLE", "sidecar")],
+        ));
+        assert_eq!(view.role, ProxyRole::Sidecar, "metadata wins");
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The tonic service: one task per ADS stream.
+//! The tonic service: one task per ADS stream, state of the world or delta.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
     aggregated_discovery_service_server::{
@@ -16,10 +17,17 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::{Connection, RequestOutcome, ResourceCache, proxy_view};
+use super::{
+    Connection, DeltaConnection, RequestOutcome, ResourceCache, ViewResources, proxy_view,
+};
 use crate::model::MeshSnapshot;
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Responses a stream may have queued before it waits for the proxy to
+/// read. While it waits, newer snapshots replace older ones in the watch
+/// channel, so a slow proxy is only ever sent the newest config.
+const STREAM_QUEUE: usize = 4;
 
 /// Serves ADS from the newest snapshot of a watch channel.
 #[derive(Clone, Debug)]
@@ -39,6 +47,29 @@ impl AdsServer {
     pub fn into_service(self) -> AggregatedDiscoveryServiceServer<Self> {
         AggregatedDiscoveryServiceServer::new(self)
     }
+
+    fn spawn<P: Protocol>(
+        &self,
+        request: Request<Streaming<P::Request>>,
+    ) -> ResponseStream<P::Response> {
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let stream = AdsStream::<P> {
+            inbound: request.into_inner(),
+            outbound: tx,
+            snapshots: self.snapshots.clone(),
+            cache: self.cache.clone(),
+        };
+        tokio::spawn(
+            stream
+                .run()
+                .instrument(info_span!("ads", %peer, protocol = P::NAME)),
+        );
+        Box::pin(ReceiverStream::new(rx))
+    }
 }
 
 #[tonic::async_trait]
@@ -50,40 +81,103 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let peer = request
-            .remote_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(8);
-        let stream = AdsStream {
-            inbound,
-            outbound: tx,
-            snapshots: self.snapshots.clone(),
-            cache: self.cache.clone(),
-        };
-        tokio::spawn(stream.run().instrument(info_span!("ads", %peer)));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(self.spawn::<Connection>(request)))
     }
 
     async fn delta_aggregated_resources(
         &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented(
-            "Weft serves state-of-the-world ADS only for now: configure Envoy's ads_config with api_type GRPC",
-        ))
+        Ok(Response::new(self.spawn::<DeltaConnection>(request)))
     }
 }
 
-struct AdsStream {
-    inbound: Streaming<DiscoveryRequest>,
-    outbound: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+/// What differs between state-of-the-world and delta streams; the stream
+/// loop is the same.
+trait Protocol: Sized + Send + 'static {
+    const NAME: &'static str;
+    type Request: Send + Sync + 'static + std::fmt::Debug;
+    type Response: Send + 'static;
+    fn new(proxy: String) -> Self;
+    fn node(request: &Self::Request) -> Option<&Node>;
+    fn type_url(request: &Self::Request) -> &str;
+    fn on_request(
+        &mut self,
+        request: &Self::Request,
+        resources: &ViewResources,
+    ) -> (RequestOutcome, Vec<Self::Response>);
+    fn on_resources(&mut self, resources: &ViewResources) -> Vec<Self::Response>;
+    fn describe(response: &Self::Response) -> (&str, &str, usize);
+}
+
+impl Protocol for Connection {
+    const NAME: &'static str = "sotw";
+    type Request = DiscoveryRequest;
+    type Response = DiscoveryResponse;
+    fn new(proxy: String) -> Self {
+        Connection::new(proxy)
+    }
+    fn node(request: &DiscoveryRequest) -> Option<&Node> {
+        request.node.as_ref()
+    }
+    fn type_url(request: &DiscoveryRequest) -> &str {
+        &request.type_url
+    }
+    fn on_request(
+        &mut self,
+        request: &DiscoveryRequest,
+        resources: &ViewResources,
+    ) -> (RequestOutcome, Vec<DiscoveryResponse>) {
+        Connection::on_request(self, request, resources)
+    }
+    fn on_resources(&mut self, resources: &ViewResources) -> Vec<DiscoveryResponse> {
+        Connection::on_resources(self, resources)
+    }
+    fn describe(r: &DiscoveryResponse) -> (&str, &str, usize) {
+        (&r.type_url, &r.version_info, r.resources.len())
+    }
+}
+
+impl Protocol for DeltaConnection {
+    const NAME: &'static str = "delta";
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaDiscoveryResponse;
+    fn new(proxy: String) -> Self {
+        DeltaConnection::new(proxy)
+    }
+    fn node(request: &DeltaDiscoveryRequest) -> Option<&Node> {
+        request.node.as_ref()
+    }
+    fn type_url(request: &DeltaDiscoveryRequest) -> &str {
+        &request.type_url
+    }
+    fn on_request(
+        &mut self,
+        request: &DeltaDiscoveryRequest,
+        resources: &ViewResources,
+    ) -> (RequestOutcome, Vec<DeltaDiscoveryResponse>) {
+        DeltaConnection::on_request(self, request, resources)
+    }
+    fn on_resources(&mut self, resources: &ViewResources) -> Vec<DeltaDiscoveryResponse> {
+        DeltaConnection::on_resources(self, resources)
+    }
+    fn describe(r: &DeltaDiscoveryResponse) -> (&str, &str, usize) {
+        (
+            &r.type_url,
+            &r.system_version_info,
+            r.resources.len() + r.removed_resources.len(),
+        )
+    }
+}
+
+struct AdsStream<P: Protocol> {
+    inbound: Streaming<P::Request>,
+    outbound: mpsc::Sender<Result<P::Response, Status>>,
     snapshots: watch::Receiver<Arc<MeshSnapshot>>,
     cache: Arc<ResourceCache>,
 }
 
-impl AdsStream {
+impl<P: Protocol> AdsStream<P> {
     async fn run(mut self) {
         // The first request names the proxy; its view decides its config.
         let first = match self.inbound.next().await {
@@ -91,13 +185,15 @@ impl AdsStream {
             Some(Err(status)) => return debug!(%status, "stream failed before its first request"),
             None => return,
         };
-        let Some(node) = first.node.as_ref() else {
-            let status = Status::invalid_argument("the first DiscoveryRequest must carry a node");
+        let Some(node) = P::node(&first) else {
+            warn!("refused a stream whose first request carries no node");
+            let status = Status::invalid_argument("the first discovery request must carry a node");
             let _ = self.outbound.send(Err(status)).await;
             return;
         };
         let view = proxy_view(node);
-        let mut connection = Connection::new(node.id.clone());
+        let proxy = node.id.clone();
+        let mut protocol = P::new(proxy.clone());
         let span = info_span!("proxy", proxy = %node.id);
         async move {
             info!(namespace = %view.namespace, "proxy connected");
@@ -120,7 +216,7 @@ impl AdsStream {
                             }
                             let snapshot = self.snapshots.borrow_and_update().clone();
                             let resources = self.cache.resources(&snapshot, &view);
-                            if !self.send(connection.on_resources(&resources)).await {
+                            if !self.send(protocol.on_resources(&resources)).await {
                                 break;
                             }
                             continue;
@@ -131,8 +227,8 @@ impl AdsStream {
                 // the other watched types still get pushed by `changed()`.
                 let snapshot = self.snapshots.borrow().clone();
                 let resources = self.cache.resources(&snapshot, &view);
-                let (outcome, responses) = connection.on_request(&request, &resources);
-                log_outcome(&connection, &request, &outcome);
+                let (outcome, responses) = protocol.on_request(&request, &resources);
+                log_outcome(&proxy, P::type_url(&request), &outcome);
                 if !self.send(responses).await {
                     break;
                 }
@@ -143,9 +239,10 @@ impl AdsStream {
         .await
     }
 
-    async fn send(&self, responses: Vec<DiscoveryResponse>) -> bool {
+    async fn send(&self, responses: Vec<P::Response>) -> bool {
         for response in responses {
-            debug!(type_url = %response.type_url, version = %response.version_info, nonce = %response.nonce, resources = response.resources.len(), "push");
+            let (type_url, version, count) = P::describe(&response);
+            debug!(%type_url, %version, resources = count, "push");
             if self.outbound.send(Ok(response)).await.is_err() {
                 return false;
             }
@@ -154,15 +251,14 @@ impl AdsStream {
     }
 }
 
-fn log_outcome(connection: &Connection, request: &DiscoveryRequest, outcome: &RequestOutcome) {
-    let type_url = request.type_url.as_str();
+fn log_outcome(proxy: &str, type_url: &str, outcome: &RequestOutcome) {
     match outcome {
         RequestOutcome::Nack {
             version,
             kept,
             message,
         } => warn!(
-            proxy = %connection.proxy(),
+            %proxy,
             %type_url,
             rejected_version = %version,
             kept_version = kept.as_deref().unwrap_or("none"),
@@ -170,12 +266,8 @@ fn log_outcome(connection: &Connection, request: &DiscoveryRequest, outcome: &Re
             "xDS NACK: the proxy rejected the config and keeps its last good version"
         ),
         RequestOutcome::Ack { version } => debug!(%type_url, %version, "ACK"),
-        RequestOutcome::Subscribe => {
-            debug!(%type_url, names = request.resource_names.len(), "subscribe")
-        }
-        RequestOutcome::Stale => {
-            debug!(%type_url, nonce = %request.response_nonce, "stale nonce ignored")
-        }
+        RequestOutcome::Subscribe => debug!(%type_url, "subscribe"),
+        RequestOutcome::Stale => debug!(%type_url, "stale nonce ignored"),
         RequestOutcome::UnknownType => {
             warn!(%type_url, "request for a resource type Weft does not serve")
         }

@@ -1,14 +1,16 @@
 //! One resource at a time: `weft-crds` spec -> model objects.
 
 mod destination_rule;
+mod gateway;
 mod l4_route;
 mod service_entry;
+mod sidecar;
 mod virtual_service;
 
 use weft_crds::MeshResource;
 
 use super::{ErrorReason, FieldError};
-use crate::model::{DestinationRule, ResourceId, Service, VirtualService};
+use crate::model::{DestinationRule, Gateway, ResourceId, Service, Sidecar, VirtualService};
 
 /// A resource in model form.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,6 +19,8 @@ pub enum ConvertedResource {
     Services(Vec<Service>),
     VirtualService(VirtualService),
     DestinationRule(DestinationRule),
+    Gateway(Gateway),
+    Sidecar(Sidecar),
 }
 
 /// Converts one resource, or says everything that is wrong with it.
@@ -34,6 +38,12 @@ pub fn convert(
         }
         MeshResource::ServiceEntry(spec) => {
             ConvertedResource::Services(service_entry::convert(id, spec, &mut errors))
+        }
+        MeshResource::Gateway(spec) => {
+            ConvertedResource::Gateway(gateway::convert(id, spec, &mut errors))
+        }
+        MeshResource::Sidecar(spec) => {
+            ConvertedResource::Sidecar(sidecar::convert(id, spec, &mut errors))
         }
     };
     if errors.0.is_empty() {
@@ -58,12 +68,6 @@ impl Errors {
             field,
             "not supported by Weft yet; remove it or wait for a release that translates it",
         ));
-    }
-}
-
-pub(super) fn export_to(field: &str, export_to: &[String], errors: &mut Errors) {
-    if !export_to.is_empty() && !export_to.iter().any(|e| e == "*") {
-        errors.unsupported(format!("{field}.exportTo"));
     }
 }
 

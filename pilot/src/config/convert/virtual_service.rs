@@ -1,52 +1,68 @@
-//! VirtualService -> model.
+//! VirtualService -> model: hosts, matches and destinations here; the
+//! actions and settings of a rule in `actions`. Every bad field is named.
+
+use std::collections::BTreeMap;
 
 use weft_crds::{
-    HttpMatchRequest, HttpRetry, HttpRoute as CrdHttpRoute, StringMatch as CrdStringMatch,
-    VirtualServiceSpec,
+    Destination, HttpMatchRequest, HttpRoute as CrdHttpRoute, Percent,
+    StringMatch as CrdStringMatch, VirtualServiceSpec,
 };
 
-use super::{Errors, export_to, port_number};
+use super::{Errors, port_number};
 use crate::model::{
-    HttpRoute, ResourceId, RetryPolicy, RouteDestination, RouteMatch, StringMatch, VirtualService,
-    qualify_host,
+    Body, DirectResponse, ExportTo, HeaderRules, HttpRoute, MAX_DIRECT_RESPONSE_BODY_BYTES,
+    MESH_GATEWAY, Mirror, ResourceId, RouteDestination, RouteMatch, StringMatch, VirtualService,
+    qualify_gateway, qualify_host,
 };
 
-/// The retry conditions Envoy knows (`x-envoy-retry-on` and gRPC ones).
-const RETRY_CONDITIONS: &[&str] = &[
-    "5xx",
-    "gateway-error",
-    "reset",
-    "reset-before-request",
-    "connect-failure",
-    "envoy-ratelimited",
-    "retriable-4xx",
-    "refused-stream",
-    "retriable-status-codes",
-    "retriable-headers",
-    "http3-post-connect-failure",
-    "cancelled",
-    "deadline-exceeded",
-    "internal",
-    "resource-exhausted",
-    "unavailable",
-];
+mod actions;
+
+use actions::{
+    cors, decode_base64, fault, header_rules, percent, redirect, retry_policy, rewrite, unsupported,
+};
 
 pub(super) fn convert(
     id: &ResourceId,
     spec: &VirtualServiceSpec,
     errors: &mut Errors,
 ) -> VirtualService {
-    if spec.hosts.is_empty() {
-        errors.push("spec.hosts", "at least one host is required");
+    for (i, e) in spec.export_to.iter().enumerate() {
+        if e.is_empty() {
+            errors.push(
+                format!("spec.exportTo[{i}]"),
+                "an empty namespace; use `.`, `*`, `~` or a namespace name",
+            );
+        }
     }
-    export_to("spec", &spec.export_to, errors);
+    let delegate = spec.hosts.is_empty();
+    if delegate && !spec.gateways.is_empty() {
+        errors.push(
+            "spec.gateways",
+            "a VirtualService without hosts is a delegate; its root's gateways apply, so it must not set gateways",
+        );
+    }
+    if delegate && (!spec.tcp.is_empty() || !spec.tls.is_empty()) {
+        errors.push(
+            "spec.hosts",
+            "at least one host is required (only HTTP rules can be delegated)",
+        );
+    }
     let tcp = super::l4_route::convert_tcp(&id.namespace, &spec.tcp, errors);
     let tls = super::l4_route::convert_tls(&id.namespace, &spec.tls, errors);
     let http = spec
         .http
         .iter()
         .enumerate()
-        .map(|(i, route)| http_route(&format!("spec.http[{i}]"), route, &id.namespace, errors))
+        .map(|(i, route)| {
+            let path = format!("spec.http[{i}]");
+            if delegate && route.delegate.is_some() {
+                errors.push(
+                    format!("{path}.delegate"),
+                    "a delegate VirtualService cannot delegate again (one level only, as in Istio)",
+                );
+            }
+            http_route(&path, route, &id.namespace, errors)
+        })
         .collect();
     VirtualService {
         id: id.clone(),
@@ -59,44 +75,217 @@ pub(super) fn convert(
         http,
         tcp,
         tls,
+        export_to: ExportTo::new(spec.export_to.clone()),
     }
 }
 
 fn http_route(path: &str, route: &CrdHttpRoute, namespace: &str, errors: &mut Errors) -> HttpRoute {
-    let unsupported = [
-        ("redirect", route.redirect.is_some()),
-        ("directResponse", route.direct_response.is_some()),
-        ("delegate", route.delegate.is_some()),
-        ("rewrite", route.rewrite.is_some()),
-        ("fault", route.fault.is_some()),
-        ("mirror", route.mirror.is_some()),
-        ("mirrors", !route.mirrors.is_empty()),
-        ("mirrorPercentage", route.mirror_percentage.is_some()),
-        ("corsPolicy", route.cors_policy.is_some()),
-        ("headers", route.headers.is_some()),
-    ];
-    for (field, present) in unsupported {
-        if present {
-            errors.unsupported(format!("{path}.{field}"));
-        }
-    }
     let matches = route
         .matches
         .iter()
         .enumerate()
-        .map(|(j, m)| route_match(&format!("{path}.match[{j}]"), m, errors))
+        .map(|(j, m)| route_match(&format!("{path}.match[{j}]"), m, namespace, errors))
         .collect();
-    let destinations = route_destinations(path, route, namespace, errors);
+    let actions: Vec<&str> = [
+        ("route", !route.route.is_empty()),
+        ("redirect", route.redirect.is_some()),
+        ("directResponse", route.direct_response.is_some()),
+        ("delegate", route.delegate.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    if actions.len() > 1 {
+        errors.push(
+            path,
+            format!(
+                "sets {}; a rule forwards (route), redirects, answers (directResponse) or delegates: one of them",
+                actions.join(" and ")
+            ),
+        );
+    }
+    if actions.is_empty() {
+        errors.push(
+            format!("{path}.route"),
+            "at least one destination is required (or a redirect, directResponse or delegate)",
+        );
+    }
+    let destinations = if route.route.is_empty() {
+        Vec::new()
+    } else {
+        route_destinations(path, route, namespace, errors)
+    };
+    let redirect = route
+        .redirect
+        .as_ref()
+        .and_then(|r| redirect(&format!("{path}.redirect"), r, errors));
+    if redirect.is_some() && route.rewrite.is_some() {
+        errors.push(
+            format!("{path}.rewrite"),
+            "a redirect answers the client itself; rewrite only applies to forwarded requests",
+        );
+    }
+    let direct_response = route.direct_response.as_ref().and_then(|d| {
+        let field = format!("{path}.directResponse");
+        let status = u16::try_from(d.status)
+            .ok()
+            .filter(|s| (200..=599).contains(s));
+        if status.is_none() {
+            errors.push(
+                format!("{field}.status"),
+                format!("{} is not an HTTP status (200-599)", d.status),
+            );
+        }
+        let body = d.body.as_ref().and_then(|b| match (&b.string, &b.bytes) {
+            (Some(_), Some(_)) => {
+                errors.push(format!("{field}.body"), "set string or bytes, not both");
+                None
+            }
+            (Some(s), None) => Some(Body::Text(s.clone())),
+            (None, Some(encoded)) => match decode_base64(encoded) {
+                Some(bytes) => Some(Body::Bytes(bytes)),
+                None => {
+                    errors.push(format!("{field}.body.bytes"), "not valid base64");
+                    None
+                }
+            },
+            (None, None) => None,
+        });
+        let size = body.as_ref().map_or(0, |b| match b {
+            Body::Text(t) => t.len(),
+            Body::Bytes(b) => b.len(),
+        });
+        if u32::try_from(size).map_or(true, |s| s > MAX_DIRECT_RESPONSE_BODY_BYTES) {
+            errors.push(
+                format!("{field}.body"),
+                format!(
+                    "the body has {size} bytes; at most {MAX_DIRECT_RESPONSE_BODY_BYTES} (1 MiB) are allowed"
+                ),
+            );
+        }
+        Some(DirectResponse {
+            status: status?,
+            body,
+        })
+    });
+    let delegate = route.delegate.as_ref().and_then(|d| {
+        let Some(name) = d.name.as_deref().filter(|n| !n.is_empty()) else {
+            errors.push(
+                format!("{path}.delegate.name"),
+                "the delegate VirtualService's name is required",
+            );
+            return None;
+        };
+        let ns = d
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(namespace);
+        Some(ResourceId::new("VirtualService", ns, name))
+    });
+    let mut mirrors = Vec::new();
+    if route.mirror.is_some() && !route.mirrors.is_empty() {
+        errors.push(
+            format!("{path}.mirrors"),
+            "set mirror or mirrors, not both (as Istio requires)",
+        );
+    }
+    let answers_itself = route.redirect.is_some() || route.direct_response.is_some();
+    if answers_itself && route.fault.is_some() && route.cors_policy.is_some() {
+        unsupported(
+            errors,
+            format!("{path}.fault"),
+            "not supported by Weft yet together with corsPolicy on a rule that redirects or answers directly; move the fault to a rule that forwards (route)",
+        );
+    }
+    if let Some(m) = &route.mirror {
+        let field = format!("{path}.mirror");
+        let percentage = match (route.mirror_percentage, route.mirror_percent) {
+            (Some(p), _) => percent(&format!("{path}.mirrorPercentage"), Some(p), errors),
+            (None, Some(p)) => percent(
+                &format!("{path}.mirrorPercent"),
+                Some(Percent {
+                    value: f64::from(p),
+                }),
+                errors,
+            ),
+            (None, None) => 100.0,
+        };
+        if let Some(destination) = destination(&field, m, namespace, errors) {
+            mirrors.push(Mirror {
+                destination,
+                percentage,
+            });
+        }
+    } else if route.mirror_percentage.is_some() || route.mirror_percent.is_some() {
+        errors.push(
+            format!("{path}.mirrorPercentage"),
+            "applies to `mirror`, which is not set (`mirrors` carry their own percentage)",
+        );
+    }
+    for (k, m) in route.mirrors.iter().enumerate() {
+        let field = format!("{path}.mirrors[{k}]");
+        let percentage = percent(&format!("{field}.percentage"), m.percentage, errors);
+        if let Some(destination) = destination(
+            &format!("{field}.destination"),
+            &m.destination,
+            namespace,
+            errors,
+        ) {
+            mirrors.push(Mirror {
+                destination,
+                percentage,
+            });
+        }
+    }
     HttpRoute {
         name: route.name.clone(),
         matches,
         destinations,
+        redirect,
+        direct_response,
+        delegate,
+        rewrite: route
+            .rewrite
+            .as_ref()
+            .and_then(|r| rewrite(&format!("{path}.rewrite"), r, errors)),
         timeout: route.timeout.map(|t| t.0).filter(|t| !t.is_zero()),
         retries: route
             .retries
             .as_ref()
             .map(|r| retry_policy(&format!("{path}.retries"), r, errors)),
+        fault: route
+            .fault
+            .as_ref()
+            .map(|f| fault(&format!("{path}.fault"), f, errors)),
+        mirrors,
+        cors: route
+            .cors_policy
+            .as_ref()
+            .map(|c| cors(&format!("{path}.corsPolicy"), c, errors)),
+        headers: header_rules(&format!("{path}.headers"), route.headers.as_ref(), errors),
     }
+}
+
+fn destination(
+    field: &str,
+    d: &Destination,
+    namespace: &str,
+    errors: &mut Errors,
+) -> Option<RouteDestination> {
+    if d.host.is_empty() {
+        errors.push(format!("{field}.host"), "a destination host is required");
+        return None;
+    }
+    let port = d.port.as_ref().and_then(|p| p.number);
+    let port = port.and_then(|p| port_number(&format!("{field}.port.number"), p, errors));
+    Some(RouteDestination {
+        host: qualify_host(&d.host, namespace),
+        subset: d.subset.clone().filter(|s| !s.is_empty()),
+        port,
+        weight: 100,
+        headers: HeaderRules::default(),
+    })
 }
 
 fn route_destinations(
@@ -105,40 +294,26 @@ fn route_destinations(
     namespace: &str,
     errors: &mut Errors,
 ) -> Vec<RouteDestination> {
-    if route.route.is_empty() {
-        errors.push(
-            format!("{path}.route"),
-            "at least one destination is required",
-        );
-        return Vec::new();
-    }
     let mut destinations = Vec::new();
     for (k, d) in route.route.iter().enumerate() {
         let field = format!("{path}.route[{k}]");
-        if d.destination.host.is_empty() {
-            errors.push(
-                format!("{field}.destination.host"),
-                "a destination host is required",
-            );
-        }
         if d.weight < 0 {
             errors.push(
                 format!("{field}.weight"),
                 format!("weight {} is negative", d.weight),
             );
         }
-        if d.headers.is_some() {
-            errors.unsupported(format!("{field}.headers"));
-        }
-        let port = d.destination.port.as_ref().and_then(|p| p.number);
-        let port =
-            port.and_then(|p| port_number(&format!("{field}.destination.port.number"), p, errors));
-        destinations.push(RouteDestination {
-            host: qualify_host(&d.destination.host, namespace),
-            subset: d.destination.subset.clone().filter(|s| !s.is_empty()),
-            port,
-            weight: u32::try_from(d.weight).unwrap_or(0),
-        });
+        let Some(mut destination) = destination(
+            &format!("{field}.destination"),
+            &d.destination,
+            namespace,
+            errors,
+        ) else {
+            continue;
+        };
+        destination.weight = u32::try_from(d.weight).unwrap_or(0);
+        destination.headers = header_rules(&format!("{field}.headers"), d.headers.as_ref(), errors);
+        destinations.push(destination);
     }
     // Istio: a single destination without a weight takes all traffic.
     if let [only] = destinations.as_mut_slice()
@@ -147,7 +322,7 @@ fn route_destinations(
         only.weight = 100;
     }
     let total: u64 = destinations.iter().map(|d| u64::from(d.weight)).sum();
-    if total != 100 {
+    if total != 100 && destinations.len() == route.route.len() {
         errors.push(
             format!("{path}.route"),
             format!("destination weights sum to {total}; they must sum to 100"),
@@ -156,55 +331,100 @@ fn route_destinations(
     destinations
 }
 
-fn route_match(path: &str, m: &HttpMatchRequest, errors: &mut Errors) -> RouteMatch {
-    let unsupported = [
-        ("scheme", m.scheme.is_some()),
-        ("authority", m.authority.is_some()),
-        ("queryParams", !m.query_params.is_empty()),
-        ("withoutHeaders", !m.without_headers.is_empty()),
-        ("sourceLabels", !m.source_labels.is_empty()),
-        ("sourceNamespace", m.source_namespace.is_some()),
-        ("gateways", !m.gateways.is_empty()),
-    ];
-    for (field, present) in unsupported {
-        if present {
-            errors.unsupported(format!("{path}.{field}"));
-        }
-    }
-    let uri = m
-        .uri
-        .as_ref()
-        .and_then(|u| string_match(&format!("{path}.uri"), u, errors));
-    let method = m
-        .method
-        .as_ref()
-        .and_then(|u| string_match(&format!("{path}.method"), u, errors));
-    let headers = m
-        .headers
+fn route_match(
+    path: &str,
+    m: &HttpMatchRequest,
+    namespace: &str,
+    errors: &mut Errors,
+) -> RouteMatch {
+    let opt = |field: &str, value: &Option<CrdStringMatch>, errors: &mut Errors| {
+        value
+            .as_ref()
+            .and_then(|v| string_match(&format!("{path}.{field}"), v, false, errors))
+    };
+    let uri = opt("uri", &m.uri, errors);
+    let scheme = opt("scheme", &m.scheme, errors);
+    let method = opt("method", &m.method, errors);
+    let authority = opt("authority", &m.authority, errors);
+    let headers = header_matches(&format!("{path}.headers"), &m.headers, errors);
+    let without_headers = header_matches(
+        &format!("{path}.withoutHeaders"),
+        &m.without_headers,
+        errors,
+    );
+    let query_params = m
+        .query_params
         .iter()
         .filter_map(|(name, value)| {
-            let field = format!("{path}.headers.{name}");
+            let field = format!("{path}.queryParams.{name}");
+            if name.is_empty() {
+                errors.push(&field, "a query parameter name is required");
+            }
+            Some((name.clone(), string_match(&field, value, true, errors)?))
+        })
+        .collect();
+    let source_namespace = m.source_namespace.clone().filter(|n| !n.is_empty());
+    let gateways = m
+        .gateways
+        .iter()
+        .map(|g| qualify_gateway(g, namespace))
+        .collect::<Vec<_>>();
+    for (k, g) in gateways.iter().enumerate() {
+        if g != MESH_GATEWAY && g.ends_with('/') {
+            errors.push(
+                format!("{path}.gateways[{k}]"),
+                "a gateway name is required",
+            );
+        }
+    }
+    RouteMatch {
+        name: m.name.clone().filter(|n| !n.is_empty()),
+        stat_prefix: m.stat_prefix.clone().filter(|p| !p.is_empty()),
+        uri,
+        scheme,
+        method,
+        authority,
+        headers,
+        without_headers,
+        query_params,
+        ignore_uri_case: m.ignore_uri_case.unwrap_or(false),
+        port: m
+            .port
+            .filter(|p| *p != 0)
+            .and_then(|p| port_number(&format!("{path}.port"), p, errors)),
+        source_labels: m.source_labels.clone(),
+        source_namespace,
+        gateways,
+    }
+}
+
+fn header_matches(
+    path: &str,
+    headers: &BTreeMap<String, CrdStringMatch>,
+    errors: &mut Errors,
+) -> Vec<(String, StringMatch)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let field = format!("{path}.{name}");
             if !is_header_name(name) {
                 errors.push(&field, format!("{name:?} is not a valid HTTP header name"));
             }
             Some((
                 name.to_ascii_lowercase(),
-                string_match(&field, value, errors)?,
+                string_match(&field, value, true, errors)?,
             ))
         })
-        .collect();
-    RouteMatch {
-        uri,
-        method,
-        headers,
-        ignore_uri_case: m.ignore_uri_case.unwrap_or(false),
-        port: m
-            .port
-            .and_then(|p| port_number(&format!("{path}.port"), p, errors)),
-    }
+        .collect()
 }
 
-fn string_match(path: &str, m: &CrdStringMatch, errors: &mut Errors) -> Option<StringMatch> {
+/// `allow_present`: `{}` means "present" (headers, query parameters).
+fn string_match(
+    path: &str,
+    m: &CrdStringMatch,
+    allow_present: bool,
+    errors: &mut Errors,
+) -> Option<StringMatch> {
     match m {
         CrdStringMatch::Exact(v) => Some(StringMatch::Exact(v.clone())),
         CrdStringMatch::Prefix(v) => Some(StringMatch::Prefix(v.clone())),
@@ -218,6 +438,7 @@ fn string_match(path: &str, m: &CrdStringMatch, errors: &mut Errors) -> Option<S
                 None
             }
         },
+        CrdStringMatch::Empty if allow_present => Some(StringMatch::Present),
         CrdStringMatch::Empty => {
             errors.push(path, "one of exact, prefix or regex is required");
             None
@@ -231,45 +452,4 @@ fn is_header_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-fn retry_policy(path: &str, retry: &HttpRetry, errors: &mut Errors) -> RetryPolicy {
-    if retry.attempts < 0 {
-        errors.push(format!("{path}.attempts"), "attempts must not be negative");
-    }
-    if retry.retry_remote_localities.is_some() {
-        errors.unsupported(format!("{path}.retryRemoteLocalities"));
-    }
-    if retry.backoff.is_some() {
-        errors.unsupported(format!("{path}.backoff"));
-    }
-    let retry_on: Vec<String> = retry
-        .retry_on
-        .as_deref()
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(str::to_string)
-        .collect();
-    for condition in &retry_on {
-        let known = RETRY_CONDITIONS.contains(&condition.as_str())
-            || condition
-                .parse::<u16>()
-                .is_ok_and(|c| (100..600).contains(&c));
-        if !known {
-            errors.push(
-                format!("{path}.retryOn"),
-                format!(
-                    "unknown retry condition {condition:?}; use HTTP status codes or one of {}",
-                    RETRY_CONDITIONS.join(", ")
-                ),
-            );
-        }
-    }
-    RetryPolicy {
-        attempts: u32::try_from(retry.attempts).unwrap_or(0),
-        per_try_timeout: retry.per_try_timeout.map(|t| t.0).filter(|t| !t.is_zero()),
-        retry_on,
-    }
 }

@@ -1,0 +1,164 @@
+//! An incremental update must always equal a full build.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::testing::{
+    docs, mk_destination_rule, mk_service_entry, mk_snapshot, mk_virtual_service,
+};
+use crate::translate::ProxyView;
+use crate::xds::{Transition, ViewResources};
+
+fn views() -> Vec<ProxyView> {
+    let router = |ns: &str| ProxyView {
+        namespace: ns.to_string(),
+        router_address: Some(("127.0.0.1".to_string(), 15080)),
+        ..Default::default()
+    };
+    vec![router("default"), router("other"), ProxyView::default()]
+}
+
+fn base(reviews_weights: (u32, u32), reviews_versions: &[&str]) -> String {
+    docs(&[
+        mk_service_entry("reviews", reviews_versions),
+        mk_destination_rule("reviews", &["v1", "v2"]),
+        mk_service_entry("ratings", &["v1"]),
+        mk_destination_rule("ratings", &["v1"]),
+        mk_service_entry("details", &["v1"]),
+        mk_virtual_service(
+            "reviews",
+            &format!(
+                "  - route:
+    - {{destination: {{host: reviews, subset: v1}}, weight: {}}}
+    - {{destination: {{host: reviews, subset: v2}}, weight: {}}}
+",
+                reviews_weights.0, reviews_weights.1
+            ),
+        ),
+        mk_virtual_service(
+            "ratings",
+            "  - route: [{destination: {host: ratings, subset: v1}}]\n",
+        ),
+    ])
+}
+
+/// Applies the change and checks the update against a full build.
+fn check(old: &str, new: &str) -> ChangeSet {
+    let old = Arc::new(mk_snapshot(old));
+    let mut new_snapshot = mk_snapshot(new);
+    new_snapshot.version = old.version + 1;
+    let new = Arc::new(new_snapshot);
+    let transition = Transition::new(&old, new.clone());
+    for view in views() {
+        let previous = ViewResources::build(&old, &view);
+        let updated = previous.update(&transition, &view);
+        assert_eq!(
+            updated,
+            ViewResources::build(&new, &view),
+            "update == full build for {view:?}"
+        );
+    }
+    transition.changes.clone()
+}
+
+fn hosts(names: &[&str]) -> std::collections::BTreeSet<String> {
+    names
+        .iter()
+        .map(|n| format!("{n}.default.svc.cluster.local"))
+        .collect()
+}
+
+#[test]
+fn endpoint_churn_touches_endpoints_only() {
+    let changes = check(
+        &base((80, 20), &["v1", "v2"]),
+        &base((80, 20), &["v1", "v2", "v2"]),
+    );
+    assert_eq!(changes.endpoints, hosts(&["reviews"]));
+    assert!(
+        changes.clusters.is_empty()
+            && changes.routes.is_empty()
+            && !changes.listeners
+            && !changes.all_routes
+    );
+}
+
+#[test]
+fn a_virtual_service_edit_touches_its_hosts_routes_only() {
+    let changes = check(
+        &base((80, 20), &["v1", "v2"]),
+        &base((50, 50), &["v1", "v2"]),
+    );
+    assert_eq!(changes.routes, hosts(&["reviews"]));
+    assert!(changes.clusters.is_empty() && changes.endpoints.is_empty() && !changes.all_routes);
+}
+
+#[test]
+fn adding_and_removing_services_and_rules() {
+    let more = docs(&[
+        base((80, 20), &["v1", "v2"]),
+        mk_service_entry("extra", &["v1"]),
+    ]);
+    let changes = check(&base((80, 20), &["v1", "v2"]), &more);
+    assert_eq!(changes.clusters, hosts(&["extra"]));
+    check(&more, &base((80, 20), &["v1", "v2"]));
+    let without_vs = docs(&[
+        mk_service_entry("reviews", &["v1", "v2"]),
+        mk_destination_rule("reviews", &["v1", "v2"]),
+        mk_service_entry("ratings", &["v1"]),
+        mk_destination_rule("ratings", &["v1"]),
+        mk_service_entry("details", &["v1"]),
+    ]);
+    check(&base((80, 20), &["v1", "v2"]), &without_vs);
+    check(&without_vs, &base((80, 20), &["v1", "v2"]));
+}
+
+#[test]
+fn destination_rule_and_wildcard_changes() {
+    let old = base((100, 0), &["v1", "v2"]);
+    let new_rule = old.replace("subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}", "trafficPolicy: {loadBalancer: {simple: RANDOM}}\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}");
+    assert_ne!(old, new_rule);
+    let changes = check(&old, &new_rule);
+    assert!(
+        changes
+            .clusters
+            .contains("reviews.default.svc.cluster.local")
+    );
+    let wildcard = docs(&[
+        old.clone(),
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: all}
+spec:
+  hosts: ['*.svc.cluster.local']
+  http: [{route: [{destination: {host: details}}]}]
+"
+        .to_string(),
+    ]);
+    assert!(check(&old, &wildcard).all_routes);
+}
+
+#[test]
+fn nothing_changed_is_an_empty_change_set() {
+    let changes = check(
+        &base((80, 20), &["v1", "v2"]),
+        &base((80, 20), &["v1", "v2"]),
+    );
+    assert!(changes.is_empty());
+}
+
+#[test]
+fn the_assembled_router_decodes_to_what_translation_built() {
+    use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+    use prost::Message;
+
+    let snapshot = mk_snapshot(&base((80, 20), &["v1", "v2"]));
+    let view = &views()[0];
+    let resources = ViewResources::build(&snapshot, view);
+    let selected = resources.select(crate::xds::TypeUrl::RouteConfiguration, None);
+    let decoded = RouteConfiguration::decode(selected[0].1.any.value.as_slice()).unwrap();
+    assert_eq!(
+        decoded,
+        crate::translate::build_route_configs(&snapshot, view)[0]
+    );
+}
