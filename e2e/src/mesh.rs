@@ -34,6 +34,7 @@ pub struct MeshBuilder {
     node_id: Option<String>,
     gateway: bool,
     labels: Vec<(String, String)>,
+    delta: bool,
 }
 
 impl MeshBuilder {
@@ -69,6 +70,12 @@ impl MeshBuilder {
     pub fn labels(mut self, labels: &[(&str, &str)]) -> Self {
         self.labels
             .extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self
+    }
+
+    /// Envoy speaks incremental (delta) xDS (`weft bootstrap --delta`).
+    pub fn delta(mut self) -> Self {
+        self.delta = true;
         self
     }
 
@@ -109,6 +116,7 @@ impl MeshBuilder {
             namespace: self.namespace,
             gateway: self.gateway,
             labels: self.labels,
+            delta: self.delta,
         };
         let bootstrap = tokio::task::spawn_blocking(move || weft_bootstrap(&options)).await??;
         let envoy = Envoy::start(&bootstrap)?;
@@ -308,6 +316,7 @@ impl Mesh {
             outbound_port: router_port,
             admin_port,
             namespace: namespace.map(str::to_string),
+            delta: false,
             gateway,
             labels: labels
                 .iter()

@@ -342,6 +342,8 @@ pub struct BootstrapOptions {
     /// `--labels key=value,...`: what Gateway `selector` and Sidecar
     /// `workloadSelector` match.
     pub labels: Vec<(String, String)>,
+    /// `--delta`: incremental xDS.
+    pub delta: bool,
 }
 
 /// Runs `weft bootstrap ...` and returns the Envoy bootstrap YAML it prints.
@@ -365,6 +367,9 @@ pub fn weft_bootstrap(options: &BootstrapOptions) -> Result<String> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         command.args(["--labels", &labels.join(",")]);
+    }
+    if options.delta {
+        command.arg("--delta");
     }
     if let Some(ns) = &options.namespace {
         command.args(["--namespace", ns]);

@@ -647,6 +647,7 @@ async fn start_labelled_proxy(
         admin_port,
         namespace: Some(namespace.to_string()),
         gateway: false,
+        delta: false,
         labels: labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

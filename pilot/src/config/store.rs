@@ -246,7 +246,7 @@ impl ConfigStore {
             };
             let problems = unresolved_references(&snapshot, vs);
             if problems.is_empty() {
-                snapshot.virtual_services.push(vs.clone());
+                snapshot.virtual_services.push((**vs).clone());
                 continue;
             }
             errors.extend(problems.into_iter().map(|e| ConfigError {
@@ -257,7 +257,7 @@ impl ConfigStore {
             match self.last_good.get(id) {
                 Some(previous) if previous_passes(&snapshot, previous) => {
                     if let ConvertedResource::VirtualService(vs) = &previous.resource {
-                        snapshot.virtual_services.push(vs.clone());
+                        snapshot.virtual_services.push((**vs).clone());
                     }
                     *a = previous.clone();
                     if !kept.contains(id) {

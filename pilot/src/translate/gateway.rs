@@ -26,14 +26,14 @@ use envoy_types::pb::envoy::config::route::v3::{
 };
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager,
+    HttpConnectionManager, Rds,
     http_connection_manager::{RouteSpecifier, StripPortMode},
 };
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     TcpProxy,
     tcp_proxy::{ClusterSpecifier, WeightedCluster, weighted_cluster::ClusterWeight},
 };
-use envoy_types::pb::google::protobuf::BoolValue;
+use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 use envoy_types::util::pack_any;
 
 use super::http_filters::build_http_filters;
@@ -114,6 +114,24 @@ fn bound_servers<'a>(snapshot: &'a MeshSnapshot, view: &ProxyView) -> Vec<Bound<
 
 /// The listeners of a gateway proxy, sorted by name.
 pub fn build_gateway_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listener> {
+    build_gateway(snapshot, view).0
+}
+
+/// The route configurations of a gateway proxy, sorted by name: the
+/// `http.<port>` and `https.<port>.<portName>.<gateway>.<namespace>` that
+/// its HTTP connection managers name (served over RDS).
+pub fn build_gateway_route_configs(
+    snapshot: &MeshSnapshot,
+    view: &ProxyView,
+) -> Vec<RouteConfiguration> {
+    build_gateway(snapshot, view).1
+}
+
+/// A gateway proxy's listeners and the route configurations they name.
+fn build_gateway(
+    snapshot: &MeshSnapshot,
+    view: &ProxyView,
+) -> (Vec<Listener>, Vec<RouteConfiguration>) {
     let bound = bound_servers(snapshot, view);
     let mut by_address: BTreeMap<(String, u16), Vec<&Bound<'_>>> = BTreeMap::new();
     for b in &bound {
@@ -127,40 +145,17 @@ pub fn build_gateway_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec
             .or_default()
             .push(b);
     }
+    let mut routes = Vec::new();
     let mut listeners: Vec<Listener> = by_address
         .into_iter()
-        .filter_map(|((bind, port), servers)| build_listener(snapshot, view, &bind, port, &servers))
+        .filter_map(|((bind, port), servers)| {
+            build_listener(snapshot, view, &bind, port, &servers, &mut routes)
+        })
         .collect();
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
-    listeners
-}
-
-/// The route configurations of a gateway proxy, sorted by name: the
-/// `http.<port>` and `https.<port>.<portName>.<gateway>.<namespace>` that
-/// its HTTP connection managers carry.
-pub fn build_gateway_route_configs(
-    snapshot: &MeshSnapshot,
-    view: &ProxyView,
-) -> Vec<RouteConfiguration> {
-    let mut configs: Vec<RouteConfiguration> = build_gateway_listeners(snapshot, view)
-        .iter()
-        .flat_map(|l| &l.filter_chains)
-        .flat_map(|c| &c.filters)
-        .filter(|f| f.name == HCM)
-        .filter_map(|f| match &f.config_type {
-            Some(filter::ConfigType::TypedConfig(any)) => {
-                prost::Message::decode(any.value.as_slice()).ok()
-            }
-            _ => None,
-        })
-        .filter_map(|hcm: HttpConnectionManager| match hcm.route_specifier {
-            Some(RouteSpecifier::RouteConfig(rc)) => Some(rc),
-            _ => None,
-        })
-        .collect();
-    configs.sort_by(|a, b| a.name.cmp(&b.name));
-    configs.dedup_by(|a, b| a.name == b.name);
-    configs
+    routes.sort_by(|a, b| a.name.cmp(&b.name));
+    routes.dedup_by(|a, b| a.name == b.name);
+    (listeners, routes)
 }
 
 fn build_listener(
@@ -169,6 +164,7 @@ fn build_listener(
     bind: &str,
     listen_port: u16,
     servers: &[&Bound<'_>],
+    routes: &mut Vec<RouteConfiguration>,
 ) -> Option<Listener> {
     let first = servers.first()?;
     let family = Kind::of(first.server).family();
@@ -184,9 +180,9 @@ fn build_listener(
     match Kind::of(first.server) {
         Kind::PlainHttp => {
             let name = format!("http.{}", first.server.port);
-            let config = build_http_route_config(snapshot, view, &name, &servers);
+            routes.push(build_http_route_config(snapshot, view, &name, &servers));
             chains.push(FilterChain {
-                filters: vec![build_hcm(&format!("outbound_{bind}_{listen_port}"), config)],
+                filters: vec![build_hcm(&format!("outbound_{bind}_{listen_port}"), &name)],
                 ..Default::default()
             });
         }
@@ -204,7 +200,7 @@ fn build_listener(
             tls_inspector = true;
             let mut sni = SniClaims::default();
             for b in &servers {
-                chains.extend(build_tls_chains(snapshot, view, b, &mut sni));
+                chains.extend(build_tls_chains(snapshot, view, b, &mut sni, routes));
             }
         }
     }
@@ -282,6 +278,7 @@ fn build_tls_chains(
     view: &ProxyView,
     b: &Bound<'_>,
     sni: &mut SniClaims,
+    routes: &mut Vec<RouteConfiguration>,
 ) -> Vec<FilterChain> {
     let server = b.server;
     match (&server.tls, Kind::of(server)) {
@@ -293,11 +290,11 @@ fn build_tls_chains(
                 "https.{}.{}.{}.{}",
                 server.port, server.port_name, b.gateway.id.name, b.gateway.id.namespace
             );
-            let config = build_http_route_config(snapshot, view, &name, &[b]);
+            routes.push(build_http_route_config(snapshot, view, &name, &[b]));
             vec![FilterChain {
                 name: name.clone(),
                 filter_chain_match: chain_match(names),
-                filters: vec![build_hcm(&name, config)],
+                filters: vec![build_hcm(&name, &name)],
                 transport_socket: Some(gateway_tls::build_transport_socket(
                     tls,
                     &["h2", "http/1.1"],
@@ -457,10 +454,13 @@ fn build_tcp_proxy(snapshot: &MeshSnapshot, destinations: &[RouteDestination]) -
     }
 }
 
-fn build_hcm(stat_prefix: &str, route_config: RouteConfiguration) -> Filter {
+fn build_hcm(stat_prefix: &str, route_config_name: &str) -> Filter {
     let hcm = HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
-        route_specifier: Some(RouteSpecifier::RouteConfig(route_config)),
+        route_specifier: Some(RouteSpecifier::Rds(Rds {
+            config_source: Some(super::ads_config_source()),
+            route_config_name: route_config_name.to_string(),
+        })),
         http_filters: build_http_filters(),
         // Gateways route by host whatever port the client put in `Host`.
         strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
@@ -537,6 +537,9 @@ fn build_http_route_config(
         name: name.to_string(),
         virtual_hosts,
         validate_clusters: Some(BoolValue { value: false }),
+        max_direct_response_body_size_bytes: Some(UInt32Value {
+            value: super::route::MAX_DIRECT_RESPONSE_BODY_BYTES,
+        }),
         ..Default::default()
     }
 }

@@ -110,11 +110,17 @@ fn hcm(chain: &FilterChain) -> HttpConnectionManager {
     HttpConnectionManager::decode(any.value.as_slice()).unwrap()
 }
 
-fn route_config(chain: &FilterChain) -> RouteConfiguration {
-    match hcm(chain).route_specifier {
-        Some(RouteSpecifier::RouteConfig(rc)) => rc,
-        other => panic!("inline route config expected: {other:?}"),
-    }
+/// The route configuration a chain's HTTP connection manager names over
+/// RDS, from those the gateway proxy is sent.
+fn route_config(snapshot: &MeshSnapshot, chain: &FilterChain) -> RouteConfiguration {
+    let name = match hcm(chain).route_specifier {
+        Some(RouteSpecifier::Rds(rds)) => rds.route_config_name,
+        other => panic!("RDS expected: {other:?}"),
+    };
+    build_route_configs(snapshot, &ingress())
+        .into_iter()
+        .find(|rc| rc.name == name)
+        .unwrap_or_else(|| panic!("route configuration {name} is served"))
 }
 
 fn tcp_proxy(chain: &FilterChain) -> TcpProxy {
@@ -199,7 +205,7 @@ fn a_gateway_listens_on_its_server_ports_with_routes_of_bound_virtual_services()
         "no router on a gateway; targetPort is where it listens"
     );
     let l80 = listener(&listeners, "0.0.0.0_8080");
-    let rc = route_config(&l80.filter_chains[0]);
+    let rc = route_config(&snapshot, &l80.filter_chains[0]);
     assert_eq!(rc.name, "http.80", "named by the server's port number");
     let domains: Vec<&str> = rc
         .virtual_hosts
@@ -229,7 +235,7 @@ fn a_gateway_listens_on_its_server_ports_with_routes_of_bound_virtual_services()
     );
 
     let l81 = listener(&listeners, "0.0.0.0_81");
-    let rc = route_config(&l81.filter_chains[0]);
+    let rc = route_config(&snapshot, &l81.filter_chains[0]);
     assert_eq!(rc.name, "http.81");
     assert_eq!(rc.virtual_hosts.len(), 1);
     assert_eq!(rc.virtual_hosts[0].domains, ["secure.example.com"]);
@@ -272,7 +278,10 @@ fn gateway_rules_stay_off_sidecars_and_mesh_rules_off_gateways() {
         "the gateway's rule is not on sidecars"
     );
     let listeners = build_listeners(&snapshot, &ingress());
-    let rc = route_config(&listener(&listeners, "0.0.0.0_8080").filter_chains[0]);
+    let rc = route_config(
+        &snapshot,
+        &listener(&listeners, "0.0.0.0_8080").filter_chains[0],
+    );
     let domains: Vec<&str> = rc
         .virtual_hosts
         .iter()
@@ -352,7 +361,7 @@ fn https_servers_terminate_tls_by_sni_with_their_certificates() {
     assert_eq!(l.filter_chains.len(), 3);
     let a = &l.filter_chains[0];
     assert_eq!(server_names(a), ["a.example.com"]);
-    let rc = route_config(a);
+    let rc = route_config(&snapshot, a);
     assert_eq!(rc.name, "https.443.https.edge.istio-system");
     assert_eq!(rc.virtual_hosts[0].domains, ["a.example.com"]);
     let ctx = tls_context(a);
@@ -377,9 +386,12 @@ fn https_servers_terminate_tls_by_sni_with_their_certificates() {
 
     let b = &l.filter_chains[1];
     assert_eq!(server_names(b), ["*.b.example.com"]);
-    assert_eq!(route_config(b).name, "https.443.https-b.edge.istio-system");
     assert_eq!(
-        route_config(b).virtual_hosts[0].domains,
+        route_config(&snapshot, b).name,
+        "https.443.https-b.edge.istio-system"
+    );
+    assert_eq!(
+        route_config(&snapshot, b).virtual_hosts[0].domains,
         ["*.b.example.com"]
     );
     let ctx = tls_context(b);
@@ -556,7 +568,10 @@ fn servers_expose_virtual_services_only_from_the_namespaces_they_name() {
         ),
     ]);
     let listeners = build_listeners(&snapshot, &ingress());
-    let rc = route_config(&listener(&listeners, "0.0.0.0_80").filter_chains[0]);
+    let rc = route_config(
+        &snapshot,
+        &listener(&listeners, "0.0.0.0_80").filter_chains[0],
+    );
     let domains: Vec<&str> = rc
         .virtual_hosts
         .iter()

@@ -889,3 +889,31 @@ spec:
         PolicySpecifier::QueryParameter(q) if q.name == "user"
     ));
 }
+
+#[test]
+fn consistent_hash_applies_without_a_virtual_service() {
+    let snapshot = mk_snapshot(&docs(&[
+        mk_service_entry("ratings", &["v1"]),
+        "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings}
+spec:
+  host: ratings
+  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+"
+        .to_string(),
+    ]));
+    let mut storage = Vec::new();
+    let vh = vhost(
+        &snapshot,
+        &router_view("default"),
+        &mut storage,
+        "ratings.default.svc.cluster.local:9080",
+    );
+    assert_eq!(vh.routes[0].name, "default");
+    assert_eq!(
+        action(&vh.routes[0]).hash_policy.len(),
+        1,
+        "the default route hashes on x-user"
+    );
+}

@@ -165,12 +165,12 @@ pub fn narrowed_to_routes(snapshot: &MeshSnapshot, hosts: &BTreeSet<String>) -> 
     }
 }
 
-/// Every host a virtual service's HTTP rules send traffic to.
+/// Every host a virtual service's HTTP rules send or mirror traffic to.
 fn referenced_hosts(vs: &VirtualService) -> impl Iterator<Item = String> + '_ {
-    vs.http
-        .iter()
-        .flat_map(|r| &r.destinations)
-        .map(|d| d.host.clone())
+    vs.http.iter().flat_map(|r| {
+        let mirrors = r.mirrors.iter().map(|m| &m.destination);
+        r.destinations.iter().chain(mirrors).map(|d| d.host.clone())
+    })
 }
 
 fn pick<T: Clone>(map: &BTreeMap<String, T>, keys: &BTreeSet<String>) -> BTreeMap<String, T> {

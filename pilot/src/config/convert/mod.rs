@@ -17,7 +17,8 @@ use crate::model::{DestinationRule, Gateway, ResourceId, Service, Sidecar, Virtu
 pub enum ConvertedResource {
     /// A ServiceEntry: one service per host.
     Services(Vec<Service>),
-    VirtualService(VirtualService),
+    /// Boxed: by far the largest variant.
+    VirtualService(Box<VirtualService>),
     DestinationRule(DestinationRule),
     Gateway(Gateway),
     Sidecar(Sidecar),
@@ -30,9 +31,9 @@ pub fn convert(
 ) -> Result<ConvertedResource, Vec<FieldError>> {
     let mut errors = Errors::default();
     let converted = match resource {
-        MeshResource::VirtualService(spec) => {
-            ConvertedResource::VirtualService(virtual_service::convert(id, spec, &mut errors))
-        }
+        MeshResource::VirtualService(spec) => ConvertedResource::VirtualService(Box::new(
+            virtual_service::convert(id, spec, &mut errors),
+        )),
         MeshResource::DestinationRule(spec) => {
             ConvertedResource::DestinationRule(destination_rule::convert(id, spec, &mut errors))
         }

@@ -10,9 +10,9 @@ use weft_crds::{
 
 use super::{Errors, port_number};
 use crate::model::{
-    Body, DirectResponse, ExportTo, HeaderRules, HttpRoute, MAX_DIRECT_RESPONSE_BODY_BYTES,
-    MESH_GATEWAY, Mirror, ResourceId, RouteDestination, RouteMatch, StringMatch, VirtualService,
-    qualify_gateway, qualify_host,
+    Body, DirectResponse, HeaderRules, HttpRoute, MAX_DIRECT_RESPONSE_BODY_BYTES, MESH_GATEWAY,
+    Mirror, ResourceId, RouteDestination, RouteMatch, StringMatch, VirtualService, qualify_gateway,
+    qualify_host,
 };
 
 mod actions;
@@ -75,7 +75,7 @@ pub(super) fn convert(
         http,
         tcp,
         tls,
-        export_to: ExportTo::new(spec.export_to.clone()),
+        export_to: spec.export_to.clone(),
     }
 }
 

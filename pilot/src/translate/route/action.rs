@@ -41,6 +41,7 @@ pub(super) fn build_route(
     rule: &HttpRoute,
     hostname: &str,
     port: u16,
+    service_port: Option<u16>,
 ) -> Route {
     let mut typed_per_filter_config = HashMap::new();
     let fault = rule.fault.as_ref().map(filters::build_fault);
@@ -69,7 +70,8 @@ pub(super) fn build_route(
             ..Default::default()
         })
     } else {
-        let (action, destination_headers) = build_forward(snapshot, rule, hostname, port, fault);
+        let (action, destination_headers) =
+            build_forward(snapshot, rule, hostname, service_port, fault);
         if let Some(extra) = destination_headers {
             merge_headers(&mut headers.request, &extra.request);
             merge_headers(&mut headers.response, &extra.response);
@@ -128,14 +130,14 @@ fn build_forward(
     snapshot: &MeshSnapshot,
     rule: &HttpRoute,
     hostname: &str,
-    port: u16,
+    service_port: Option<u16>,
     fault: Option<Any>,
 ) -> (RouteAction, Option<crate::model::HeaderRules>) {
     let weighted: Vec<(&RouteDestination, String)> = rule
         .destinations
         .iter()
         .filter(|d| d.weight > 0)
-        .map(|d| (d, destination_cluster(snapshot, d, hostname, port)))
+        .map(|d| (d, destination_cluster(snapshot, d, hostname, service_port)))
         .collect();
     let (cluster_specifier, route_headers) = match (weighted.as_slice(), &fault) {
         ([(d, cluster)], None) => (
@@ -194,7 +196,7 @@ fn build_forward(
             .mirrors
             .iter()
             .map(|m| RequestMirrorPolicy {
-                cluster: destination_cluster(snapshot, &m.destination, hostname, port),
+                cluster: destination_cluster(snapshot, &m.destination, hostname, service_port),
                 runtime_fraction: (m.percentage < 100.0).then(|| RuntimeFractionalPercent {
                     default_value: Some(filters::fractional_percent(m.percentage)),
                     ..Default::default()
@@ -236,25 +238,28 @@ fn build_redirect(redirect: &Redirect, port: u16) -> RedirectAction {
     }
 }
 
-/// The cluster of a destination. Without a port: the port the request came
-/// in on for the same service, else the destination's only port.
+/// The cluster of a destination. Without a port: `service_port` (the port
+/// a mesh request came in on) when the destination is that service, else
+/// the destination's only port, else `service_port` if it has it, else its
+/// first port.
 fn destination_cluster(
     snapshot: &MeshSnapshot,
     destination: &RouteDestination,
     hostname: &str,
-    port: u16,
+    service_port: Option<u16>,
 ) -> String {
+    let target = snapshot.services.get(&destination.host);
     let port = destination
         .port
-        .or_else(|| (destination.host == hostname).then_some(port))
-        .or_else(|| {
-            let target = snapshot.services.get(&destination.host)?;
-            match target.ports.as_slice() {
-                [only] => Some(only.number),
-                _ => None,
-            }
+        .or_else(|| service_port.filter(|_| destination.host == hostname))
+        .or_else(|| match target?.ports.as_slice() {
+            [only] => Some(only.number),
+            _ => None,
         })
-        .unwrap_or(port);
+        .or_else(|| service_port.filter(|p| target.is_some_and(|t| t.port(*p).is_some())))
+        .or_else(|| Some(target?.ports.first()?.number))
+        .or(service_port)
+        .unwrap_or_default();
     outbound_cluster_name(port, destination.subset.as_deref(), &destination.host)
 }
 

@@ -37,6 +37,9 @@ pub const MAX_DIRECT_RESPONSE_BODY_BYTES: u32 = crate::model::MAX_DIRECT_RESPONS
 
 /// The route configurations the proxy's listeners name, sorted by name.
 pub fn build_route_configs(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<RouteConfiguration> {
+    if view.role == super::ProxyRole::Gateway {
+        return super::gateway::build_gateway_route_configs(snapshot, view);
+    }
     if view.router_address.is_none() {
         return Vec::new();
     }
@@ -155,6 +158,18 @@ fn build_mesh_routes(
                 ))),
                 timeout: Some(pb_duration(std::time::Duration::ZERO)),
                 retry_policy: Some(action::build_retry_policy(None)),
+                // A consistentHash DestinationRule applies without a
+                // VirtualService too.
+                hash_policy: super::hash_policy::build_hash_policies(
+                    snapshot,
+                    &crate::model::RouteDestination {
+                        host: service.hostname.clone(),
+                        subset: None,
+                        port: Some(port),
+                        weight: 100,
+                        headers: Default::default(),
+                    },
+                ),
                 ..Default::default()
             })),
             ..Default::default()
@@ -181,7 +196,11 @@ fn build_rule(
     port: u16,
     context: RouteContext<'_>,
 ) -> Vec<Route> {
-    let template = action::build_route(snapshot, rule, hostname, port);
+    // In the mesh, `hostname` is a service and a destination to it without
+    // a port means the port the request came in on; on a gateway it is a
+    // host the gateway serves, and the gateway's port says nothing.
+    let service_port = context.gateway.is_none().then_some(port);
+    let template = action::build_route(snapshot, rule, hostname, port, service_port);
     if rule.matches.is_empty() {
         return vec![Route {
             r#match: Some(matching::prefix_match("/")),

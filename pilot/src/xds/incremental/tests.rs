@@ -162,3 +162,59 @@ fn the_assembled_router_decodes_to_what_translation_built() {
         crate::translate::build_route_configs(&snapshot, view)[0]
     );
 }
+
+#[test]
+fn mirrors_delegates_and_gateways_update_like_full_builds() {
+    let gateway = "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ['*']
+"
+    .to_string();
+    let mesh = |mirror_to: &str, weight: u32| {
+        docs(&[
+            base((weight, 100 - weight), &["v1", "v2"]),
+            gateway.clone(),
+            mk_virtual_service(
+                "details",
+                &format!(
+                    "  - route: [{{destination: {{host: details}}}}]\n    mirror: {{host: {mirror_to}}}\n"
+                ),
+            ),
+            "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge}
+spec:
+  hosts: [shop.example.com]
+  gateways: [edge]
+  http: [{route: [{destination: {host: reviews, port: {number: 9080}}}]}]
+"
+            .to_string(),
+        ])
+    };
+    let gateway_view = ProxyView {
+        role: crate::translate::ProxyRole::Gateway,
+        labels: [("istio".to_string(), "ingressgateway".to_string())].into(),
+        ..Default::default()
+    };
+    for (old, new) in [
+        (mesh("ratings", 80), mesh("reviews", 80)),
+        (mesh("ratings", 80), mesh("ratings", 50)),
+        (mesh("ratings", 80), base((80, 20), &["v1", "v2"])),
+    ] {
+        check(&old, &new);
+        let old = Arc::new(mk_snapshot(&old));
+        let mut next = mk_snapshot(&new);
+        next.version = old.version + 1;
+        let transition = Transition::new(&old, Arc::new(next.clone()));
+        let previous = ViewResources::build(&old, &gateway_view);
+        assert_eq!(
+            previous.update(&transition, &gateway_view),
+            ViewResources::build(&next, &gateway_view)
+        );
+    }
+}
