@@ -55,7 +55,19 @@ async fn get_once(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<Reply> {
-    let stream = TcpStream::connect(addr).await?;
+    get_over(TcpStream::connect(addr).await?, host, path, headers).await
+}
+
+/// One HTTP/1.1 GET over an established connection (plain TCP or TLS).
+pub(crate) async fn get_over<S>(
+    stream: S,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Reply>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     let driver = tokio::spawn(connection);

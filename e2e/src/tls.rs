@@ -37,9 +37,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::HOST;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -423,36 +422,7 @@ async fn https_once(
         .connect(server_name, stream)
         .await
         .context("TLS handshake")?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-    let driver = tokio::spawn(connection);
-    let mut request = Request::get(path).header(HOST, sni);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.body(Empty::<Bytes>::new())?;
-    let result = async {
-        let response = sender.send_request(request).await?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok(Reply {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-            headers,
-        })
-    }
-    .await;
-    driver.abort();
-    result
+    crate::client::get_over(tls, sni, path, headers).await
 }
 
 #[cfg(test)]

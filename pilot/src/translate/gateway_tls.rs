@@ -1,18 +1,15 @@
 //! Envoy's `DownstreamTlsContext` for a gateway server that terminates TLS
 //! (modes SIMPLE, MUTUAL, OPTIONAL_MUTUAL), from files on the proxy's disk.
 
-use envoy_types::pb::envoy::config::core::v3::{
-    DataSource, TransportSocket, data_source::Specifier, transport_socket,
-};
+use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, SubjectAltNameMatcher,
-    TlsCertificate, TlsParameters, common_tls_context::ValidationContextType,
-    subject_alt_name_matcher::SanType, tls_parameters::TlsProtocol,
+    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, TlsCertificate,
+    TlsParameters, common_tls_context::ValidationContextType, tls_parameters::TlsProtocol,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 
+use super::upstream_tls::{file, san_matcher};
 use crate::model::{TlsTermination, TlsVersion};
 
 /// The transport socket of a terminating filter chain. `alpn` lists the
@@ -63,30 +60,6 @@ pub(super) fn build_downstream_tls_context(
         }),
         require_client_certificate: tls.client_ca_file.is_some().then_some(BoolValue {
             value: tls.require_client_certificate,
-        }),
-        ..Default::default()
-    }
-}
-
-fn file(path: &str) -> DataSource {
-    DataSource {
-        specifier: Some(Specifier::Filename(path.to_string())),
-        ..Default::default()
-    }
-}
-
-/// A SPIFFE or other URI SAN when the name has a scheme, else a DNS SAN.
-fn san_matcher(san: &str) -> SubjectAltNameMatcher {
-    let san_type = if san.contains("://") {
-        SanType::Uri
-    } else {
-        SanType::Dns
-    };
-    SubjectAltNameMatcher {
-        san_type: san_type as i32,
-        matcher: Some(StringMatcher {
-            match_pattern: Some(MatchPattern::Exact(san.to_string())),
-            ignore_case: false,
         }),
         ..Default::default()
     }

@@ -71,14 +71,17 @@ pub(super) fn auto_san_validation(tls: &ClientTls) -> bool {
     auto_sni(tls) && tls.subject_alt_names.is_empty() && !tls.insecure_skip_verify
 }
 
-fn file(path: &str) -> DataSource {
+/// A file Envoy reads (certificates, keys, CA bundles).
+pub(super) fn file(path: &str) -> DataSource {
     DataSource {
         specifier: Some(Specifier::Filename(path.to_string())),
         ..Default::default()
     }
 }
 
-fn san_matcher(san: &str) -> SubjectAltNameMatcher {
+/// A URI SAN when the name has a scheme, an IP SAN for an address, else a
+/// DNS SAN.
+pub(super) fn san_matcher(san: &str) -> SubjectAltNameMatcher {
     let san_type = if san.contains("://") {
         SanType::Uri
     } else if san.parse::<std::net::IpAddr>().is_ok() {
