@@ -18,9 +18,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use weft_e2e::procs::{BootstrapOptions, weft_bootstrap};
 use weft_e2e::yaml::{fqdn, mk_service, multi_doc};
-use weft_e2e::{APPLY_TIMEOUT, Envoy, Mesh, Reply, free_port, http_get, start_upstreams, wait_for};
+use weft_e2e::{APPLY_TIMEOUT, Mesh, Reply, http_get, start_upstreams, wait_for};
 
 const HOST: &str = "reviews.default.svc.cluster.local";
 
@@ -631,44 +630,6 @@ async fn header_rules_are_seen_by_upstream_and_client() -> Result<()> {
     Ok(())
 }
 
-/// A second Envoy on `mesh`'s weft, in `namespace` with workload `labels`
-/// (`weft bootstrap --labels`): (Envoy, its router address).
-async fn start_labelled_proxy(
-    mesh: &Mesh,
-    namespace: &str,
-    labels: &[(&str, &str)],
-) -> Result<(Envoy, SocketAddr)> {
-    let router_port = free_port()?;
-    let admin_port = free_port()?;
-    let options = BootstrapOptions {
-        node_id: format!("labelled-{}-{router_port}", std::process::id()),
-        xds_addr: mesh.weft().xds_addr(),
-        outbound_port: router_port,
-        admin_port,
-        namespace: Some(namespace.to_string()),
-        gateway: false,
-        delta: false,
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    };
-    let yaml = tokio::task::spawn_blocking(move || weft_bootstrap(&options)).await??;
-    let envoy = Envoy::start(&yaml)?;
-    let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
-    wait_for(
-        "the labelled Envoy to be ready",
-        Duration::from_secs(60),
-        || async {
-            matches!(http_get(admin, "localhost", "/ready", &[]).await, Ok(r) if r.status == 200)
-                .then_some(())
-        },
-    )
-    .await
-    .with_context(|| envoy.log_tail(30))?;
-    Ok((envoy, ([127, 0, 0, 1], router_port).into()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_conditions_gateways_and_export_to_depend_on_the_proxy() -> Result<()> {
     let ups = start_upstreams(28, &["default", "from-prod", "canary", "gateway"]).await?;
@@ -715,9 +676,13 @@ spec:
     assert_eq!(counts.values().sum::<usize>(), 30);
     assert!(counts.contains_key("plain"), "{counts:?}");
 
-    let (_canary, canary_addr) =
-        start_labelled_proxy(&mesh, "default", &[("track", "canary"), ("app", "x")]).await?;
-    let (_plain, plain_addr) = start_labelled_proxy(&mesh, "default", &[("app", "x")]).await?;
+    let canary = mesh
+        .start_proxy(false, &[("track", "canary"), ("app", "x")], Some("default"))
+        .await?;
+    let plain = mesh
+        .start_proxy(false, &[("app", "x")], Some("default"))
+        .await?;
+    let (canary_addr, plain_addr) = (canary.router_addr(), plain.router_addr());
     let body_via = |addr: SocketAddr, host: String| async move {
         match http_get(addr, &host, "/", &[]).await {
             Ok(r) if r.status == 200 => Some(r.body),
