@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use tempfile::TempDir;
 
+use crate::client::{Reply, http_get};
 use crate::tools::{envoy_binary, weft_binary};
 
 /// Lines printed on failure, from the end of a process's output.
@@ -275,16 +276,19 @@ impl Drop for Process {
 pub struct Weft {
     process: Process,
     xds_addr: SocketAddr,
+    monitoring_addr: SocketAddr,
 }
 
 impl Weft {
     /// The log line weft prints once it serves xDS.
     pub const READY_LINE: &str = "xDS server listening on";
 
-    /// Spawns `weft standalone --config-dir DIR --xds-address ADDR`, with
-    /// `RUST_LOG` from `WEFT_E2E_RUST_LOG` (default `info`) and no colours.
-    /// Does not wait: see [`Weft::wait_ready`].
+    /// Spawns `weft standalone --config-dir DIR --xds-address ADDR
+    /// --monitoring-address 127.0.0.1:<free port>`, with `RUST_LOG` from
+    /// `WEFT_E2E_RUST_LOG` (default `info`) and no colours. Does not wait:
+    /// see [`Weft::wait_ready`].
     pub fn standalone(config_dir: &Path, xds_addr: SocketAddr) -> Result<Self> {
+        let monitoring_addr = SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), free_port()?);
         let mut command = Command::new(weft_binary()?);
         command
             .arg("standalone")
@@ -292,6 +296,8 @@ impl Weft {
             .arg(config_dir)
             .arg("--xds-address")
             .arg(xds_addr.to_string())
+            .arg("--monitoring-address")
+            .arg(monitoring_addr.to_string())
             .env(
                 "RUST_LOG",
                 std::env::var("WEFT_E2E_RUST_LOG").unwrap_or_else(|_| "info".to_string()),
@@ -300,6 +306,7 @@ impl Weft {
         Ok(Self {
             process: Process::spawn("weft", command)?,
             xds_addr,
+            monitoring_addr,
         })
     }
 
@@ -313,6 +320,16 @@ impl Weft {
 
     pub fn xds_addr(&self) -> SocketAddr {
         self.xds_addr
+    }
+
+    /// The monitoring server (`/metrics`, `/healthz`, `/readyz`).
+    pub fn monitoring_addr(&self) -> SocketAddr {
+        self.monitoring_addr
+    }
+
+    /// `GET path` on the monitoring server.
+    pub async fn monitoring_get(&self, path: &str) -> Result<Reply> {
+        http_get(self.monitoring_addr, "localhost", path, &[]).await
     }
 
     pub fn process(&self) -> &Process {

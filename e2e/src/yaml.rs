@@ -123,3 +123,29 @@ pub fn mk_service(name: &str, namespace: &str, upstreams: &[Upstream]) -> String
         mk_destination_rule(name, namespace, &versions),
     ])
 }
+
+/// A VirtualService for `reviews` in `default` that weft accepts (Rust's
+/// regex takes the pattern) but Envoy's RE2 rejects ("invalid repetition
+/// size"): the way tests make Envoy NACK. Its rules would send `/aaa...` to
+/// subset v2 and everything else to v1.
+pub const NACKED_VS: &str = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  hosts:
+  - reviews
+  http:
+  - match:
+    - uri:
+        regex: "/(a{1,50}){1,50}"
+    route:
+    - destination:
+        host: reviews
+        subset: v2
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+"#;

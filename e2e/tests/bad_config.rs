@@ -8,37 +8,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use weft_e2e::yaml::{fqdn, mk_service, mk_weighted_virtual_service};
+use weft_e2e::yaml::{NACKED_VS, fqdn, mk_service, mk_weighted_virtual_service};
 use weft_e2e::{APPLY_TIMEOUT, Mesh, start_upstreams};
 
 const VS_FILE: &str = "reviews-vs.yaml";
 
 /// How long weft may take to notice a file change and log about it.
 const LOG_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Envoy's RE2 rejects this ("invalid repetition size"); Rust's regex
-/// accepts it, so only Envoy can catch it.
-const NACKED_VS: &str = r#"apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: reviews
-  namespace: default
-spec:
-  hosts:
-  - reviews
-  http:
-  - match:
-    - uri:
-        regex: "/(a{1,50}){1,50}"
-    route:
-    - destination:
-        host: reviews
-        subset: v2
-  - route:
-    - destination:
-        host: reviews
-        subset: v1
-"#;
 
 /// Sends requests for about a second and checks that every one reaches v1.
 async fn assert_still_v1(mesh: &Mesh, host: &str, path: &str) {

@@ -74,3 +74,87 @@ fn bad_arguments_are_refused_with_a_reason() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a directory"));
 }
+
+/// `weft validate`'s stdout and stderr, joined.
+fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A VirtualService splitting `reviews` by `weights` (document 0), its
+/// ServiceEntry and its DestinationRule.
+fn reviews_docs(weights: &[(&str, u32)]) -> String {
+    use weft_e2e::yaml::{mk_destination_rule, mk_weighted_virtual_service, multi_doc};
+    const SERVICE_ENTRY: &str = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  hosts:
+  - reviews.default.svc.cluster.local
+  resolution: STATIC
+  ports:
+  - number: 9080
+    name: http
+    protocol: HTTP
+  endpoints:
+  - address: 127.0.0.1
+    labels:
+      version: v1
+";
+    multi_doc(&[
+        mk_weighted_virtual_service("reviews", "default", weights),
+        SERVICE_ENTRY.to_string(),
+        mk_destination_rule("reviews", "default", &["v1", "v2"]),
+    ])
+}
+
+#[test]
+fn validate_accepts_a_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reviews.yaml");
+    std::fs::write(&path, reviews_docs(&[("v1", 80), ("v2", 20)])).unwrap();
+    let out = weft(&["validate", "-f", path.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert!(out.status.success(), "exit 0: {text}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok: 3 resources"),
+        "{text}"
+    );
+}
+
+#[test]
+fn validate_prints_each_error_like_standalone_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad-weights.yaml");
+    std::fs::write(&path, reviews_docs(&[("v1", 100), ("v2", 50)])).unwrap();
+    let out = weft(&["validate", "-f", path.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "exit 1: {text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("spec.http[0].route"))
+        .unwrap_or_else(|| panic!("an error line names the field: {text}"));
+    for needle in [
+        "bad-weights.yaml",
+        "document 0",
+        "VirtualService default/reviews",
+        "sum to 150",
+    ] {
+        assert!(line.contains(needle), "the line names {needle:?}: {line}");
+    }
+    assert!(!text.contains("ok:"), "{text}");
+}
+
+#[test]
+fn validate_accepts_the_bookinfo_example_directory() {
+    let bookinfo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bookinfo");
+    let out = weft(&["validate", "-f", bookinfo.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert!(out.status.success(), "examples/bookinfo is clean: {text}");
+    assert!(text.contains("ok: "), "{text}");
+}

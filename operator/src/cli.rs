@@ -20,6 +20,9 @@ pub enum Command {
     Standalone(StandaloneArgs),
     /// Print an Envoy bootstrap (YAML) that connects Envoy to Weft over ADS.
     Bootstrap(BootstrapArgs),
+    /// Check Istio YAML files or directories with the same code standalone
+    /// runs: print every error, exit 1 if there is any.
+    Validate(ValidateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -31,12 +34,30 @@ pub struct StandaloneArgs {
     /// Address of the plaintext xDS (ADS) server.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15010")]
     pub xds_address: SocketAddr,
+    /// Address of the monitoring server: `/metrics` (Prometheus),
+    /// `/healthz`, `/readyz`.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15014")]
+    pub monitoring_address: SocketAddr,
     /// Changes are applied once the directory was quiet this long.
     #[arg(long, value_name = "DURATION", default_value = "100ms")]
     pub debounce_quiet: IstioDuration,
     /// ... but no later than this after the first change of a burst.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub debounce_max: IstioDuration,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// A `*.yaml` file (multi-document), or a directory whose `*.yaml` /
+    /// `*.yml` files are read as `weft standalone --config-dir` reads them.
+    /// Repeatable; all of them are checked together, as one mesh.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR",
+        required = true
+    )]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -10,10 +10,14 @@
 //!     files ─▶ pilot::source::files ─▶ pilot::config::ConfigStore ─▶ watch<MeshSnapshot>
 //!                                                                      │
 //!                                            pilot::xds::AdsServer ◀───┘ ─▶ Envoy (ADS, :15010)
+//!     monitoring (:15014): /metrics (XdsMetrics, ConfigMetrics), /healthz, /readyz
 //! weft bootstrap ...   prints the Envoy bootstrap that points at that server
+//! weft validate -f F   runs the same source + ConfigStore checks once and prints the errors
 //! ```
 
 pub mod bootstrap;
 pub mod cli;
+pub mod monitoring;
 pub mod standalone;
 pub mod telemetry;
+pub mod validate;

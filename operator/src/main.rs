@@ -1,18 +1,22 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use weft_operator::cli::{Cli, Command};
-use weft_operator::{bootstrap, standalone, telemetry};
+use weft_operator::{bootstrap, standalone, telemetry, validate};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Standalone(args) => {
             telemetry::init_logging();
-            standalone::run(args).await
+            standalone::run(args).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Bootstrap(args) => {
             print!("{}", bootstrap::render(&args)?);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Validate(args) => validate::run(&args),
     }
 }

@@ -8,6 +8,7 @@
 //!   resource's last good version, so a bad edit never takes traffic down.
 
 mod convert;
+pub mod metrics;
 mod store;
 
 pub use convert::{ConvertedResource, convert};

@@ -11,7 +11,7 @@
 //! Each resource set carries a version that is a hash of its content, so a
 //! proxy is sent a type only when what it would receive changed. A NACK
 //! leaves the proxy on its last good version and is logged with Envoy's
-//! error text. Each stream runs in its own task and reads the newest
+//! error text, and counted in [`XdsMetrics`]. Each stream runs in its own task and reads the newest
 //! snapshot when it is ready: a slow proxy delays only itself, and never
 //! receives versions that a newer one has replaced.
 
@@ -19,6 +19,7 @@ mod cache;
 mod connection;
 mod delta;
 mod incremental;
+pub mod metrics;
 pub mod node;
 mod resources;
 mod server;
@@ -27,6 +28,7 @@ pub use cache::ResourceCache;
 pub use connection::{Connection, RequestOutcome};
 pub use delta::DeltaConnection;
 pub use incremental::{ChangeSet, diff};
+pub use metrics::XdsMetrics;
 pub use node::proxy_view;
 pub use resources::{Transition, TypeUrl, ViewResources};
 pub use server::AdsServer;

@@ -2,6 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
@@ -17,8 +18,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::metrics::XdsProtocol;
 use super::{
-    Connection, DeltaConnection, RequestOutcome, ResourceCache, ViewResources, proxy_view,
+    Connection, DeltaConnection, RequestOutcome, ResourceCache, TypeUrl, ViewResources, XdsMetrics,
+    proxy_view,
 };
 use crate::model::MeshSnapshot;
 
@@ -34,14 +37,25 @@ const STREAM_QUEUE: usize = 4;
 pub struct AdsServer {
     snapshots: watch::Receiver<Arc<MeshSnapshot>>,
     cache: Arc<ResourceCache>,
+    metrics: Arc<XdsMetrics>,
 }
 
 impl AdsServer {
+    /// A server whose metrics count but are not exported; see
+    /// [`AdsServer::with_metrics`].
     pub fn new(snapshots: watch::Receiver<Arc<MeshSnapshot>>) -> Self {
         Self {
             snapshots,
             cache: Arc::new(ResourceCache::default()),
+            metrics: Arc::new(XdsMetrics::default()),
         }
+    }
+
+    /// Records connections, pushes and NACKs in `metrics` (e.g. ones
+    /// registered with [`XdsMetrics::register`]).
+    pub fn with_metrics(mut self, metrics: Arc<XdsMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn into_service(self) -> AggregatedDiscoveryServiceServer<Self> {
@@ -62,6 +76,7 @@ impl AdsServer {
             outbound: tx,
             snapshots: self.snapshots.clone(),
             cache: self.cache.clone(),
+            metrics: self.metrics.clone(),
         };
         tokio::spawn(
             stream
@@ -96,6 +111,7 @@ impl AggregatedDiscoveryService for AdsServer {
 /// loop is the same.
 trait Protocol: Sized + Send + 'static {
     const NAME: &'static str;
+    const PROTOCOL: XdsProtocol;
     type Request: Send + Sync + 'static + std::fmt::Debug;
     type Response: Send + 'static;
     fn new(proxy: String) -> Self;
@@ -112,6 +128,7 @@ trait Protocol: Sized + Send + 'static {
 
 impl Protocol for Connection {
     const NAME: &'static str = "sotw";
+    const PROTOCOL: XdsProtocol = XdsProtocol::Sotw;
     type Request = DiscoveryRequest;
     type Response = DiscoveryResponse;
     fn new(proxy: String) -> Self {
@@ -140,6 +157,7 @@ impl Protocol for Connection {
 
 impl Protocol for DeltaConnection {
     const NAME: &'static str = "delta";
+    const PROTOCOL: XdsProtocol = XdsProtocol::Delta;
     type Request = DeltaDiscoveryRequest;
     type Response = DeltaDiscoveryResponse;
     fn new(proxy: String) -> Self {
@@ -175,6 +193,7 @@ struct AdsStream<P: Protocol> {
     outbound: mpsc::Sender<Result<P::Response, Status>>,
     snapshots: watch::Receiver<Arc<MeshSnapshot>>,
     cache: Arc<ResourceCache>,
+    metrics: Arc<XdsMetrics>,
 }
 
 impl<P: Protocol> AdsStream<P> {
@@ -197,6 +216,7 @@ impl<P: Protocol> AdsStream<P> {
         let span = info_span!("proxy", proxy = %node.id);
         async move {
             info!(namespace = %view.namespace, "proxy connected");
+            let _connected = self.metrics.connected(P::PROTOCOL);
             let mut next = Some(first);
             loop {
                 let request = match next.take() {
@@ -214,9 +234,10 @@ impl<P: Protocol> AdsStream<P> {
                             if changed.is_err() {
                                 break;
                             }
+                            let started = Instant::now();
                             let snapshot = self.snapshots.borrow_and_update().clone();
                             let resources = self.cache.resources(&snapshot, &view);
-                            if !self.send(protocol.on_resources(&resources)).await {
+                            if !self.send(protocol.on_resources(&resources), started).await {
                                 break;
                             }
                             continue;
@@ -225,11 +246,13 @@ impl<P: Protocol> AdsStream<P> {
                 };
                 // Answer from the newest snapshot without marking it seen:
                 // the other watched types still get pushed by `changed()`.
+                let started = Instant::now();
                 let snapshot = self.snapshots.borrow().clone();
                 let resources = self.cache.resources(&snapshot, &view);
                 let (outcome, responses) = protocol.on_request(&request, &resources);
                 log_outcome(&proxy, P::type_url(&request), &outcome);
-                if !self.send(responses).await {
+                self.metrics.record_outcome(P::type_url(&request), &outcome);
+                if !self.send(responses, started).await {
                     break;
                 }
             }
@@ -239,12 +262,17 @@ impl<P: Protocol> AdsStream<P> {
         .await
     }
 
-    async fn send(&self, responses: Vec<P::Response>) -> bool {
+    /// Queues `responses`, built since `started`, and records each push.
+    async fn send(&self, responses: Vec<P::Response>, started: Instant) -> bool {
         for response in responses {
             let (type_url, version, count) = P::describe(&response);
             debug!(%type_url, %version, resources = count, "push");
+            let type_url = TypeUrl::parse(type_url);
             if self.outbound.send(Ok(response)).await.is_err() {
                 return false;
+            }
+            if let Some(type_url) = type_url {
+                self.metrics.record_push(type_url, started.elapsed());
             }
         }
         true
