@@ -94,9 +94,8 @@ impl MeshBuilder {
         for (name, yaml) in &self.files {
             write_atomically(config_dir.path(), name, yaml)?;
         }
-        let [xds_port, router_port, admin_port] = free_ports()?;
+        let [router_port, admin_port, _] = free_ports()?;
         let localhost = Ipv4Addr::LOCALHOST.into();
-        let xds_addr = SocketAddr::new(localhost, xds_port);
         let node_id = self.node_id.unwrap_or_else(|| {
             format!(
                 "weft-e2e-{}-{}",
@@ -105,12 +104,11 @@ impl MeshBuilder {
             )
         });
 
-        let weft = Weft::standalone(config_dir.path(), xds_addr)?;
-        weft.wait_ready(WEFT_READY_TIMEOUT).await?;
+        let weft = Weft::start(config_dir.path(), WEFT_READY_TIMEOUT).await?;
 
         let options = BootstrapOptions {
             node_id: node_id.clone(),
-            xds_addr,
+            xds_addr: weft.xds_addr(),
             outbound_port: router_port,
             admin_port,
             namespace: self.namespace,

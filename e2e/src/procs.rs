@@ -283,39 +283,33 @@ impl Weft {
     /// The log line weft prints once it serves xDS.
     pub const READY_LINE: &str = "xDS server listening on";
 
-    /// Spawns `weft standalone --config-dir DIR --xds-address ADDR
-    /// --monitoring-address 127.0.0.1:<free port>`, with `RUST_LOG` from
-    /// `WEFT_E2E_RUST_LOG` (default `info`) and no colours. Does not wait:
-    /// see [`Weft::wait_ready`].
-    pub fn standalone(config_dir: &Path, xds_addr: SocketAddr) -> Result<Self> {
-        let monitoring_addr = SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), free_port()?);
+    /// Starts `weft standalone --config-dir DIR` with its xDS and
+    /// monitoring servers on ports the kernel picks (so parallel tests never
+    /// race for a port), `RUST_LOG` from `WEFT_E2E_RUST_LOG` (default
+    /// `info`) and no colours, and waits until it serves xDS; the addresses
+    /// are read from its log.
+    pub async fn start(config_dir: &Path, timeout: Duration) -> Result<Self> {
         let mut command = Command::new(weft_binary()?);
         command
             .arg("standalone")
             .arg("--config-dir")
             .arg(config_dir)
-            .arg("--xds-address")
-            .arg(xds_addr.to_string())
-            .arg("--monitoring-address")
-            .arg(monitoring_addr.to_string())
+            .args(["--xds-address", "127.0.0.1:0"])
+            .args(["--monitoring-address", "127.0.0.1:0"])
             .env(
                 "RUST_LOG",
                 std::env::var("WEFT_E2E_RUST_LOG").unwrap_or_else(|_| "info".to_string()),
             )
             .env("NO_COLOR", "1");
+        let process = Process::spawn("weft", command)?;
+        let monitoring_addr =
+            listening_address(&process.wait_for_log(MONITORING_LINE, timeout).await?)?;
+        let xds_addr = listening_address(&process.wait_for_log(Self::READY_LINE, timeout).await?)?;
         Ok(Self {
-            process: Process::spawn("weft", command)?,
+            process,
             xds_addr,
             monitoring_addr,
         })
-    }
-
-    /// Waits for the `xDS server listening on <addr>` line.
-    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
-        self.process
-            .wait_for_log(Self::READY_LINE, timeout)
-            .await
-            .map(|_| ())
     }
 
     pub fn xds_addr(&self) -> SocketAddr {
@@ -335,6 +329,18 @@ impl Weft {
     pub fn process(&self) -> &Process {
         &self.process
     }
+}
+
+/// The log line weft prints once its monitoring server is up.
+const MONITORING_LINE: &str = "monitoring server";
+
+/// The address after `listening on ` in one of weft's log lines.
+fn listening_address(line: &str) -> Result<SocketAddr> {
+    line.split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .with_context(|| format!("no address in weft's line {line:?}"))
 }
 
 impl std::ops::Deref for Weft {
