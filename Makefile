@@ -24,6 +24,7 @@ build:
 crds:
 	$(CARGO) run -q -p weft-crds --bin crdgen
 
-## clean-tools: remove the Envoy virtualenv the tests install
+## clean-tools: remove the tools the tests install (Envoy; the Go-built
+## kube-apiserver, kubectl and etcd, which take minutes to build again)
 clean-tools:
-	rm -rf target/envoy-venv
+	rm -rf target/envoy-venv $${WEFT_TOOLS_CACHE:-$$HOME/.cache/weft-tools}

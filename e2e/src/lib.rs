@@ -18,6 +18,12 @@
 //! - [`tls`]: test certificates (rcgen) and TLS servers and clients
 //!   (rustls), for upstream TLS and gateways.
 //! - [`tcp`]: plain TCP echo servers and clients, for TCP routes.
+//! - [`k8s_tools`]: builds kube-apiserver, kubectl and etcd once from the
+//!   Go module proxy (committed wrapper modules in `e2e/tools/`) into
+//!   `~/.cache/weft-tools`.
+//! - [`control_plane`]: the [`ControlPlane`] fixture: etcd and
+//!   kube-apiserver on loopback ports with their own certificates, an admin
+//!   kubeconfig, and kubectl.
 //! - [`client`]: a small HTTP client and the `wait_for` / `wait_until`
 //!   polling helpers (tests poll; they never sleep for a fixed long time).
 //!
@@ -33,7 +39,9 @@
 //! a user sees it.
 
 pub mod client;
+pub mod control_plane;
 pub mod examples;
+pub mod k8s_tools;
 pub mod mesh;
 pub mod procs;
 pub mod tcp;
@@ -43,6 +51,8 @@ pub mod upstream;
 pub mod yaml;
 
 pub use client::{Reply, http_get, wait_for, wait_until};
+pub use control_plane::ControlPlane;
+pub use k8s_tools::{etcd_binary, kube_apiserver_binary, kubectl_binary};
 pub use mesh::{APPLY_TIMEOUT, Mesh, MeshBuilder};
 pub use procs::{Envoy, Process, Weft, free_port};
 pub use tools::{envoy_binary, weft_binary};

@@ -1,0 +1,390 @@
+//! Building (once) the Kubernetes tools the harness runs: kube-apiserver
+//! and kubectl v1.36.2, and etcd 3.6.8.
+//!
+//! None of them can be `go install`ed (their own modules replace packages
+//! by local paths), so `e2e/tools/` holds small Go modules of ours with
+//! committed `go.sum` files: `e2e/tools/go.mod` requires `k8s.io/kubernetes`
+//! and replaces each staging module (`k8s.io/api`, ...) by its published
+//! `v0.36.2`; `e2e/tools/etcd/go.mod` requires `go.etcd.io/etcd/server/v3`
+//! on its own, without those replaces. The machine's `go` (>= 1.26, used
+//! as is: `GOTOOLCHAIN=local`) builds them from the Go module proxy into
+//! `~/.cache/weft-tools/<name>-<version>` (`WEFT_TOOLS_CACHE` overrides the
+//! directory), where later runs find them after checking `--version`.
+//!
+//! A build takes minutes the first time (kube-apiserver is the long one),
+//! seconds later. Parallel tests and processes are serialised per tool by a
+//! file lock next to the binary; a build writes a temporary file and renames
+//! it, so a binary that is there is complete. A missing or old Go, or a
+//! failing build, is an error saying what to install, with the tail of the
+//! build's output: the test fails, it never skips.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::tools::workspace_dir;
+
+/// The Kubernetes release of kube-apiserver and kubectl.
+pub const KUBERNETES_VERSION: &str = "v1.36.2";
+/// The etcd release (the one envtest pairs with Kubernetes 1.36).
+pub const ETCD_VERSION: &str = "3.6.8";
+/// The oldest Go that builds Kubernetes 1.36, as (major, minor).
+pub const MIN_GO: (u32, u32) = (1, 26);
+/// Set this to a directory to cache the built tools there instead of
+/// `~/.cache/weft-tools`.
+pub const TOOLS_CACHE_ENV: &str = "WEFT_TOOLS_CACHE";
+/// Set this to a `go` binary to build with it instead of the one on `PATH`.
+pub const GO_ENV: &str = "WEFT_GO";
+
+/// Lines of a failed build's output quoted in the error.
+const BUILD_TAIL_LINES: usize = 40;
+
+/// What `go build` makes, from which wrapper module, and how to check it.
+struct GoTool {
+    name: &'static str,
+    version: &'static str,
+    /// The wrapper module's directory, relative to `e2e/tools`.
+    module: &'static str,
+    package: &'static str,
+    /// Stamp Kubernetes' version into the binary (`/version`, kubectl's
+    /// version skew checks).
+    kubernetes_ldflags: bool,
+    version_args: &'static [&'static str],
+    /// What `--version` prints for the right build.
+    version_text: &'static str,
+    /// A cold build's duration on two cores, for the log line.
+    cold_minutes: u32,
+}
+
+const KUBE_APISERVER: GoTool = GoTool {
+    name: "kube-apiserver",
+    version: KUBERNETES_VERSION,
+    module: ".",
+    package: "k8s.io/kubernetes/cmd/kube-apiserver",
+    kubernetes_ldflags: true,
+    version_args: &["--version"],
+    version_text: "Kubernetes v1.36.2",
+    cold_minutes: 6,
+};
+
+const KUBECTL: GoTool = GoTool {
+    name: "kubectl",
+    version: KUBERNETES_VERSION,
+    module: ".",
+    package: "k8s.io/kubernetes/cmd/kubectl",
+    kubernetes_ldflags: true,
+    version_args: &["version", "--client"],
+    version_text: "Client Version: v1.36.2",
+    cold_minutes: 1,
+};
+
+const ETCD: GoTool = GoTool {
+    name: "etcd",
+    version: ETCD_VERSION,
+    module: "etcd",
+    package: "go.etcd.io/etcd/server/v3",
+    kubernetes_ldflags: false,
+    version_args: &["--version"],
+    version_text: "etcd Version: 3.6.8",
+    cold_minutes: 1,
+};
+
+/// kube-apiserver v1.36.2, built once (see the module docs).
+pub fn kube_apiserver_binary() -> Result<PathBuf> {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    cached(&FOUND, &KUBE_APISERVER)
+}
+
+/// kubectl v1.36.2, built once (see the module docs).
+pub fn kubectl_binary() -> Result<PathBuf> {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    cached(&FOUND, &KUBECTL)
+}
+
+/// etcd 3.6.8, built once (see the module docs).
+pub fn etcd_binary() -> Result<PathBuf> {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    cached(&FOUND, &ETCD)
+}
+
+/// `$WEFT_TOOLS_CACHE`, else `$XDG_CACHE_HOME/weft-tools`, else
+/// `~/.cache/weft-tools`.
+pub fn tools_cache_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(TOOLS_CACHE_ENV) {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("weft-tools"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| anyhow!("HOME is not set; set {TOOLS_CACHE_ENV} to a cache directory"))?;
+    Ok(PathBuf::from(home).join(".cache").join("weft-tools"))
+}
+
+/// The directory of the committed Go wrapper modules.
+pub fn go_modules_dir() -> PathBuf {
+    workspace_dir().join("e2e").join("tools")
+}
+
+fn cached(found: &OnceLock<PathBuf>, tool: &GoTool) -> Result<PathBuf> {
+    if let Some(path) = found.get() {
+        return Ok(path.clone());
+    }
+    let path =
+        ensure_built(tool).with_context(|| format!("installing {} {}", tool.name, tool.version))?;
+    Ok(found.get_or_init(|| path).clone())
+}
+
+fn ensure_built(tool: &GoTool) -> Result<PathBuf> {
+    let cache = tools_cache_dir()?;
+    let binary = cache.join(format!("{}-{}", tool.name, tool.version));
+    if check_version(tool, &binary).is_ok() {
+        return Ok(binary);
+    }
+    fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+    let lock_path = cache.join(format!("{}-{}.lock", tool.name, tool.version));
+    let lock = File::create(&lock_path)
+        .with_context(|| format!("creating lock file {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        eprintln!(
+            "weft-e2e: waiting for another build of {} {} to finish (lock {})",
+            tool.name,
+            tool.version,
+            lock_path.display()
+        );
+        lock.lock()
+            .with_context(|| format!("locking {}", lock_path.display()))?;
+    }
+    // The lock is released when `lock` is dropped, on every path out.
+    let result = build_locked(tool, &binary);
+    drop(lock);
+    result
+}
+
+fn build_locked(tool: &GoTool, binary: &Path) -> Result<PathBuf> {
+    // Another process may have built it while this one waited.
+    if check_version(tool, binary).is_ok() {
+        return Ok(binary.to_path_buf());
+    }
+    let go = go_binary()?;
+    let cache = binary
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no parent directory", binary.display()))?;
+    remove_stale_builds(tool, cache);
+    eprintln!(
+        "weft-e2e: building {} {} from the Go module proxy, about {} min once on two cores (less with a \
+         warm Go build cache), cached in {}",
+        tool.name,
+        tool.version,
+        tool.cold_minutes,
+        cache.display()
+    );
+    let started = Instant::now();
+    let temp = cache.join(format!(
+        ".{}-{}.building-{}",
+        tool.name,
+        tool.version,
+        std::process::id()
+    ));
+    let module_dir = go_modules_dir().join(tool.module);
+    let mut command = Command::new(&go);
+    command
+        .current_dir(&module_dir)
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0")
+        .env("GOWORK", "off")
+        .args(["build", "-mod=readonly", "-buildvcs=false"]);
+    if tool.kubernetes_ldflags {
+        command
+            .arg("-ldflags")
+            .arg(kubernetes_ldflags(tool.version)?);
+    }
+    command
+        .arg("-o")
+        .arg(&temp)
+        .arg(tool.package)
+        .stdin(Stdio::null());
+    let out = command
+        .output()
+        .with_context(|| format!("running {}", go.display()))?;
+    if !out.status.success() {
+        let _ = fs::remove_file(&temp);
+        let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+        output.push_str(&String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "`go build {}` in {} failed ({}). It needs Go >= {}.{} and the Go module proxy \
+             (GOPROXY); the output ends with:\n{}",
+            tool.package,
+            module_dir.display(),
+            out.status,
+            MIN_GO.0,
+            MIN_GO.1,
+            tail(&output, BUILD_TAIL_LINES)
+        );
+    }
+    if let Err(err) = check_version(tool, &temp) {
+        let _ = fs::remove_file(&temp);
+        return Err(err.context(format!("the freshly built {}", tool.name)));
+    }
+    fs::rename(&temp, binary)
+        .with_context(|| format!("renaming {} to {}", temp.display(), binary.display()))?;
+    eprintln!(
+        "weft-e2e: built {} {} in {:.0?}",
+        tool.name,
+        tool.version,
+        started.elapsed()
+    );
+    Ok(binary.to_path_buf())
+}
+
+/// Removes what builds of `tool` that were killed left behind (this process
+/// holds the tool's lock, so no build of it is running).
+fn remove_stale_builds(tool: &GoTool, cache: &Path) {
+    let prefix = format!(".{}-{}.building-", tool.name, tool.version);
+    let Ok(entries) = fs::read_dir(cache) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// `-X` flags that make `/version` and `kubectl version` report the real
+/// release instead of `v0.0.0-master`.
+fn kubernetes_ldflags(version: &str) -> Result<String> {
+    let numbers = version.trim_start_matches('v');
+    let mut parts = numbers.split('.');
+    let (Some(major), Some(minor)) = (parts.next(), parts.next()) else {
+        bail!("{version} is not a vMAJOR.MINOR.PATCH version");
+    };
+    let pkg = "k8s.io/component-base/version";
+    Ok(format!(
+        "-X {pkg}.gitVersion={version} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor}"
+    ))
+}
+
+fn check_version(tool: &GoTool, binary: &Path) -> Result<()> {
+    if !binary.is_file() {
+        bail!("{} does not exist", binary.display());
+    }
+    let out = Command::new(binary)
+        .args(tool.version_args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", binary.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !text.contains(tool.version_text) {
+        bail!(
+            "`{} {}` does not report {:?}: {}{}",
+            binary.display(),
+            tool.version_args.join(" "),
+            tool.version_text,
+            text.trim(),
+            tail(&String::from_utf8_lossy(&out.stderr), 5)
+        );
+    }
+    Ok(())
+}
+
+/// The `go` to build with: `$WEFT_GO`, else `go` on `PATH`, else
+/// `/usr/local/go/bin/go`; checked to be at least [`MIN_GO`].
+pub fn go_binary() -> Result<PathBuf> {
+    let install = format!(
+        "install Go {}.{} or newer (https://go.dev/doc/install) and put its `go` on PATH, \
+         or set {GO_ENV} to it",
+        MIN_GO.0, MIN_GO.1
+    );
+    let candidates: Vec<PathBuf> = match std::env::var_os(GO_ENV) {
+        Some(go) => vec![PathBuf::from(go)],
+        None => vec![PathBuf::from("go"), PathBuf::from("/usr/local/go/bin/go")],
+    };
+    let mut problems = Vec::new();
+    for go in candidates {
+        let out = match Command::new(&go)
+            .arg("version")
+            .env("GOTOOLCHAIN", "local")
+            .stdin(Stdio::null())
+            .output()
+        {
+            Ok(out) => out,
+            Err(err) => {
+                problems.push(format!("{}: {err}", go.display()));
+                continue;
+            }
+        };
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        match parse_go_version(&text) {
+            Some(version) if version >= MIN_GO => return Ok(go),
+            Some((major, minor)) => {
+                problems.push(format!("{} is Go {major}.{minor}, too old", go.display()))
+            }
+            None => problems.push(format!(
+                "{} version printed {:?}",
+                go.display(),
+                text.trim()
+            )),
+        }
+    }
+    bail!(
+        "building kube-apiserver, kubectl and etcd for the end-to-end tests needs Go >= {}.{} \
+         ({}); {install}",
+        MIN_GO.0,
+        MIN_GO.1,
+        problems.join("; ")
+    )
+}
+
+/// `(major, minor)` from `go version go1.26.8 linux/amd64`.
+fn parse_go_version(text: &str) -> Option<(u32, u32)> {
+    let word = text.split_whitespace().find(|w| w.starts_with("go1"))?;
+    let mut parts = word.trim_start_matches("go").split(['.', 'r', 'b']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_go_versions() {
+        assert_eq!(
+            parse_go_version("go version go1.26.8 linux/amd64"),
+            Some((1, 26))
+        );
+        assert_eq!(
+            parse_go_version("go version go1.27rc1 linux/amd64"),
+            Some((1, 27))
+        );
+        assert_eq!(
+            parse_go_version("go version go1.9 linux/amd64"),
+            Some((1, 9))
+        );
+        assert_eq!(parse_go_version("something else"), None);
+    }
+
+    #[test]
+    fn stamps_the_kubernetes_version() {
+        assert_eq!(
+            kubernetes_ldflags("v1.36.2").ok().as_deref(),
+            Some(
+                "-X k8s.io/component-base/version.gitVersion=v1.36.2 \
+                 -X k8s.io/component-base/version.gitMajor=1 \
+                 -X k8s.io/component-base/version.gitMinor=36"
+            )
+        );
+    }
+}
