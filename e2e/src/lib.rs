@@ -24,6 +24,8 @@
 //! - [`control_plane`]: the [`ControlPlane`] fixture: etcd and
 //!   kube-apiserver on loopback ports with their own certificates, an admin
 //!   kubeconfig, and kubectl.
+//! - [`netns`]: test hosts in network namespaces, for peers that refuse
+//!   loopback addresses.
 //! - [`client`]: a small HTTP client and the `wait_for` / `wait_until`
 //!   polling helpers (tests poll; they never sleep for a fixed long time).
 //!
@@ -43,6 +45,7 @@ pub mod control_plane;
 pub mod examples;
 pub mod k8s_tools;
 pub mod mesh;
+pub mod netns;
 pub mod procs;
 pub mod tcp;
 pub mod tls;

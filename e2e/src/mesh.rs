@@ -82,7 +82,6 @@ impl MeshBuilder {
     /// Starts weft, then Envoy, and waits until Envoy is ready (its admin
     /// `/ready` answers 200, i.e. it has its first listeners and clusters).
     pub async fn start(self) -> Result<Mesh> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
         // Install Envoy (if needed) before anything else runs, so the install
         // time counts against no readiness timeout.
         tokio::task::spawn_blocking(envoy_binary).await??;
@@ -94,6 +93,28 @@ impl MeshBuilder {
         for (name, yaml) in &self.files {
             write_atomically(config_dir.path(), name, yaml)?;
         }
+        let weft = Weft::start(config_dir.path(), WEFT_READY_TIMEOUT).await?;
+        self.start_envoy(weft, config_dir).await
+    }
+
+    /// Starts Envoy against a weft the caller started (e.g. `weft
+    /// operator`, [`Weft::start_operator`]) and waits until it is ready.
+    /// The mesh's config dir is then empty and unused: files given with
+    /// [`MeshBuilder::file`] are an error.
+    pub async fn start_with_weft(self, weft: Weft) -> Result<Mesh> {
+        if !self.files.is_empty() {
+            bail!("config files are for weft standalone; this weft was started by the caller");
+        }
+        tokio::task::spawn_blocking(envoy_binary).await??;
+        let config_dir = tempfile::Builder::new()
+            .prefix("weft-e2e-config-")
+            .tempdir()
+            .context("creating the config dir")?;
+        self.start_envoy(weft, config_dir).await
+    }
+
+    async fn start_envoy(self, weft: Weft, config_dir: TempDir) -> Result<Mesh> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
         let [router_port, admin_port, _] = free_ports()?;
         let localhost = Ipv4Addr::LOCALHOST.into();
         let node_id = self.node_id.unwrap_or_else(|| {
@@ -103,8 +124,6 @@ impl MeshBuilder {
                 NEXT.fetch_add(1, Ordering::SeqCst)
             )
         });
-
-        let weft = Weft::start(config_dir.path(), WEFT_READY_TIMEOUT).await?;
 
         let options = BootstrapOptions {
             node_id: node_id.clone(),

@@ -271,7 +271,7 @@ impl Drop for Process {
     }
 }
 
-/// The `weft` binary running `standalone`.
+/// The `weft` binary running `standalone` or `operator`.
 #[derive(Debug)]
 pub struct Weft {
     process: Process,
@@ -293,7 +293,21 @@ impl Weft {
         command
             .arg("standalone")
             .arg("--config-dir")
-            .arg(config_dir)
+            .arg(config_dir);
+        Self::spawn(command, timeout).await
+    }
+
+    /// Starts `weft operator --kubeconfig FILE` as [`Weft::start`] starts
+    /// standalone, and waits until it serves xDS (after its watches listed
+    /// every kind once).
+    pub async fn start_operator(kubeconfig: &Path, timeout: Duration) -> Result<Self> {
+        let mut command = Command::new(weft_binary()?);
+        command.arg("operator").arg("--kubeconfig").arg(kubeconfig);
+        Self::spawn(command, timeout).await
+    }
+
+    async fn spawn(mut command: Command, timeout: Duration) -> Result<Self> {
+        command
             .args(["--xds-address", "127.0.0.1:0"])
             .args(["--monitoring-address", "127.0.0.1:0"])
             .env(

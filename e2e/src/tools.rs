@@ -172,8 +172,14 @@ pub fn weft_binary() -> Result<PathBuf> {
         }
         bail!("WEFT_BIN={} is not a file", path.display());
     }
+    workspace_binary("weft", "cargo build -p weft-operator --bin weft")
+}
+
+/// A binary cargo built into the target directory of the running test or
+/// program (tests live in target/debug/deps, so its parent counts too).
+pub fn workspace_binary(name: &str, build_hint: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("finding the current executable")?;
-    let name = format!("weft{}", std::env::consts::EXE_SUFFIX);
+    let name = format!("{name}{}", std::env::consts::EXE_SUFFIX);
     let mut tried = Vec::new();
     for dir in exe.ancestors().skip(1).take(2) {
         let candidate = dir.join(&name);
@@ -183,7 +189,7 @@ pub fn weft_binary() -> Result<PathBuf> {
         tried.push(candidate.display().to_string());
     }
     bail!(
-        "the weft binary was not found (looked at {}); run: cargo build -p weft-operator --bin weft",
+        "the {name} binary was not found (looked at {}); run: {build_hint}",
         tried.join(", ")
     )
 }

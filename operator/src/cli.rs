@@ -18,6 +18,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve xDS from a directory of Istio YAML files, without a cluster.
     Standalone(StandaloneArgs),
+    /// Serve xDS from a Kubernetes cluster's Istio resources, Services and
+    /// EndpointSlices (work in progress).
+    Operator(OperatorArgs),
     /// Print an Envoy bootstrap (YAML) that connects Envoy to Weft over ADS.
     Bootstrap(BootstrapArgs),
     /// Check Istio YAML files or directories with the same code standalone
@@ -39,6 +42,27 @@ pub struct StandaloneArgs {
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15014")]
     pub monitoring_address: SocketAddr,
     /// Changes are applied once the directory was quiet this long.
+    #[arg(long, value_name = "DURATION", default_value = "100ms")]
+    pub debounce_quiet: IstioDuration,
+    /// ... but no later than this after the first change of a burst.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub debounce_max: IstioDuration,
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// The kubeconfig to use (its current context); without it, the
+    /// in-cluster config or `$KUBECONFIG` / `~/.kube/config`.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Address of the plaintext xDS (ADS) server.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15010")]
+    pub xds_address: SocketAddr,
+    /// Address of the monitoring server: `/metrics` (Prometheus),
+    /// `/healthz`, `/readyz`.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15014")]
+    pub monitoring_address: SocketAddr,
+    /// Changes are applied once the cluster was quiet this long.
     #[arg(long, value_name = "DURATION", default_value = "100ms")]
     pub debounce_quiet: IstioDuration,
     /// ... but no later than this after the first change of a burst.

@@ -1,8 +1,9 @@
 //! # weft-operator: Weft's runtime
 //!
 //! This crate wires the libraries into the `weft` binary. It owns the
-//! command line, process concerns (logging, signals, sockets) and, in later
-//! issues, the Kubernetes adapter and the admission webhooks. It holds no
+//! command line, process concerns (logging, signals, sockets), the
+//! Kubernetes adapter ([`k8s`]: every Kubernetes type stays here) and, in
+//! later issues, the admission webhooks. It holds no
 //! translation or xDS logic of its own: that is `weft-pilot`'s.
 //!
 //! ```text
@@ -11,13 +12,19 @@
 //!                                                                      │
 //!                                            pilot::xds::AdsServer ◀───┘ ─▶ Envoy (ADS, :15010)
 //!     monitoring (:15014): /metrics (XdsMetrics, ConfigMetrics), /healthz, /readyz
+//! weft operator [--kubeconfig F]
+//!     kube-apiserver watches ─▶ k8s::Stores ─▶ (debounce) ─▶ the same ConfigStore,
+//!     xDS and monitoring as standalone (server.rs holds what both share)
 //! weft bootstrap ...   prints the Envoy bootstrap that points at that server
 //! weft validate -f F   runs the same source + ConfigStore checks once and prints the errors
 //! ```
 
 pub mod bootstrap;
 pub mod cli;
+pub mod k8s;
 pub mod monitoring;
+pub mod operator;
+pub mod server;
 pub mod standalone;
 pub mod telemetry;
 pub mod validate;

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use weft_operator::cli::{Cli, Command};
-use weft_operator::{bootstrap, standalone, telemetry, validate};
+use weft_operator::{bootstrap, operator, standalone, telemetry, validate};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
@@ -11,6 +11,11 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Standalone(args) => {
             telemetry::init_logging();
             standalone::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Operator(args) => {
+            telemetry::init_logging();
+            operator::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bootstrap(args) => {

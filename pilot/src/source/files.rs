@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use weft_crds::{DocumentError, MeshDocument};
 
+use super::debounce::Debouncer;
 use crate::config::{ErrorReason, FieldError, Input, Origin, convert};
 use crate::model::ResourceId;
 
@@ -178,9 +179,7 @@ fn document_error(err: &DocumentError, reason: ErrorReason) -> FieldError {
 #[derive(Debug)]
 pub struct DirWatcher {
     _watcher: notify::RecommendedWatcher,
-    events: mpsc::UnboundedReceiver<()>,
-    quiet: Duration,
-    max_delay: Duration,
+    changes: Debouncer,
 }
 
 impl DirWatcher {
@@ -196,24 +195,13 @@ impl DirWatcher {
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
         Ok(Self {
             _watcher: watcher,
-            events,
-            quiet,
-            max_delay,
+            changes: Debouncer::new(events, quiet, max_delay),
         })
     }
 
     /// Waits for the next settled change; `None` when watching stopped.
     pub async fn changed(&mut self) -> Option<()> {
-        self.events.recv().await?;
-        let deadline = tokio::time::Instant::now() + self.max_delay;
-        loop {
-            let quiet_until = (tokio::time::Instant::now() + self.quiet).min(deadline);
-            match tokio::time::timeout_at(quiet_until, self.events.recv()).await {
-                Ok(Some(())) if tokio::time::Instant::now() < deadline => continue,
-                Ok(None) => return None,
-                _ => return Some(()),
-            }
-        }
+        self.changes.changed().await
     }
 }
 

@@ -1,0 +1,152 @@
+//! The Kubernetes adapter: kube-apiserver watches -> config inputs.
+//!
+//! ```text
+//! kube-apiserver ──watch (kube::runtime::watcher + reflector)──▶ Stores
+//!   VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar (v1),
+//!   Service, EndpointSlice (discovery.k8s.io/v1), Pod
+//!        │ any change pings a channel ─▶ Debouncer (quiet / max delay)
+//!        ▼
+//! Stores::inputs(): Vec<pilot::config::Input>   (state of the world)
+//!   mesh objects ─▶ pilot::config::convert      (mesh.rs)
+//!   Services + EndpointSlices + Pods ─▶ model::Service (services.rs)
+//!        ▼
+//! pilot::config::ConfigStore::apply ─▶ MeshSnapshot ─▶ xDS (as standalone)
+//! ```
+//!
+//! All Kubernetes types stay in this module: `weft-pilot` sees only its own
+//! inputs and model.
+
+pub mod mesh;
+pub mod services;
+pub mod watch;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Client;
+use kube::runtime::reflector::Store;
+use tokio::sync::mpsc;
+use weft_crds::{DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService};
+use weft_pilot::config::{Input, Origin};
+
+/// What the apiserver's objects are reported as coming from.
+pub const SOURCE: &str = "kubernetes";
+
+/// The origin of an object read from the apiserver: `kubernetes` (errors
+/// name the resource, `Kind ns/name`, next to it).
+pub fn origin() -> Origin {
+    Origin {
+        source: SOURCE.to_string(),
+        document: None,
+    }
+}
+
+/// The watched state of the cluster, one reflector store per kind.
+#[derive(Clone)]
+pub struct Stores {
+    virtual_services: Store<VirtualService>,
+    destination_rules: Store<DestinationRule>,
+    service_entries: Store<ServiceEntry>,
+    gateways: Store<Gateway>,
+    sidecars: Store<Sidecar>,
+    services: Store<Service>,
+    endpoint_slices: Store<EndpointSlice>,
+    pods: Store<Pod>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+/// The adapter's errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the watch of {0} stopped before its first list")]
+    WatchStopped(&'static str),
+}
+
+impl Error {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::WatchStopped(_) => "watch_stopped",
+        }
+    }
+}
+
+impl Stores {
+    /// Starts the watches of every kind; each change sends `()` on
+    /// `changes`.
+    pub fn watch(client: &Client, changes: &mpsc::UnboundedSender<()>) -> Self {
+        Self {
+            virtual_services: watch::watch_all(client, "VirtualService", changes.clone()),
+            destination_rules: watch::watch_all(client, "DestinationRule", changes.clone()),
+            service_entries: watch::watch_all(client, "ServiceEntry", changes.clone()),
+            gateways: watch::watch_all(client, "Gateway", changes.clone()),
+            sidecars: watch::watch_all(client, "Sidecar", changes.clone()),
+            services: watch::watch_all(client, "Service", changes.clone()),
+            endpoint_slices: watch::watch_all(client, "EndpointSlice", changes.clone()),
+            pods: watch::watch_all(client, "Pod", changes.clone()),
+        }
+    }
+
+    /// Waits until every watch has listed its kind once.
+    pub async fn wait_until_listed(&self) -> Result<(), Error> {
+        async fn listed<K: kube::Resource + Clone + 'static>(
+            store: &Store<K>,
+            kind: &'static str,
+        ) -> Result<(), Error>
+        where
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            store
+                .wait_until_ready()
+                .await
+                .map_err(|_| Error::WatchStopped(kind))
+        }
+        listed(&self.virtual_services, "VirtualService").await?;
+        listed(&self.destination_rules, "DestinationRule").await?;
+        listed(&self.service_entries, "ServiceEntry").await?;
+        listed(&self.gateways, "Gateway").await?;
+        listed(&self.sidecars, "Sidecar").await?;
+        listed(&self.services, "Service").await?;
+        listed(&self.endpoint_slices, "EndpointSlice").await?;
+        listed(&self.pods, "Pod").await
+    }
+
+    /// Every input the current state makes (state of the world).
+    pub fn inputs(&self) -> Vec<Input> {
+        let mut inputs = Vec::new();
+        inputs.extend(mesh::build_mesh_inputs(
+            "VirtualService",
+            &self.virtual_services.state(),
+            mesh::virtual_service,
+        ));
+        inputs.extend(mesh::build_mesh_inputs(
+            "DestinationRule",
+            &self.destination_rules.state(),
+            mesh::destination_rule,
+        ));
+        inputs.extend(mesh::build_mesh_inputs(
+            "ServiceEntry",
+            &self.service_entries.state(),
+            mesh::service_entry,
+        ));
+        inputs.extend(mesh::build_mesh_inputs(
+            "Gateway",
+            &self.gateways.state(),
+            mesh::gateway,
+        ));
+        inputs.extend(mesh::build_mesh_inputs(
+            "Sidecar",
+            &self.sidecars.state(),
+            mesh::sidecar,
+        ));
+        inputs.extend(services::build_service_inputs(
+            &self.services.state(),
+            &self.endpoint_slices.state(),
+            &self.pods.state(),
+        ));
+        inputs
+    }
+}

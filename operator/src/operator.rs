@@ -1,0 +1,77 @@
+//! `weft operator`: the control plane over a Kubernetes cluster. Same
+//! config store, xDS and monitoring as `weft standalone`; the inputs come
+//! from the [`crate::k8s`] watches instead of files.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+use weft_pilot::config::ConfigStore;
+use weft_pilot::model::MeshSnapshot;
+
+use crate::cli::OperatorArgs;
+use crate::k8s::Stores;
+use crate::server::{ConfigRecorder, ControlPlane};
+use weft_pilot::source::debounce::Debouncer;
+
+pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
+    // Up first, so that health answers while the watches list.
+    let plane = ControlPlane::start_monitoring(args.monitoring_address).await?;
+    let client = client(&args).await?;
+
+    let (changes, receiver) = mpsc::unbounded_channel();
+    let stores = Stores::watch(&client, &changes);
+    drop(changes);
+    let debouncer = Debouncer::new(receiver, args.debounce_quiet.0, args.debounce_max.0);
+    info!("waiting for the first list of every watched kind");
+    stores.wait_until_listed().await?;
+
+    let mut store = ConfigStore::default();
+    let applied = store.apply(stores.inputs());
+    let recorder = plane.recorder();
+    recorder.record(&applied);
+    let (snapshots, receiver) = watch::channel(applied.snapshot);
+    tokio::spawn(reload_on_change(
+        stores, debouncer, store, snapshots, recorder,
+    ));
+    plane.serve_xds(args.xds_address, receiver).await
+}
+
+/// The client for `--kubeconfig`, or the inferred one (in-cluster, then
+/// `$KUBECONFIG` / `~/.kube/config`).
+async fn client(args: &OperatorArgs) -> anyhow::Result<Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("cannot use the kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no Kubernetes config (in-cluster or kubeconfig) found; pass --kubeconfig")?,
+    };
+    info!(server = %config.cluster_url, "watching the Kubernetes API server at {}", config.cluster_url);
+    Client::try_from(config).context("cannot create the Kubernetes client")
+}
+
+async fn reload_on_change(
+    stores: Stores,
+    mut debouncer: Debouncer,
+    mut store: ConfigStore,
+    snapshots: watch::Sender<Arc<MeshSnapshot>>,
+    recorder: ConfigRecorder,
+) {
+    while debouncer.changed().await.is_some() {
+        let applied = store.apply(stores.inputs());
+        recorder.record(&applied);
+        if applied.changed {
+            snapshots.send_replace(applied.snapshot);
+        }
+    }
+    warn!("every Kubernetes watch stopped; serving the last config");
+}

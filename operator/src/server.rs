@@ -1,0 +1,133 @@
+//! What `weft standalone` and `weft operator` share: the monitoring server
+//! (up first, so health answers while the config loads), reporting of each
+//! applied config, the xDS (ADS) server over a stream of snapshots, and
+//! shutdown on SIGTERM / Ctrl-C. The two commands differ only in where
+//! their [`weft_pilot::config::Input`]s come from.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{info, warn};
+use weft_pilot::config::Applied;
+use weft_pilot::config::metrics::ConfigMetrics;
+use weft_pilot::model::MeshSnapshot;
+use weft_pilot::xds::{AdsServer, XdsMetrics};
+
+use crate::monitoring::{self, Readiness};
+
+/// The metrics and readiness of a running control plane; the monitoring
+/// server already serves them.
+#[derive(Debug)]
+pub struct ControlPlane {
+    recorder: ConfigRecorder,
+    xds_metrics: Arc<XdsMetrics>,
+    readiness: Readiness,
+}
+
+impl ControlPlane {
+    /// Registers the metrics and starts the monitoring server on `address`
+    /// (`/metrics`, `/healthz`, `/readyz`), logging the address it bound.
+    pub async fn start_monitoring(address: SocketAddr) -> anyhow::Result<Self> {
+        let mut registry = Registry::default();
+        let xds_metrics = Arc::new(XdsMetrics::register(&mut registry));
+        let config_metrics = ConfigMetrics::register(&mut registry);
+        let readiness = Readiness::default();
+        let monitoring = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        let bound = monitoring.local_addr()?;
+        info!(address = %bound, "monitoring server (/metrics, /healthz, /readyz) listening on {bound}");
+        tokio::spawn(monitoring::serve(monitoring, registry, readiness.clone()));
+        Ok(Self {
+            recorder: ConfigRecorder(config_metrics),
+            xds_metrics,
+            readiness,
+        })
+    }
+
+    /// What logs and counts applied configs (cheap to clone: the clones
+    /// share the registered metrics).
+    pub fn recorder(&self) -> ConfigRecorder {
+        self.recorder.clone()
+    }
+
+    /// Serves xDS on `address` from `snapshots` until SIGTERM or Ctrl-C.
+    /// Call it once the first config is applied: binding marks the control
+    /// plane ready.
+    pub async fn serve_xds(
+        self,
+        address: SocketAddr,
+        snapshots: watch::Receiver<Arc<MeshSnapshot>>,
+    ) -> anyhow::Result<()> {
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        self.readiness.set_ready();
+        let bound = listener.local_addr()?;
+        info!(address = %bound, "xDS server listening on {bound}");
+        tonic::transport::Server::builder()
+            .add_service(
+                AdsServer::new(snapshots)
+                    .with_metrics(self.xds_metrics)
+                    .into_service(),
+            )
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+            .await
+            .context("xDS server failed")?;
+        info!("shut down");
+        Ok(())
+    }
+}
+
+/// Logs and counts applied configs.
+#[derive(Clone, Debug)]
+pub struct ConfigRecorder(ConfigMetrics);
+
+impl ConfigRecorder {
+    /// Logs one applied config and records it in the metrics.
+    pub fn record(&self, applied: &Applied) {
+        report(applied);
+        self.0.record(applied);
+    }
+}
+
+/// Logs the errors, kept resources and totals of one applied config.
+fn report(applied: &Applied) {
+    for error in &applied.errors {
+        warn!(reason = error.error.reason.kind(), "config error: {error}");
+    }
+    for id in &applied.kept {
+        warn!("{id}: serving its last good version until the error is fixed");
+    }
+    let snapshot = &applied.snapshot;
+    info!(
+        version = snapshot.version,
+        changed = applied.changed,
+        services = snapshot.services.len(),
+        virtual_services = snapshot.virtual_services.len(),
+        destination_rules = snapshot.destination_rules.len(),
+        errors = applied.errors.len(),
+        "config applied"
+    );
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(err) => {
+            warn!(%err, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
