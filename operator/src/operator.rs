@@ -1,6 +1,8 @@
 //! `weft operator`: the control plane over a Kubernetes cluster. Same
 //! config store, xDS and monitoring as `weft standalone`; the inputs come
-//! from the [`crate::k8s`] watches instead of files.
+//! from the [`crate::k8s`] watches instead of files. After each apply, the
+//! status of every mesh object is brought up to date by
+//! [`crate::k8s::status::writer`].
 
 use std::sync::Arc;
 
@@ -14,12 +16,20 @@ use weft_pilot::model::MeshSnapshot;
 
 use crate::cli::OperatorArgs;
 use crate::k8s::Stores;
+use crate::k8s::status::{
+    self,
+    writer::{StatusMetrics, StatusUpdate},
+};
 use crate::server::{ConfigRecorder, ControlPlane};
 use weft_pilot::source::debounce::Debouncer;
 
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     // Up first, so that health answers while the watches list.
-    let plane = ControlPlane::start_monitoring(args.monitoring_address).await?;
+    let mut status_metrics = StatusMetrics::default();
+    let plane = ControlPlane::start_monitoring_with(args.monitoring_address, |registry| {
+        status_metrics = StatusMetrics::register(registry);
+    })
+    .await?;
     let client = client(&args).await?;
 
     let (changes, receiver) = mpsc::unbounded_channel();
@@ -30,12 +40,23 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     stores.wait_until_listed().await?;
 
     let mut store = ConfigStore::default();
-    let applied = store.apply(stores.inputs());
+    let observed = stores.observe();
+    let applied = store.apply(observed.inputs);
     let recorder = plane.recorder();
     recorder.record(&applied);
+    // Statuses are written by a task of their own: a slow apiserver never
+    // holds back a reload or xDS.
+    let statuses = status::writer::spawn(
+        client.clone(),
+        status_metrics,
+        StatusUpdate {
+            objects: observed.objects,
+            outcomes: status::build_outcomes(&applied),
+        },
+    );
     let (snapshots, receiver) = watch::channel(applied.snapshot);
     tokio::spawn(reload_on_change(
-        stores, debouncer, store, snapshots, recorder,
+        stores, debouncer, store, snapshots, recorder, statuses,
     ));
     plane.serve_xds(args.xds_address, receiver).await
 }
@@ -65,10 +86,16 @@ async fn reload_on_change(
     mut store: ConfigStore,
     snapshots: watch::Sender<Arc<MeshSnapshot>>,
     recorder: ConfigRecorder,
+    statuses: watch::Sender<Arc<StatusUpdate>>,
 ) {
     while debouncer.changed().await.is_some() {
-        let applied = store.apply(stores.inputs());
+        let observed = stores.observe();
+        let applied = store.apply(observed.inputs);
         recorder.record(&applied);
+        statuses.send_replace(Arc::new(StatusUpdate {
+            objects: observed.objects,
+            outcomes: status::build_outcomes(&applied),
+        }));
         if applied.changed {
             snapshots.send_replace(applied.snapshot);
         }

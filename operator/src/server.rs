@@ -33,7 +33,17 @@ impl ControlPlane {
     /// Registers the metrics and starts the monitoring server on `address`
     /// (`/metrics`, `/healthz`, `/readyz`), logging the address it bound.
     pub async fn start_monitoring(address: SocketAddr) -> anyhow::Result<Self> {
+        Self::start_monitoring_with(address, |_| {}).await
+    }
+
+    /// [`ControlPlane::start_monitoring`], with `register` adding the
+    /// caller's own metrics to the registry first.
+    pub async fn start_monitoring_with(
+        address: SocketAddr,
+        register: impl FnOnce(&mut Registry),
+    ) -> anyhow::Result<Self> {
         let mut registry = Registry::default();
+        register(&mut registry);
         let xds_metrics = Arc::new(XdsMetrics::register(&mut registry));
         let config_metrics = ConfigMetrics::register(&mut registry);
         let readiness = Readiness::default();

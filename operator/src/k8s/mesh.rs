@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use kube::ResourceExt;
-use weft_crds::{DestinationRule, Gateway, MeshResource, ServiceEntry, Sidecar, VirtualService};
+use weft_crds::{
+    DestinationRule, Gateway, MeshResource, ResourceStatus, ServiceEntry, Sidecar, VirtualService,
+};
 use weft_pilot::config::{Input, convert};
 use weft_pilot::model::ResourceId;
 
@@ -20,11 +22,7 @@ pub fn build_mesh_inputs<K: kube::Resource>(
     objects
         .iter()
         .map(|object| {
-            let id = ResourceId::new(
-                kind,
-                object.namespace().unwrap_or_default(),
-                object.name_any(),
-            );
+            let id = mesh_id(kind, object.as_ref());
             let result = convert(&id, &spec(object));
             Input::Resource {
                 origin: origin(),
@@ -33,6 +31,39 @@ pub fn build_mesh_inputs<K: kube::Resource>(
             }
         })
         .collect()
+}
+
+/// A mesh object as its status sees it: which one, at which generation,
+/// with what status now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeshObject {
+    pub id: ResourceId,
+    pub generation: Option<i64>,
+    pub status: Option<ResourceStatus>,
+}
+
+/// The [`MeshObject`] of every object of a kind; `status` picks its status.
+pub fn build_mesh_objects<K: kube::Resource>(
+    kind: &'static str,
+    objects: &[Arc<K>],
+    status: impl Fn(&K) -> Option<&ResourceStatus>,
+) -> Vec<MeshObject> {
+    objects
+        .iter()
+        .map(|object| MeshObject {
+            id: mesh_id(kind, object.as_ref()),
+            generation: object.meta().generation,
+            status: status(object).cloned(),
+        })
+        .collect()
+}
+
+fn mesh_id<K: kube::Resource>(kind: &'static str, object: &K) -> ResourceId {
+    ResourceId::new(
+        kind,
+        object.namespace().unwrap_or_default(),
+        object.name_any(),
+    )
 }
 
 pub fn virtual_service(object: &VirtualService) -> MeshResource {

@@ -18,6 +18,7 @@
 
 pub mod mesh;
 pub mod services;
+pub mod status;
 pub mod watch;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -25,7 +26,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use kube::runtime::reflector::Store;
 use tokio::sync::mpsc;
-use weft_crds::{DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService};
+use weft_crds::{DestinationRule, Gateway, ResourceStatus, ServiceEntry, Sidecar, VirtualService};
 use weft_pilot::config::{Input, Origin};
 
 /// What the apiserver's objects are reported as coming from.
@@ -116,37 +117,79 @@ impl Stores {
 
     /// Every input the current state makes (state of the world).
     pub fn inputs(&self) -> Vec<Input> {
-        let mut inputs = Vec::new();
-        inputs.extend(mesh::build_mesh_inputs(
+        self.observe().inputs
+    }
+
+    /// Every input the current state makes, and the mesh objects they were
+    /// made from (read from the same state, so generations match).
+    pub fn observe(&self) -> Observed {
+        fn kind<K>(
+            observed: &mut Observed,
+            name: &'static str,
+            store: &Store<K>,
+            spec: impl Fn(&K) -> weft_crds::MeshResource,
+            status: impl Fn(&K) -> Option<&ResourceStatus>,
+        ) where
+            K: kube::Resource + Clone + 'static,
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            let objects = store.state();
+            observed
+                .inputs
+                .extend(mesh::build_mesh_inputs(name, &objects, spec));
+            observed
+                .objects
+                .extend(mesh::build_mesh_objects(name, &objects, status));
+        }
+        let mut observed = Observed::default();
+        kind(
+            &mut observed,
             "VirtualService",
-            &self.virtual_services.state(),
+            &self.virtual_services,
             mesh::virtual_service,
-        ));
-        inputs.extend(mesh::build_mesh_inputs(
+            |o| o.status.as_ref(),
+        );
+        kind(
+            &mut observed,
             "DestinationRule",
-            &self.destination_rules.state(),
+            &self.destination_rules,
             mesh::destination_rule,
-        ));
-        inputs.extend(mesh::build_mesh_inputs(
+            |o| o.status.as_ref(),
+        );
+        kind(
+            &mut observed,
             "ServiceEntry",
-            &self.service_entries.state(),
+            &self.service_entries,
             mesh::service_entry,
-        ));
-        inputs.extend(mesh::build_mesh_inputs(
+            |o| o.status.as_ref(),
+        );
+        kind(
+            &mut observed,
             "Gateway",
-            &self.gateways.state(),
+            &self.gateways,
             mesh::gateway,
-        ));
-        inputs.extend(mesh::build_mesh_inputs(
+            |o| o.status.as_ref(),
+        );
+        kind(
+            &mut observed,
             "Sidecar",
-            &self.sidecars.state(),
+            &self.sidecars,
             mesh::sidecar,
-        ));
-        inputs.extend(services::build_service_inputs(
+            |o| o.status.as_ref(),
+        );
+        observed.inputs.extend(services::build_service_inputs(
             &self.services.state(),
             &self.endpoint_slices.state(),
             &self.pods.state(),
         ));
-        inputs
+        observed
     }
+}
+
+/// What [`Stores::observe`] read.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub inputs: Vec<Input>,
+    /// The mesh objects (the kinds with a status).
+    pub objects: Vec<mesh::MeshObject>,
 }
