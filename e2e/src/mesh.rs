@@ -17,6 +17,8 @@ use tempfile::TempDir;
 use crate::client::{Reply, http_get, wait_for};
 use crate::procs::{BootstrapOptions, Envoy, Weft, exited_error, weft_bootstrap};
 use crate::tools::envoy_binary;
+use crate::upstream::Upstream;
+use crate::yaml::{mk_service, mk_weighted_virtual_service};
 
 /// How long weft may take to log that it listens.
 pub const WEFT_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,7 +39,21 @@ pub struct MeshBuilder {
     delta: bool,
 }
 
+/// The file [`MeshBuilder::reviews_all_to_v1`] writes the `reviews`
+/// VirtualService to; tests rewrite it to change routing.
+pub const REVIEWS_VS_FILE: &str = "reviews-vs.yaml";
+
 impl MeshBuilder {
+    /// The mesh many tests start from: `reviews` in `default` served by
+    /// `upstreams` (subsets by identity), with every request to subset v1.
+    pub fn reviews_all_to_v1(self, upstreams: &[Upstream]) -> Self {
+        self.file("reviews.yaml", mk_service("reviews", "default", upstreams))
+            .file(
+                REVIEWS_VS_FILE,
+                mk_weighted_virtual_service("reviews", "default", &[("v1", 100)]),
+            )
+    }
+
     /// A file written into the config dir before weft starts.
     pub fn file(mut self, name: &str, yaml: impl Into<String>) -> Self {
         self.files.push((name.to_string(), yaml.into()));

@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use weft_e2e::yaml::{NACKED_VS, fqdn, mk_service, mk_weighted_virtual_service};
+use weft_e2e::yaml::{NACKED_VS, fqdn, mk_weighted_virtual_service};
 use weft_e2e::{APPLY_TIMEOUT, Mesh, start_upstreams};
 
-const VS_FILE: &str = "reviews-vs.yaml";
+use weft_e2e::mesh::REVIEWS_VS_FILE as VS_FILE;
 
 /// How long weft may take to notice a file change and log about it.
 const LOG_TIMEOUT: Duration = Duration::from_secs(20);
@@ -53,14 +53,7 @@ fn assert_validation_line(line: &str) {
 async fn invalid_virtual_service_is_logged_and_last_good_config_keeps_serving() -> anyhow::Result<()>
 {
     let ups = start_upstreams(7, &["v1", "v2"]).await?;
-    let mesh = Mesh::builder()
-        .file("reviews.yaml", mk_service("reviews", "default", &ups))
-        .file(
-            VS_FILE,
-            mk_weighted_virtual_service("reviews", "default", &[("v1", 100)]),
-        )
-        .start()
-        .await?;
+    let mesh = Mesh::builder().reviews_all_to_v1(&ups).start().await?;
     let host = fqdn("reviews", "default");
     mesh.wait_for_body(&host, "/", &[], "v1", APPLY_TIMEOUT)
         .await?;
@@ -110,14 +103,7 @@ async fn invalid_virtual_service_is_logged_and_last_good_config_keeps_serving() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_nack_is_logged_and_last_good_config_keeps_serving() -> anyhow::Result<()> {
     let ups = start_upstreams(10, &["v1", "v2"]).await?;
-    let mesh = Mesh::builder()
-        .file("reviews.yaml", mk_service("reviews", "default", &ups))
-        .file(
-            VS_FILE,
-            mk_weighted_virtual_service("reviews", "default", &[("v1", 100)]),
-        )
-        .start()
-        .await?;
+    let mesh = Mesh::builder().reviews_all_to_v1(&ups).start().await?;
     let host = fqdn("reviews", "default");
     mesh.wait_for_body(&host, "/", &[], "v1", APPLY_TIMEOUT)
         .await?;

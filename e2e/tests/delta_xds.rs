@@ -1,6 +1,7 @@
 //! An Envoy on incremental (delta) xDS converges as services are added,
 //! changed and removed, and is sent only what changed.
 
+use weft_e2e::mesh::REVIEWS_VS_FILE;
 use weft_e2e::yaml::{fqdn, mk_service, mk_weighted_virtual_service};
 use weft_e2e::{APPLY_TIMEOUT, Mesh, start_upstreams};
 
@@ -10,11 +11,7 @@ async fn a_delta_envoy_converges_after_add_change_and_remove() -> anyhow::Result
     let ratings = start_upstreams(81, &["r1"]).await?;
     let mesh = Mesh::builder()
         .delta()
-        .file("reviews.yaml", mk_service("reviews", "default", &reviews))
-        .file(
-            "reviews-vs.yaml",
-            mk_weighted_virtual_service("reviews", "default", &[("v1", 100)]),
-        )
+        .reviews_all_to_v1(&reviews)
         .start()
         .await?;
     let (reviews_host, ratings_host) = (fqdn("reviews", "default"), fqdn("ratings", "default"));
@@ -31,7 +28,7 @@ async fn a_delta_envoy_converges_after_add_change_and_remove() -> anyhow::Result
 
     // Change a route.
     mesh.write_config(
-        "reviews-vs.yaml",
+        REVIEWS_VS_FILE,
         &mk_weighted_virtual_service("reviews", "default", &[("v2", 100)]),
     )?;
     mesh.wait_for_body(&reviews_host, "/", &[], "v2", APPLY_TIMEOUT)

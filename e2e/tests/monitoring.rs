@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use weft_e2e::yaml::{NACKED_VS, fqdn, mk_service, mk_weighted_virtual_service};
 use weft_e2e::{APPLY_TIMEOUT, Mesh, start_upstreams, wait_for};
 
-const VS_FILE: &str = "reviews-vs.yaml";
+use weft_e2e::mesh::REVIEWS_VS_FILE as VS_FILE;
 
 /// How long a file change may take to show in the metrics.
 const METRICS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,14 +65,7 @@ async fn wait_for_sample(mesh: &Mesh, series: &str, min: f64) -> anyhow::Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_xds_metrics_with_a_connected_envoy() -> anyhow::Result<()> {
     let ups = start_upstreams(90, &["v1", "v2"]).await?;
-    let mesh = Mesh::builder()
-        .file("reviews.yaml", mk_service("reviews", "default", &ups))
-        .file(
-            VS_FILE,
-            mk_weighted_virtual_service("reviews", "default", &[("v1", 100)]),
-        )
-        .start()
-        .await?;
+    let mesh = Mesh::builder().reviews_all_to_v1(&ups).start().await?;
     let host = fqdn("reviews", "default");
     mesh.wait_for_body(&host, "/", &[], "v1", APPLY_TIMEOUT)
         .await?;
@@ -132,14 +125,7 @@ async fn health_readiness_and_xds_metrics_with_a_connected_envoy() -> anyhow::Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_envoy_nack_increments_the_rds_rejects() -> anyhow::Result<()> {
     let ups = start_upstreams(91, &["v1", "v2"]).await?;
-    let mesh = Mesh::builder()
-        .file("reviews.yaml", mk_service("reviews", "default", &ups))
-        .file(
-            VS_FILE,
-            mk_weighted_virtual_service("reviews", "default", &[("v1", 100)]),
-        )
-        .start()
-        .await?;
+    let mesh = Mesh::builder().reviews_all_to_v1(&ups).start().await?;
     let host = fqdn("reviews", "default");
     mesh.wait_for_body(&host, "/", &[], "v1", APPLY_TIMEOUT)
         .await?;
