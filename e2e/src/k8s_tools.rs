@@ -1,12 +1,13 @@
 //! Building (once) the Kubernetes tools the harness runs: kube-apiserver
-//! and kubectl v1.36.2, and etcd 3.6.8.
+//! and kubectl v1.36.2, etcd 3.6.8 and helm v4.2.4.
 //!
 //! None of them can be `go install`ed (their own modules replace packages
 //! by local paths), so `e2e/tools/` holds small Go modules of ours with
 //! committed `go.sum` files: `e2e/tools/go.mod` requires `k8s.io/kubernetes`
 //! and replaces each staging module (`k8s.io/api`, ...) by its published
 //! `v0.36.2`; `e2e/tools/etcd/go.mod` requires `go.etcd.io/etcd/server/v3`
-//! on its own, without those replaces. The machine's `go` (>= 1.26, used
+//! on its own, without those replaces; `e2e/tools/helm/go.mod` pins
+//! `helm.sh/helm/v4`. The machine's `go` (>= 1.26, used
 //! as is: `GOTOOLCHAIN=local`) builds them from the Go module proxy into
 //! `~/.cache/weft-tools/<name>-<version>` (`WEFT_TOOLS_CACHE` overrides the
 //! directory), where later runs find them after checking `--version`.
@@ -32,6 +33,8 @@ use crate::tools::workspace_dir;
 pub const KUBERNETES_VERSION: &str = "v1.36.2";
 /// The etcd release (the one envtest pairs with Kubernetes 1.36).
 pub const ETCD_VERSION: &str = "3.6.8";
+/// The helm release.
+pub const HELM_VERSION: &str = "v4.2.4";
 /// The oldest Go that builds Kubernetes 1.36, as (major, minor).
 pub const MIN_GO: (u32, u32) = (1, 26);
 /// Set this to a directory to cache the built tools there instead of
@@ -50,9 +53,8 @@ struct GoTool {
     /// The wrapper module's directory, relative to `e2e/tools`.
     module: &'static str,
     package: &'static str,
-    /// Stamp Kubernetes' version into the binary (`/version`, kubectl's
-    /// version skew checks).
-    kubernetes_ldflags: bool,
+    /// How the release is stamped into the binary.
+    stamp: Stamp,
     version_args: &'static [&'static str],
     /// What `--version` prints for the right build.
     version_text: &'static str,
@@ -65,7 +67,7 @@ const KUBE_APISERVER: GoTool = GoTool {
     version: KUBERNETES_VERSION,
     module: ".",
     package: "k8s.io/kubernetes/cmd/kube-apiserver",
-    kubernetes_ldflags: true,
+    stamp: Stamp::Kubernetes,
     version_args: &["--version"],
     version_text: "Kubernetes v1.36.2",
     cold_minutes: 6,
@@ -76,7 +78,7 @@ const KUBECTL: GoTool = GoTool {
     version: KUBERNETES_VERSION,
     module: ".",
     package: "k8s.io/kubernetes/cmd/kubectl",
-    kubernetes_ldflags: true,
+    stamp: Stamp::Kubernetes,
     version_args: &["version", "--client"],
     version_text: "Client Version: v1.36.2",
     cold_minutes: 1,
@@ -87,11 +89,33 @@ const ETCD: GoTool = GoTool {
     version: ETCD_VERSION,
     module: "etcd",
     package: "go.etcd.io/etcd/server/v3",
-    kubernetes_ldflags: false,
+    stamp: Stamp::None,
     version_args: &["--version"],
     version_text: "etcd Version: 3.6.8",
     cold_minutes: 1,
 };
+
+const HELM: GoTool = GoTool {
+    name: "helm",
+    version: HELM_VERSION,
+    module: "helm",
+    package: "helm.sh/helm/v4/cmd/helm",
+    stamp: Stamp::Helm,
+    version_args: &["version"],
+    version_text: "Version:\"v4.2.4\"",
+    cold_minutes: 2,
+};
+
+/// The `-X` flags a tool's build needs to report its own release.
+#[derive(Clone, Copy)]
+enum Stamp {
+    /// Nothing to stamp (etcd's version is in its source).
+    None,
+    /// Kubernetes' version (`/version`, kubectl's version skew checks).
+    Kubernetes,
+    /// Helm's version (its source says only `v4.2`).
+    Helm,
+}
 
 /// kube-apiserver v1.36.2, built once (see the module docs).
 pub fn kube_apiserver_binary() -> Result<PathBuf> {
@@ -109,6 +133,12 @@ pub fn kubectl_binary() -> Result<PathBuf> {
 pub fn etcd_binary() -> Result<PathBuf> {
     static FOUND: OnceLock<PathBuf> = OnceLock::new();
     cached(&FOUND, &ETCD)
+}
+
+/// helm v4.2.4, built once (see the module docs).
+pub fn helm_binary() -> Result<PathBuf> {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    cached(&FOUND, &HELM)
 }
 
 /// `$WEFT_TOOLS_CACHE`, else `$XDG_CACHE_HOME/weft-tools`, else
@@ -199,10 +229,19 @@ fn build_locked(tool: &GoTool, binary: &Path) -> Result<PathBuf> {
         .env("CGO_ENABLED", "0")
         .env("GOWORK", "off")
         .args(["build", "-mod=readonly", "-buildvcs=false"]);
-    if tool.kubernetes_ldflags {
-        command
-            .arg("-ldflags")
-            .arg(kubernetes_ldflags(tool.version)?);
+    match tool.stamp {
+        Stamp::None => {}
+        Stamp::Kubernetes => {
+            command
+                .arg("-ldflags")
+                .arg(kubernetes_ldflags(tool.version)?);
+        }
+        Stamp::Helm => {
+            command.arg("-ldflags").arg(format!(
+                "-X helm.sh/helm/v4/internal/version.version={}",
+                tool.version
+            ));
+        }
     }
     command
         .arg("-o")
@@ -333,7 +372,7 @@ pub fn go_binary() -> Result<PathBuf> {
         }
     }
     bail!(
-        "building kube-apiserver, kubectl and etcd for the end-to-end tests needs Go >= {}.{} \
+        "building kube-apiserver, kubectl, etcd and helm for the end-to-end tests needs Go >= {}.{} \
          ({}); {install}",
         MIN_GO.0,
         MIN_GO.1,

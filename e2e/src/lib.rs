@@ -24,6 +24,8 @@
 //! - [`control_plane`]: the [`ControlPlane`] fixture: etcd and
 //!   kube-apiserver on loopback ports with their own certificates, an admin
 //!   kubeconfig, and kubectl.
+//! - [`kube_mesh`]: the [`KubeMesh`] fixture: `weft operator` on a real
+//!   apiserver, Envoy, and `reviews` upstreams in a test host.
 //! - [`netns`]: test hosts in network namespaces, for peers that refuse
 //!   loopback addresses.
 //! - [`client`]: a small HTTP client and the `wait_for` / `wait_until`
@@ -44,6 +46,7 @@ pub mod client;
 pub mod control_plane;
 pub mod examples;
 pub mod k8s_tools;
+pub mod kube_mesh;
 pub mod mesh;
 pub mod netns;
 pub mod procs;
@@ -55,8 +58,9 @@ pub mod yaml;
 
 pub use client::{Reply, http_get, wait_for, wait_until};
 pub use control_plane::ControlPlane;
-pub use k8s_tools::{etcd_binary, kube_apiserver_binary, kubectl_binary};
+pub use k8s_tools::{etcd_binary, helm_binary, kube_apiserver_binary, kubectl_binary};
+pub use kube_mesh::KubeMesh;
 pub use mesh::{APPLY_TIMEOUT, Mesh, MeshBuilder};
-pub use procs::{Envoy, Process, Weft, free_port};
+pub use procs::{Envoy, OperatorOptions, Process, Weft, free_port};
 pub use tools::{envoy_binary, weft_binary};
 pub use upstream::{Upstream, start_upstreams};

@@ -294,21 +294,35 @@ impl Weft {
             .arg("standalone")
             .arg("--config-dir")
             .arg(config_dir);
-        Self::spawn(command, timeout).await
+        Self::spawn(command, None, timeout).await
     }
 
     /// Starts `weft operator --kubeconfig FILE` as [`Weft::start`] starts
     /// standalone, and waits until it serves xDS (after its watches listed
     /// every kind once).
     pub async fn start_operator(kubeconfig: &Path, timeout: Duration) -> Result<Self> {
-        let mut command = Command::new(weft_binary()?);
-        command.arg("operator").arg("--kubeconfig").arg(kubeconfig);
-        Self::spawn(command, timeout).await
+        Self::start_operator_with(&OperatorOptions::new(kubeconfig), timeout).await
     }
 
-    async fn spawn(mut command: Command, timeout: Duration) -> Result<Self> {
+    /// Starts `weft operator` as `options` say, as [`Weft::start_operator`].
+    pub async fn start_operator_with(options: &OperatorOptions, timeout: Duration) -> Result<Self> {
+        let mut command = Command::new(weft_binary()?);
         command
-            .args(["--xds-address", "127.0.0.1:0"])
+            .arg("operator")
+            .arg("--kubeconfig")
+            .arg(&options.kubeconfig)
+            .args(&options.args);
+        Self::spawn(command, options.xds_addr, timeout).await
+    }
+
+    async fn spawn(
+        mut command: Command,
+        xds_addr: Option<SocketAddr>,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let xds_addr = xds_addr.map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string());
+        command
+            .args(["--xds-address", &xds_addr])
             .args(["--monitoring-address", "127.0.0.1:0"])
             .env(
                 "RUST_LOG",
@@ -342,6 +356,37 @@ impl Weft {
 
     pub fn process(&self) -> &Process {
         &self.process
+    }
+}
+
+/// How to run `weft operator`.
+#[derive(Debug, Clone)]
+pub struct OperatorOptions {
+    /// `--kubeconfig`: whose identity the operator acts with.
+    pub kubeconfig: PathBuf,
+    /// `--xds-address`; `None` lets the kernel pick a port.
+    pub xds_addr: Option<SocketAddr>,
+    /// Further arguments of `weft operator`.
+    pub args: Vec<String>,
+}
+
+impl OperatorOptions {
+    pub fn new(kubeconfig: &Path) -> Self {
+        Self {
+            kubeconfig: kubeconfig.to_path_buf(),
+            xds_addr: None,
+            args: Vec::new(),
+        }
+    }
+
+    /// Adds arguments of `weft operator`.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
     }
 }
 

@@ -12,15 +12,7 @@
 use std::collections::BTreeSet;
 
 use weft_e2e::ControlPlane;
-
-/// The CRDs `charts/weft/crds/` ships.
-const CRDS: [&str; 5] = [
-    "destinationrules.networking.istio.io",
-    "gateways.networking.istio.io",
-    "serviceentries.networking.istio.io",
-    "sidecars.networking.istio.io",
-    "virtualservices.networking.istio.io",
-];
+use weft_e2e::kube_mesh::CRDS;
 
 /// Starts a control plane and installs the chart's CRDs, waiting until the
 /// apiserver reports each one Established (and so serves its kind).

@@ -1,0 +1,196 @@
+//! The [`KubeMesh`] fixture: `weft operator` on a real kube-apiserver, a
+//! real Envoy bootstrapped to it, and a `reviews` Service whose v1 and v2
+//! endpoints are echo upstreams.
+//!
+//! What stands in for a cluster's workloads, since no kubelet or
+//! controller-manager runs: the `reviews` Service has no selector (the
+//! documented way to give a Service endpoints by hand), and the fixture
+//! writes its EndpointSlices, one per echo upstream (an EndpointSlice's
+//! ports are per slice).
+//!
+//! The upstreams do not listen on 127.0.x.y as in the standalone tests:
+//! the apiserver refuses EndpointSlice addresses in the loopback range
+//! (`may not be in the loopback range (127.0.0.0/8, ::1/128)`). They run
+//! as `weft-echo` processes inside a network namespace (a [`TestHost`]
+//! with its own 10.213.x.y address on a veth link), so no traffic leaves
+//! this machine or reaches an address the test does not own. Each
+//! endpoint's `targetRef` names a Pod with `app: reviews, version: v1|v2`
+//! labels; no process is behind the Pod objects, but Weft reads the
+//! endpoint labels the DestinationRule subsets select from them, as it
+//! would in a cluster.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context, Result};
+
+use crate::control_plane::ControlPlane;
+use crate::mesh::{APPLY_TIMEOUT, Mesh, WEFT_READY_TIMEOUT};
+use crate::netns::TestHost;
+use crate::procs::{OperatorOptions, Process, Weft};
+use crate::tools::workspace_binary;
+use crate::yaml::{mk_destination_rule, mk_weighted_virtual_service};
+
+/// The CRDs `charts/weft/crds/` ships.
+pub const CRDS: [&str; 5] = [
+    "destinationrules.networking.istio.io",
+    "gateways.networking.istio.io",
+    "serviceentries.networking.istio.io",
+    "sidecars.networking.istio.io",
+    "virtualservices.networking.istio.io",
+];
+
+/// The `reviews` versions the fixture runs, and their upstreams' ports.
+pub const VERSIONS: [(&str, u16); 2] = [("v1", 19081), ("v2", 19082)];
+
+/// The `reviews` Service, without a selector.
+pub const REVIEWS_SERVICE: &str = "\
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  ports:
+  - name: http
+    port: 9080
+    protocol: TCP
+";
+
+/// A Pod object for `reviews` `version` (no process: there is no kubelet).
+pub fn mk_pod(version: &str) -> String {
+    format!(
+        "\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: reviews-{version}
+  namespace: default
+  labels:
+    app: reviews
+    version: {version}
+spec:
+  containers:
+  - name: reviews
+    image: example.invalid/reviews:{version}
+"
+    )
+}
+
+/// The EndpointSlice `reviews-<slice>` of `reviews` holding `ip:port`,
+/// whose endpoint is the Pod `reviews-<version>`.
+pub fn mk_endpoint_slice(slice: &str, version: &str, ip: Ipv4Addr, port: u16) -> String {
+    format!(
+        "\
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: reviews-{slice}
+  namespace: default
+  labels:
+    kubernetes.io/service-name: reviews
+    endpointslice.kubernetes.io/managed-by: weft-e2e
+addressType: IPv4
+ports:
+- name: http
+  port: {port}
+  protocol: TCP
+endpoints:
+- addresses:
+  - {ip}
+  conditions:
+    ready: true
+  targetRef:
+    kind: Pod
+    name: reviews-{version}
+    namespace: default
+",
+    )
+}
+
+/// Starts a control plane and installs the chart's CRDs, waiting until the
+/// apiserver reports each one Established (and so serves its kind).
+pub async fn start_control_plane_with_crds() -> Result<ControlPlane> {
+    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
+    plane.kubectl_ok(&["apply", "--server-side", "-f", "charts/weft/crds/"])?;
+    let mut wait = vec!["wait", "--for=condition=Established", "--timeout=60s"];
+    let names: Vec<String> = CRDS.iter().map(|crd| format!("crd/{crd}")).collect();
+    wait.extend(names.iter().map(String::as_str));
+    plane.kubectl_ok(&wait)?;
+    Ok(plane)
+}
+
+/// A running setup: Envoy and `weft operator` on a real apiserver holding
+/// the CRDs, the `reviews` Service with v1 and v2 endpoints (upstreams in
+/// a test host), its DestinationRule (subsets v1, v2) and a VirtualService
+/// sending everything to v1. Fields drop in order: proxies and Weft first.
+#[derive(Debug)]
+pub struct KubeMesh {
+    pub mesh: Mesh,
+    pub plane: ControlPlane,
+    pub host: TestHost,
+    _upstreams: Vec<Process>,
+}
+
+impl KubeMesh {
+    /// Starts the setup with `weft operator` as admin.
+    pub async fn start() -> Result<Self> {
+        Self::start_with(|plane| Ok(OperatorOptions::new(plane.kubeconfig()))).await
+    }
+
+    /// Starts the setup with `weft operator` run as `operator` says, once
+    /// the apiserver holds the CRDs and the `reviews` objects.
+    pub async fn start_with(
+        operator: impl FnOnce(&ControlPlane) -> Result<OperatorOptions>,
+    ) -> Result<Self> {
+        let host = TestHost::create()?;
+        let echo = workspace_binary("weft-echo", "cargo build -p weft-e2e --bin weft-echo")?;
+        let mut upstreams = Vec::new();
+        for (version, port) in VERSIONS {
+            let listen = format!("{}:{port}", host.ip);
+            let process = host.spawn(
+                version,
+                &echo,
+                &["--listen", &listen, "--identity", version],
+            )?;
+            process.wait_for_log("listening on", APPLY_TIMEOUT).await?;
+            upstreams.push(process);
+        }
+        let plane = start_control_plane_with_crds().await?;
+        apply(&plane, REVIEWS_SERVICE)?;
+        for (version, port) in VERSIONS {
+            apply(&plane, &mk_pod(version))?;
+            apply(&plane, &mk_endpoint_slice(version, version, host.ip, port))?;
+        }
+        apply(
+            &plane,
+            &mk_destination_rule("reviews", "default", &["v1", "v2"]),
+        )?;
+        apply(
+            &plane,
+            &mk_weighted_virtual_service("reviews", "default", &[("v1", 100)]),
+        )?;
+
+        let options = operator(&plane)?;
+        let weft = Weft::start_operator_with(&options, WEFT_READY_TIMEOUT).await?;
+        let mesh = Mesh::builder().start_with_weft(weft).await?;
+        Ok(Self {
+            mesh,
+            plane,
+            host,
+            _upstreams: upstreams,
+        })
+    }
+
+    /// `kubectl apply --server-side -f -` of `yaml`.
+    pub fn apply(&self, yaml: &str) -> Result<()> {
+        apply(&self.plane, yaml)
+    }
+}
+
+/// `kubectl apply --server-side -f -` of `yaml` on `plane`.
+pub fn apply(plane: &ControlPlane, yaml: &str) -> Result<()> {
+    plane
+        .kubectl_stdin_ok(&["apply", "--server-side", "-f", "-"], yaml)
+        .map(drop)
+        .with_context(|| format!("kubectl apply of\n{yaml}"))
+}
