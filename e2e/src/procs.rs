@@ -176,6 +176,21 @@ impl Process {
         self.exit_status().is_none()
     }
 
+    /// Kills the process (SIGKILL: no chance to clean up, as a crash or an
+    /// OOM kill) and reaps it. Its logs stay readable.
+    pub fn kill(&self) -> Result<()> {
+        let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        if child.try_wait()?.is_none() {
+            child
+                .kill()
+                .with_context(|| format!("killing {}", self.name))?;
+        }
+        child
+            .wait()
+            .with_context(|| format!("reaping {}", self.name))?;
+        Ok(())
+    }
+
     pub fn log_buffer(&self) -> &LogBuffer {
         &self.logs
     }
