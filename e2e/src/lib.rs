@@ -13,6 +13,7 @@
 //! - [`mesh`]: the [`Mesh`] fixture tying a config dir, weft and Envoy
 //!   together, and sending requests through Envoy's router listener.
 //! - [`yaml`]: `mk_*` builders for the Istio YAML tests write.
+//! - [`demo`]: the traffic-split measurement both demos print.
 //! - [`examples`]: reads and edits the `examples/` configs as plain YAML
 //!   (endpoints to serve, route weights), for the demo.
 //! - [`tls`]: test certificates (rcgen) and TLS servers and clients
@@ -44,6 +45,7 @@
 
 pub mod client;
 pub mod control_plane;
+pub mod demo;
 pub mod examples;
 pub mod k8s_tools;
 pub mod kube_mesh;

@@ -125,6 +125,21 @@ async fn status_conditions_say_whether_a_virtual_service_is_accepted_and_served(
         assert!(c["reason"].as_str().is_some(), "{c:?}");
     }
 
+    // `kubectl get vs` shows it: READY True, and with `-o wide` the reason.
+    let table = plane.kubectl_ok(&["get", "vs", "reviews", "-n", "default", "-o", "wide"])?;
+    // Columns are aligned: a cell starts where its header does (an empty
+    // cell, like GATEWAYS here, leaves only spaces).
+    let (header, row) = (
+        table.lines().next().unwrap_or_default(),
+        table.lines().nth(1).unwrap_or_default(),
+    );
+    let column = |name: &str| {
+        let start = header.find(&format!(" {name} "))? + 1;
+        row.get(start..)?.split_whitespace().next()
+    };
+    assert_eq!(column("READY"), Some("True"), "{table}");
+    assert_eq!(column("REASON"), Some("Serving"), "{table}");
+
     // A route to a subset no DestinationRule defines passes the CRD schema
     // but not Weft's checks: not accepted, the previous version is served.
     apply(
@@ -145,6 +160,14 @@ async fn status_conditions_say_whether_a_virtual_service_is_accepted_and_served(
     );
     let (_, reason, message) = condition(&bad, "Ready").unwrap();
     assert_eq!(reason, "ServingLastGood", "{message}");
+    let table = plane.kubectl_ok(&["get", "vs", "reviews", "-n", "default"])?;
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|row| row.contains("False")),
+        "READY is False: {table}"
+    );
 
     // Traffic keeps following the previous version.
     let counts = mesh.sample(&host, "/", &[], 20).await?;

@@ -27,6 +27,19 @@ use serde::{Deserialize, Serialize};
         category = "networking-istio-io",
         doc = "Istio Gateway: a load balancer at the edge of the mesh.",
         printcolumn(
+            name = "Ready",
+            type_ = "string",
+            json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+            description = "Whether proxies are served this object's current spec"
+        ),
+        printcolumn(
+            name = "Reason",
+            type_ = "string",
+            json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+            description = "Why the object is or is not served",
+            priority = "1"
+        ),
+        printcolumn(
             name = "Age",
             type_ = "date",
             json_path = ".metadata.creationTimestamp",

@@ -29,6 +29,19 @@ use super::virtual_service::Destination;
         category = "networking-istio-io",
         doc = "Istio Sidecar: what a sidecar proxy may reach and how it listens.",
         printcolumn(
+            name = "Ready",
+            type_ = "string",
+            json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+            description = "Whether proxies are served this object's current spec"
+        ),
+        printcolumn(
+            name = "Reason",
+            type_ = "string",
+            json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+            description = "Why the object is or is not served",
+            priority = "1"
+        ),
+        printcolumn(
             name = "Age",
             type_ = "date",
             json_path = ".metadata.creationTimestamp",

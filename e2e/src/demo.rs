@@ -1,0 +1,115 @@
+//! What `weft-demo` and `weft-demo-cluster` share: measuring the reviews
+//! traffic split through Envoy against the configured weights, and reading
+//! which route configuration Envoy holds.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use serde_yaml::Value;
+
+use crate::mesh::Mesh;
+
+/// The host whose split the demos measure.
+pub const REVIEWS_HOST: &str = "reviews.default.svc.cluster.local";
+/// Requests per measured split.
+pub const REQUESTS: usize = 300;
+/// How far (percentage points) an observed share may be from its weight.
+pub const TOLERANCE_POINTS: f64 = 8.0;
+
+/// The ratings VirtualService routes `end-user: jason` to v2.
+pub async fn show_ratings_header_match(mesh: &Mesh) -> Result<()> {
+    let host = "ratings.default.svc.cluster.local";
+    let (_, jason) = mesh.get(host, "/", &[("end-user", "jason")]).await?;
+    let (_, anyone) = mesh.get(host, "/", &[]).await?;
+    println!("\nratings: `end-user: jason` -> {jason}, anyone else -> {anyone}");
+    Ok(())
+}
+
+/// Sends [`REQUESTS`] to reviews, prints the split next to `weights`, and
+/// returns a message per subset that is off by more than the tolerance.
+pub async fn measure(mesh: &Mesh, label: &str, weights: &[(String, u32)]) -> Result<Vec<String>> {
+    let counts = mesh.sample(REVIEWS_HOST, "/", &[], REQUESTS).await?;
+    let total_weight: u32 = weights.iter().map(|(_, w)| w).sum();
+    println!("\nreviews, {REQUESTS} requests, {label}:");
+    println!(
+        "  {:<8} {:>10} {:>10} {:>7}",
+        "subset", "configured", "observed", "count"
+    );
+    let mut failures = Vec::new();
+    let mut keys: BTreeMap<&str, ()> = counts.keys().map(|k| (k.as_str(), ())).collect();
+    for (subset, weight) in weights {
+        keys.remove(subset.as_str());
+        let want = 100.0 * f64::from(*weight) / f64::from(total_weight.max(1));
+        let count = counts.get(subset).copied().unwrap_or(0);
+        let got = 100.0 * count as f64 / REQUESTS as f64;
+        let ok = (got - want).abs() <= TOLERANCE_POINTS;
+        println!(
+            "  {subset:<8} {want:>9.0}% {got:>9.1}% {count:>7} {}",
+            if ok { "ok" } else { "OFF" }
+        );
+        if !ok {
+            failures.push(format!(
+                "{label}: {subset} got {got:.1}%, configured {want:.0}%"
+            ));
+        }
+    }
+    for other in keys.keys() {
+        let count = counts.get(*other).copied().unwrap_or(0);
+        println!(
+            "  {other:<8} {:>10} {:>9.1}% {count:>7} OFF",
+            "-",
+            100.0 * count as f64 / REQUESTS as f64
+        );
+        failures.push(format!("{label}: {count} answers were {other:?}"));
+    }
+    Ok(failures)
+}
+
+/// The `version_info` of every route configuration and listener Envoy
+/// holds (routes may be inline in a listener), sorted: it changes when Envoy
+/// accepts new routes from weft.
+pub async fn route_versions(mesh: &Mesh) -> Result<Vec<String>> {
+    let mut versions = Vec::new();
+    for resource in ["dynamic_route_configs", "dynamic_listeners"] {
+        let path = format!("/config_dump?resource={resource}");
+        let reply = mesh.admin_get(&path).await?;
+        match reply.status {
+            200 => {}
+            // Envoy answers 404 when it holds no resource of that kind.
+            404 => continue,
+            status => bail!("Envoy's {path} answered {status}"),
+        }
+        // JSON is YAML: no JSON parser needed.
+        let dump: Value =
+            serde_yaml::from_str(&reply.body).with_context(|| format!("parsing {path}"))?;
+        collect_versions(&dump, &mut versions);
+    }
+    versions.sort();
+    Ok(versions)
+}
+
+fn collect_versions(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                if k.as_str() == Some("version_info") {
+                    if let Some(s) = v.as_str() {
+                        out.push(s.to_string());
+                    }
+                } else {
+                    collect_versions(v, out);
+                }
+            }
+        }
+        Value::Sequence(seq) => seq.iter().for_each(|v| collect_versions(v, out)),
+        _ => {}
+    }
+}
+
+pub fn describe(weights: &[(String, u32)]) -> String {
+    weights
+        .iter()
+        .map(|(s, w)| format!("{s} {w}%"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
