@@ -121,11 +121,15 @@ fn crds_serve_three_versions_and_store_v1() {
             .map(|c| c.name)
             .collect()
     };
-    assert_eq!(columns(0), ["Gateways", "Hosts", "Age"]);
-    assert_eq!(columns(1), ["Host", "Age"]);
-    assert_eq!(columns(2), ["Hosts", "Location", "Resolution", "Age"]);
-    assert_eq!(columns(3), ["Age"]);
-    assert_eq!(columns(4), ["Age"]);
+    // Istio's columns, then Weft's status, then Age.
+    assert_eq!(columns(0), ["Gateways", "Hosts", "Ready", "Reason", "Age"]);
+    assert_eq!(columns(1), ["Host", "Ready", "Reason", "Age"]);
+    assert_eq!(
+        columns(2),
+        ["Hosts", "Location", "Resolution", "Ready", "Reason", "Age"]
+    );
+    assert_eq!(columns(3), ["Ready", "Reason", "Age"]);
+    assert_eq!(columns(4), ["Ready", "Reason", "Age"]);
 }
 
 /// Checks the rules of a Kubernetes structural schema that a generator can
