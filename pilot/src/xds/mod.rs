@@ -11,7 +11,8 @@
 //! Each resource set carries a version that is a hash of its content, so a
 //! proxy is sent a type only when what it would receive changed. A NACK
 //! leaves the proxy on its last good version and is logged with Envoy's
-//! error text, and counted in [`XdsMetrics`]. Each stream runs in its own task and reads the newest
+//! error text, counted in [`XdsMetrics`], and stands in [`Rejections`] until
+//! the proxy accepts a newer version. Each stream runs in its own task and reads the newest
 //! snapshot when it is ready: a slow proxy delays only itself, and never
 //! receives versions that a newer one has replaced.
 
@@ -21,6 +22,7 @@ mod delta;
 mod incremental;
 pub mod metrics;
 pub mod node;
+mod rejections;
 mod resources;
 mod server;
 
@@ -30,5 +32,6 @@ pub use delta::DeltaConnection;
 pub use incremental::{ChangeSet, diff};
 pub use metrics::XdsMetrics;
 pub use node::proxy_view;
+pub use rejections::{Rejection, RejectionMap, Rejections};
 pub use resources::{Transition, TypeUrl, ViewResources};
 pub use server::AdsServer;

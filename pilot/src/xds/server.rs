@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
@@ -20,8 +20,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::metrics::XdsProtocol;
 use super::{
-    Connection, DeltaConnection, RequestOutcome, ResourceCache, TypeUrl, ViewResources, XdsMetrics,
-    proxy_view,
+    Connection, DeltaConnection, Rejections, RequestOutcome, ResourceCache, TypeUrl, ViewResources,
+    XdsMetrics, proxy_view,
 };
 use crate::model::MeshSnapshot;
 
@@ -38,6 +38,7 @@ pub struct AdsServer {
     snapshots: watch::Receiver<Arc<MeshSnapshot>>,
     cache: Arc<ResourceCache>,
     metrics: Arc<XdsMetrics>,
+    rejections: Rejections,
 }
 
 impl AdsServer {
@@ -48,6 +49,7 @@ impl AdsServer {
             snapshots,
             cache: Arc::new(ResourceCache::default()),
             metrics: Arc::new(XdsMetrics::default()),
+            rejections: Rejections::default(),
         }
     }
 
@@ -55,6 +57,12 @@ impl AdsServer {
     /// registered with [`XdsMetrics::register`]).
     pub fn with_metrics(mut self, metrics: Arc<XdsMetrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Records each proxy's standing rejections (NACKs) in `rejections`.
+    pub fn with_rejections(mut self, rejections: Rejections) -> Self {
+        self.rejections = rejections;
         self
     }
 
@@ -77,6 +85,7 @@ impl AdsServer {
             snapshots: self.snapshots.clone(),
             cache: self.cache.clone(),
             metrics: self.metrics.clone(),
+            rejections: self.rejections.clone(),
         };
         tokio::spawn(
             stream
@@ -194,6 +203,7 @@ struct AdsStream<P: Protocol> {
     snapshots: watch::Receiver<Arc<MeshSnapshot>>,
     cache: Arc<ResourceCache>,
     metrics: Arc<XdsMetrics>,
+    rejections: Rejections,
 }
 
 impl<P: Protocol> AdsStream<P> {
@@ -252,10 +262,13 @@ impl<P: Protocol> AdsStream<P> {
                 let (outcome, responses) = protocol.on_request(&request, &resources);
                 log_outcome(&proxy, P::type_url(&request), &outcome);
                 self.metrics.record_outcome(P::type_url(&request), &outcome);
+                self.rejections
+                    .record(&proxy, P::type_url(&request), &outcome, SystemTime::now());
                 if !self.send(responses, started).await {
                     break;
                 }
             }
+            self.rejections.disconnected(&proxy);
             info!("proxy disconnected");
         }
         .instrument(span)
