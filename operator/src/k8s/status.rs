@@ -18,8 +18,9 @@
 //!   [`REASON_UNRESOLVED_REFERENCE`]) and every field error in the message.
 //! - `Ready`: `True` when its current spec is what proxies are served;
 //!   `False` with [`REASON_SERVING_LAST_GOOD`] when the store kept its last
-//!   good version, or [`REASON_REJECTED`] when it has errors and no last
-//!   good version is served in its place.
+//!   good version, [`REASON_REJECTED`] when it has errors and no last
+//!   good version is served in its place, or [`REASON_PROXY_REJECTED`]
+//!   when proxies NACKed the config built with it ([`super::blame`]).
 //!
 //! A condition's `lastTransitionTime` changes only when its `status`
 //! flips, as for `metav1.Condition`.
@@ -52,6 +53,9 @@ pub const REASON_SERVING: &str = "Serving";
 pub const REASON_SERVING_LAST_GOOD: &str = "ServingLastGood";
 /// `Ready=False`: nothing of the current spec is served.
 pub const REASON_REJECTED: &str = "Rejected";
+/// `Ready=False`: Weft accepted the spec but proxies rejected the config
+/// built with it (NACK), and keep their previous one.
+pub const REASON_PROXY_REJECTED: &str = "ProxyRejected";
 
 /// `Condition::status` values.
 pub const TRUE: &str = "True";
@@ -77,6 +81,9 @@ pub struct Outcome {
     pub errors: Vec<FieldError>,
     /// Whether its last good version is served in place of the current.
     pub kept: bool,
+    /// What proxies that reject the config built with its current spec
+    /// say (see [`super::blame`]).
+    pub rejected_by_proxies: Vec<String>,
 }
 
 /// The apply's errors and kept resources, per mesh resource (errors that
@@ -127,6 +134,12 @@ pub fn build_status(
             REASON_SERVING_LAST_GOOD,
             format!("{id}: serving its last good version until the errors in Accepted are fixed"),
         )
+    } else if outcome.errors.is_empty() && !outcome.rejected_by_proxies.is_empty() {
+        (
+            FALSE,
+            REASON_PROXY_REJECTED,
+            truncate(outcome.rejected_by_proxies.join("; ")),
+        )
     } else if outcome.errors.is_empty() {
         (TRUE, REASON_SERVING, format!("{id} is served to proxies"))
     } else {
@@ -176,11 +189,17 @@ fn accepted_reason(errors: &[FieldError]) -> &'static str {
 /// Every error as `field: message`, joined by `; `, cut at
 /// [`MAX_MESSAGE_LEN`] on a character boundary.
 fn error_message(errors: &[FieldError]) -> String {
-    let mut message = errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
+    truncate(
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
+/// `message` cut at [`MAX_MESSAGE_LEN`] on a character boundary.
+fn truncate(mut message: String) -> String {
     if message.len() > MAX_MESSAGE_LEN {
         let mut end = MAX_MESSAGE_LEN;
         while !message.is_char_boundary(end) {
@@ -241,10 +260,28 @@ mod tests {
     }
 
     #[test]
+    fn a_config_proxies_reject_is_accepted_but_not_ready() {
+        let outcome = Outcome {
+            rejected_by_proxies: vec!["proxy p1 rejected the routes (RDS): bad regex".into()],
+            ..Outcome::default()
+        };
+        let status = build_status(&mk_id(), Some(5), &outcome, None, T0);
+        assert_eq!(condition(&status, ACCEPTED).status, TRUE);
+        let ready = condition(&status, READY);
+        assert_eq!(ready.status, FALSE);
+        assert_eq!(ready.reason.as_deref(), Some(REASON_PROXY_REJECTED));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("proxy p1 rejected the routes (RDS): bad regex")
+        );
+    }
+
+    #[test]
     fn an_unresolved_subset_with_a_kept_version_serves_the_last_good() {
         let outcome = Outcome {
             errors: vec![mk_subset_error()],
             kept: true,
+            ..Outcome::default()
         };
         let status = build_status(&mk_id(), Some(4), &outcome, None, T0);
         let accepted = condition(&status, ACCEPTED);
@@ -279,6 +316,7 @@ mod tests {
                 ),
             ],
             kept: false,
+            ..Outcome::default()
         };
         let status = build_status(&mk_id(), Some(1), &outcome, None, T0);
         let accepted = condition(&status, ACCEPTED);
@@ -299,6 +337,7 @@ mod tests {
                 FieldError::new(ErrorReason::Unsupported, "f", "m"),
             ],
             kept: false,
+            ..Outcome::default()
         };
         let status = build_status(&mk_id(), Some(1), &unsupported, None, T0);
         assert_eq!(
@@ -320,6 +359,7 @@ mod tests {
         let bad = Outcome {
             errors: vec![mk_subset_error()],
             kept: true,
+            ..Outcome::default()
         };
         let flipped = build_status(&mk_id(), Some(3), &bad, Some(&again), T1);
         for c in &flipped.conditions {
@@ -381,7 +421,8 @@ mod tests {
             outcomes[&mk_id()],
             Outcome {
                 errors: vec![mk_subset_error()],
-                kept: true
+                kept: true,
+                ..Outcome::default()
             }
         );
         assert!(!outcomes[&other].kept);
