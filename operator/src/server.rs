@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use weft_pilot::config::Applied;
 use weft_pilot::config::metrics::ConfigMetrics;
 use weft_pilot::model::MeshSnapshot;
-use weft_pilot::xds::{AdsServer, XdsMetrics};
+use weft_pilot::xds::{AdsServer, Rejections, XdsMetrics};
 
 use crate::monitoring::{self, Readiness};
 
@@ -27,6 +27,7 @@ pub struct ControlPlane {
     recorder: ConfigRecorder,
     xds_metrics: Arc<XdsMetrics>,
     readiness: Readiness,
+    rejections: Rejections,
 }
 
 impl ControlPlane {
@@ -57,6 +58,7 @@ impl ControlPlane {
             recorder: ConfigRecorder(config_metrics),
             xds_metrics,
             readiness,
+            rejections: Rejections::default(),
         })
     }
 
@@ -64,6 +66,12 @@ impl ControlPlane {
     /// share the registered metrics).
     pub fn recorder(&self) -> ConfigRecorder {
         self.recorder.clone()
+    }
+
+    /// The configs connected proxies currently reject (NACKs), as the xDS
+    /// server records them.
+    pub fn rejections(&self) -> Rejections {
+        self.rejections.clone()
     }
 
     /// Serves xDS on `address` from `snapshots` until SIGTERM or Ctrl-C.
@@ -84,6 +92,7 @@ impl ControlPlane {
             .add_service(
                 AdsServer::new(snapshots)
                     .with_metrics(self.xds_metrics)
+                    .with_rejections(self.rejections)
                     .into_service(),
             )
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
