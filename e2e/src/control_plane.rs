@@ -20,6 +20,10 @@
 //! `ServiceAccount` admission plugin is off, as in envtest, because no
 //! controller creates the `default` service accounts it would wait for.
 //!
+//! [`ControlPlane::stop_apiserver`] and [`ControlPlane::start_apiserver`]
+//! take the apiserver down and bring it back on the same port, with the
+//! same certificates and etcd (which keeps running), for outage tests.
+//!
 //! Dropping a [`ControlPlane`] kills and reaps both processes (also when a
 //! test panics, which prints their last log lines) and then removes the temp
 //! dir. The binaries come from [`crate::k8s_tools`] (built once, cached).

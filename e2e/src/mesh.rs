@@ -3,6 +3,10 @@
 //! bootstrap` with a fresh node id and free ports. Requests go through
 //! Envoy's router listener with a chosen `Host`, so they exercise the whole
 //! path: YAML -> weft -> xDS -> Envoy -> upstream.
+//!
+//! For resilience tests: [`Mesh::restart_operator`] replaces weft under the
+//! running Envoy on the same xDS address, and a [`TrafficDriver`] sends
+//! requests through Envoy in the background, counting every failure.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
