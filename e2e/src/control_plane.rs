@@ -20,6 +20,10 @@
 //! `ServiceAccount` admission plugin is off, as in envtest, because no
 //! controller creates the `default` service accounts it would wait for.
 //!
+//! [`ControlPlane::stop_apiserver`] and [`ControlPlane::start_apiserver`]
+//! take the apiserver down and bring it back on the same port, with the
+//! same certificates and etcd (which keeps running), for outage tests.
+//!
 //! Dropping a [`ControlPlane`] kills and reaps both processes (also when a
 //! test panics, which prints their last log lines) and then removes the temp
 //! dir. The binaries come from [`crate::k8s_tools`] (built once, cached).
@@ -62,6 +66,10 @@ pub struct ControlPlane {
     // Fields drop in order: the apiserver before etcd, both before the dir.
     apiserver: Process,
     etcd: Process,
+    /// The kube-apiserver binary and secure port, to start it again on the
+    /// same port after [`ControlPlane::stop_apiserver`].
+    apiserver_bin: PathBuf,
+    port: u16,
     kubectl: PathBuf,
     kubeconfig: PathBuf,
     server_url: String,
@@ -161,6 +169,8 @@ impl ControlPlane {
         let plane = Self {
             apiserver,
             etcd,
+            apiserver_bin: apiserver_bin.to_path_buf(),
+            port,
             kubectl: kubectl.to_path_buf(),
             kubeconfig,
             server_url,
@@ -248,6 +258,41 @@ impl ControlPlane {
 
     pub fn etcd(&self) -> &Process {
         &self.etcd
+    }
+
+    /// Kills kube-apiserver (SIGKILL, as a crash or a lost node would) and
+    /// reaps it; etcd keeps running with every object. Clients see
+    /// connections refused until [`ControlPlane::start_apiserver`].
+    pub fn stop_apiserver(&self) -> Result<()> {
+        self.apiserver.kill()
+    }
+
+    /// Starts kube-apiserver again after [`ControlPlane::stop_apiserver`],
+    /// on the same port with the same certificates and etcd, so existing
+    /// kubeconfigs and the objects stay valid; returns once it is ready.
+    /// Blocks (polls with kubectl): from async code, call it inside
+    /// `tokio::task::block_in_place` or `spawn_blocking`.
+    pub fn start_apiserver(&mut self) -> Result<()> {
+        if self.apiserver.is_running() {
+            bail!(
+                "kube-apiserver is already running at {}; stop it first",
+                self.server_url
+            );
+        }
+        let started = Instant::now();
+        let mut command = Command::new(&self.apiserver_bin);
+        command
+            .args(apiserver_args(&self.pki, &self.etcd_url, self.port))
+            .current_dir(self.dir.path());
+        // The old process is reaped: dropping it here only releases its logs.
+        self.apiserver = Process::spawn("kube-apiserver", command)?;
+        self.wait_ready()?;
+        eprintln!(
+            "weft-e2e: kube-apiserver restarted at {} in {:.1?}",
+            self.server_url,
+            started.elapsed()
+        );
+        Ok(())
     }
 
     /// The last lines of kube-apiserver's output, for error messages.

@@ -3,19 +3,24 @@
 //! bootstrap` with a fresh node id and free ports. Requests go through
 //! Envoy's router listener with a chosen `Host`, so they exercise the whole
 //! path: YAML -> weft -> xDS -> Envoy -> upstream.
+//!
+//! For resilience tests: [`Mesh::restart_operator`] replaces weft under the
+//! running Envoy on the same xDS address, and a [`TrafficDriver`] sends
+//! requests through Envoy in the background, counting every failure.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
 use crate::client::{Reply, http_get, wait_for};
-use crate::procs::{BootstrapOptions, Envoy, Weft, exited_error, weft_bootstrap};
+use crate::procs::{BootstrapOptions, Envoy, OperatorOptions, Weft, exited_error, weft_bootstrap};
 use crate::tools::envoy_binary;
 use crate::upstream::Upstream;
 use crate::yaml::{mk_service, mk_weighted_virtual_service};
@@ -196,6 +201,36 @@ impl Mesh {
 
     pub fn weft(&self) -> &Weft {
         &self.weft
+    }
+
+    /// Puts `weft` in place of the mesh's weft and returns the old one
+    /// (still running unless the caller stopped it). Envoy is not told:
+    /// `weft` must serve xDS on the address Envoy was bootstrapped with.
+    pub fn replace_weft(&mut self, weft: Weft) -> Weft {
+        std::mem::replace(&mut self.weft, weft)
+    }
+
+    /// Restarts `weft operator` under the running Envoy: kills the current
+    /// weft (SIGKILL, as a crash), then starts one as `options` say on the
+    /// same xDS address (retrying briefly while it is still taken), and
+    /// waits until it serves xDS. Returns the old, stopped weft, whose logs
+    /// stay readable. Envoy keeps its last config meanwhile and reconnects
+    /// on its own.
+    pub async fn restart_operator(&mut self, options: &OperatorOptions) -> Result<Weft> {
+        let xds_addr = self.weft.xds_addr();
+        self.weft.kill()?;
+        let options = OperatorOptions {
+            xds_addr: Some(xds_addr),
+            ..options.clone()
+        };
+        let weft = Weft::start_operator_rebinding(&options, WEFT_READY_TIMEOUT).await?;
+        Ok(self.replace_weft(weft))
+    }
+
+    /// Starts sending `GET path` with `Host: host` through Envoy's router
+    /// continuously, in a background task, until [`TrafficDriver::stop`].
+    pub fn drive_traffic(&self, host: &str, path: &str) -> TrafficDriver {
+        TrafficDriver::start(self.router_addr, host, path)
     }
 
     pub fn envoy(&self) -> &Envoy {
@@ -407,6 +442,121 @@ impl Proxy {
     /// GET on the admin interface.
     pub async fn admin_get(&self, path: &str) -> Result<Reply> {
         http_get(self.admin_addr, "localhost", path, &[]).await
+    }
+}
+
+/// How long the traffic driver waits between two requests (it sends one
+/// at a time, so a slow answer slows it down too).
+const TRAFFIC_INTERVAL: Duration = Duration::from_millis(20);
+/// Failed requests a [`TrafficReport`] keeps verbatim.
+const FAILURES_KEPT: usize = 20;
+
+/// What a [`TrafficDriver`] saw so far.
+#[derive(Debug, Clone, Default)]
+pub struct TrafficReport {
+    /// Requests answered 200, by body.
+    pub ok: BTreeMap<String, usize>,
+    /// Requests answered otherwise or not at all.
+    pub failed: usize,
+    /// The first failures: when (since the start), and the status and body
+    /// or the error.
+    pub failures: Vec<String>,
+}
+
+impl TrafficReport {
+    /// Requests answered 200.
+    pub fn succeeded(&self) -> usize {
+        self.ok.values().sum()
+    }
+}
+
+/// Requests sent one after another through Envoy by a background task
+/// (see [`Mesh::drive_traffic`]), counted as they answer. Stops on
+/// [`TrafficDriver::stop`] or when dropped.
+#[derive(Debug)]
+pub struct TrafficDriver {
+    report: Arc<Mutex<TrafficReport>>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TrafficDriver {
+    /// Starts sending `GET path` with `Host: host` to `addr`.
+    pub fn start(addr: SocketAddr, host: &str, path: &str) -> Self {
+        let report = Arc::new(Mutex::new(TrafficReport::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (host, path) = (host.to_string(), path.to_string());
+        let task = tokio::spawn({
+            let (report, stop) = (report.clone(), stop.clone());
+            async move {
+                let started = Instant::now();
+                while !stop.load(Ordering::SeqCst) {
+                    let outcome = http_get(addr, &host, &path, &[]).await;
+                    record(&report, started.elapsed(), outcome);
+                    tokio::time::sleep(TRAFFIC_INTERVAL).await;
+                }
+            }
+        });
+        Self { report, stop, task }
+    }
+
+    /// What was seen so far.
+    pub fn report(&self) -> TrafficReport {
+        self.report
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits until `more` requests beyond `report` (an earlier
+    /// [`TrafficDriver::report`]) have succeeded: traffic is flowing now.
+    pub async fn wait_for_successes(
+        &self,
+        report: &TrafficReport,
+        more: usize,
+        timeout: Duration,
+    ) -> Result<TrafficReport> {
+        let target = report.succeeded() + more;
+        let what = format!("{more} more requests to succeed through Envoy");
+        wait_for(&what, timeout, || async {
+            let now = self.report();
+            (now.succeeded() >= target).then_some(now)
+        })
+        .await
+        .with_context(|| format!("traffic so far: {:?}", self.report()))
+    }
+
+    /// Stops sending (after the request in flight) and returns the report.
+    pub async fn stop(mut self) -> Result<TrafficReport> {
+        self.stop.store(true, Ordering::SeqCst);
+        // Take the task out, so that dropping `self` does not abort it.
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        task.await.context("the traffic task panicked")?;
+        Ok(self.report())
+    }
+}
+
+/// Counts one request's outcome in `report`.
+fn record(report: &Mutex<TrafficReport>, at: Duration, outcome: Result<Reply>) {
+    let mut report = report.lock().unwrap_or_else(PoisonError::into_inner);
+    let failure = match outcome {
+        Ok(reply) if reply.status == 200 => {
+            *report.ok.entry(reply.body).or_insert(0) += 1;
+            return;
+        }
+        Ok(reply) => format!("{} {:?}", reply.status, reply.body),
+        Err(err) => format!("{err:#}"),
+    };
+    report.failed += 1;
+    if report.failures.len() < FAILURES_KEPT {
+        report.failures.push(format!("at {at:.1?}: {failure}"));
+    }
+}
+
+impl Drop for TrafficDriver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.abort();
     }
 }
 

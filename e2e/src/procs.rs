@@ -330,6 +330,27 @@ impl Weft {
         Self::spawn(command, options.xds_addr, timeout).await
     }
 
+    /// [`Weft::start_operator_with`], retrying for up to
+    /// [`REBIND_TIMEOUT`] while its fixed `xds_addr` is still taken (a
+    /// weft that was just killed on it, or its lingering sockets).
+    pub async fn start_operator_rebinding(
+        options: &OperatorOptions,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let start = Instant::now();
+        loop {
+            match Self::start_operator_with(options, timeout).await {
+                Err(err)
+                    if format!("{err:#}").contains(ADDRESS_IN_USE)
+                        && start.elapsed() < REBIND_TIMEOUT =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
     async fn spawn(
         mut command: Command,
         xds_addr: Option<SocketAddr>,
@@ -404,6 +425,12 @@ impl OperatorOptions {
         self
     }
 }
+
+/// How long [`Weft::start_operator_rebinding`] retries a taken address.
+pub const REBIND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What weft's error says when its address is taken (the OS error text).
+const ADDRESS_IN_USE: &str = "Address already in use";
 
 /// The log line weft prints once its monitoring server is up.
 const MONITORING_LINE: &str = "monitoring server";

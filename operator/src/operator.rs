@@ -3,6 +3,14 @@
 //! from the [`crate::k8s`] watches instead of files. After each apply, the
 //! status of every mesh object is brought up to date by
 //! [`crate::k8s::status::writer`].
+//!
+//! Readiness while the apiserver is unreachable: `/readyz` stays 200. Once
+//! the first config is applied and xDS listens, Weft serves the last config
+//! it built from its watches' stores, which a broken watch leaves as they
+//! were; the watches retry with backoff and count their failures in
+//! `weft_watch_restarts_total{kind}` (alert on that, not on readiness).
+//! Turning readiness off would only take a working xDS server out of
+//! rotation while nothing better is available.
 
 use std::sync::Arc;
 
@@ -15,25 +23,28 @@ use weft_pilot::config::ConfigStore;
 use weft_pilot::model::MeshSnapshot;
 
 use crate::cli::OperatorArgs;
-use crate::k8s::Stores;
 use crate::k8s::status::{
     self,
     writer::{StatusMetrics, StatusUpdate},
 };
+use crate::k8s::watch::WatchMetrics;
+use crate::k8s::{Stores, WATCHED_KINDS};
 use crate::server::{ConfigRecorder, ControlPlane};
 use weft_pilot::source::debounce::Debouncer;
 
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     // Up first, so that health answers while the watches list.
     let mut status_metrics = StatusMetrics::default();
+    let mut watch_metrics = WatchMetrics::default();
     let plane = ControlPlane::start_monitoring_with(args.monitoring_address, |registry| {
         status_metrics = StatusMetrics::register(registry);
+        watch_metrics = WatchMetrics::register(registry, &WATCHED_KINDS);
     })
     .await?;
     let client = client(&args).await?;
 
     let (changes, receiver) = mpsc::unbounded_channel();
-    let stores = Stores::watch(&client, &changes);
+    let stores = Stores::watch(&client, &changes, &watch_metrics);
     drop(changes);
     let debouncer = Debouncer::new(receiver, args.debounce_quiet.0, args.debounce_max.0);
     info!("waiting for the first list of every watched kind");

@@ -30,6 +30,18 @@ use tokio::sync::mpsc;
 use weft_crds::{DestinationRule, Gateway, ResourceStatus, ServiceEntry, Sidecar, VirtualService};
 use weft_pilot::config::{Input, Origin};
 
+/// Every kind Weft watches, as its metrics and logs name it.
+pub const WATCHED_KINDS: [&str; 8] = [
+    "VirtualService",
+    "DestinationRule",
+    "ServiceEntry",
+    "Gateway",
+    "Sidecar",
+    "Service",
+    "EndpointSlice",
+    "Pod",
+];
+
 /// What the apiserver's objects are reported as coming from.
 pub const SOURCE: &str = "kubernetes";
 
@@ -77,18 +89,42 @@ impl Error {
 }
 
 impl Stores {
-    /// Starts the watches of every kind; each change sends `()` on
-    /// `changes`.
-    pub fn watch(client: &Client, changes: &mpsc::UnboundedSender<()>) -> Self {
+    /// Starts the watches of every kind ([`WATCHED_KINDS`]); each change
+    /// sends `()` on `changes`, each watch failure counts in `metrics`.
+    pub fn watch(
+        client: &Client,
+        changes: &mpsc::UnboundedSender<()>,
+        metrics: &watch::WatchMetrics,
+    ) -> Self {
         Self {
-            virtual_services: watch::watch_all(client, "VirtualService", changes.clone()),
-            destination_rules: watch::watch_all(client, "DestinationRule", changes.clone()),
-            service_entries: watch::watch_all(client, "ServiceEntry", changes.clone()),
-            gateways: watch::watch_all(client, "Gateway", changes.clone()),
-            sidecars: watch::watch_all(client, "Sidecar", changes.clone()),
-            services: watch::watch_all(client, "Service", changes.clone()),
-            endpoint_slices: watch::watch_all(client, "EndpointSlice", changes.clone()),
-            pods: watch::watch_all(client, "Pod", changes.clone()),
+            virtual_services: watch::watch_all(
+                client,
+                "VirtualService",
+                changes.clone(),
+                metrics.clone(),
+            ),
+            destination_rules: watch::watch_all(
+                client,
+                "DestinationRule",
+                changes.clone(),
+                metrics.clone(),
+            ),
+            service_entries: watch::watch_all(
+                client,
+                "ServiceEntry",
+                changes.clone(),
+                metrics.clone(),
+            ),
+            gateways: watch::watch_all(client, "Gateway", changes.clone(), metrics.clone()),
+            sidecars: watch::watch_all(client, "Sidecar", changes.clone(), metrics.clone()),
+            services: watch::watch_all(client, "Service", changes.clone(), metrics.clone()),
+            endpoint_slices: watch::watch_all(
+                client,
+                "EndpointSlice",
+                changes.clone(),
+                metrics.clone(),
+            ),
+            pods: watch::watch_all(client, "Pod", changes.clone(), metrics.clone()),
         }
     }
 

@@ -1,9 +1,14 @@
 //! The kube-rs watches: one reflector store per kind, filled by
-//! `kube::runtime::watcher` with the default backoff. When a watch breaks,
-//! the watcher resumes from the last resource version it saw, or relists
-//! when that version is gone; the reflector swaps in a relisted state only
-//! once the list is complete, so nothing is lost or duplicated. Every
-//! applied change pings the shared change channel.
+//! `kube::runtime::watcher` with the default backoff, and their metric.
+//! When a watch breaks, the watcher resumes from the last resource version
+//! it saw, or relists when that version is gone; the reflector swaps in a
+//! relisted state only once the list is complete, so nothing is lost or
+//! duplicated. Every applied change pings the shared change channel.
+//!
+//! While the apiserver is unreachable every watch fails and retries with
+//! kube-rs' default backoff (0.8 s doubling to 30 s, jittered), forever;
+//! the stores keep their last state, so Weft keeps serving the last config
+//! it built. Each failure counts in `weft_watch_restarts_total{kind}`.
 
 use std::fmt::Debug;
 
@@ -11,16 +16,60 @@ use futures::StreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct WatchLabels {
+    /// The watched kind, a fixed set (`VirtualService`, `Pod`, ...).
+    pub kind: &'static str,
+}
+
+/// The watches' metrics. [`Default`] makes them unregistered (they count,
+/// but nothing exports them); [`WatchMetrics::register`] exports them.
+#[derive(Clone, Debug, Default)]
+pub struct WatchMetrics {
+    restarts: Family<WatchLabels, Counter>,
+}
+
+impl WatchMetrics {
+    /// New metrics, registered in `registry`, with a zero series for each
+    /// of `kinds` (so alerts on them work before the first failure).
+    pub fn register(registry: &mut Registry, kinds: &[&'static str]) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "weft_watch_restarts",
+            "Kubernetes watch failures, each followed by a retry with backoff, by watched kind",
+            metrics.restarts.clone(),
+        );
+        for &kind in kinds {
+            let _ = metrics.restarts.get_or_create(&WatchLabels { kind });
+        }
+        metrics
+    }
+
+    fn restarted(&self, kind: &'static str) {
+        self.restarts.get_or_create(&WatchLabels { kind }).inc();
+    }
+
+    /// The failures of `kind`'s watch so far.
+    pub fn restarts(&self, kind: &'static str) -> u64 {
+        self.restarts.get_or_create(&WatchLabels { kind }).get()
+    }
+}
+
 /// Starts watching every `K` in the cluster; returns the store it keeps.
-/// The watch runs until the process ends.
+/// The watch runs until the process ends; its failures count in `metrics`.
 pub fn watch_all<K>(
     client: &Client,
     kind: &'static str,
     changes: mpsc::UnboundedSender<()>,
+    metrics: WatchMetrics,
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -44,11 +93,40 @@ where
                     let _ = changes.send(());
                 }
                 Err(err) => {
-                    warn!(kind, %err, "watch failed; retrying with backoff");
+                    metrics.restarted(kind);
+                    warn!(kind, %err, "watch failed; serving the last state, retrying with backoff");
                 }
             }
         }
         warn!(kind, "watch ended");
     });
     reader
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+
+    use super::*;
+
+    #[test]
+    fn restarts_are_counted_per_kind_from_zero() {
+        let mut registry = Registry::default();
+        let metrics = WatchMetrics::register(&mut registry, &["Pod", "Service"]);
+        metrics.restarted("Pod");
+        metrics.restarted("Pod");
+        assert_eq!(metrics.restarts("Pod"), 2);
+        assert_eq!(metrics.restarts("Service"), 0);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("weft_watch_restarts_total{kind=\"Pod\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weft_watch_restarts_total{kind=\"Service\"} 0"),
+            "{text}"
+        );
+    }
 }
