@@ -28,7 +28,7 @@ use crate::mesh::{APPLY_TIMEOUT, Mesh, WEFT_READY_TIMEOUT};
 use crate::netns::TestHost;
 use crate::procs::{OperatorOptions, Process, Weft};
 use crate::tools::workspace_binary;
-use crate::yaml::{mk_destination_rule, mk_weighted_virtual_service};
+use crate::yaml::{fqdn, mk_destination_rule, mk_weighted_virtual_service};
 
 /// The CRDs `charts/weft/crds/` ships.
 pub const CRDS: [&str; 5] = [
@@ -185,6 +185,22 @@ impl KubeMesh {
     pub fn apply(&self, yaml: &str) -> Result<()> {
         apply(&self.plane, yaml)
     }
+}
+
+/// `kubectl apply`s a VirtualService sending all of `reviews` to
+/// `version`, and waits until Envoy routes there (within `timeout`).
+pub async fn route_all_to(
+    plane: &ControlPlane,
+    mesh: &Mesh,
+    version: &str,
+    timeout: std::time::Duration,
+) -> Result<()> {
+    apply(
+        plane,
+        &mk_weighted_virtual_service("reviews", "default", &[(version, 100)]),
+    )?;
+    mesh.wait_for_body(&fqdn("reviews", "default"), "/", &[], version, timeout)
+        .await
 }
 
 /// `kubectl apply --server-side -f -` of `yaml` on `plane`.

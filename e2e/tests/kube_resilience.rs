@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use weft_e2e::kube_mesh::{apply, mk_endpoint_slice};
+use weft_e2e::kube_mesh::{apply, mk_endpoint_slice, route_all_to};
 use weft_e2e::mesh::TrafficReport;
 use weft_e2e::procs::Weft;
 use weft_e2e::tools::workspace_binary;
-use weft_e2e::yaml::{fqdn, mk_weighted_virtual_service};
+use weft_e2e::yaml::fqdn;
 use weft_e2e::{APPLY_TIMEOUT, KubeMesh, Mesh, OperatorOptions, wait_for};
 
 /// How long a metric or stat may take to show a change.
@@ -250,12 +250,7 @@ async fn restarting_weft_under_traffic_fails_no_request() -> anyhow::Result<()> 
         .await?;
 
     // The new weft serves changes: everything to v2.
-    apply(
-        plane,
-        &mk_weighted_virtual_service("reviews", "default", &[("v2", 100)]),
-    )?;
-    mesh.wait_for_body(&reviews, "/", &[], "v2", APPLY_TIMEOUT)
-        .await?;
+    route_all_to(plane, mesh, "v2", APPLY_TIMEOUT).await?;
     traffic
         .wait_for_successes(&traffic.report(), 5, APPLY_TIMEOUT)
         .await?;
@@ -321,12 +316,7 @@ async fn weft_serves_its_last_config_while_the_apiserver_is_down() -> anyhow::Re
 
     // Back up: the watches resume and a change moves traffic again.
     tokio::task::block_in_place(|| plane.start_apiserver())?;
-    apply(
-        plane,
-        &mk_weighted_virtual_service("reviews", "default", &[("v2", 100)]),
-    )?;
-    mesh.wait_for_body(&reviews, "/", &[], "v2", RESUME_TIMEOUT)
-        .await?;
+    route_all_to(plane, mesh, "v2", RESUME_TIMEOUT).await?;
     traffic
         .wait_for_successes(&traffic.report(), 5, APPLY_TIMEOUT)
         .await?;

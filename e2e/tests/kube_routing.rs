@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use weft_e2e::kube_mesh::apply;
-use weft_e2e::yaml::{fqdn, mk_weighted_virtual_service};
+use weft_e2e::kube_mesh::{apply, route_all_to};
+use weft_e2e::yaml::{NACKED_VS, fqdn, mk_weighted_virtual_service};
 use weft_e2e::{APPLY_TIMEOUT, ControlPlane, KubeMesh, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,12 +26,7 @@ async fn kubectl_apply_of_a_virtual_service_shifts_traffic_and_delete_restores_i
     assert_eq!(counts, BTreeMap::from([("v1".to_string(), 30)]));
 
     // A live change through the apiserver's watch: everything to v2.
-    apply(
-        plane,
-        &mk_weighted_virtual_service("reviews", "default", &[("v2", 100)]),
-    )?;
-    mesh.wait_for_body(&host, "/", &[], "v2", APPLY_TIMEOUT)
-        .await?;
+    route_all_to(plane, mesh, "v2", APPLY_TIMEOUT).await?;
     let counts = mesh.sample(&host, "/", &[], 30).await?;
     assert_eq!(counts, BTreeMap::from([("v2".to_string(), 30)]));
 
@@ -191,5 +186,37 @@ async fn status_conditions_say_whether_a_virtual_service_is_accepted_and_served(
         "the status was rewritten although nothing changed: {:?}",
         after["status"]
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_envoy_rejects_is_reported_in_ready_and_cleared_by_a_fix() -> anyhow::Result<()> {
+    let KubeMesh { mesh, plane, .. } = &KubeMesh::start().await?;
+    let host = fqdn("reviews", "default");
+    mesh.wait_for_body(&host, "/", &[], "v1", APPLY_TIMEOUT)
+        .await?;
+    wait_for_status(plane, "True", "True").await?;
+
+    // Valid for Weft (its regex engine takes the pattern), refused by
+    // Envoy's RE2: accepted, but not ready, with Envoy's own words.
+    apply(plane, NACKED_VS)?;
+    let nacked = wait_for_status(plane, "True", "False").await?;
+    let (_, reason, message) = condition(&nacked, "Ready").unwrap();
+    assert_eq!(reason, "ProxyRejected", "{message}");
+    assert!(
+        message.contains(&format!(
+            "proxy {} rejected the routes (RDS)",
+            mesh.node_id()
+        )),
+        "{message}"
+    );
+    assert!(message.contains("invalid repetition size"), "{message}");
+    // Envoy keeps its previous routes.
+    let counts = mesh.sample(&host, "/aaa", &[], 10).await?;
+    assert_eq!(counts, BTreeMap::from([("v1".to_string(), 10)]));
+
+    // A fix that Envoy accepts clears it.
+    route_all_to(plane, mesh, "v2", APPLY_TIMEOUT).await?;
+    wait_for_status(plane, "True", "True").await?;
     Ok(())
 }

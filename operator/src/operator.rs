@@ -13,6 +13,7 @@
 //! rotation while nothing better is available.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::Context;
 use kube::Client;
@@ -21,8 +22,10 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 use weft_pilot::config::ConfigStore;
 use weft_pilot::model::MeshSnapshot;
+use weft_pilot::xds::RejectionMap;
 
 use crate::cli::OperatorArgs;
+use crate::k8s::blame::StatusFeed;
 use crate::k8s::status::{
     self,
     writer::{StatusMetrics, StatusUpdate},
@@ -57,17 +60,22 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     recorder.record(&applied);
     // Statuses are written by a task of their own: a slow apiserver never
     // holds back a reload or xDS.
+    let outcomes = status::build_outcomes(&applied);
     let statuses = status::writer::spawn(
         client.clone(),
         status_metrics,
         StatusUpdate {
-            objects: observed.objects,
-            outcomes: status::build_outcomes(&applied),
+            objects: observed.objects.clone(),
+            outcomes: outcomes.clone(),
         },
     );
+    let mut statuses = StatusFeed::new(statuses);
+    let rejections = plane.rejections().subscribe();
+    let standing = rejections.borrow().clone();
+    statuses.applied(observed.objects, outcomes, &standing, SystemTime::now());
     let (snapshots, receiver) = watch::channel(applied.snapshot);
     tokio::spawn(reload_on_change(
-        stores, debouncer, store, snapshots, recorder, statuses,
+        stores, debouncer, store, snapshots, recorder, statuses, rejections,
     ));
     plane.serve_xds(args.xds_address, receiver).await
 }
@@ -91,24 +99,37 @@ async fn client(args: &OperatorArgs) -> anyhow::Result<Client> {
     Client::try_from(config).context("cannot create the Kubernetes client")
 }
 
+/// Applies the watched state after each debounced change, and keeps the
+/// statuses current with each apply and each change of what proxies reject.
 async fn reload_on_change(
     stores: Stores,
     mut debouncer: Debouncer,
     mut store: ConfigStore,
     snapshots: watch::Sender<Arc<MeshSnapshot>>,
     recorder: ConfigRecorder,
-    statuses: watch::Sender<Arc<StatusUpdate>>,
+    mut statuses: StatusFeed,
+    mut rejections: watch::Receiver<Arc<RejectionMap>>,
 ) {
-    while debouncer.changed().await.is_some() {
-        let observed = stores.observe();
-        let applied = store.apply(observed.inputs);
-        recorder.record(&applied);
-        statuses.send_replace(Arc::new(StatusUpdate {
-            objects: observed.objects,
-            outcomes: status::build_outcomes(&applied),
-        }));
-        if applied.changed {
-            snapshots.send_replace(applied.snapshot);
+    loop {
+        tokio::select! {
+            changed = debouncer.changed() => {
+                if changed.is_none() {
+                    break;
+                }
+                let observed = stores.observe();
+                let applied = store.apply(observed.inputs);
+                recorder.record(&applied);
+                let outcomes = status::build_outcomes(&applied);
+                let standing = rejections.borrow_and_update().clone();
+                statuses.applied(observed.objects, outcomes, &standing, SystemTime::now());
+                if applied.changed {
+                    snapshots.send_replace(applied.snapshot);
+                }
+            }
+            Ok(()) = rejections.changed() => {
+                let standing = rejections.borrow_and_update().clone();
+                statuses.publish(&standing);
+            }
         }
     }
     warn!("every Kubernetes watch stopped; serving the last config");

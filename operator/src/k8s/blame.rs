@@ -18,12 +18,64 @@
 //! it all the same.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use tokio::sync::watch;
 use weft_pilot::model::ResourceId;
 use weft_pilot::xds::{RejectionMap, TypeUrl};
 
 use super::mesh::MeshObject;
+use super::status::Outcome;
+use super::status::writer::StatusUpdate;
+
+/// What the status writer is sent: each apply's outcomes, with the
+/// proxies' standing rejections blamed on the objects they reject; sent
+/// again when the rejections change.
+#[derive(Debug)]
+pub struct StatusFeed {
+    sender: watch::Sender<Arc<StatusUpdate>>,
+    changes: ChangeLog,
+    objects: Vec<MeshObject>,
+    outcomes: BTreeMap<ResourceId, Outcome>,
+}
+
+impl StatusFeed {
+    pub fn new(sender: watch::Sender<Arc<StatusUpdate>>) -> Self {
+        Self {
+            sender,
+            changes: ChangeLog::default(),
+            objects: Vec::new(),
+            outcomes: BTreeMap::new(),
+        }
+    }
+
+    /// An apply read `objects` at `now` and made `outcomes` of them.
+    pub fn applied(
+        &mut self,
+        objects: Vec<MeshObject>,
+        outcomes: BTreeMap<ResourceId, Outcome>,
+        rejections: &RejectionMap,
+        now: SystemTime,
+    ) {
+        self.changes.observe(&objects, now);
+        self.objects = objects;
+        self.outcomes = outcomes;
+        self.publish(rejections);
+    }
+
+    /// Sends the last apply's outcomes with `rejections` blamed.
+    pub fn publish(&self, rejections: &RejectionMap) {
+        let mut outcomes = self.outcomes.clone();
+        for (id, messages) in self.changes.blame(rejections) {
+            outcomes.entry(id).or_default().rejected_by_proxies = messages;
+        }
+        self.sender.send_replace(Arc::new(StatusUpdate {
+            objects: self.objects.clone(),
+            outcomes,
+        }));
+    }
+}
 
 /// When each mesh object was first seen at its current generation.
 #[derive(Debug, Default)]
