@@ -145,14 +145,9 @@ pub fn decide(
         .iter()
         .filter(|e| e.resource.as_ref() == Some(&id))
     {
-        let line = format!("{id}: {}", error.error);
+        let line = one_line(&format!("{id}: {}", error.error));
         match verdict(error, &json, &id.namespace, &validation.snapshot) {
             Verdict::Deny => denied.push(line),
-            Verdict::Warn if error.error.reason == ErrorReason::Unsupported => {
-                warnings.push(format!(
-                    "{line} (stored, but Weft does not serve this resource until it is changed)"
-                ))
-            }
             Verdict::Warn => warnings.push(line),
         }
     }
@@ -168,6 +163,16 @@ pub fn decide(
             ..deny(denied)
         }
     }
+}
+
+/// `text` on one line: each line trimmed, joined by spaces (pilot's regex
+/// errors draw a caret under the pattern on lines of their own).
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn deny(lines: Vec<String>) -> Decision {

@@ -158,6 +158,7 @@ fn an_invalid_regex_is_denied() {
         message.starts_with("VirtualService default/reviews: spec.http[0].match[0].uri.regex: "),
         "{message}"
     );
+    assert_eq!(message.lines().count(), 1, "one line per error: {message}");
 }
 
 #[test]
