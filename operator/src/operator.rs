@@ -45,7 +45,9 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     // It validates against the cluster's state: up once that is known.
     match args.webhook_tls() {
         Some(tls) => {
-            webhook::start(args.webhook_address, &tls, stores.clone(), webhook_metrics).await?;
+            let stores = stores.clone();
+            let cluster: webhook::ClusterInputs = Arc::new(move || stores.observe().inputs);
+            webhook::start(args.webhook_address, &tls, cluster, webhook_metrics).await?;
         }
         None => {
             info!("validating webhook not served: no --webhook-tls-cert / --webhook-tls-key given")

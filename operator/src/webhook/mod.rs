@@ -25,7 +25,9 @@ pub mod review;
 pub mod server;
 
 pub use metrics::WebhookMetrics;
-pub use server::{Error, TlsFiles, start};
+pub use server::{ClusterInputs, Error, TlsFiles, start};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

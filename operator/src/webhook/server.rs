@@ -24,7 +24,11 @@ use tracing::{debug, error, info, warn};
 
 use super::metrics::WebhookMetrics;
 use super::review::respond;
-use crate::k8s::Stores;
+use weft_pilot::config::Input;
+
+/// The cluster's current inputs, on demand (in `weft operator`,
+/// `Stores::observe().inputs`).
+pub type ClusterInputs = Arc<dyn Fn() -> Vec<Input> + Send + Sync>;
 
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,7 +77,7 @@ impl Error {
 pub async fn start(
     address: SocketAddr,
     tls: &TlsFiles,
-    stores: Stores,
+    cluster: ClusterInputs,
     metrics: WebhookMetrics,
 ) -> Result<SocketAddr, Error> {
     let acceptor = TlsAcceptor::from(Arc::new(server_config(tls)?));
@@ -86,7 +90,7 @@ pub async fn start(
     info!(address = %bound, "validating webhook listening on {bound}");
     let (connections, receiver) = mpsc::channel(64);
     tokio::spawn(accept(listener, acceptor, connections));
-    let router = router(stores, metrics);
+    let router = router(cluster, metrics);
     tokio::spawn(async move {
         let listener = TlsListener {
             connections: receiver,
@@ -187,24 +191,22 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-#[derive(Debug)]
 struct Webhook {
-    stores: Stores,
+    cluster: ClusterInputs,
     metrics: WebhookMetrics,
 }
 
-/// `POST /validate` over `stores`.
-pub fn router(stores: Stores, metrics: WebhookMetrics) -> Router {
+/// `POST /validate` over `cluster`.
+pub fn router(cluster: ClusterInputs, metrics: WebhookMetrics) -> Router {
     Router::new()
         .route("/validate", post(validate))
-        .with_state(Arc::new(Webhook { stores, metrics }))
+        .with_state(Arc::new(Webhook { cluster, metrics }))
 }
 
 async fn validate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
-    let stores = webhook.stores.clone();
+    let cluster = webhook.cluster.clone();
     // Validation assembles the whole mesh: off the async workers.
-    let reply =
-        tokio::task::spawn_blocking(move || respond(&body, || stores.observe().inputs)).await;
+    let reply = tokio::task::spawn_blocking(move || respond(&body, || cluster())).await;
     match reply {
         Ok(reply) => {
             if let Some((kind, allowed)) = reply.reviewed {
