@@ -32,6 +32,10 @@
 //!   not exist yet, rules another VirtualService for the same host makes
 //!   unreachable): warn.
 //!
+//! Errors the candidate causes on *other* objects do not count (a
+//! DestinationRule update that drops a subset a VirtualService routes to is
+//! allowed): those objects' status reports them, as `weft validate` would.
+//!
 //! Always allowed: DELETE and CONNECT, subresources (`status`: Weft's own
 //! status writes), kinds other than the five mesh kinds, updates of an
 //! object being deleted, and updates that leave `spec` as it was (so
@@ -130,7 +134,7 @@ pub fn decide(
     let json = serde_json::to_value(&object).unwrap_or(Value::Null);
     let candidate = match candidate_input(kind, object) {
         Ok(input) => input,
-        Err(err) => return deny(vec![format!("{id}: spec: {err}")]),
+        Err(err) => return deny(vec![one_line(&format!("{id}: spec: {err}"))]),
     };
     let mut inputs: Vec<Input> = cluster()
         .into_iter()
@@ -240,7 +244,13 @@ fn verdict(
 
 fn unresolved(field: &str, object: &Value, namespace: &str, snapshot: &MeshSnapshot) -> Verdict {
     if let Some(destination) = field.strip_suffix(".subset") {
-        let host = lookup(object, &format!("{destination}.host")).and_then(Value::as_str);
+        // A route's single `mirror` is pilot's `mirrors[0]`.
+        let host = lookup(object, &format!("{destination}.host"))
+            .or_else(|| {
+                let route = destination.strip_suffix(".mirrors[0].destination")?;
+                lookup(object, &format!("{route}.mirror.host"))
+            })
+            .and_then(Value::as_str);
         return match host {
             Some(host)
                 if snapshot

@@ -228,6 +228,21 @@ fn the_candidate_replaces_the_cluster_object_of_the_same_name() {
 }
 
 #[test]
+fn an_undefined_mirror_subset_is_denied_when_the_host_has_a_destination_rule() {
+    let vs = mk_virtual_service(
+        "  - route:
+    - destination: {host: reviews, subset: v1}
+    mirror: {host: reviews, subset: v9}
+",
+    );
+    let message = denied_message(&decide_create(&vs, &[DESTINATION_RULE])).to_string();
+    assert!(
+        message.contains("spec.http[0].mirrors[0].destination.subset: subset v9"),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_second_destination_rule_for_a_host_is_denied() {
     let other = DESTINATION_RULE.replace("name: reviews,", "name: reviews-too,");
     let message = denied_message(&decide_create(&other, &[DESTINATION_RULE])).to_string();
