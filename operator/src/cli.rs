@@ -68,6 +68,28 @@ pub struct OperatorArgs {
     /// ... but no later than this after the first change of a burst.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub debounce_max: IstioDuration,
+    /// Address of the validating admission webhook (HTTPS, `POST
+    /// /validate`); served only with `--webhook-tls-cert` and
+    /// `--webhook-tls-key`.
+    #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:15017")]
+    pub webhook_address: SocketAddr,
+    /// The webhook's certificate chain (PEM); its SANs must match the
+    /// address the apiserver calls.
+    #[arg(long, value_name = "FILE", requires = "webhook_tls_key")]
+    pub webhook_tls_cert: Option<PathBuf>,
+    /// The webhook's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "webhook_tls_cert")]
+    pub webhook_tls_key: Option<PathBuf>,
+}
+
+impl OperatorArgs {
+    /// The webhook's certificate and key, when both were given.
+    pub fn webhook_tls(&self) -> Option<crate::webhook::TlsFiles> {
+        Some(crate::webhook::TlsFiles {
+            cert: self.webhook_tls_cert.clone()?,
+            key: self.webhook_tls_key.clone()?,
+        })
+    }
 }
 
 #[derive(Debug, Args)]

@@ -2,8 +2,8 @@
 //!
 //! This crate wires the libraries into the `weft` binary. It owns the
 //! command line, process concerns (logging, signals, sockets), the
-//! Kubernetes adapter ([`k8s`]: every Kubernetes type stays here) and, in
-//! later issues, the admission webhooks. It holds no
+//! Kubernetes adapter ([`k8s`]: every Kubernetes type stays here) and the
+//! validating admission webhook ([`webhook`]). It holds no
 //! translation or xDS logic of its own: that is `weft-pilot`'s.
 //!
 //! ```text
@@ -15,6 +15,8 @@
 //! weft operator [--kubeconfig F]
 //!     kube-apiserver watches ─▶ k8s::Stores ─▶ (debounce) ─▶ the same ConfigStore,
 //!     xDS and monitoring as standalone (server.rs holds what both share)
+//!     webhook (:15017, HTTPS, with --webhook-tls-cert/key): POST /validate,
+//!     the candidate checked with the cluster's inputs by validate_inputs
 //! weft bootstrap ...   prints the Envoy bootstrap that points at that server
 //! weft validate -f F   runs the same source + ConfigStore checks once and prints the errors
 //! ```
@@ -28,3 +30,4 @@ pub mod server;
 pub mod standalone;
 pub mod telemetry;
 pub mod validate;
+pub mod webhook;

@@ -2,7 +2,8 @@
 //! config store, xDS and monitoring as `weft standalone`; the inputs come
 //! from the [`crate::k8s`] watches instead of files. After each apply, the
 //! status of every mesh object is brought up to date by
-//! [`crate::k8s::status::writer`].
+//! [`crate::k8s::status::writer`]. With a certificate, the validating
+//! webhook ([`crate::webhook`]) is served once the watches listed.
 //!
 //! Readiness while the apiserver is unreachable: `/readyz` stays 200. Once
 //! the first config is applied and xDS listens, Weft serves the last config
@@ -33,15 +34,18 @@ use crate::k8s::status::{
 use crate::k8s::watch::WatchMetrics;
 use crate::k8s::{Stores, WATCHED_KINDS};
 use crate::server::{ConfigRecorder, ControlPlane};
+use crate::webhook::{self, WebhookMetrics};
 use weft_pilot::source::debounce::Debouncer;
 
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     // Up first, so that health answers while the watches list.
     let mut status_metrics = StatusMetrics::default();
     let mut watch_metrics = WatchMetrics::default();
+    let mut webhook_metrics = WebhookMetrics::default();
     let plane = ControlPlane::start_monitoring_with(args.monitoring_address, |registry| {
         status_metrics = StatusMetrics::register(registry);
         watch_metrics = WatchMetrics::register(registry, &WATCHED_KINDS);
+        webhook_metrics = WebhookMetrics::register(registry);
     })
     .await?;
     let client = client(&args).await?;
@@ -52,6 +56,17 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let debouncer = Debouncer::new(receiver, args.debounce_quiet.0, args.debounce_max.0);
     info!("waiting for the first list of every watched kind");
     stores.wait_until_listed().await?;
+    // It validates against the cluster's state: up once that is known.
+    match args.webhook_tls() {
+        Some(tls) => {
+            let stores = stores.clone();
+            let cluster: webhook::ClusterInputs = Arc::new(move || stores.observe().inputs);
+            webhook::start(args.webhook_address, &tls, cluster, webhook_metrics).await?;
+        }
+        None => {
+            info!("validating webhook not served: no --webhook-tls-cert / --webhook-tls-key given")
+        }
+    }
 
     let mut store = ConfigStore::default();
     let observed = stores.observe();

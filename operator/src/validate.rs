@@ -1,13 +1,16 @@
 //! `weft validate`: the checks `weft standalone` runs on its config
 //! directory (`pilot::source::files` then `pilot::config::ConfigStore`),
-//! on chosen files and directories, once. A validating webhook will run
-//! [`validate_inputs`] on what it is asked to admit.
+//! on chosen files and directories, once. The validating webhook
+//! ([`crate::webhook`]) runs [`validate_inputs`] on what it is asked to
+//! admit, together with the cluster's objects: one validation code path.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use weft_pilot::config::{ConfigError, ConfigStore, Input};
+use weft_pilot::model::MeshSnapshot;
 use weft_pilot::source::files::{read_config_dir, read_config_file};
 
 use crate::cli::ValidateArgs;
@@ -19,6 +22,8 @@ pub struct Validation {
     pub resources: usize,
     /// Every error, as standalone would log it.
     pub errors: Vec<ConfigError>,
+    /// The mesh the inputs make (without what failed).
+    pub snapshot: Arc<MeshSnapshot>,
 }
 
 impl Validation {
@@ -54,6 +59,7 @@ pub fn validate_inputs(inputs: Vec<Input>) -> Validation {
     Validation {
         resources,
         errors: applied.errors,
+        snapshot: applied.snapshot,
     }
 }
 

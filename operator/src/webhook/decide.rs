@@ -1,0 +1,302 @@
+//! The webhook's decision: one `AdmissionRequest` and the cluster's inputs
+//! in, allow / deny with a message and warnings out. Pure: no I/O, no
+//! clock, so every rule below is unit-tested on fabricated objects.
+//!
+//! The candidate object is converted as the watches convert it
+//! ([`crate::k8s::mesh::build_mesh_inputs`]), put in place of the object of
+//! the same kind, namespace and name among the cluster's inputs, and the
+//! whole set goes through [`crate::validate::validate_inputs`], the code
+//! `weft validate -f` runs. Only errors about the candidate count:
+//!
+//! | reason | answer |
+//! |---|---|
+//! | `Invalid` | deny |
+//! | `Unsupported` | allow, one warning each (status then says `Ready=False`) |
+//! | `UnresolvedReference`, see below | deny or allow with a warning |
+//!
+//! An unresolved reference is denied when what it contradicts exists, so
+//! that applying more objects cannot fix it; it is allowed with a warning
+//! when the missing object may simply come next (`kubectl apply -f dir/`
+//! sends objects one by one, in no order Weft controls):
+//!
+//! - `….subset`: deny if a DestinationRule for the destination's host
+//!   exists (it does not define the subset); warn if none exists yet.
+//! - `….destination.port[.number]`: the service exists without that port,
+//!   or has several: deny.
+//! - `spec.host` (a second DestinationRule for a host), `spec.hosts[i]` (a
+//!   host another ServiceEntry declares), `spec.workloadSelector` (a second
+//!   namespace-wide Sidecar), `spec.servers[i].port` (a Gateway port
+//!   another Gateway's server holds with another protocol): conflicts with
+//!   existing objects: deny.
+//! - anything else (a Gateway, a delegate or a destination host that does
+//!   not exist yet, rules another VirtualService for the same host makes
+//!   unreachable): warn.
+//!
+//! Errors the candidate causes on *other* objects do not count (a
+//! DestinationRule update that drops a subset a VirtualService routes to is
+//! allowed): those objects' status reports them, as `weft validate` would.
+//!
+//! Always allowed: DELETE and CONNECT, subresources (`status`: Weft's own
+//! status writes), kinds other than the five mesh kinds, updates of an
+//! object being deleted, and updates that leave `spec` as it was (so
+//! labels and finalizers of an object admitted before stay editable).
+//! Dry-run requests are validated like the others.
+
+use std::sync::Arc;
+
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, Operation};
+use serde_json::Value;
+use weft_crds::{DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService};
+use weft_pilot::config::{ConfigError, ErrorReason, Input};
+use weft_pilot::model::{MeshSnapshot, ResourceId, qualify_host};
+
+use crate::k8s::mesh;
+use crate::validate::validate_inputs;
+
+/// The API group of the kinds the webhook validates.
+pub const GROUP: &str = "networking.istio.io";
+
+/// The kinds the webhook validates (any served version).
+pub const KINDS: [&str; 5] = [
+    "VirtualService",
+    "DestinationRule",
+    "ServiceEntry",
+    "Gateway",
+    "Sidecar",
+];
+
+/// The webhook's answer to one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Why it is denied: one line per error, `Kind ns/name: field: message`.
+    pub message: Option<String>,
+    /// Shown by `kubectl` to whoever applied the object.
+    pub warnings: Vec<String>,
+}
+
+impl Decision {
+    fn allow() -> Self {
+        Self {
+            allowed: true,
+            message: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// What to do with one error about the candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Deny,
+    Warn,
+}
+
+/// Decides `request`; `cluster` gives the cluster's current inputs (state
+/// of the world, as [`crate::k8s::Stores::observe`] makes them) and is
+/// called only when the request needs validating.
+pub fn decide(
+    request: &AdmissionRequest<DynamicObject>,
+    cluster: impl FnOnce() -> Vec<Input>,
+) -> Decision {
+    if !matches!(request.operation, Operation::Create | Operation::Update)
+        || request.sub_resource.is_some()
+        || request.kind.group != GROUP
+    {
+        return Decision::allow();
+    }
+    let Some(kind) = KINDS.iter().copied().find(|k| *k == request.kind.kind) else {
+        return Decision::allow();
+    };
+    let Some(object) = &request.object else {
+        return deny(vec![format!(
+            "{kind} {}: the request holds no object to validate",
+            request.name
+        )]);
+    };
+    if request.operation == Operation::Update && leaves_spec_alone(request, object) {
+        return Decision::allow();
+    }
+    let mut object = object.clone();
+    if object.metadata.namespace.is_none() {
+        object.metadata.namespace = request.namespace.clone();
+    }
+    let id = ResourceId::new(
+        kind,
+        object.metadata.namespace.clone().unwrap_or_default(),
+        object
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_else(|| request.name.clone()),
+    );
+    let json = serde_json::to_value(&object).unwrap_or(Value::Null);
+    let candidate = match candidate_input(kind, object) {
+        Ok(input) => input,
+        Err(err) => return deny(vec![one_line(&format!("{id}: spec: {err}"))]),
+    };
+    let mut inputs: Vec<Input> = cluster()
+        .into_iter()
+        .filter(|input| !matches!(input, Input::Resource { id: other, .. } if *other == id))
+        .collect();
+    inputs.push(candidate);
+    let validation = validate_inputs(inputs);
+    let mut denied = Vec::new();
+    let mut warnings = Vec::new();
+    for error in validation
+        .errors
+        .iter()
+        .filter(|e| e.resource.as_ref() == Some(&id))
+    {
+        let line = one_line(&format!("{id}: {}", error.error));
+        match verdict(error, &json, &id.namespace, &validation.snapshot) {
+            Verdict::Deny => denied.push(line),
+            Verdict::Warn => warnings.push(line),
+        }
+    }
+    if denied.is_empty() {
+        Decision {
+            allowed: true,
+            message: None,
+            warnings,
+        }
+    } else {
+        Decision {
+            warnings,
+            ..deny(denied)
+        }
+    }
+}
+
+/// `text` on one line: each line trimmed, joined by spaces (pilot's regex
+/// errors draw a caret under the pattern on lines of their own).
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn deny(lines: Vec<String>) -> Decision {
+    Decision {
+        allowed: false,
+        message: Some(lines.join("\n")),
+        warnings: Vec::new(),
+    }
+}
+
+/// An update of an object being deleted, or one that keeps `spec`.
+fn leaves_spec_alone(request: &AdmissionRequest<DynamicObject>, object: &DynamicObject) -> bool {
+    if object.metadata.deletion_timestamp.is_some() {
+        return true;
+    }
+    request
+        .old_object
+        .as_ref()
+        .is_some_and(|old| old.data.get("spec") == object.data.get("spec"))
+}
+
+/// The candidate as the watches would make it an input.
+pub(super) fn candidate_input(kind: &'static str, object: DynamicObject) -> Result<Input, String> {
+    fn one<K>(
+        kind: &'static str,
+        object: DynamicObject,
+        spec: impl Fn(&K) -> weft_crds::MeshResource,
+    ) -> Result<Input, String>
+    where
+        K: kube::Resource + serde::de::DeserializeOwned,
+    {
+        let typed: K = object
+            .try_parse()
+            .map_err(|err| format!("cannot be read as a {kind}: {err}"))?;
+        mesh::build_mesh_inputs(kind, &[Arc::new(typed)], spec)
+            .pop()
+            .ok_or_else(|| format!("the {kind} made no input"))
+    }
+    match kind {
+        "VirtualService" => one::<VirtualService>(kind, object, mesh::virtual_service),
+        "DestinationRule" => one::<DestinationRule>(kind, object, mesh::destination_rule),
+        "ServiceEntry" => one::<ServiceEntry>(kind, object, mesh::service_entry),
+        "Gateway" => one::<Gateway>(kind, object, mesh::gateway),
+        "Sidecar" => one::<Sidecar>(kind, object, mesh::sidecar),
+        other => Err(format!("{other} is not a kind the webhook validates")),
+    }
+}
+
+/// Deny or warn, by reason and, for unresolved references, by field (see
+/// the module doc).
+fn verdict(
+    error: &ConfigError,
+    object: &Value,
+    namespace: &str,
+    snapshot: &MeshSnapshot,
+) -> Verdict {
+    match error.error.reason {
+        ErrorReason::Unsupported => Verdict::Warn,
+        ErrorReason::UnresolvedReference => {
+            unresolved(&error.error.field, object, namespace, snapshot)
+        }
+        ErrorReason::Invalid | ErrorReason::Unreadable => Verdict::Deny,
+    }
+}
+
+fn unresolved(field: &str, object: &Value, namespace: &str, snapshot: &MeshSnapshot) -> Verdict {
+    if let Some(destination) = field.strip_suffix(".subset") {
+        // A route's single `mirror` is pilot's `mirrors[0]`.
+        let host = lookup(object, &format!("{destination}.host"))
+            .or_else(|| {
+                let route = destination.strip_suffix(".mirrors[0].destination")?;
+                lookup(object, &format!("{route}.mirror.host"))
+            })
+            .and_then(Value::as_str);
+        return match host {
+            Some(host)
+                if snapshot
+                    .destination_rules
+                    .contains_key(&qualify_host(host, namespace)) =>
+            {
+                Verdict::Deny
+            }
+            _ => Verdict::Warn,
+        };
+    }
+    let conflict = field == "spec.host"
+        || field == "spec.workloadSelector"
+        || indexed(field, "spec.hosts")
+        || field
+            .strip_suffix(".port")
+            .is_some_and(|server| indexed(server, "spec.servers"))
+        || field.ends_with(".destination.port")
+        || field.ends_with(".destination.port.number");
+    if conflict {
+        Verdict::Deny
+    } else {
+        Verdict::Warn
+    }
+}
+
+/// Whether `field` is `prefix[N]`.
+fn indexed(field: &str, prefix: &str) -> bool {
+    field
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('['))
+        .and_then(|rest| rest.strip_suffix(']'))
+        .is_some_and(|n| n.parse::<usize>().is_ok())
+}
+
+/// The value at `path` (`spec.http[0].route[1].destination.host`) in
+/// `value`, if there is one.
+pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(value, |value, segment| {
+        let mut parts = segment.split('[');
+        let name = parts.next()?;
+        let mut value = value.get(name)?;
+        for index in parts {
+            let index: usize = index.strip_suffix(']')?.parse().ok()?;
+            value = value.get(index)?;
+        }
+        Some(value)
+    })
+}

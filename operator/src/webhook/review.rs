@@ -1,0 +1,89 @@
+//! One `POST /validate` body in, the HTTP answer out: parsing the
+//! `admission.k8s.io/v1` AdmissionReview, the [`super::decide`] decision,
+//! and the AdmissionReview that carries it back. Pure, apart from a log
+//! line per review.
+
+use axum::http::StatusCode;
+use kube::core::DynamicObject;
+use kube::core::Status;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use tracing::info;
+use weft_pilot::config::Input;
+
+use super::decide::{KINDS, decide};
+
+/// The answer to one body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub status: StatusCode,
+    /// An AdmissionReview (JSON) when `status` is 200, else a plain-text
+    /// message.
+    pub body: String,
+    /// For the metrics: the reviewed kind (one of [`KINDS`] or `other`)
+    /// and whether it was allowed; `None` when the body was no review.
+    pub reviewed: Option<(&'static str, bool)>,
+}
+
+/// Answers one body; `cluster` gives the cluster's inputs if needed.
+pub fn respond(body: &[u8], cluster: impl FnOnce() -> Vec<Input>) -> Reply {
+    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+        Ok(review) => review,
+        Err(err) => {
+            return bad_request(format!(
+                "the body is not an admission.k8s.io/v1 AdmissionReview ({err}); the webhook expects one from the kube-apiserver"
+            ));
+        }
+    };
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(request) => request,
+        Err(_) => {
+            return bad_request(
+                "the AdmissionReview holds no request; send one with `request` set".to_string(),
+            );
+        }
+    };
+    let decision = decide(&request, cluster);
+    let kind = KINDS
+        .iter()
+        .copied()
+        .find(|k| *k == request.kind.kind)
+        .unwrap_or("other");
+    info!(
+        kind = %request.kind.kind,
+        namespace = request.namespace.as_deref().unwrap_or_default(),
+        name = %request.name,
+        operation = ?request.operation,
+        allowed = decision.allowed,
+        warnings = decision.warnings.len(),
+        "admission review: {}",
+        decision.message.as_deref().unwrap_or("allowed")
+    );
+    let mut response = AdmissionResponse::from(&request);
+    if let Some(message) = &decision.message {
+        response = response.deny(message);
+        response.result = Status::failure(message, "BadRequest").with_code(400);
+    }
+    if !decision.warnings.is_empty() {
+        response.warnings = Some(decision.warnings.clone());
+    }
+    match serde_json::to_string(&response.into_review()) {
+        Ok(body) => Reply {
+            status: StatusCode::OK,
+            body,
+            reviewed: Some((kind, decision.allowed)),
+        },
+        Err(err) => Reply {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: format!("cannot encode the AdmissionReview answer: {err}\n"),
+            reviewed: None,
+        },
+    }
+}
+
+fn bad_request(message: String) -> Reply {
+    Reply {
+        status: StatusCode::BAD_REQUEST,
+        body: format!("{message}\n"),
+        reviewed: None,
+    }
+}

@@ -1,0 +1,236 @@
+//! The webhook's HTTPS server: TLS from PEM files, connections accepted
+//! and handshaken concurrently, then axum serving `POST /validate` (a thin
+//! handler over [`super::review::respond`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tracing::{debug, error, info, warn};
+
+use super::metrics::WebhookMetrics;
+use super::review::respond;
+use weft_pilot::config::Input;
+
+/// The cluster's current inputs, on demand (in `weft operator`,
+/// `Stores::observe().inputs`).
+pub type ClusterInputs = Arc<dyn Fn() -> Vec<Input> + Send + Sync>;
+
+/// How long a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The webhook's certificate chain and key, PEM files.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Why the webhook cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot read the webhook certificate {path}: {message}; pass a PEM certificate chain with --webhook-tls-cert"
+    )]
+    Certificate { path: PathBuf, message: String },
+    #[error(
+        "cannot read the webhook key {path}: {message}; pass a PEM private key with --webhook-tls-key"
+    )]
+    Key { path: PathBuf, message: String },
+    #[error("the webhook certificate and key cannot be used together: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("cannot listen on {address} for the webhook: {source}; pick another --webhook-address")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Certificate { .. } => "certificate",
+            Error::Key { .. } => "key",
+            Error::Tls(_) => "tls",
+            Error::Bind { .. } => "bind",
+        }
+    }
+}
+
+/// Loads `tls`, binds `address` and serves the webhook in a task; returns
+/// the bound address, also logged as `validating webhook listening on
+/// ADDR`.
+pub async fn start(
+    address: SocketAddr,
+    tls: &TlsFiles,
+    cluster: ClusterInputs,
+    metrics: WebhookMetrics,
+) -> Result<SocketAddr, Error> {
+    let acceptor = TlsAcceptor::from(Arc::new(server_config(tls)?));
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| Error::Bind { address, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { address, source })?;
+    info!(address = %bound, "validating webhook listening on {bound}");
+    let (connections, receiver) = mpsc::channel(64);
+    tokio::spawn(accept(listener, acceptor, connections));
+    let router = router(cluster, metrics);
+    tokio::spawn(async move {
+        let listener = TlsListener {
+            connections: receiver,
+            local: bound,
+        };
+        if let Err(err) = axum::serve(listener, router).await {
+            error!(%err, "the validating webhook stopped");
+        }
+    });
+    Ok(bound)
+}
+
+/// A rustls server config (ring, HTTP/1.1) from the PEM files.
+pub fn server_config(tls: &TlsFiles) -> Result<ServerConfig, Error> {
+    let certs = read_certs(&tls.cert)?;
+    let key = read_key(&tls.key)?;
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let fail = |message: String| Error::Certificate {
+        path: path.to_path_buf(),
+        message,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|err| fail(err.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| fail(err.to_string()))?;
+    if certs.is_empty() {
+        return Err(fail("no CERTIFICATE block in it".to_string()));
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
+    PrivateKeyDer::from_pem_file(path).map_err(|err| Error::Key {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    })
+}
+
+/// Accepts TCP connections and handshakes each in a task of its own, so a
+/// slow client never holds back the others.
+async fn accept(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    connections: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                warn!(%err, "the webhook cannot accept a connection; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let connections = connections.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    let _ = connections.send((tls, peer)).await;
+                }
+                Ok(Err(err)) => debug!(%peer, %err, "webhook TLS handshake failed"),
+                Err(_) => debug!(%peer, "webhook TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+/// Handshaken connections, as axum wants them.
+struct TlsListener {
+    connections: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.connections.recv().await {
+            Some(connection) => connection,
+            // The accept task never ends; if it did, nothing more comes.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+struct Webhook {
+    cluster: ClusterInputs,
+    metrics: WebhookMetrics,
+}
+
+/// `POST /validate` over `cluster`.
+pub fn router(cluster: ClusterInputs, metrics: WebhookMetrics) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .with_state(Arc::new(Webhook { cluster, metrics }))
+}
+
+async fn validate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
+    let cluster = webhook.cluster.clone();
+    // Validation assembles the whole mesh: off the async workers.
+    let reply = tokio::task::spawn_blocking(move || respond(&body, || cluster())).await;
+    match reply {
+        Ok(reply) => {
+            if let Some((kind, allowed)) = reply.reviewed {
+                webhook.metrics.record(kind, allowed);
+            }
+            let content_type = if reply.reviewed.is_some() {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            (
+                reply.status,
+                [(header::CONTENT_TYPE, content_type)],
+                reply.body,
+            )
+                .into_response()
+        }
+        Err(err) => {
+            error!(%err, "the webhook's validation task failed");
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "the validation failed inside Weft; see its log\n",
+            )
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! The webhook's decisions on fabricated AdmissionReviews (no cluster):
+//! the cluster's state is made of objects converted as the watches
+//! convert them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::http::StatusCode;
+use kube::core::DynamicObject;
+use kube::core::admission::AdmissionRequest;
+use serde_json::{Value, json};
+use weft_pilot::config::Input;
+
+use super::decide::{Decision, candidate_input, decide, lookup};
+use super::review::respond;
+
+const DESTINATION_RULE: &str = "
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+";
+
+const ROUTE_TO_V1: &str = "
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+";
+
+/// A VirtualService `reviews` in `default` whose `http` is `http` (YAML).
+fn mk_virtual_service(http: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: reviews, namespace: default}}
+spec:
+  hosts: [reviews]
+  http:
+{http}"
+    )
+}
+
+fn mk_object(yaml: &str) -> Value {
+    serde_yaml::from_str(yaml).unwrap()
+}
+
+/// An AdmissionReview (JSON) of `operation` on `object`.
+fn mk_review(operation: &str, object: Option<Value>, old: Option<Value>) -> Value {
+    let source = object.as_ref().or(old.as_ref()).unwrap();
+    let kind = source["kind"].as_str().unwrap();
+    let api_version = source["apiVersion"].as_str().unwrap();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let name = source["metadata"]["name"].as_str().unwrap();
+    let namespace = source["metadata"]["namespace"].as_str().unwrap();
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": format!("{}s", kind.to_lowercase())},
+            "name": name,
+            "namespace": namespace,
+            "operation": operation,
+            "userInfo": {"username": "admin"},
+            "object": object,
+            "oldObject": old,
+            "dryRun": false,
+        }
+    })
+}
+
+fn mk_request(review: Value) -> AdmissionRequest<DynamicObject> {
+    let review: kube::core::admission::AdmissionReview<DynamicObject> =
+        serde_json::from_value(review).unwrap();
+    review.try_into().unwrap()
+}
+
+/// The cluster's inputs, made from `objects` as the watches make them.
+fn mk_cluster(objects: &[&str]) -> Vec<Input> {
+    objects
+        .iter()
+        .map(|yaml| {
+            let object: DynamicObject = serde_yaml::from_str(yaml).unwrap();
+            let kind = super::decide::KINDS
+                .iter()
+                .copied()
+                .find(|k| object.types.as_ref().unwrap().kind == *k)
+                .unwrap();
+            candidate_input(kind, object).unwrap()
+        })
+        .collect()
+}
+
+/// The decision on creating `yaml` in a cluster holding `cluster`.
+fn decide_create(yaml: &str, cluster: &[&str]) -> Decision {
+    let request = mk_request(mk_review("CREATE", Some(mk_object(yaml)), None));
+    decide(&request, || mk_cluster(cluster))
+}
+
+fn denied_message(decision: &Decision) -> &str {
+    assert!(!decision.allowed, "not denied: {decision:?}");
+    decision.message.as_deref().unwrap()
+}
+
+#[test]
+fn a_valid_virtual_service_is_allowed_without_warnings() {
+    let decision = decide_create(ROUTE_TO_V1, &[DESTINATION_RULE]);
+    assert_eq!(
+        decision,
+        Decision {
+            allowed: true,
+            message: None,
+            warnings: vec![]
+        }
+    );
+}
+
+#[test]
+fn weights_that_do_not_sum_to_100_are_denied_with_the_field() {
+    let vs = mk_virtual_service(
+        "  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 50
+    - destination: {host: reviews, subset: v2}
+      weight: 40
+",
+    );
+    let decision = decide_create(&vs, &[DESTINATION_RULE]);
+    let message = denied_message(&decision);
+    assert!(
+        message.starts_with("VirtualService default/reviews: spec.http[0].route"),
+        "{message}"
+    );
+    assert!(message.contains("90"), "{message}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+}
+
+#[test]
+fn an_invalid_regex_is_denied() {
+    let vs = mk_virtual_service(
+        "  - match:
+    - uri: {regex: '/api/(v1'}
+    route:
+    - destination: {host: reviews, subset: v1}
+",
+    );
+    let message = denied_message(&decide_create(&vs, &[DESTINATION_RULE])).to_string();
+    assert!(
+        message.starts_with("VirtualService default/reviews: spec.http[0].match[0].uri.regex: "),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "one line per error: {message}");
+}
+
+#[test]
+fn an_unparseable_duration_is_denied() {
+    // The CRD schema says `type: string`; the apiserver lets it through.
+    let vs = mk_virtual_service(
+        "  - timeout: 10 seconds
+    route:
+    - destination: {host: reviews, subset: v1}
+",
+    );
+    let message = denied_message(&decide_create(&vs, &[DESTINATION_RULE])).to_string();
+    assert!(
+        message.starts_with("VirtualService default/reviews: spec: cannot be read"),
+        "{message}"
+    );
+    assert!(message.contains("10 seconds"), "{message}");
+}
+
+#[test]
+fn an_undefined_subset_is_denied_when_the_host_has_a_destination_rule() {
+    let vs = mk_virtual_service(
+        "  - route:
+    - destination: {host: reviews, subset: v9}
+",
+    );
+    let message = denied_message(&decide_create(&vs, &[DESTINATION_RULE])).to_string();
+    assert!(
+        message.starts_with(
+            "VirtualService default/reviews: spec.http[0].route[0].destination.subset: subset v9"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_undefined_subset_only_warns_while_the_host_has_no_destination_rule() {
+    let vs = mk_virtual_service(
+        "  - route:
+    - destination: {host: reviews, subset: v9}
+",
+    );
+    let decision = decide_create(&vs, &[]);
+    assert!(decision.allowed, "{decision:?}");
+    assert_eq!(decision.warnings.len(), 1, "{decision:?}");
+    assert!(
+        decision.warnings[0].contains("spec.http[0].route[0].destination.subset"),
+        "{decision:?}"
+    );
+}
+
+#[test]
+fn the_candidate_replaces_the_cluster_object_of_the_same_name() {
+    // The cluster's `reviews` routes to v1; an update to v2 is judged alone,
+    // not as a duplicate of the object it replaces.
+    let to_v2 = ROUTE_TO_V1.replace("subset: v1", "subset: v2");
+    let request = mk_request(mk_review(
+        "UPDATE",
+        Some(mk_object(&to_v2)),
+        Some(mk_object(ROUTE_TO_V1)),
+    ));
+    let decision = decide(&request, || mk_cluster(&[DESTINATION_RULE, ROUTE_TO_V1]));
+    assert!(
+        decision.allowed && decision.warnings.is_empty(),
+        "{decision:?}"
+    );
+}
+
+#[test]
+fn an_undefined_mirror_subset_is_denied_when_the_host_has_a_destination_rule() {
+    let vs = mk_virtual_service(
+        "  - route:
+    - destination: {host: reviews, subset: v1}
+    mirror: {host: reviews, subset: v9}
+",
+    );
+    let message = denied_message(&decide_create(&vs, &[DESTINATION_RULE])).to_string();
+    assert!(
+        message.contains("spec.http[0].mirrors[0].destination.subset: subset v9"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_second_destination_rule_for_a_host_is_denied() {
+    let other = DESTINATION_RULE.replace("name: reviews,", "name: reviews-too,");
+    let message = denied_message(&decide_create(&other, &[DESTINATION_RULE])).to_string();
+    assert!(
+        message.starts_with("DestinationRule default/reviews-too: spec.host: "),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_unsupported_field_is_allowed_with_a_warning() {
+    let vs = mk_virtual_service(
+        "  - fault:
+      abort: {http2Error: PROTOCOL_ERROR, percentage: {value: 1}}
+    route:
+    - destination: {host: reviews, subset: v1}
+",
+    );
+    let decision = decide_create(&vs, &[DESTINATION_RULE]);
+    assert!(decision.allowed, "{decision:?}");
+    assert!(decision.message.is_none(), "{decision:?}");
+    let [warning] = decision.warnings.as_slice() else {
+        panic!("one warning: {decision:?}");
+    };
+    assert!(
+        warning
+            .starts_with("VirtualService default/reviews: spec.http[0].fault.abort.http2Error: "),
+        "{warning}"
+    );
+}
+
+#[test]
+fn delete_is_allowed_without_looking_at_the_cluster() {
+    let bad = mk_virtual_service(
+        "  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 10
+",
+    );
+    let request = mk_request(mk_review("DELETE", None, Some(mk_object(&bad))));
+    let decision = decide(&request, || panic!("DELETE needs no cluster state"));
+    assert!(decision.allowed, "{decision:?}");
+}
+
+#[test]
+fn other_kinds_and_status_updates_are_allowed() {
+    let service = mk_object(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: reviews, namespace: default}\nspec: {}\n",
+    );
+    let mut review = mk_review("CREATE", Some(service), None);
+    review["request"]["kind"]["group"] = json!("");
+    let decision = decide(&mk_request(review), || panic!("no cluster state needed"));
+    assert!(decision.allowed);
+
+    let bad = mk_object(&mk_virtual_service("  - route: []\n    timeout: nope\n"));
+    let mut review = mk_review("UPDATE", Some(bad.clone()), Some(bad));
+    review["request"]["subResource"] = json!("status");
+    let decision = decide(&mk_request(review), || panic!("no cluster state needed"));
+    assert!(decision.allowed);
+}
+
+#[test]
+fn metadata_only_updates_of_a_bad_object_are_allowed() {
+    let bad = mk_virtual_service(
+        "  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 10
+",
+    );
+    let mut labelled = mk_object(&bad);
+    labelled["metadata"]["labels"] = json!({"team": "reviews"});
+    let request = mk_request(mk_review("UPDATE", Some(labelled), Some(mk_object(&bad))));
+    assert!(decide(&request, || mk_cluster(&[DESTINATION_RULE])).allowed);
+}
+
+#[test]
+fn dry_run_is_validated() {
+    let bad = mk_virtual_service(
+        "  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 10
+",
+    );
+    let mut review = mk_review("CREATE", Some(mk_object(&bad)), None);
+    review["request"]["dryRun"] = json!(true);
+    let decision = decide(&mk_request(review), || mk_cluster(&[DESTINATION_RULE]));
+    assert!(!decision.allowed, "{decision:?}");
+}
+
+#[test]
+fn any_served_version_is_validated() {
+    let bad = mk_virtual_service(
+        "  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 10
+",
+    )
+    .replace("networking.istio.io/v1", "networking.istio.io/v1beta1");
+    let message = denied_message(&decide_create(&bad, &[DESTINATION_RULE])).to_string();
+    assert!(message.contains("spec.http[0].route"), "{message}");
+}
+
+#[test]
+fn a_denial_is_an_admission_review_with_status_400() {
+    let bad = mk_virtual_service(
+        "  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 10
+",
+    );
+    let body = mk_review("CREATE", Some(mk_object(&bad)), None).to_string();
+    let reply = respond(body.as_bytes(), || mk_cluster(&[DESTINATION_RULE]));
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.reviewed, Some(("VirtualService", false)));
+    let answer: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(answer["kind"], "AdmissionReview");
+    let response = &answer["response"];
+    assert_eq!(response["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert_eq!(response["allowed"], false);
+    assert_eq!(response["status"]["code"], 400);
+    assert!(
+        response["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("VirtualService default/reviews: spec.http[0].route"),
+        "{response}"
+    );
+}
+
+#[test]
+fn warnings_travel_in_the_admission_review() {
+    let vs = mk_virtual_service(
+        "  - route:
+    - destination: {host: reviews, subset: v9}
+",
+    );
+    let body = mk_review("CREATE", Some(mk_object(&vs)), None).to_string();
+    let reply = respond(body.as_bytes(), Vec::new);
+    let answer: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert_eq!(answer["response"]["warnings"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_body_that_is_not_an_admission_review_is_a_400() {
+    for body in [&b"not json"[..], b"{\"kind\": \"Pod\"}", b"[1, 2]", b""] {
+        let reply = respond(body, || panic!("no cluster state needed"));
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{reply:?}");
+        assert_eq!(reply.reviewed, None);
+        assert!(reply.body.contains("AdmissionReview"), "{reply:?}");
+    }
+}
+
+#[test]
+fn lookup_follows_field_paths() {
+    let object = mk_object(ROUTE_TO_V1);
+    assert_eq!(
+        lookup(&object, "spec.http[0].route[0].destination.host"),
+        Some(&json!("reviews"))
+    );
+    assert_eq!(lookup(&object, "spec.http[1].route[0]"), None);
+    assert_eq!(lookup(&object, "spec.http[x]"), None);
+}
