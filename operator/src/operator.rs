@@ -2,7 +2,8 @@
 //! config store, xDS and monitoring as `weft standalone`; the inputs come
 //! from the [`crate::k8s`] watches instead of files. After each apply, the
 //! status of every mesh object is brought up to date by
-//! [`crate::k8s::status::writer`].
+//! [`crate::k8s::status::writer`], while this replica holds the leader
+//! Lease ([`crate::k8s::leader`]); every replica serves xDS.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use weft_pilot::model::MeshSnapshot;
 
 use crate::cli::OperatorArgs;
 use crate::k8s::Stores;
+use crate::k8s::leader::{self, LeaderMetrics, LeaseConfig};
 use crate::k8s::status::{
     self,
     writer::{StatusMetrics, StatusUpdate},
@@ -25,12 +27,16 @@ use weft_pilot::source::debounce::Debouncer;
 
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     // Up first, so that health answers while the watches list.
+    let lease = LeaseConfig::from_args(&args)?;
     let mut status_metrics = StatusMetrics::default();
+    let mut leader_metrics = LeaderMetrics::default();
     let plane = ControlPlane::start_monitoring_with(args.monitoring_address, |registry| {
         status_metrics = StatusMetrics::register(registry);
+        leader_metrics = LeaderMetrics::register(registry);
     })
     .await?;
     let client = client(&args).await?;
+    let leadership = leader::spawn(client.clone(), lease, leader_metrics);
 
     let (changes, receiver) = mpsc::unbounded_channel();
     let stores = Stores::watch(&client, &changes);
@@ -53,12 +59,16 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             objects: observed.objects,
             outcomes: status::build_outcomes(&applied),
         },
+        leadership.subscribe(),
     );
     let (snapshots, receiver) = watch::channel(applied.snapshot);
     tokio::spawn(reload_on_change(
         stores, debouncer, store, snapshots, recorder, statuses,
     ));
-    plane.serve_xds(args.xds_address, receiver).await
+    let served = plane.serve_xds(args.xds_address, receiver).await;
+    // Shutting down: hand the Lease over at once.
+    leadership.release().await;
+    served
 }
 
 /// The client for `--kubeconfig`, or the inferred one (in-cluster, then

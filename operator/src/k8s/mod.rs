@@ -16,6 +16,7 @@
 //! All Kubernetes types stay in this module: `weft-pilot` sees only its own
 //! inputs and model.
 
+pub mod leader;
 pub mod mesh;
 pub mod services;
 pub mod status;
