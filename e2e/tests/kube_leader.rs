@@ -259,5 +259,14 @@ spec:
     wait_for_current_status(plane).await?;
     assert_eq!(lease_holder(plane).as_deref(), Some("weft-a"));
     assert!(metric(a, VS_WRITES).await?.unwrap_or(0.0) >= 1.0);
+
+    // On SIGTERM the leader releases the Lease: nobody holds it.
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &a.pid().to_string()])
+        .status()?;
+    assert!(term.success());
+    a.wait_for_log("released the Lease weft-system/weft-leader", APPLY_TIMEOUT)
+        .await?;
+    assert_eq!(lease_holder(plane), None);
     Ok(())
 }

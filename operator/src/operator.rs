@@ -17,7 +17,7 @@ use weft_pilot::model::MeshSnapshot;
 
 use crate::cli::OperatorArgs;
 use crate::k8s::Stores;
-use crate::k8s::leader::{self, LeaderMetrics, LeaseConfig};
+use crate::k8s::leader::{self, LeaderMetrics, Leadership, LeaseConfig};
 use crate::k8s::status::{
     self,
     writer::{StatusMetrics, StatusUpdate},
@@ -65,10 +65,28 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     tokio::spawn(reload_on_change(
         stores, debouncer, store, snapshots, recorder, statuses,
     ));
-    let served = plane.serve_xds(args.xds_address, receiver).await;
-    // Shutting down: hand the Lease over at once.
+    tokio::spawn(release_on_shutdown(leadership));
+    plane.serve_xds(args.xds_address, receiver).await
+}
+
+/// On SIGTERM or Ctrl-C, releases the Lease if held, so that another
+/// replica takes over at once. Runs beside the xDS server's own shutdown,
+/// which may wait for connected proxies.
+async fn release_on_shutdown(leadership: Leadership) {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(err) => {
+            warn!(%err, "cannot listen for SIGTERM; releasing the Lease on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
     leadership.release().await;
-    served
 }
 
 /// The client for `--kubeconfig`, or the inferred one (in-cluster, then
