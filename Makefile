@@ -1,12 +1,19 @@
 # The two commands the README opens with, and their helpers.
 CARGO ?= cargo
 
-.PHONY: demo test build lint crds clean-tools
+.PHONY: demo demo-cluster test build lint crds clean-tools
 
 ## demo: Weft routing a real Envoy, standalone (bookinfo, then shifted weights)
 demo:
 	$(CARGO) build --bin weft --bin weft-demo
 	./target/debug/weft-demo
+
+## demo-cluster: the mesh in a box: the same bookinfo on a local etcd +
+## kube-apiserver (built once from the Go module proxy: needs Go >= 1.26 and,
+## for the network namespace its upstreams run in, root and iproute2)
+demo-cluster:
+	$(CARGO) build --bin weft --bin weft-echo --bin weft-demo-cluster
+	./target/debug/weft-demo-cluster
 
 ## test: formatting, lints, and every test (unit, snapshot, real-Envoy e2e)
 test: lint
@@ -25,6 +32,6 @@ crds:
 	$(CARGO) run -q -p weft-crds --bin crdgen
 
 ## clean-tools: remove the tools the tests install (Envoy; the Go-built
-## kube-apiserver, kubectl and etcd, which take minutes to build again)
+## kube-apiserver, kubectl, etcd and helm, which take minutes to build again)
 clean-tools:
 	rm -rf target/envoy-venv $${WEFT_TOOLS_CACHE:-$$HOME/.cache/weft-tools}

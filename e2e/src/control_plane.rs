@@ -373,6 +373,53 @@ impl ControlPlane {
             .current_dir(workspace_dir());
         command
     }
+
+    /// Writes a kubeconfig that acts as the ServiceAccount `namespace/name`
+    /// (which must exist): a one-hour token from the TokenRequest API
+    /// (`kubectl create token`), this apiserver's URL and serving CA.
+    /// Returns its path, in the control plane's directory.
+    pub fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> Result<PathBuf> {
+        let token =
+            self.kubectl_ok(&["create", "token", name, "-n", namespace, "--duration", "1h"])?;
+        let token = token.trim();
+        if token.is_empty() {
+            bail!("kubectl create token {name} -n {namespace} printed no token");
+        }
+        // Single-quoted YAML scalars: only `'` needs escaping (as `''`).
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let kubeconfig = format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: weft-e2e
+  cluster:
+    server: {server}
+    certificate-authority: {ca}
+users:
+- name: {user}
+  user:
+    token: {token}
+contexts:
+- name: weft-e2e
+  context:
+    cluster: weft-e2e
+    user: {user}
+    namespace: {namespace}
+current-context: weft-e2e
+",
+            server = quote(&self.server_url),
+            ca = quote(&self.pki.serving_ca.display().to_string()),
+            user = quote(&format!("system:serviceaccount:{namespace}:{name}")),
+            token = quote(token),
+            namespace = quote(namespace),
+        );
+        let path = self
+            .dir
+            .path()
+            .join(format!("kubeconfig-{namespace}-{name}"));
+        std::fs::write(&path, kubeconfig).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
 }
 
 /// kube-apiserver's flags: envtest's set, with certificates given as files.

@@ -18,16 +18,22 @@
 //! labels; no process is behind the Pod objects, but Weft reads the
 //! endpoint labels the DestinationRule subsets select from them, as it
 //! would in a cluster.
+//!
+//! `weft operator` runs least-privileged, as the chart's ServiceAccount
+//! `weft-system/weft` with only the chart's RBAC ([`operator_identity`]):
+//! the apiserver authorizes with RBAC, so a permission the chart lacks
+//! fails the tests.
 
 use std::net::Ipv4Addr;
 
 use anyhow::{Context, Result};
 
 use crate::control_plane::ControlPlane;
+use crate::k8s_tools::helm_binary;
 use crate::mesh::{APPLY_TIMEOUT, Mesh, WEFT_READY_TIMEOUT};
 use crate::netns::TestHost;
 use crate::procs::{OperatorOptions, Process, Weft};
-use crate::tools::workspace_binary;
+use crate::tools::{workspace_binary, workspace_dir};
 use crate::yaml::{fqdn, mk_destination_rule, mk_weighted_virtual_service};
 
 /// The CRDs `charts/weft/crds/` ships.
@@ -131,10 +137,51 @@ pub struct KubeMesh {
     _upstreams: Vec<Process>,
 }
 
+/// The namespace the chart is installed in (and the leader Lease lives in).
+pub const OPERATOR_NAMESPACE: &str = "weft-system";
+
+/// The ServiceAccount the chart creates, which `weft operator` runs as.
+pub const OPERATOR_SERVICE_ACCOUNT: &str = "weft";
+
+/// Installs the chart's ServiceAccount and RBAC (`helm template weft
+/// charts/weft --namespace weft-system`, applied with kubectl) in a new
+/// namespace `weft-system`, and returns options running `weft operator`
+/// as that ServiceAccount, with its Lease in `weft-system`.
+pub fn operator_identity(plane: &ControlPlane) -> Result<OperatorOptions> {
+    plane.kubectl_ok(&["create", "namespace", OPERATOR_NAMESPACE])?;
+    let helm = helm_binary()?;
+    let args = [
+        "template",
+        "weft",
+        "charts/weft",
+        "--namespace",
+        OPERATOR_NAMESPACE,
+    ];
+    let out = std::process::Command::new(&helm)
+        .args(args)
+        .current_dir(workspace_dir())
+        .output()
+        .with_context(|| format!("running {} {}", helm.display(), args.join(" ")))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "helm {} failed ({}):\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rendered = String::from_utf8(out.stdout).context("helm printed non-UTF-8")?;
+    apply(plane, &rendered)?;
+    let kubeconfig =
+        plane.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT)?;
+    Ok(OperatorOptions::new(&kubeconfig).args(["--lease-namespace", OPERATOR_NAMESPACE]))
+}
+
 impl KubeMesh {
-    /// Starts the setup with `weft operator` as admin.
+    /// Starts the setup with `weft operator` as the chart's ServiceAccount
+    /// ([`operator_identity`]).
     pub async fn start() -> Result<Self> {
-        Self::start_with(|plane| Ok(OperatorOptions::new(plane.kubeconfig()))).await
+        Self::start_with(operator_identity).await
     }
 
     /// Starts the setup with `weft operator` run as `operator` says, once

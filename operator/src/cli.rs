@@ -80,6 +80,26 @@ pub struct OperatorArgs {
     /// The webhook's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "webhook_tls_cert")]
     pub webhook_tls_key: Option<PathBuf>,
+    /// Namespace of the leader-election Lease (only the leader writes
+    /// status; every replica serves xDS).
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "POD_NAMESPACE",
+        default_value = "weft-system"
+    )]
+    pub lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, value_name = "NAME", default_value = "weft-leader")]
+    pub lease_name: String,
+    /// This replica's name in the Lease, unique among the replicas;
+    /// without it and `POD_NAME`, `<hostname>-<pid>`.
+    #[arg(long, value_name = "ID", env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How long the Lease holds without renewal (whole seconds, at least
+    /// 2s): how long a crashed leader's status writes wait for a successor.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub lease_duration: IstioDuration,
 }
 
 impl OperatorArgs {

@@ -2,8 +2,10 @@
 //! config store, xDS and monitoring as `weft standalone`; the inputs come
 //! from the [`crate::k8s`] watches instead of files. After each apply, the
 //! status of every mesh object is brought up to date by
-//! [`crate::k8s::status::writer`]. With a certificate, the validating
-//! webhook ([`crate::webhook`]) is served once the watches listed.
+//! [`crate::k8s::status::writer`], while this replica holds the leader
+//! Lease ([`crate::k8s::leader`]); every replica serves xDS. With a
+//! certificate, the validating webhook ([`crate::webhook`]) is served once
+//! the watches listed.
 //!
 //! Readiness while the apiserver is unreachable: `/readyz` stays 200. Once
 //! the first config is applied and xDS listens, Weft serves the last config
@@ -27,28 +29,33 @@ use weft_pilot::xds::RejectionMap;
 
 use crate::cli::OperatorArgs;
 use crate::k8s::blame::StatusFeed;
+use crate::k8s::leader::{self, LeaderMetrics, Leadership, LeaseConfig};
 use crate::k8s::status::{
     self,
     writer::{StatusMetrics, StatusUpdate},
 };
 use crate::k8s::watch::WatchMetrics;
 use crate::k8s::{Stores, WATCHED_KINDS};
-use crate::server::{ConfigRecorder, ControlPlane};
+use crate::server::{ConfigRecorder, ControlPlane, shutdown_signal};
 use crate::webhook::{self, WebhookMetrics};
 use weft_pilot::source::debounce::Debouncer;
 
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     // Up first, so that health answers while the watches list.
+    let lease = LeaseConfig::from_args(&args)?;
     let mut status_metrics = StatusMetrics::default();
     let mut watch_metrics = WatchMetrics::default();
     let mut webhook_metrics = WebhookMetrics::default();
+    let mut leader_metrics = LeaderMetrics::default();
     let plane = ControlPlane::start_monitoring_with(args.monitoring_address, |registry| {
         status_metrics = StatusMetrics::register(registry);
         watch_metrics = WatchMetrics::register(registry, &WATCHED_KINDS);
         webhook_metrics = WebhookMetrics::register(registry);
+        leader_metrics = LeaderMetrics::register(registry);
     })
     .await?;
     let client = client(&args).await?;
+    let leadership = leader::spawn(client.clone(), lease, leader_metrics);
 
     let (changes, receiver) = mpsc::unbounded_channel();
     let stores = Stores::watch(&client, &changes, &watch_metrics);
@@ -83,6 +90,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             objects: observed.objects.clone(),
             outcomes: outcomes.clone(),
         },
+        leadership.subscribe(),
     );
     let mut statuses = StatusFeed::new(statuses);
     let rejections = plane.rejections().subscribe();
@@ -92,7 +100,15 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     tokio::spawn(reload_on_change(
         stores, debouncer, store, snapshots, recorder, statuses, rejections,
     ));
+    tokio::spawn(release_on_shutdown(leadership));
     plane.serve_xds(args.xds_address, receiver).await
+}
+
+/// On SIGTERM or Ctrl-C, releases the Lease if held, so that another
+/// replica takes over at once.
+async fn release_on_shutdown(leadership: Leadership) {
+    shutdown_signal().await;
+    leadership.release().await;
 }
 
 /// The client for `--kubeconfig`, or the inferred one (in-cluster, then

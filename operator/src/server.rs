@@ -20,6 +20,9 @@ use weft_pilot::xds::{AdsServer, Rejections, XdsMetrics};
 
 use crate::monitoring::{self, Readiness};
 
+/// How long a shutdown waits for connected proxies' streams to end.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The metrics and readiness of a running control plane; the monitoring
 /// server already serves them.
 #[derive(Debug)]
@@ -88,16 +91,31 @@ impl ControlPlane {
         self.readiness.set_ready();
         let bound = listener.local_addr()?;
         info!(address = %bound, "xDS server listening on {bound}");
-        tonic::transport::Server::builder()
+        let (stopping, stopped) = tokio::sync::oneshot::channel();
+        let server = tonic::transport::Server::builder()
             .add_service(
                 AdsServer::new(snapshots)
                     .with_metrics(self.xds_metrics)
                     .with_rejections(self.rejections)
                     .into_service(),
             )
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
-            .await
-            .context("xDS server failed")?;
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                shutdown_signal().await;
+                let _ = stopping.send(());
+            });
+        // A graceful shutdown waits for every stream, and a connected proxy
+        // keeps its ADS stream open forever: give them a grace period, then
+        // exit (the proxies keep their config and reconnect elsewhere).
+        tokio::select! {
+            served = server => served.context("xDS server failed")?,
+            () = async {
+                if stopped.await.is_ok() {
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => info!(grace = ?SHUTDOWN_GRACE, "proxies still connected after the grace period; closing their streams"),
+        }
         info!("shut down");
         Ok(())
     }
@@ -135,7 +153,8 @@ fn report(applied: &Applied) {
     );
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C (each caller gets its own listener).
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {

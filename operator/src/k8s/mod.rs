@@ -17,6 +17,7 @@
 //! inputs and model.
 
 pub mod blame;
+pub mod leader;
 pub mod mesh;
 pub mod services;
 pub mod status;

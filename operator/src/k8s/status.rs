@@ -7,7 +7,8 @@
 //!        │ build_outcomes: errors and kept, per ResourceId
 //!        ▼
 //! build_status(generation, outcome, previous, now) ─▶ ResourceStatus   (pure)
-//!        │ writer: skip if unchanged, else server-side apply on /status
+//!        │ writer (only while this replica holds the leader Lease):
+//!        │ skip if unchanged, else server-side apply on /status
 //!        ▼
 //! kube-apiserver (field manager `weft`: Weft owns only `status`)
 //! ```

@@ -6,6 +6,12 @@
 //! write is logged and counted, and retried after [`RETRY_AFTER`] or at
 //! the next apply.
 //!
+//! Only the leader writes (see [`crate::k8s::leader`]): while `leading` is
+//! `false` the writer holds the updates (keeping only the newest); when it
+//! turns `true`, it forgets what it wrote before (another replica may have
+//! written since) and writes the latest state in full, comparing with the
+//! statuses the apiserver holds.
+//!
 //! | metric | type | labels |
 //! |---|---|---|
 //! | `weft_status_writes` | counter: status writes | `kind` (the resource kind), `result` = `written` \| `failed` |
@@ -103,39 +109,58 @@ impl StatusMetrics {
 }
 
 /// Starts the writer task with `first`; send later applies on the returned
-/// sender. The task ends when the sender is dropped.
+/// sender. It writes only while `leading` says `true`. The task ends when
+/// the sender is dropped.
 pub fn spawn(
     client: Client,
     metrics: StatusMetrics,
     first: StatusUpdate,
+    leading: watch::Receiver<bool>,
 ) -> watch::Sender<Arc<StatusUpdate>> {
-    let (sender, mut receiver) = watch::channel(Arc::new(first));
-    receiver.mark_changed();
-    let mut writer = Writer {
+    let (sender, receiver) = watch::channel(Arc::new(first));
+    let writer = Writer {
         client,
         metrics,
         written: BTreeMap::new(),
     };
-    tokio::spawn(async move {
-        let mut retry = false;
-        loop {
-            let next = if retry {
-                tokio::select! {
-                    changed = receiver.changed() => changed,
-                    () = tokio::time::sleep(RETRY_AFTER) => Ok(()),
-                }
-            } else {
-                receiver.changed().await
-            };
-            if next.is_err() {
-                break;
-            }
-            let update = receiver.borrow_and_update().clone();
-            retry = !writer.write(&update).await;
-        }
-        debug!("status writer stopped");
-    });
+    tokio::spawn(run(writer, receiver, leading));
     sender
+}
+
+async fn run(
+    mut writer: Writer,
+    mut updates: watch::Receiver<Arc<StatusUpdate>>,
+    mut leading: watch::Receiver<bool>,
+) {
+    let mut leader = *leading.borrow_and_update();
+    let mut election_open = true;
+    // Whether the newest update is not (fully) written yet.
+    let mut pending = true;
+    loop {
+        if leader && pending {
+            let update = updates.borrow_and_update().clone();
+            pending = !writer.write(&update).await;
+        }
+        tokio::select! {
+            changed = updates.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                pending = true;
+            }
+            changed = leading.changed(), if election_open => {
+                let now = changed.is_ok() && *leading.borrow_and_update();
+                election_open = changed.is_ok();
+                if now && !leader {
+                    writer.written.clear();
+                    pending = true;
+                }
+                leader = now;
+            }
+            () = tokio::time::sleep(RETRY_AFTER), if leader && pending => {}
+        }
+    }
+    debug!("status writer stopped");
 }
 
 struct Writer {

