@@ -13,9 +13,10 @@ use std::net::SocketAddr;
 use std::process::Output;
 
 use anyhow::{Context, bail};
+use weft_e2e::kube_mesh::operator_identity;
 use weft_e2e::tls::{TestPki, base64};
 use weft_e2e::yaml::{fqdn, mk_weighted_virtual_service};
-use weft_e2e::{APPLY_TIMEOUT, ControlPlane, KubeMesh, OperatorOptions, wait_for};
+use weft_e2e::{APPLY_TIMEOUT, ControlPlane, KubeMesh, wait_for};
 
 /// The log line of the webhook's bound address.
 const WEBHOOK_LINE: &str = "validating webhook listening on";
@@ -100,7 +101,7 @@ async fn the_webhook_refuses_what_weft_would_reject_and_warns_about_what_it_cann
     let cert = serving.cert_path.display().to_string();
     let key = serving.key_path.display().to_string();
     let KubeMesh { mesh, plane, .. } = &KubeMesh::start_with(|plane| {
-        Ok(OperatorOptions::new(plane.kubeconfig()).args([
+        Ok(operator_identity(plane)?.args([
             "--webhook-address",
             "127.0.0.1:0",
             "--webhook-tls-cert",
