@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use weft_e2e::kube_mesh::{apply, route_all_to};
+use weft_e2e::kube_mesh::{apply, operator_identity, route_all_to};
 use weft_e2e::yaml::{NACKED_VS, fqdn, mk_weighted_virtual_service};
 use weft_e2e::{APPLY_TIMEOUT, ControlPlane, KubeMesh, wait_for};
 
@@ -218,5 +218,37 @@ async fn a_config_envoy_rejects_is_reported_in_ready_and_cleared_by_a_fix() -> a
     // A fix that Envoy accepts clears it.
     route_all_to(plane, mesh, "v2", APPLY_TIMEOUT).await?;
     wait_for_status(plane, "True", "True").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_selectors_admit_the_services_of_labelled_namespaces_only() -> anyhow::Result<()>
+{
+    let KubeMesh { mesh, plane, .. } = &KubeMesh::start_with(|plane| {
+        Ok(operator_identity(plane)?.args(["--discovery-selector", "weft.dev/mesh=on"]))
+    })
+    .await?;
+    let host = fqdn("reviews", "default");
+
+    // `default` carries no such label: reviews is not in the registry.
+    let (status, body) = mesh.get(&host, "/", &[]).await?;
+    assert_ne!(
+        (status, body.as_str()),
+        (200, "v1"),
+        "reviews is not discovered"
+    );
+
+    // Labelling the namespace (a Namespace watch event) brings it in.
+    plane.kubectl_ok(&["label", "namespace", "default", "weft.dev/mesh=on"])?;
+    mesh.wait_for_body(&host, "/", &[], "v1", APPLY_TIMEOUT)
+        .await?;
+
+    // Removing the label takes it out again.
+    plane.kubectl_ok(&["label", "namespace", "default", "weft.dev/mesh-"])?;
+    wait_for("reviews to leave the registry", APPLY_TIMEOUT, || async {
+        let (status, _) = mesh.get(&host, "/", &[]).await.ok()?;
+        (status != 200).then_some(())
+    })
+    .await?;
     Ok(())
 }

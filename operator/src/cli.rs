@@ -80,6 +80,12 @@ pub struct OperatorArgs {
     /// The webhook's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "webhook_tls_cert")]
     pub webhook_tls_key: Option<PathBuf>,
+    /// Istio's `discoverySelectors`: only namespaces carrying all these
+    /// labels (`key=value[,key=value...]`) contribute Services,
+    /// EndpointSlices and Pods; repeat for alternatives. Without it, every
+    /// namespace does.
+    #[arg(long, value_name = "LABELS")]
+    pub discovery_selector: Vec<String>,
     /// Namespace of the leader-election Lease (only the leader writes
     /// status; every replica serves xDS).
     #[arg(

@@ -29,6 +29,7 @@ use weft_pilot::xds::RejectionMap;
 
 use crate::cli::OperatorArgs;
 use crate::k8s::blame::StatusFeed;
+use crate::k8s::discovery::DiscoverySelectors;
 use crate::k8s::leader::{self, LeaderMetrics, Leadership, LeaseConfig};
 use crate::k8s::status::{
     self,
@@ -43,6 +44,7 @@ use weft_pilot::source::debounce::Debouncer;
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     // Up first, so that health answers while the watches list.
     let lease = LeaseConfig::from_args(&args)?;
+    let discovery = DiscoverySelectors::parse(&args.discovery_selector)?;
     let mut status_metrics = StatusMetrics::default();
     let mut watch_metrics = WatchMetrics::default();
     let mut webhook_metrics = WebhookMetrics::default();
@@ -58,7 +60,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let leadership = leader::spawn(client.clone(), lease, leader_metrics);
 
     let (changes, receiver) = mpsc::unbounded_channel();
-    let stores = Stores::watch(&client, &changes, &watch_metrics);
+    let stores = Stores::watch(&client, &changes, &watch_metrics, discovery);
     drop(changes);
     let debouncer = Debouncer::new(receiver, args.debounce_quiet.0, args.debounce_max.0);
     info!("waiting for the first list of every watched kind");

@@ -3,12 +3,13 @@
 //! ```text
 //! kube-apiserver ──watch (kube::runtime::watcher + reflector)──▶ Stores
 //!   VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar (v1),
-//!   Service, EndpointSlice (discovery.k8s.io/v1), Pod
+//!   Service, EndpointSlice (discovery.k8s.io/v1), Pod, Namespace
 //!        │ any change pings a channel ─▶ Debouncer (quiet / max delay)
 //!        ▼
 //! Stores::inputs(): Vec<pilot::config::Input>   (state of the world)
 //!   mesh objects ─▶ pilot::config::convert      (mesh.rs)
-//!   Services + EndpointSlices + Pods ─▶ model::Service (services.rs)
+//!   Services + EndpointSlices + Pods ─▶ model::Service (services.rs),
+//!     from the namespaces the discovery selectors pick (discovery.rs)
 //!        ▼
 //! pilot::config::ConfigStore::apply ─▶ MeshSnapshot ─▶ xDS (as standalone)
 //! ```
@@ -17,13 +18,17 @@
 //! inputs and model.
 
 pub mod blame;
+pub mod discovery;
 pub mod leader;
 pub mod mesh;
 pub mod services;
 pub mod status;
 pub mod watch;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use std::sync::Arc;
+
+use discovery::DiscoverySelectors;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use kube::runtime::reflector::Store;
@@ -32,7 +37,7 @@ use weft_crds::{DestinationRule, Gateway, ResourceStatus, ServiceEntry, Sidecar,
 use weft_pilot::config::{Input, Origin};
 
 /// Every kind Weft watches, as its metrics and logs name it.
-pub const WATCHED_KINDS: [&str; 8] = [
+pub const WATCHED_KINDS: [&str; 9] = [
     "VirtualService",
     "DestinationRule",
     "ServiceEntry",
@@ -41,6 +46,7 @@ pub const WATCHED_KINDS: [&str; 8] = [
     "Service",
     "EndpointSlice",
     "Pod",
+    "Namespace",
 ];
 
 /// What the apiserver's objects are reported as coming from.
@@ -66,6 +72,9 @@ pub struct Stores {
     services: Store<Service>,
     endpoint_slices: Store<EndpointSlice>,
     pods: Store<Pod>,
+    namespaces: Store<Namespace>,
+    /// Which namespaces' Services, EndpointSlices and Pods count.
+    discovery: DiscoverySelectors,
 }
 
 impl std::fmt::Debug for Stores {
@@ -96,8 +105,11 @@ impl Stores {
         client: &Client,
         changes: &mpsc::UnboundedSender<()>,
         metrics: &watch::WatchMetrics,
+        discovery: DiscoverySelectors,
     ) -> Self {
         Self {
+            namespaces: watch::watch_all(client, "Namespace", changes.clone(), metrics.clone()),
+            discovery,
             virtual_services: watch::watch_all(
                 client,
                 "VirtualService",
@@ -150,7 +162,8 @@ impl Stores {
         listed(&self.sidecars, "Sidecar").await?;
         listed(&self.services, "Service").await?;
         listed(&self.endpoint_slices, "EndpointSlice").await?;
-        listed(&self.pods, "Pod").await
+        listed(&self.pods, "Pod").await?;
+        listed(&self.namespaces, "Namespace").await
     }
 
     /// Every input the current state makes (state of the world).
@@ -215,13 +228,32 @@ impl Stores {
             mesh::sidecar,
             |o| o.status.as_ref(),
         );
+        let selected = self.discovery.selected_namespaces(&self.namespaces.state());
+        let discovered = |namespace: Option<&String>| match &selected {
+            None => true,
+            Some(names) => namespace.is_some_and(|ns| names.contains(ns)),
+        };
+        let services = self.services.state();
+        let slices = self.endpoint_slices.state();
+        let pods = self.pods.state();
         observed.inputs.extend(services::build_service_inputs(
-            &self.services.state(),
-            &self.endpoint_slices.state(),
-            &self.pods.state(),
+            &filter_namespaces(services, &discovered),
+            &filter_namespaces(slices, &discovered),
+            &filter_namespaces(pods, &discovered),
         ));
         observed
     }
+}
+
+/// The objects whose namespace `discovered` accepts.
+fn filter_namespaces<K: kube::Resource>(
+    objects: Vec<Arc<K>>,
+    discovered: &impl Fn(Option<&String>) -> bool,
+) -> Vec<Arc<K>> {
+    objects
+        .into_iter()
+        .filter(|object| discovered(object.meta().namespace.as_ref()))
+        .collect()
 }
 
 /// What [`Stores::observe`] read.
