@@ -18,8 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve xDS from a directory of Istio YAML files, without a cluster.
     Standalone(StandaloneArgs),
-    /// Serve xDS from a Kubernetes cluster's Istio resources, Services and
-    /// EndpointSlices (work in progress).
+    /// Serve xDS from a Kubernetes cluster's Istio resources, Services,
+    /// EndpointSlices and Pods; write their status; validate them (webhook).
     Operator(OperatorArgs),
     /// Print an Envoy bootstrap (YAML) that connects Envoy to Weft over ADS.
     Bootstrap(BootstrapArgs),
