@@ -95,10 +95,11 @@ async fn run() -> Result<()> {
         source.display()
     );
     println!(
-        "  kube-apiserver {v}, kubectl {v}, etcd {e}: building once from the Go module proxy \
-         if not cached (the first run takes several minutes)...",
+        "  kube-apiserver {v}, kubectl {v}, etcd {e}, helm {h}: building once from the Go module \
+         proxy if not cached (the first run takes several minutes)...",
         v = k8s_tools::KUBERNETES_VERSION,
-        e = k8s_tools::ETCD_VERSION
+        e = k8s_tools::ETCD_VERSION,
+        h = k8s_tools::HELM_VERSION
     );
     let plane = start_control_plane_with_crds().await?;
     println!(
