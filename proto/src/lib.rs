@@ -1,0 +1,16 @@
+//! weft-proto: the gRPC APIs Weft serves besides xDS (which comes from
+//! `envoy-types`), generated at build time from the `.proto` files in this
+//! crate by protox and tonic-prost-build.
+//!
+//! - [`istio::v1::auth`]: Istio's `IstioCertificateService`, which
+//!   citadel serves and `weft agent` calls.
+
+/// Generated code: clippy's pedantry does not apply.
+#[allow(clippy::all, missing_docs)]
+pub mod istio {
+    pub mod v1 {
+        pub mod auth {
+            tonic::include_proto!("istio.v1.auth");
+        }
+    }
+}
