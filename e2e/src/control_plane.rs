@@ -237,6 +237,12 @@ impl ControlPlane {
         &self.server_url
     }
 
+    /// The issuer of the apiserver's service-account tokens
+    /// (`--service-account-issuer`).
+    pub fn service_account_issuer(&self) -> String {
+        format!("{}/", self.server_url)
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn etcd_url(&self) -> &str {
         &self.etcd_url

@@ -18,6 +18,8 @@
 //!   (endpoints to serve, route weights), for the demo.
 //! - [`tls`]: test certificates (rcgen) and TLS servers and clients
 //!   (rustls), for upstream TLS and gateways.
+//! - [`tokens`]: service-account JWTs signed by the test (expired,
+//!   forged), for token-checking tests.
 //! - [`tcp`]: plain TCP echo servers and clients, for TCP routes.
 //! - [`k8s_tools`]: builds kube-apiserver, kubectl and etcd once from the
 //!   Go module proxy (committed wrapper modules in `e2e/tools/`) into
@@ -54,6 +56,7 @@ pub mod netns;
 pub mod procs;
 pub mod tcp;
 pub mod tls;
+pub mod tokens;
 pub mod tools;
 pub mod upstream;
 pub mod yaml;
