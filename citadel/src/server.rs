@@ -117,6 +117,11 @@ async fn accept_loop(
         if tx.is_closed() {
             return;
         }
+        // Small request/response RPCs: without this, Nagle and delayed ACKs
+        // add ~40 ms to every call.
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, error = %err, "could not set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
