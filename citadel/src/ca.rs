@@ -9,7 +9,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rcgen::string::Ia5String;
 use rcgen::{
@@ -63,6 +63,8 @@ struct Inner {
     /// Signing certificate, intermediates, root: appended to every leaf.
     chain_to_root: Vec<String>,
     root_pem: String,
+    /// The earliest `notAfter` of the chain: leaves end no later.
+    expiry: OffsetDateTime,
 }
 
 impl fmt::Debug for CertificateAuthority {
@@ -142,7 +144,9 @@ impl CertificateAuthority {
                     .map_err(|e| bad(&format!("a chain certificate is not X.509: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let signing = &certs[0];
+        let Some(signing) = certs.first() else {
+            return Err(bad("certificate chain is empty"));
+        };
         if signing.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
             return Err(bad(
                 "the CA key does not belong to the signing certificate (first of the chain)",
@@ -164,6 +168,14 @@ impl CertificateAuthority {
                     ))
                 })?;
         }
+        // A leaf must not outlive any certificate above it.
+        let expiry_secs = certs
+            .iter()
+            .map(|c| c.validity().not_after.timestamp())
+            .min()
+            .unwrap_or(i64::MIN);
+        let expiry = OffsetDateTime::from_unix_timestamp(expiry_secs)
+            .map_err(|e| bad(&format!("chain expiry out of range: {e}")))?;
         let issuer = Issuer::from_ca_cert_der(&ders[0].clone().into(), key)
             .map_err(|e| bad(&format!("signing certificate unusable: {e}")))?;
         Ok(CertificateAuthority {
@@ -172,6 +184,7 @@ impl CertificateAuthority {
                 key_pem: m.key_pem.clone(),
                 chain_to_root: chain,
                 root_pem: root_pem.clone(),
+                expiry,
             }),
         })
     }
@@ -182,6 +195,18 @@ impl CertificateAuthority {
             cert_chain_pem: self.inner.chain_to_root.concat(),
             key_pem: self.inner.key_pem.clone(),
             root_pem: self.inner.root_pem.clone(),
+        }
+    }
+
+    /// When the first certificate of the CA's chain expires: leaves are cut
+    /// to end then, and signing fails after it.
+    pub fn not_after(&self) -> SystemTime {
+        let secs = self.inner.expiry.unix_timestamp();
+        let magnitude = Duration::from_secs(secs.unsigned_abs());
+        if secs >= 0 {
+            SystemTime::UNIX_EPOCH + magnitude
+        } else {
+            SystemTime::UNIX_EPOCH - magnitude
         }
     }
 
@@ -204,7 +229,7 @@ impl CertificateAuthority {
         let public_key = csr_public_key(csr_pem)?;
         let uri = Ia5String::try_from(identity.spiffe_id())
             .map_err(|e| CaError::InvalidIdentity(e.to_string()))?;
-        let mut params = leaf_params(ttl)?;
+        let mut params = self.leaf_params(ttl)?;
         params.subject_alt_names = vec![SanType::URI(uri)];
         let cert = params
             .signed_by(&public_key, &self.inner.issuer)
@@ -227,7 +252,7 @@ impl CertificateAuthority {
             ));
         }
         let key = keys::generate(KeyType::EcdsaP256)?;
-        let mut params = leaf_params(ttl)?;
+        let mut params = self.leaf_params(ttl)?;
         for name in dns_names {
             let name = Ia5String::try_from(name.as_str())
                 .map_err(|e| CaError::InvalidIdentity(format!("DNS name {name:?}: {e}")))?;
@@ -245,6 +270,10 @@ impl CertificateAuthority {
             .signed_by(&key, &self.inner.issuer)
             .map_err(|e| CaError::Signing(e.to_string()))?;
         Ok((self.with_chain(cert.pem()), key.serialize_pem()))
+    }
+
+    fn leaf_params(&self, ttl: Duration) -> Result<CertificateParams, CaError> {
+        leaf_params(ttl, self.inner.expiry)
     }
 
     fn with_chain(&self, leaf: String) -> Vec<String> {
@@ -284,9 +313,13 @@ fn csr_public_key(csr_pem: &str) -> Result<SubjectPublicKeyInfo, CaError> {
 }
 
 /// Parameters shared by workload and serving leaves: empty subject, not a CA,
-/// TLS server and client auth, valid from now (back-dated) for `ttl`.
-fn leaf_params(ttl: Duration) -> Result<CertificateParams, CaError> {
+/// TLS server and client auth, valid from now (back-dated) for `ttl` but
+/// never past `ca_expiry`.
+fn leaf_params(ttl: Duration, ca_expiry: OffsetDateTime) -> Result<CertificateParams, CaError> {
     let now = OffsetDateTime::now_utc();
+    if ca_expiry <= now {
+        return Err(CaError::CaExpired(ca_expiry.to_string()));
+    }
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params.is_ca = IsCa::ExplicitNoCa;
@@ -300,7 +333,7 @@ fn leaf_params(ttl: Duration) -> Result<CertificateParams, CaError> {
     ];
     params.use_authority_key_identifier_extension = true;
     params.not_before = now - BACKDATE;
-    params.not_after = now + ttl;
+    params.not_after = (now + ttl).min(ca_expiry);
     params.serial_number = Some(random_serial()?);
     Ok(params)
 }

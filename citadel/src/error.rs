@@ -20,6 +20,11 @@ pub enum CaError {
     /// CA certificate, key or chain is unusable.
     #[error("invalid CA material: {0}")]
     InvalidMaterial(String),
+    /// The CA's chain has expired: nothing it signs would verify.
+    #[error(
+        "the CA certificate chain expired at {0}: rotate the CA (replace the plug-in cacerts, or remove the persisted root so a new one is generated)"
+    )]
+    CaExpired(String),
     /// Key generation failed.
     #[error("could not generate a {key_type} key: {reason}")]
     KeyGeneration {
@@ -49,6 +54,7 @@ impl CaError {
             CaError::CsrSignature => "csr_signature",
             CaError::InvalidIdentity(_) => "invalid_identity",
             CaError::InvalidMaterial(_) => "invalid_ca_material",
+            CaError::CaExpired(_) => "ca_expired",
             CaError::KeyGeneration { .. } => "key_generation",
             CaError::Signing(_) => "signing",
             CaError::Io { .. } => "io",

@@ -212,6 +212,17 @@ fn load_or_create_dir_reuses_the_same_root_and_keeps_the_key_private() {
 
 /// Writes an Istio `cacerts` directory: an intermediate signed by `root`.
 fn write_plugin_dir(dir: &Path, root: &CertificateAuthority, with_chain: bool) {
+    let not_after = time::OffsetDateTime::now_utc() + time::Duration::days(365);
+    write_plugin_dir_until(dir, root, with_chain, not_after);
+}
+
+/// Same, with the intermediate expiring at `not_after`.
+fn write_plugin_dir_until(
+    dir: &Path,
+    root: &CertificateAuthority,
+    with_chain: bool,
+    not_after: time::OffsetDateTime,
+) {
     let root_key = KeyPair::from_pem(&root.material().key_pem).unwrap();
     let issuer = Issuer::from_ca_cert_pem(root.root_pem(), root_key).unwrap();
     let key = KeyPair::generate().unwrap();
@@ -224,6 +235,8 @@ fn write_plugin_dir(dir: &Path, root: &CertificateAuthority, with_chain: bool) {
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::DigitalSignature,
     ];
+    params.not_before = not_after - time::Duration::days(400);
+    params.not_after = not_after;
     let cert = params.signed_by(&key, &issuer).unwrap().pem();
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("ca-cert.pem"), &cert).unwrap();
@@ -340,4 +353,42 @@ fn serving_certificate_is_valid_for_its_names() {
         ca.issue_serving_cert(&[], &[], Duration::from_secs(1))
             .is_err()
     );
+}
+
+#[test]
+fn leaves_never_outlive_the_ca_and_an_expired_ca_signs_nothing() {
+    let root = CertificateAuthority::generate_root(KeyType::EcdsaP256, "corp").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let in_an_hour = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    write_plugin_dir_until(tmp.path(), &root, true, in_an_hour);
+    let ca = CertificateAuthority::load_plugin_dir(tmp.path())
+        .unwrap()
+        .unwrap();
+    let expiry = ca
+        .not_after()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(expiry as i64, in_an_hour.unix_timestamp());
+    let (csr, _) = greedy_csr();
+    let chain = ca
+        .sign_csr(&csr, &reviews(), Duration::from_secs(24 * 3600))
+        .unwrap();
+    let d = der(&chain[0]);
+    let (_, leaf) = X509Certificate::from_der(&d).unwrap();
+    assert_eq!(
+        leaf.validity().not_after.timestamp(),
+        in_an_hour.unix_timestamp()
+    );
+
+    let an_hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    write_plugin_dir_until(tmp.path(), &root, true, an_hour_ago);
+    let expired = CertificateAuthority::load_plugin_dir(tmp.path())
+        .unwrap()
+        .unwrap();
+    let err = expired
+        .sign_csr(&csr, &reviews(), Duration::from_secs(60))
+        .unwrap_err();
+    assert!(matches!(err, CaError::CaExpired(_)), "{err}");
+    assert!(err.to_string().contains("rotate the CA"), "{err}");
 }
