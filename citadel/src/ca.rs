@@ -19,11 +19,15 @@ use rcgen::{
 use time::OffsetDateTime;
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::public_key::PublicKey;
 
 use crate::{CaError, Identity, KeyType, keys};
 
 /// How long a generated root is valid.
 pub const ROOT_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Shorter RSA keys in CSRs are refused.
+pub const MIN_RSA_BITS: usize = 2048;
 
 /// Certificates are back-dated this much to tolerate clock skew between
 /// the CA and its peers.
@@ -303,6 +307,16 @@ fn csr_public_key(csr_pem: &str) -> Result<SubjectPublicKeyInfo, CaError> {
         return Err(CaError::MalformedCsr(
             "trailing bytes after the PKCS#10 request".into(),
         ));
+    }
+    // Checked before the signature, whose verifier (ring) also refuses
+    // short RSA keys but would only say the signature does not verify.
+    if let Ok(PublicKey::RSA(rsa)) = csr.certification_request_info.subject_pki.parsed()
+        && rsa.key_size() < MIN_RSA_BITS
+    {
+        return Err(CaError::MalformedCsr(format!(
+            "RSA key of {} bits; use at least {MIN_RSA_BITS} (or ECDSA P-256)",
+            rsa.key_size()
+        )));
     }
     csr.verify_signature().map_err(|_| CaError::CsrSignature)?;
     SubjectPublicKeyInfo::from_der(csr.certification_request_info.subject_pki.raw).map_err(|e| {

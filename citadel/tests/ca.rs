@@ -392,3 +392,70 @@ fn leaves_never_outlive_the_ca_and_an_expired_ca_signs_nothing() {
     assert!(matches!(err, CaError::CaExpired(_)), "{err}");
     assert!(err.to_string().contains("rotate the CA"), "{err}");
 }
+
+/// An RSA key of any size, signing CSRs through the `rsa` crate (ring
+/// refuses to sign with keys under 2048 bits).
+struct WeakRsa {
+    key: rsa::RsaPrivateKey,
+    public_der: Vec<u8>,
+}
+
+impl rcgen::PublicKeyData for WeakRsa {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public_der
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_RSA_SHA256
+    }
+}
+
+impl rcgen::SigningKey for WeakRsa {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        use rsa::signature::{SignatureEncoding, Signer};
+        let signer = rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new(self.key.clone());
+        Ok(signer.sign(msg).to_vec())
+    }
+}
+
+#[test]
+fn short_rsa_keys_in_csrs_are_refused_by_name() {
+    use rsa::pkcs1::EncodeRsaPublicKey;
+    let ca = CertificateAuthority::generate_root(KeyType::EcdsaP256, "cluster.local").unwrap();
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).unwrap();
+    let public_der = key
+        .to_public_key()
+        .to_pkcs1_der()
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let weak = WeakRsa { key, public_der };
+    let csr = CertificateParams::default()
+        .serialize_request(&weak)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let err = ca
+        .sign_csr(&csr, &reviews(), Duration::from_secs(60))
+        .unwrap_err();
+    assert!(matches!(err, CaError::MalformedCsr(_)), "{err}");
+    assert!(err.to_string().contains("1024 bits"), "{err}");
+
+    // An RSA 2048 CSR is fine.
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let public_der = key
+        .to_public_key()
+        .to_pkcs1_der()
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let ok = WeakRsa { key, public_der };
+    let csr = CertificateParams::default()
+        .serialize_request(&ok)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let chain = ca
+        .sign_csr(&csr, &reviews(), Duration::from_secs(60))
+        .unwrap();
+    verify(&chain, ca.root_pem(), webpki::KeyUsage::client_auth());
+}
