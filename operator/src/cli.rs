@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use weft_crds::IstioDuration;
 
+use crate::ca::CaArgs;
+
 /// Weft: an Istio-compatible service-mesh control plane.
 #[derive(Debug, Parser)]
 #[command(name = "weft", version, about, long_about = None)]
@@ -47,6 +49,23 @@ pub struct StandaloneArgs {
     /// ... but no later than this after the first change of a burst.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub debounce_max: IstioDuration,
+    /// Serve the certificate service, authenticating callers by the tokens
+    /// in this YAML file (a list of `{token, namespace, serviceAccount,
+    /// expiresAt?}`; re-read when it changes).
+    #[arg(long, value_name = "FILE", requires = "ca_dir")]
+    pub token_file: Option<PathBuf>,
+    /// Where the CA's root is kept (created on first start, reused after
+    /// restarts; Istio's `cacerts` layout; `root-cert.pem` is what agents
+    /// trust).
+    #[arg(long, value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
+    /// A plug-in CA in Istio's `cacerts` layout (`ca-cert.pem`,
+    /// `ca-key.pem`, `root-cert.pem`, `cert-chain.pem`); used instead of
+    /// `--ca-dir`'s root when present.
+    #[arg(long, value_name = "DIR")]
+    pub plugin_ca_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub ca: CaArgs,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod bootstrap;
+pub mod ca;
 pub mod cli;
 pub mod k8s;
 pub mod monitoring;

@@ -1,4 +1,6 @@
-//! `weft standalone`: the control plane over a directory of YAML files.
+//! `weft standalone`: the control plane over a directory of YAML files;
+//! with `--token-file` and `--ca-dir` also the certificate service
+//! ([`crate::ca`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use tokio::sync::watch;
 use tracing::warn;
 use weft_pilot::config::ConfigStore;
 use weft_pilot::model::MeshSnapshot;
+use weft_citadel::{CertificateAuthority, CitadelMetrics, TokenFileAuthenticator};
 use weft_pilot::source::files::{DirWatcher, read_config_dir};
 
 use crate::cli::StandaloneArgs;
@@ -21,7 +24,23 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         dir.display()
     );
     // Up first, so that health answers while the config loads.
-    let plane = ControlPlane::start_monitoring(args.monitoring_address).await?;
+    let mut citadel_metrics = CitadelMetrics::default();
+    let plane = ControlPlane::start_monitoring_with(args.monitoring_address, |registry| {
+        citadel_metrics = CitadelMetrics::register(registry);
+    })
+    .await?;
+    if let (Some(tokens), Some(ca_dir)) = (&args.token_file, &args.ca_dir) {
+        let ca = CertificateAuthority::load_plugin_or_create(
+            args.plugin_ca_dir.as_deref(),
+            ca_dir,
+            args.ca.ca_key_type.into(),
+            &args.ca.trust_domain,
+        )
+        .context("cannot load or create the CA")?;
+        let authenticator = TokenFileAuthenticator::new(tokens, &args.ca.trust_domain)
+            .with_context(|| format!("cannot use the token file {}", tokens.display()))?;
+        crate::ca::start(&args.ca, ca, authenticator, citadel_metrics).await?;
+    }
 
     // Watch before the first read, so that no change falls between them.
     let watcher = DirWatcher::new(dir, args.debounce_quiet.0, args.debounce_max.0)
