@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{error, info};
 
 pub use bundle::CertBundle;
 pub use ca_client::{CaClient, CaClientConfig, CaError};
@@ -97,6 +97,8 @@ pub struct Agent {
     rotation: JoinHandle<()>,
     sds: JoinHandle<Result<(), SdsError>>,
     stop_sds: oneshot::Sender<()>,
+    /// Turns true when the SDS server has stopped (on `stop`, or failed).
+    sds_done: watch::Receiver<bool>,
     socket: PathBuf,
 }
 
@@ -117,9 +119,18 @@ impl Agent {
         };
         let rotation = tokio::spawn(rotation.run(bundles_tx, status_tx));
         let (stop_sds, stopped) = oneshot::channel::<()>();
-        let sds = tokio::spawn(sds::serve(listener, bundles.clone(), async {
+        let (done_tx, sds_done) = watch::channel(false);
+        let served = sds::serve(listener, bundles.clone(), async {
             let _ = stopped.await;
-        }));
+        });
+        let sds = tokio::spawn(async move {
+            let result = served.await;
+            if let Err(err) = &result {
+                error!(error = %err, "the SDS server failed");
+            }
+            done_tx.send_replace(true);
+            result
+        });
         info!(
             identity = %config.identity.spiffe_id(),
             ca = %config.ca.address,
@@ -132,6 +143,7 @@ impl Agent {
             rotation,
             sds,
             stop_sds,
+            sds_done,
             socket: config.sds_socket,
         })
     }
@@ -159,14 +171,21 @@ impl Agent {
 }
 
 /// `weft agent`: certificates and SDS, plus Envoy unless `envoy` is
-/// `None`, until `shutdown` resolves; then Envoy is drained and stopped
-/// before SDS goes away.
+/// `None`, until `shutdown` resolves (or the SDS server fails); then Envoy
+/// is drained and stopped before SDS goes away.
 pub async fn run(
     config: AgentConfig,
     envoy: Option<EnvoyConfig>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let agent = Agent::start(config)?;
+    let mut sds_done = agent.sds_done.clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown => {}
+            _ = sds_done.wait_for(|done| *done) => {}
+        }
+    };
     let outcome = match envoy {
         Some(envoy) => envoy::supervise(envoy, shutdown)
             .await
