@@ -50,7 +50,7 @@ pub enum CaError {
     },
     #[error("the service-account token in {path:?} is empty or not a valid header value")]
     BadToken { path: PathBuf },
-    #[error("the CA refused the CSR: {code:?}: {message}")]
+    #[error("CreateCertificate failed: {code:?}: {message}")]
     Rpc { code: tonic::Code, message: String },
 }
 
