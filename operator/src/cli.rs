@@ -28,6 +28,10 @@ pub enum Command {
     /// Check Istio YAML files or directories with the same code standalone
     /// runs: print every error, exit 1 if there is any.
     Validate(ValidateArgs),
+    /// The sidecar agent: an in-memory key, a certificate from the CA,
+    /// SDS to Envoy on a Unix socket, rotation; starts and supervises Envoy
+    /// (unless `--no-envoy`).
+    Agent(AgentArgs),
 }
 
 #[derive(Debug, Args)]
@@ -196,4 +200,67 @@ pub enum ProxyRoleArg {
     Sidecar,
     /// An ingress or egress gateway.
     Gateway,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Where the CA's certificate service (Istio's
+    /// `IstioCertificateService`, gRPC over TLS) is.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15012")]
+    pub ca_address: String,
+    /// The name the CA's serving certificate must carry (DNS name or IP);
+    /// defaults to the host of `--ca-address`.
+    #[arg(long, value_name = "NAME")]
+    pub ca_server_name: Option<String>,
+    /// PEM root the CA's serving certificate chains to (Istio mounts the
+    /// `istio-ca-root-cert` ConfigMap).
+    #[arg(long, value_name = "FILE")]
+    pub ca_root: PathBuf,
+    /// The service-account token, re-read for every request and sent as
+    /// `authorization: Bearer <token>`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/var/run/secrets/tokens/istio-token"
+    )]
+    pub token_file: PathBuf,
+    /// The Unix socket Envoy reads its secrets from (SDS: `default`,
+    /// `ROOTCA`); a stale one is replaced.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/run/secrets/workload-spiffe-uds/socket"
+    )]
+    pub sds_socket: PathBuf,
+    /// Requested certificate validity; `0s` lets the CA choose.
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    pub cert_ttl: IstioDuration,
+    /// The trust domain of the requested SPIFFE ID (the CA decides).
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
+    pub trust_domain: String,
+    /// The service account of the requested SPIFFE ID (the CA decides);
+    /// the namespace is `--namespace`.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SERVICE_ACCOUNT",
+        default_value = "default"
+    )]
+    pub service_account: String,
+    /// Only certificates and SDS: do not write a bootstrap or run Envoy.
+    #[arg(long)]
+    pub no_envoy: bool,
+    /// The Envoy binary to run.
+    #[arg(long, value_name = "PATH", default_value = "envoy")]
+    pub envoy_binary: PathBuf,
+    /// Where Envoy's bootstrap is written (`weft bootstrap`'s, plus the
+    /// `sds-grpc` cluster on `--sds-socket`).
+    #[arg(long, value_name = "FILE", required_unless_present = "no_envoy")]
+    pub bootstrap_out: Option<PathBuf>,
+    /// On SIGTERM, how long Envoy's listeners drain before Envoy is
+    /// stopped.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub drain_duration: IstioDuration,
+    #[command(flatten)]
+    pub bootstrap: BootstrapArgs,
 }

@@ -19,8 +19,11 @@
 //!     the candidate checked with the cluster's inputs by validate_inputs
 //! weft bootstrap ...   prints the Envoy bootstrap that points at that server
 //! weft validate -f F   runs the same source + ConfigStore checks once and prints the errors
+//! weft agent ...       the sidecar agent (weft-agent): certificates from the CA, SDS on a
+//!                      Unix socket, Envoy started with bootstrap + sds-grpc and supervised
 //! ```
 
+pub mod agent;
 pub mod bootstrap;
 pub mod ca;
 pub mod cli;

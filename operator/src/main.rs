@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use weft_operator::cli::{Cli, Command};
-use weft_operator::{bootstrap, operator, standalone, telemetry, validate};
+use weft_operator::{agent, bootstrap, operator, standalone, telemetry, validate};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
@@ -23,5 +23,10 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate(args) => validate::run(&args),
+        Command::Agent(args) => {
+            telemetry::init_logging();
+            agent::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
