@@ -292,6 +292,7 @@ pub struct Weft {
     process: Process,
     xds_addr: SocketAddr,
     monitoring_addr: SocketAddr,
+    ca_addr: Option<SocketAddr>,
 }
 
 impl Weft {
@@ -360,6 +361,7 @@ impl Weft {
         command
             .args(["--xds-address", &xds_addr])
             .args(["--monitoring-address", "127.0.0.1:0"])
+            .args(["--ca-address", "127.0.0.1:0"])
             .env(
                 "RUST_LOG",
                 std::env::var("WEFT_E2E_RUST_LOG").unwrap_or_else(|_| "info".to_string()),
@@ -369,15 +371,28 @@ impl Weft {
         let monitoring_addr =
             listening_address(&process.wait_for_log(MONITORING_LINE, timeout).await?)?;
         let xds_addr = listening_address(&process.wait_for_log(Self::READY_LINE, timeout).await?)?;
+        // The certificate service, when served, is up before xDS.
+        let ca_addr = process
+            .logs()
+            .iter()
+            .find(|line| line.contains(CA_LINE))
+            .map(|line| listening_address(line))
+            .transpose()?;
         Ok(Self {
             process,
             xds_addr,
             monitoring_addr,
+            ca_addr,
         })
     }
 
     pub fn xds_addr(&self) -> SocketAddr {
         self.xds_addr
+    }
+
+    /// The certificate service (gRPC over TLS), when weft serves it.
+    pub fn ca_addr(&self) -> Option<SocketAddr> {
+        self.ca_addr
     }
 
     /// The monitoring server (`/metrics`, `/healthz`, `/readyz`).
@@ -431,6 +446,9 @@ pub const REBIND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What weft's error says when its address is taken (the OS error text).
 const ADDRESS_IN_USE: &str = "Address already in use";
+
+/// The log line of the certificate service's address.
+const CA_LINE: &str = "certificate service listening on";
 
 /// The log line weft prints once its monitoring server is up.
 const MONITORING_LINE: &str = "monitoring server";

@@ -109,7 +109,9 @@ pub struct OperatorArgs {
     /// namespace does.
     #[arg(long, value_name = "LABELS")]
     pub discovery_selector: Vec<String>,
-    /// Namespace of the leader-election Lease (only the leader writes
+    #[command(flatten)]
+    pub ca: CaArgs,
+    /// Namespace of the leader-election Lease (and of the CA's Secret) (only the leader writes
     /// status; every replica serves xDS).
     #[arg(
         long,

@@ -25,10 +25,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 use weft_pilot::config::ConfigStore;
 use weft_pilot::model::MeshSnapshot;
+use weft_citadel::CitadelMetrics;
 use weft_pilot::xds::RejectionMap;
 
 use crate::cli::OperatorArgs;
 use crate::k8s::blame::StatusFeed;
+use crate::k8s::ca;
 use crate::k8s::discovery::DiscoverySelectors;
 use crate::k8s::leader::{self, LeaderMetrics, Leadership, LeaseConfig};
 use crate::k8s::status::{
@@ -49,7 +51,9 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let mut watch_metrics = WatchMetrics::default();
     let mut webhook_metrics = WebhookMetrics::default();
     let mut leader_metrics = LeaderMetrics::default();
+    let mut citadel_metrics = CitadelMetrics::default();
     let plane = ControlPlane::start_monitoring_with(args.monitoring_address, |registry| {
+        citadel_metrics = CitadelMetrics::register(registry);
         status_metrics = StatusMetrics::register(registry);
         watch_metrics = WatchMetrics::register(registry, &WATCHED_KINDS);
         webhook_metrics = WebhookMetrics::register(registry);
@@ -65,6 +69,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let debouncer = Debouncer::new(receiver, args.debounce_quiet.0, args.debounce_max.0);
     info!("waiting for the first list of every watched kind");
     stores.wait_until_listed().await?;
+    start_certificate_service(&args, &client, &stores, &leadership, citadel_metrics).await?;
     // It validates against the cluster's state: up once that is known.
     match args.webhook_tls() {
         Some(tls) => {
@@ -104,6 +109,34 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     ));
     tokio::spawn(release_on_shutdown(leadership));
     plane.serve_xds(args.xds_address, receiver).await
+}
+
+/// The CA from the cluster ([`ca::load_or_create_ca`]), its root
+/// published to every namespace while this replica leads, and the
+/// certificate service checking tokens by TokenReview.
+async fn start_certificate_service(
+    args: &OperatorArgs,
+    client: &Client,
+    stores: &Stores,
+    leadership: &Leadership,
+    metrics: CitadelMetrics,
+) -> anyhow::Result<()> {
+    let ca = ca::load_or_create_ca(
+        client,
+        &args.lease_namespace,
+        args.ca.ca_key_type.into(),
+        &args.ca.trust_domain,
+    )
+    .await?;
+    let namespaces = stores.clone();
+    tokio::spawn(ca::publish_roots(
+        client.clone(),
+        ca.root_pem().to_string(),
+        move || namespaces.namespace_names(),
+        leadership.subscribe(),
+    ));
+    let reviewer = ca::TokenReviewer::new(client.clone(), args.ca.trust_domain.clone());
+    crate::ca::start(&args.ca, ca, reviewer, metrics).await
 }
 
 /// On SIGTERM or Ctrl-C, releases the Lease if held, so that another

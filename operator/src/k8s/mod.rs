@@ -18,6 +18,7 @@
 //! inputs and model.
 
 pub mod blame;
+pub mod ca;
 pub mod discovery;
 pub mod leader;
 pub mod mesh;
@@ -164,6 +165,15 @@ impl Stores {
         listed(&self.endpoint_slices, "EndpointSlice").await?;
         listed(&self.pods, "Pod").await?;
         listed(&self.namespaces, "Namespace").await
+    }
+
+    /// The names of the namespaces the cluster has now.
+    pub fn namespace_names(&self) -> Vec<String> {
+        self.namespaces
+            .state()
+            .iter()
+            .filter_map(|ns| ns.metadata.name.clone())
+            .collect()
     }
 
     /// Every input the current state makes (state of the world).
