@@ -21,7 +21,8 @@
 //! - [`store`]: CA files in Istio's `cacerts` layout (plug-in CA; the
 //!   standalone root persisted across restarts).
 //! - [`auth`]: who the caller is ([`Authenticator`], token file).
-//! - [`service`], [`server`], [`client`]: the gRPC surface.
+//! - [`service`], [`server`]: the gRPC surface (the client,
+//!   [`connect`], lives in `weft-proto`).
 //! - [`metrics`]: issued and refused counts.
 //!
 //! This crate knows nothing of Kubernetes: the operator supplies a
@@ -29,7 +30,6 @@
 
 pub mod auth;
 pub mod ca;
-pub mod client;
 mod error;
 mod identity;
 mod keys;
@@ -40,7 +40,7 @@ pub mod store;
 
 pub use auth::{AuthError, Authenticator, TokenFileAuthenticator};
 pub use ca::{CaMaterial, CertificateAuthority};
-pub use client::{ConnectError, connect};
+pub use weft_proto::{ConnectError, connect};
 pub use error::CaError;
 pub use identity::{Identity, KeyType};
 pub use metrics::CitadelMetrics;

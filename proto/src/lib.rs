@@ -3,7 +3,12 @@
 //! crate by protox and tonic-prost-build.
 //!
 //! - [`istio::v1::auth`]: Istio's `IstioCertificateService`, which
-//!   citadel serves and `weft agent` calls.
+//!   citadel serves and `weft agent` calls; [`connect`] opens a client of
+//!   it over TLS trusting only the mesh root.
+
+mod client;
+
+pub use client::{ConnectError, connect};
 
 /// Generated code: clippy's pedantry does not apply.
 #[allow(clippy::all, missing_docs)]

@@ -1,5 +1,6 @@
 //! [`connect`]: a certificate-service client over TLS that trusts only the
-//! mesh root, for `weft agent`, tests and benchmarks.
+//! mesh root, for callers of citadel: its tests and benchmarks, and the
+//! end-to-end tests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint, Uri};
-use weft_proto::istio::v1::auth::istio_certificate_service_client::IstioCertificateServiceClient;
+use crate::istio::v1::auth::istio_certificate_service_client::IstioCertificateServiceClient;
 
 /// Why a client could not connect.
 #[derive(Debug, thiserror::Error)]
