@@ -120,8 +120,11 @@ fn same_beyond_services_and_rules(old: &MeshSnapshot, new: &MeshSnapshot) -> boo
         destination_rules: _,
         gateways,
         sidecars,
+        peer_authentications,
     } = old;
-    *gateways == new.gateways && *sidecars == new.sidecars
+    *gateways == new.gateways
+        && *sidecars == new.sidecars
+        && *peer_authentications == new.peer_authentications
 }
 
 /// The input for rebuilding the clusters or load assignments of `hosts`:
@@ -134,6 +137,7 @@ pub fn narrowed_to_hosts(snapshot: &MeshSnapshot, hosts: &BTreeSet<String>) -> M
         destination_rules: pick(&snapshot.destination_rules, hosts),
         gateways: snapshot.gateways.clone(),
         sidecars: snapshot.sidecars.clone(),
+        peer_authentications: snapshot.peer_authentications.clone(),
     }
 }
 
@@ -162,6 +166,7 @@ pub fn narrowed_to_routes(snapshot: &MeshSnapshot, hosts: &BTreeSet<String>) -> 
         destination_rules: pick(&snapshot.destination_rules, &needed),
         gateways: snapshot.gateways.clone(),
         sidecars: snapshot.sidecars.clone(),
+        peer_authentications: snapshot.peer_authentications.clone(),
     }
 }
 
