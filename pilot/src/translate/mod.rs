@@ -27,7 +27,7 @@ pub use endpoint::build_load_assignments;
 pub use gateway::{build_gateway_listeners, build_gateway_route_configs};
 pub use inbound::{inbound_cluster_name, inbound_listener_name, inbound_mode};
 pub use listener::{ROUTER_LISTENER, build_listeners};
-pub use mtls::{SDS_CLUSTER, SDS_DEFAULT, SDS_ROOTCA};
+pub use mtls::{SDS_CLUSTER, SDS_DEFAULT, SDS_ROOTCA, TLS_MODE_LABEL};
 pub use route::{ROUTER_ROUTE_CONFIG, build_route_configs};
 pub use scope::{sidecar_for, visible_services};
 pub use view::{ProxyRole, ProxyView};
