@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::networking::{
     DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, SidecarSpec, VirtualServiceSpec,
 };
+use crate::security::{PeerAuthenticationSpec, SECURITY_GROUP, SECURITY_SERVED_VERSIONS};
 
 /// The API group of the kinds in this crate.
 pub const GROUP: &str = "networking.istio.io";
@@ -24,13 +25,23 @@ pub const SERVED_VERSIONS: [&str; 3] = ["v1alpha3", "v1beta1", "v1"];
 /// The version objects are stored in.
 pub const STORAGE_VERSION: &str = "v1";
 /// Kinds this crate understands, as written in `kind:`.
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 6] = [
     "VirtualService",
     "DestinationRule",
     "ServiceEntry",
     "Gateway",
     "Sidecar",
+    "PeerAuthentication",
 ];
+
+/// The API group of a kind of [`KINDS`] and the versions it is served as.
+pub fn group_of(kind: &str) -> (&'static str, &'static [&'static str]) {
+    if kind == "PeerAuthentication" {
+        (SECURITY_GROUP, &SECURITY_SERVED_VERSIONS)
+    } else {
+        (GROUP, &SERVED_VERSIONS)
+    }
+}
 
 /// The subset of Kubernetes object metadata a standalone document needs.
 /// Unknown fields (`uid`, `resourceVersion`, ...) are ignored.
@@ -69,6 +80,8 @@ pub enum MeshResource {
     Gateway(GatewaySpec),
     /// A Sidecar's spec.
     Sidecar(SidecarSpec),
+    /// A PeerAuthentication's spec (security.istio.io).
+    PeerAuthentication(PeerAuthenticationSpec),
 }
 
 impl MeshResource {
@@ -80,6 +93,7 @@ impl MeshResource {
             MeshResource::ServiceEntry(_) => "ServiceEntry",
             MeshResource::Gateway(_) => "Gateway",
             MeshResource::Sidecar(_) => "Sidecar",
+            MeshResource::PeerAuthentication(_) => "PeerAuthentication",
         }
     }
 
@@ -91,6 +105,7 @@ impl MeshResource {
             MeshResource::ServiceEntry(spec) => serde_json::to_value(spec),
             MeshResource::Gateway(spec) => serde_json::to_value(spec),
             MeshResource::Sidecar(spec) => serde_json::to_value(spec),
+            MeshResource::PeerAuthentication(spec) => serde_json::to_value(spec),
         }
     }
 }
@@ -122,6 +137,12 @@ impl From<GatewaySpec> for MeshResource {
 impl From<SidecarSpec> for MeshResource {
     fn from(spec: SidecarSpec) -> Self {
         MeshResource::Sidecar(spec)
+    }
+}
+
+impl From<PeerAuthenticationSpec> for MeshResource {
+    fn from(spec: PeerAuthenticationSpec) -> Self {
+        MeshResource::PeerAuthentication(spec)
     }
 }
 
@@ -164,7 +185,7 @@ pub enum DocumentError {
     },
     /// `apiVersion` is not one Weft serves.
     #[error(
-        "apiVersion: {api_version} is not served by Weft (networking.istio.io/v1alpha3, v1beta1 or v1)"
+        "apiVersion: {api_version} is not served by Weft for this kind (networking.istio.io/v1alpha3, v1beta1 or v1; security.istio.io/v1beta1 or v1 for PeerAuthentication)"
     )]
     UnsupportedApiVersion {
         /// The value found.
@@ -172,7 +193,7 @@ pub enum DocumentError {
     },
     /// `kind` is not one Weft serves.
     #[error(
-        "kind: {kind} is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar)"
+        "kind: {kind} is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar, PeerAuthentication)"
     )]
     UnsupportedKind {
         /// The value found.
@@ -275,17 +296,26 @@ impl MeshDocument {
         };
 
         let api_version = take_string(&mut object, "apiVersion")?;
-        let served = api_version
-            .strip_prefix(GROUP)
-            .and_then(|rest| rest.strip_prefix('/'))
-            .is_some_and(|version| SERVED_VERSIONS.contains(&version));
-        if !served {
+        let known_group = [GROUP, SECURITY_GROUP].iter().any(|group| {
+            api_version
+                .strip_prefix(group)
+                .is_some_and(|rest| rest.starts_with('/'))
+        });
+        if !known_group {
             return Err(DocumentError::UnsupportedApiVersion { api_version });
         }
 
         let kind = take_string(&mut object, "kind")?;
         if !KINDS.contains(&kind.as_str()) {
             return Err(DocumentError::UnsupportedKind { kind });
+        }
+        let (group, versions) = group_of(&kind);
+        let served = api_version
+            .strip_prefix(group)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|version| versions.contains(&version));
+        if !served {
+            return Err(DocumentError::UnsupportedApiVersion { api_version });
         }
 
         let meta = match object.remove("metadata") {
@@ -338,6 +368,7 @@ impl MeshDocument {
             "ServiceEntry" => MeshResource::ServiceEntry(parse_at("spec", spec)?),
             "Gateway" => MeshResource::Gateway(parse_at("spec", spec)?),
             "Sidecar" => MeshResource::Sidecar(parse_at("spec", spec)?),
+            "PeerAuthentication" => MeshResource::PeerAuthentication(parse_at("spec", spec)?),
             _ => return Err(DocumentError::UnsupportedKind { kind }),
         };
 
@@ -348,7 +379,7 @@ impl MeshDocument {
     /// the inverse of [`MeshDocument::from_value`].
     pub fn to_value(&self, version: &str) -> Result<Value, serde_json::Error> {
         Ok(serde_json::json!({
-            "apiVersion": format!("{GROUP}/{version}"),
+            "apiVersion": format!("{}/{version}", group_of(self.resource.kind_name()).0),
             "kind": self.resource.kind_name(),
             "metadata": serde_json::to_value(&self.meta)?,
             "spec": self.resource.spec_value()?,

@@ -2,7 +2,8 @@
 //!
 //! This crate owns the Rust types for the Istio networking API that Weft
 //! serves — `VirtualService`, `DestinationRule`, `ServiceEntry`, `Gateway`
-//! and `Sidecar` in group `networking.istio.io` — with Istio's complete field sets, so that YAML
+//! and `Sidecar` in group `networking.istio.io`, and `PeerAuthentication` in
+//! `security.istio.io` — with Istio's complete field sets, so that YAML
 //! written for Istio parses here unchanged, including fields Weft does not
 //! translate yet. It is a leaf crate: parsing only, no translation, no I/O,
 //! no defaults applied beyond what serde needs.
@@ -20,6 +21,8 @@
 //!
 //! - [`networking`]: the `*Spec` types and every nested message, named after
 //!   Istio's messages in Rust case (`HttpRoute`, `StringMatch`, ...).
+//! - [`security`]: `PeerAuthenticationSpec` (security.istio.io, served as
+//!   `v1beta1` and `v1`, stored as `v1`).
 //! - [`duration`]: [`IstioDuration`], Go-syntax durations (`1.5s`).
 //! - [`document`]: [`MeshDocument`], one object from a plain YAML/JSON
 //!   document, with errors that name the failing field's path.
@@ -27,7 +30,7 @@
 //! - `crd` (feature `kube`, on by default): the CRDs. The API is served as
 //!   `v1alpha3`, `v1beta1` and `v1` with one schema; `v1` is the storage
 //!   version and the version of the Rust root types. [`crds`] returns the
-//!   five multi-version CRDs, [`render_crd_yaml`] the text `crdgen` writes.
+//!   six multi-version CRDs (PeerAuthentication serves `v1beta1` and `v1`), [`render_crd_yaml`] the text `crdgen` writes.
 //!
 //! Without the `kube` feature (as weft-pilot uses it) the crate depends on
 //! serde, serde_json, schemars and thiserror only.
@@ -35,6 +38,7 @@
 pub mod document;
 pub mod duration;
 pub mod networking;
+pub mod security;
 pub mod status;
 
 #[cfg(feature = "kube")]
@@ -45,4 +49,5 @@ pub use crd::{CrdError, crd_file_name, crds, render_crd_yaml};
 pub use document::*;
 pub use duration::{DurationParseError, IstioDuration};
 pub use networking::*;
+pub use security::*;
 pub use status::*;

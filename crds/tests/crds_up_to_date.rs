@@ -54,7 +54,8 @@ fn chart_crds_match_crdgen_output() {
 
 #[test]
 fn crds_serve_three_versions_and_store_v1() {
-    let crds = weft_crds::crds();
+    let all = weft_crds::crds();
+    let (crds, security) = all.split_at(5);
     let kinds: Vec<_> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();
     assert_eq!(
         kinds,
@@ -66,7 +67,7 @@ fn crds_serve_three_versions_and_store_v1() {
             "Sidecar"
         ]
     );
-    for crd in &crds {
+    for crd in crds {
         assert_eq!(crd.spec.group, "networking.istio.io");
         assert_eq!(crd.spec.scope, "Namespaced");
         let names: Vec<_> = crd.spec.versions.iter().map(|v| v.name.as_str()).collect();
@@ -87,6 +88,34 @@ fn crds_serve_three_versions_and_store_v1() {
         let categories = crd.spec.names.categories.clone().unwrap_or_default();
         assert_eq!(categories, ["istio-io", "networking-istio-io"]);
     }
+    let [pa] = security else {
+        panic!("one security CRD: {security:?}")
+    };
+    assert_eq!(pa.spec.names.kind, "PeerAuthentication");
+    assert_eq!(pa.spec.group, "security.istio.io");
+    assert_eq!(pa.spec.names.plural, "peerauthentications");
+    assert_eq!(pa.spec.scope, "Namespaced");
+    let names: Vec<_> = pa.spec.versions.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["v1beta1", "v1"]);
+    assert!(pa.spec.versions.iter().all(|v| v.served));
+    assert!(pa.spec.versions[1].storage && !pa.spec.versions[0].storage);
+    assert_eq!(
+        serde_json::to_value(&pa.spec.versions[0].schema).expect("json"),
+        serde_json::to_value(&pa.spec.versions[1].schema).expect("json"),
+        "one schema for both versions"
+    );
+    assert_eq!(
+        pa.spec.names.short_names.clone().unwrap_or_default(),
+        ["pa"]
+    );
+    let pa_columns: Vec<String> = pa.spec.versions[0]
+        .additional_printer_columns
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(pa_columns, ["Mode", "Ready", "Reason", "Age"]);
     let short: Vec<_> = crds
         .iter()
         .map(|c| c.spec.names.short_names.clone().unwrap_or_default())

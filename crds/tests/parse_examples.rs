@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use weft_crds::{
     CaptureMode, DestinationRuleSpec, DocumentError, GatewaySpec, H2UpgradePolicy, IstioDuration,
-    Location, MeshDocument, MeshResource, OutboundTrafficMode, ProxyProtocolVersion,
+    Location, MeshDocument, MeshResource, MtlsMode, OutboundTrafficMode, ProxyProtocolVersion,
     RedirectPortSelection, Resolution, ServerTlsMode, ServiceEntrySpec, SidecarSpec, SimpleLb,
     StringMatch, StringMatchKind, TlsMode, TlsProtocol, UnmatchedPreflights, VirtualServiceSpec,
 };
@@ -472,7 +472,7 @@ fn document_errors_name_the_field() {
     let e = err("apiVersion: networking.istio.io/v1\nkind: Foo\nmetadata: {name: x}\nspec: {}\n");
     assert_eq!(
         e.to_string(),
-        "kind: Foo is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar)"
+        "kind: Foo is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar, PeerAuthentication)"
     );
     assert_eq!(e.field(), Some("kind"));
     assert_eq!(e.kind(), "unsupported_kind");
@@ -669,4 +669,39 @@ fn sidecar_parses_every_field_group() {
         Some("egress.istio-system.svc.cluster.local")
     );
     assert_round_trip(SIDECAR);
+}
+
+#[test]
+fn peer_authentications_parse_in_both_served_versions() {
+    for version in ["v1beta1", "v1"] {
+        let d = doc(&format!(
+            "apiVersion: security.istio.io/{version}\nkind: PeerAuthentication\nmetadata: {{name: web, namespace: prod}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  mtls: {{mode: STRICT}}\n  portLevelMtls:\n    8080: {{mode: DISABLE}}\n"
+        ));
+        let MeshResource::PeerAuthentication(spec) = &d.resource else {
+            panic!("not a PeerAuthentication: {d:?}");
+        };
+        assert_eq!(
+            spec.mtls.as_ref().and_then(|m| m.mode),
+            Some(MtlsMode::Strict)
+        );
+        assert_eq!(spec.port_level_mtls["8080"].mode, Some(MtlsMode::Disable));
+        assert_eq!(
+            spec.selector
+                .as_ref()
+                .map(|s| s.match_labels["app"].as_str()),
+            Some("web")
+        );
+        let back = d.to_value(version).expect("serializes");
+        assert_eq!(back["apiVersion"], format!("security.istio.io/{version}"));
+    }
+    let e = MeshDocument::from_value(value(
+        "apiVersion: security.istio.io/v1alpha3\nkind: PeerAuthentication\nmetadata: {name: x}\n",
+    ))
+    .expect_err("v1alpha3 is not served for security");
+    assert_eq!(e.kind(), "unsupported_api_version");
+    let e = MeshDocument::from_value(value(
+        "apiVersion: security.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\n",
+    ))
+    .expect_err("VirtualService is not in security.istio.io");
+    assert_eq!(e.kind(), "unsupported_api_version");
 }

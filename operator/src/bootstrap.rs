@@ -55,6 +55,8 @@ pub fn render(args: &BootstrapArgs) -> anyhow::Result<String> {
             .map(|p| (args.outbound_address.clone(), p)),
         gateway,
         labels,
+        sds_socket: args.sds_socket.clone().filter(|p| !p.is_empty()),
+        service_account: args.service_account.clone().filter(|s| !s.is_empty()),
     };
     Ok(serde_yaml::to_string(&build_bootstrap(&params))?)
 }
@@ -74,6 +76,21 @@ mod tests {
             Command::Bootstrap(args) => args,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn sds_socket_and_service_account_flags_reach_the_bootstrap() {
+        let yaml = render(&args(&[
+            "--sds-socket",
+            "/run/weft/sds.sock",
+            "--service-account",
+            "reviews",
+        ]))
+        .unwrap();
+        let value: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(value["node"]["metadata"]["SERVICE_ACCOUNT"], "reviews");
+        assert_eq!(value["static_resources"]["clusters"][1]["name"], "sds-grpc");
+        assert!(yaml.contains("/run/weft/sds.sock"));
     }
 
     #[test]

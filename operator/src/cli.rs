@@ -193,6 +193,16 @@ pub struct BootstrapArgs {
     /// Use incremental (delta) xDS: Envoy is sent only what changed.
     #[arg(long)]
     pub delta: bool,
+    /// The Unix socket of the sidecar agent's SDS server: adds the static
+    /// cluster `sds-grpc` that mesh mTLS certificates (`default`, `ROOTCA`)
+    /// are fetched from.
+    #[arg(long, value_name = "PATH")]
+    pub sds_socket: Option<String>,
+    /// The workload's Kubernetes service account (its mesh identity
+    /// `spiffe://cluster.local/ns/NS/sa/SA`), sent as node metadata
+    /// `SERVICE_ACCOUNT`, as Istio does.
+    #[arg(long, value_name = "SA")]
+    pub service_account: Option<String>,
 }
 
 /// `weft bootstrap --role`.

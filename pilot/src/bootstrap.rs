@@ -5,7 +5,10 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use crate::xds::node::{META_LABELS, META_NAMESPACE, META_ROLE, META_ROUTER_ADDRESS};
+use crate::translate::SDS_CLUSTER;
+use crate::xds::node::{
+    META_LABELS, META_NAMESPACE, META_ROLE, META_ROUTER_ADDRESS, META_SERVICE_ACCOUNT,
+};
 
 /// What a bootstrap says about the proxy and where Weft is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +32,12 @@ pub struct BootstrapParams {
     pub labels: BTreeMap<String, String>,
     /// Incremental (delta) xDS instead of state of the world.
     pub delta: bool,
+    /// The Unix socket of the agent's SDS server: adds the static cluster
+    /// `sds-grpc` that mesh mTLS certificates come from.
+    pub sds_socket: Option<String>,
+    /// The workload's service account (its mesh identity), sent as
+    /// Istio's `SERVICE_ACCOUNT` node metadata.
+    pub service_account: Option<String>,
 }
 
 /// The name of the static cluster that points at Weft.
@@ -47,6 +56,9 @@ pub fn build_bootstrap(params: &BootstrapParams) -> Value {
     if !params.labels.is_empty() {
         metadata.insert(META_LABELS.into(), json!(params.labels));
     }
+    if let Some(sa) = &params.service_account {
+        metadata.insert(META_SERVICE_ACCOUNT.into(), json!(sa));
+    }
     // An IP is used as is; a name is resolved by Envoy.
     let xds_type = if params.xds_host.parse::<IpAddr>().is_ok() {
         "STATIC"
@@ -54,6 +66,8 @@ pub fn build_bootstrap(params: &BootstrapParams) -> Value {
         "STRICT_DNS"
     };
     let ads = json!({ "ads": {}, "resource_api_version": "V3" });
+    let mut clusters = vec![xds_cluster(params, xds_type)];
+    clusters.extend(params.sds_socket.as_deref().map(sds_cluster));
     json!({
         "node": {
             "id": params.node_id,
@@ -74,27 +88,51 @@ pub fn build_bootstrap(params: &BootstrapParams) -> Value {
             "lds_config": ads,
         },
         "static_resources": {
-            "clusters": [{
-                "name": XDS_CLUSTER,
-                "type": xds_type,
-                "connect_timeout": "1s",
-                "typed_extension_protocol_options": {
-                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                        "explicit_http_config": { "http2_protocol_options": {} },
-                    },
-                },
-                "load_assignment": {
-                    "cluster_name": XDS_CLUSTER,
-                    "endpoints": [{ "lb_endpoints": [{ "endpoint": {
-                        "address": socket_address(&params.xds_host, params.xds_port),
-                    }}]}],
-                },
-            }],
+            "clusters": clusters,
         },
     })
 }
 
+fn xds_cluster(params: &BootstrapParams, xds_type: &str) -> Value {
+    json!({
+        "name": XDS_CLUSTER,
+        "type": xds_type,
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} },
+            },
+        },
+        "load_assignment": {
+            "cluster_name": XDS_CLUSTER,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": {
+                "address": socket_address(&params.xds_host, params.xds_port),
+            }}]}],
+        },
+    })
+}
+
+/// The agent's SDS server: HTTP/2 over a Unix socket (Istio's `sds-grpc`).
+fn sds_cluster(path: &str) -> Value {
+    json!({
+        "name": SDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} },
+            },
+        },
+        "load_assignment": {
+            "cluster_name": SDS_CLUSTER,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": {
+                "address": { "pipe": { "path": path } },
+            }}]}],
+        },
+    })
+}
 fn socket_address(address: &str, port: u16) -> Value {
     json!({ "socket_address": { "address": address, "port_value": port } })
 }
@@ -116,7 +154,39 @@ mod tests {
             gateway: false,
             labels: BTreeMap::new(),
             delta: false,
+            sds_socket: None,
+            service_account: None,
         }
+    }
+
+    #[test]
+    fn an_sds_socket_adds_the_sds_cluster_and_the_service_account_its_metadata() {
+        let plain = build_bootstrap(&mk_params());
+        assert_eq!(
+            plain["static_resources"]["clusters"]
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+        assert!(plain["node"]["metadata"].get("SERVICE_ACCOUNT").is_none());
+
+        let mut params = mk_params();
+        params.sds_socket = Some("/var/run/weft/sds.sock".into());
+        params.service_account = Some("reviews".into());
+        let b = build_bootstrap(&params);
+        let sds = &b["static_resources"]["clusters"][1];
+        assert_eq!(sds["name"], "sds-grpc");
+        assert_eq!(
+            sds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["pipe"]
+                ["path"],
+            "/var/run/weft/sds.sock"
+        );
+        assert!(
+            sds["typed_extension_protocol_options"]
+                .to_string()
+                .contains("http2_protocol_options")
+        );
+        assert_eq!(b["node"]["metadata"]["SERVICE_ACCOUNT"], "reviews");
     }
 
     #[test]

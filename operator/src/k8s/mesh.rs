@@ -1,11 +1,13 @@
-//! Istio's CRD objects (networking.istio.io v1, as `weft-crds` kube types)
+//! Istio's CRD objects (networking.istio.io v1 and security.istio.io v1
+//! PeerAuthentication, as `weft-crds` kube types)
 //! -> config inputs, through the same conversion files go through.
 
 use std::sync::Arc;
 
 use kube::ResourceExt;
 use weft_crds::{
-    DestinationRule, Gateway, MeshResource, ResourceStatus, ServiceEntry, Sidecar, VirtualService,
+    DestinationRule, Gateway, MeshResource, PeerAuthentication, ResourceStatus, ServiceEntry,
+    Sidecar, VirtualService,
 };
 use weft_pilot::config::{Input, convert};
 use weft_pilot::model::ResourceId;
@@ -86,6 +88,10 @@ pub fn sidecar(object: &Sidecar) -> MeshResource {
     object.spec.clone().into()
 }
 
+pub fn peer_authentication(object: &PeerAuthentication) -> MeshResource {
+    object.spec.clone().into()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -147,6 +153,36 @@ mod tests {
                 );
             }
             other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn peer_authentications_convert_with_their_kind() {
+        let spec: weft_crds::PeerAuthenticationSpec = serde_yaml::from_str(
+            "mtls: {mode: STRICT}\nportLevelMtls: {'8080': {mode: DISABLE}}\n",
+        )
+        .unwrap();
+        let mut object = PeerAuthentication::new("default", spec);
+        object.metadata.namespace = Some("prod".to_string());
+        let inputs = build_mesh_inputs(
+            "PeerAuthentication",
+            &[Arc::new(object)],
+            peer_authentication,
+        );
+        match &inputs[0] {
+            Input::Resource {
+                id,
+                result: Err(errors),
+                ..
+            } => {
+                // portLevelMtls without a selector is refused, naming the field.
+                assert_eq!(
+                    *id,
+                    ResourceId::new("PeerAuthentication", "prod", "default")
+                );
+                assert_eq!(errors[0].field, "spec.portLevelMtls");
+            }
+            other => panic!("not a refused PeerAuthentication: {other:?}"),
         }
     }
 

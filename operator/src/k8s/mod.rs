@@ -3,6 +3,7 @@
 //! ```text
 //! kube-apiserver ──watch (kube::runtime::watcher + reflector)──▶ Stores
 //!   VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar (v1),
+//!   PeerAuthentication (security.istio.io/v1),
 //!   Service, EndpointSlice (discovery.k8s.io/v1), Pod, Namespace
 //!        │ any change pings a channel ─▶ Debouncer (quiet / max delay)
 //!        ▼
@@ -34,16 +35,20 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use kube::runtime::reflector::Store;
 use tokio::sync::mpsc;
-use weft_crds::{DestinationRule, Gateway, ResourceStatus, ServiceEntry, Sidecar, VirtualService};
+use weft_crds::{
+    DestinationRule, Gateway, PeerAuthentication, ResourceStatus, ServiceEntry, Sidecar,
+    VirtualService,
+};
 use weft_pilot::config::{Input, Origin};
 
 /// Every kind Weft watches, as its metrics and logs name it.
-pub const WATCHED_KINDS: [&str; 9] = [
+pub const WATCHED_KINDS: [&str; 10] = [
     "VirtualService",
     "DestinationRule",
     "ServiceEntry",
     "Gateway",
     "Sidecar",
+    "PeerAuthentication",
     "Service",
     "EndpointSlice",
     "Pod",
@@ -70,6 +75,7 @@ pub struct Stores {
     service_entries: Store<ServiceEntry>,
     gateways: Store<Gateway>,
     sidecars: Store<Sidecar>,
+    peer_authentications: Store<PeerAuthentication>,
     services: Store<Service>,
     endpoint_slices: Store<EndpointSlice>,
     pods: Store<Pod>,
@@ -131,6 +137,12 @@ impl Stores {
             ),
             gateways: watch::watch_all(client, "Gateway", changes.clone(), metrics.clone()),
             sidecars: watch::watch_all(client, "Sidecar", changes.clone(), metrics.clone()),
+            peer_authentications: watch::watch_all(
+                client,
+                "PeerAuthentication",
+                changes.clone(),
+                metrics.clone(),
+            ),
             services: watch::watch_all(client, "Service", changes.clone(), metrics.clone()),
             endpoint_slices: watch::watch_all(
                 client,
@@ -161,6 +173,7 @@ impl Stores {
         listed(&self.service_entries, "ServiceEntry").await?;
         listed(&self.gateways, "Gateway").await?;
         listed(&self.sidecars, "Sidecar").await?;
+        listed(&self.peer_authentications, "PeerAuthentication").await?;
         listed(&self.services, "Service").await?;
         listed(&self.endpoint_slices, "EndpointSlice").await?;
         listed(&self.pods, "Pod").await?;
@@ -236,6 +249,13 @@ impl Stores {
             "Sidecar",
             &self.sidecars,
             mesh::sidecar,
+            |o| o.status.as_ref(),
+        );
+        kind(
+            &mut observed,
+            "PeerAuthentication",
+            &self.peer_authentications,
+            mesh::peer_authentication,
             |o| o.status.as_ref(),
         );
         let selected = self.discovery.selected_namespaces(&self.namespaces.state());

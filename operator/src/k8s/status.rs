@@ -67,12 +67,13 @@ pub const FALSE: &str = "False";
 pub const MAX_MESSAGE_LEN: usize = 4096;
 
 /// The kinds whose objects get a status.
-pub const MESH_KINDS: [&str; 5] = [
+pub const MESH_KINDS: [&str; 6] = [
     "VirtualService",
     "DestinationRule",
     "ServiceEntry",
     "Gateway",
     "Sidecar",
+    "PeerAuthentication",
 ];
 
 /// What one apply made of one resource.

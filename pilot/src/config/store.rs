@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::{ConfigError, ConvertedResource, ErrorReason, FieldError};
 use crate::model::{
-    DestinationRule, Gateway, MeshSnapshot, ResourceId, Service, Sidecar, VirtualService,
+    DestinationRule, Gateway, MeshSnapshot, PeerAuthentication, ResourceId, Service, Sidecar,
+    VirtualService,
 };
 
 mod gateways;
@@ -172,6 +173,7 @@ impl ConfigStore {
         let mut destination_rules: BTreeMap<String, DestinationRule> = BTreeMap::new();
         let mut gateways: Vec<Gateway> = Vec::new();
         let mut sidecars: Vec<Sidecar> = Vec::new();
+        let mut peer_authentications: Vec<PeerAuthentication> = Vec::new();
         let mut bad_sidecars = Vec::new();
         for (id, a) in accepted.iter() {
             match &a.resource {
@@ -212,6 +214,9 @@ impl ConfigStore {
                     }
                 }
                 ConvertedResource::VirtualService(_) => {}
+                ConvertedResource::PeerAuthentication(policy) => {
+                    peer_authentications.push(policy.clone())
+                }
                 ConvertedResource::Gateway(gateway) => gateways.push(gateway.clone()),
                 ConvertedResource::Sidecar(sidecar) => {
                     match gateways::sidecar_conflict(&sidecars, sidecar) {
@@ -238,6 +243,7 @@ impl ConfigStore {
             destination_rules,
             gateways,
             sidecars,
+            peer_authentications,
         };
         let mut rejected = Vec::new();
         for (id, a) in accepted.iter_mut() {

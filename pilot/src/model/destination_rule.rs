@@ -213,4 +213,7 @@ pub enum TlsMode {
     Disable,
     Simple,
     Mutual,
+    /// Mutual TLS with the mesh's certificates (from SDS: `default` and
+    /// `ROOTCA`).
+    IstioMutual,
 }

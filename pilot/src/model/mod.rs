@@ -8,6 +8,7 @@
 mod destination_rule;
 mod gateway;
 mod l4_route;
+mod peer_authentication;
 mod service;
 mod sidecar;
 mod virtual_service;
@@ -15,6 +16,7 @@ mod virtual_service;
 pub use destination_rule::*;
 pub use gateway::*;
 pub use l4_route::*;
+pub use peer_authentication::*;
 pub use service::*;
 pub use sidecar::*;
 pub use virtual_service::*;
@@ -65,6 +67,8 @@ pub struct MeshSnapshot {
     pub gateways: Vec<Gateway>,
     /// Sidecar resources, sorted by namespace and name.
     pub sidecars: Vec<Sidecar>,
+    /// PeerAuthentication resources, sorted by namespace and name.
+    pub peer_authentications: Vec<PeerAuthentication>,
 }
 
 impl MeshSnapshot {

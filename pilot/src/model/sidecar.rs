@@ -1,8 +1,9 @@
-//! What a sidecar may reach (Istio's Sidecar), validated.
+//! What a sidecar may reach and which inbound ports it declares (Istio's
+//! Sidecar), validated.
 
 use std::collections::BTreeMap;
 
-use super::{HostSelector, ResourceId};
+use super::{HostSelector, Protocol, ResourceId};
 
 /// Istio's root namespace: a Sidecar there without a workload selector is
 /// the mesh-wide default.
@@ -18,6 +19,22 @@ pub struct Sidecar {
     /// The hosts of the egress listener: a service is reachable when one
     /// selects it.
     pub egress_hosts: Vec<HostSelector>,
+    /// The inbound listeners (`ingress`), in the resource's order.
+    pub ingress: Vec<IngressListener>,
+}
+
+/// One `ingress` listener: the proxy listens on `bind:port` and forwards
+/// to the application at `endpoint`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressListener {
+    pub port: u16,
+    pub protocol: Protocol,
+    /// The port's name (Istio's `port.name`).
+    pub name: String,
+    /// Address to listen on (`0.0.0.0` when not given).
+    pub bind: String,
+    /// Where the application listens (`defaultEndpoint`), host and port.
+    pub endpoint: (String, u16),
 }
 
 impl Sidecar {

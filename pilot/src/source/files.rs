@@ -156,7 +156,6 @@ fn is_other_mesh_kind(err: &DocumentError) -> bool {
         "WorkloadGroup",
         "EnvoyFilter",
         "ProxyConfig",
-        "PeerAuthentication",
         "AuthorizationPolicy",
         "RequestAuthentication",
         "Telemetry",

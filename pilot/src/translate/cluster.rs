@@ -29,11 +29,11 @@ use envoy_types::util::pack_any;
 
 use super::policy::{policy, rule_for};
 use super::{
-    ProxyView, ads_config_source, endpoint, outbound_cluster_name, pb_duration, upstream_tls,
+    ProxyView, ads_config_source, endpoint, mtls, outbound_cluster_name, pb_duration, upstream_tls,
 };
 use crate::model::{
     ConnectionPool, HashAlgorithm, LbPolicy as ModelLb, MeshSnapshot, OutlierDetection,
-    PolicySettings, Resolution, Service, ServicePort, Subset, Warmup,
+    PolicySettings, Resolution, Service, ServicePort, Subset, TlsMode, Warmup,
 };
 
 /// Istio's default `connectTimeout`.
@@ -49,13 +49,14 @@ pub fn build_clusters(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Cluster>
         let rule = rule_for(snapshot, view, &service.hostname);
         for port in &service.ports {
             let p = policy(rule, port.number, None);
-            clusters.push(build_cluster(service, port, None, &p));
+            clusters.push(build_cluster(snapshot, service, port, None, &p));
             for subset in rule.map(|r| r.subsets.as_slice()).unwrap_or_default() {
                 let p = policy(rule, port.number, Some(subset));
-                clusters.push(build_cluster(service, port, Some(subset), &p));
+                clusters.push(build_cluster(snapshot, service, port, Some(subset), &p));
             }
         }
     }
+    clusters.extend(super::inbound::build_inbound_clusters(snapshot, view));
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
     clusters
 }
@@ -71,6 +72,7 @@ pub(super) fn is_passthrough(service: &Service, policy: &PolicySettings) -> bool
 }
 
 fn build_cluster(
+    snapshot: &MeshSnapshot,
     service: &Service,
     port: &ServicePort,
     subset: Option<&Subset>,
@@ -104,7 +106,11 @@ fn build_cluster(
             Resolution::Dns | Resolution::DnsRoundRobin => {
                 cluster.dns_lookup_family = DnsLookupFamily::V4Only as i32;
                 cluster.load_assignment = Some(endpoint::build_load_assignment(
-                    &name, service, port, subset,
+                    &name,
+                    service,
+                    port,
+                    subset,
+                    &snapshot.peer_authentications,
                 ));
                 if service.resolution == Resolution::Dns {
                     DiscoveryType::StrictDns
@@ -128,13 +134,60 @@ fn build_cluster(
             ..Default::default()
         });
     }
-    let tls = policy.tls.as_ref();
-    cluster.transport_socket = tls.and_then(upstream_tls::build_transport_socket);
+    apply_tls(&mut cluster, snapshot, service, port, subset, policy);
     if port.protocol.is_http() {
         cluster.typed_extension_protocol_options = http_options(port, &pool, policy);
     }
     cluster.name = name;
     cluster
+}
+
+/// The upstream TLS of the cluster: the DestinationRule's `tls` when one
+/// applies (ISTIO_MUTUAL with SDS certificates, Istio's SNI and the
+/// destination's SPIFFE IDs), else auto mTLS when some endpoint speaks
+/// mesh mTLS (see [`mtls::endpoint_speaks_mtls`]), else plain text.
+fn apply_tls(
+    cluster: &mut Cluster,
+    snapshot: &MeshSnapshot,
+    service: &Service,
+    port: &ServicePort,
+    subset: Option<&Subset>,
+    policy: &PolicySettings,
+) {
+    let sni = || {
+        mtls::istio_sni(
+            port.number,
+            subset.map(|s| s.name.as_str()),
+            &service.hostname,
+        )
+    };
+    let http = port.protocol.is_http().then(|| port.protocol.is_http2());
+    match &policy.tls {
+        Some(tls) if tls.mode == TlsMode::IstioMutual => {
+            let identities = if tls.subject_alt_names.is_empty() {
+                mtls::service_identities(service)
+            } else {
+                tls.subject_alt_names.clone()
+            };
+            let sni = tls.sni.clone().unwrap_or_else(sni);
+            cluster.transport_socket = Some(mtls::istio_mutual_socket(sni, &identities, http));
+        }
+        Some(tls) => cluster.transport_socket = upstream_tls::build_transport_socket(tls),
+        None => {
+            let any_mtls = service
+                .endpoints
+                .iter()
+                .filter(|e| subset.is_none_or(|s| e.matches(&s.labels)))
+                .any(|e| {
+                    mtls::endpoint_speaks_mtls(&snapshot.peer_authentications, service, e, port)
+                });
+            if any_mtls && !is_passthrough(service, policy) {
+                let identities = mtls::service_identities(service);
+                cluster.transport_socket_matches =
+                    mtls::auto_mtls_matches(sni(), &identities, http);
+            }
+        }
+    }
 }
 
 /// Istio sets every threshold to the maximum unless `connectionPool`

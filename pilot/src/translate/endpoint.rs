@@ -11,9 +11,12 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 use envoy_types::pb::google::protobuf::UInt32Value;
 
 use super::cluster::is_passthrough;
+use super::mtls::{endpoint_speaks_mtls, mtls_endpoint_metadata};
 use super::policy::{policy, rule_for};
 use super::{ProxyView, outbound_cluster_name, socket_address};
-use crate::model::{Locality, MeshSnapshot, Resolution, Service, ServicePort, Subset};
+use crate::model::{
+    Locality, MeshSnapshot, PeerAuthentication, Resolution, Service, ServicePort, Subset,
+};
 
 /// A load assignment for every EDS cluster [`super::build_clusters`] emits,
 /// sorted by cluster name.
@@ -34,12 +37,24 @@ pub fn build_load_assignments(
             };
             if !passthrough(None) {
                 let name = outbound_cluster_name(port.number, None, &service.hostname);
-                assignments.push(build_load_assignment(&name, service, port, None));
+                assignments.push(build_load_assignment(
+                    &name,
+                    service,
+                    port,
+                    None,
+                    &snapshot.peer_authentications,
+                ));
             }
             for subset in subsets.iter().filter(|s| !passthrough(Some(s))) {
                 let name =
                     outbound_cluster_name(port.number, Some(&subset.name), &service.hostname);
-                assignments.push(build_load_assignment(&name, service, port, Some(subset)));
+                assignments.push(build_load_assignment(
+                    &name,
+                    service,
+                    port,
+                    Some(subset),
+                    &snapshot.peer_authentications,
+                ));
             }
         }
     }
@@ -47,12 +62,14 @@ pub fn build_load_assignments(
     assignments
 }
 
-/// The endpoints of `service` on `port`, narrowed to `subset`'s labels.
+/// The endpoints of `service` on `port`, narrowed to `subset`'s labels;
+/// those that speak mesh mTLS carry the metadata auto mTLS matches on.
 pub(super) fn build_load_assignment(
     cluster_name: &str,
     service: &Service,
     port: &ServicePort,
     subset: Option<&Subset>,
+    policies: &[PeerAuthentication],
 ) -> ClusterLoadAssignment {
     let mut by_locality: BTreeMap<Option<&Locality>, Vec<LbEndpoint>> = BTreeMap::new();
     for e in service
@@ -69,6 +86,8 @@ pub(super) fn build_load_assignment(
                     ..Default::default()
                 })),
                 load_balancing_weight: e.weight.map(|value| UInt32Value { value }),
+                metadata: endpoint_speaks_mtls(policies, service, e, port)
+                    .then(mtls_endpoint_metadata),
                 ..Default::default()
             });
     }

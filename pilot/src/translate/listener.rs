@@ -1,5 +1,7 @@
 //! LDS: for sidecars, the HTTP "router" listener, through which a client
-//! without traffic capture reaches mesh services by `Host`; for gateways,
+//! without traffic capture reaches mesh services by `Host`, and the inbound
+//! listeners of their Sidecar's `ingress` ports (see [`super::inbound`]);
+//! for gateways,
 //! the listeners of their Gateway servers (see [`super::gateway`]).
 //!
 //! Sidecars get no TCP listeners yet: without traffic capture a TCP client
@@ -25,10 +27,14 @@ pub fn build_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listene
     if view.role == ProxyRole::Gateway {
         return super::gateway::build_gateway_listeners(snapshot, view);
     }
-    view.router_address
+    let mut listeners: Vec<Listener> = view
+        .router_address
         .iter()
         .map(|(address, port)| build_router_listener(address, *port))
-        .collect()
+        .collect();
+    listeners.extend(super::inbound::build_inbound_listeners(snapshot, view));
+    listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    listeners
 }
 
 fn build_router_listener(address: &str, port: u16) -> Listener {

@@ -1,4 +1,5 @@
-//! DestinationRule `tls` -> an Envoy upstream TLS transport socket.
+//! DestinationRule `tls` (DISABLE, SIMPLE, MUTUAL with files) -> an Envoy
+//! upstream TLS transport socket. ISTIO_MUTUAL is [`super::mtls`]'s.
 
 use envoy_types::pb::envoy::config::core::v3::{
     DataSource, TransportSocket, data_source::Specifier, transport_socket::ConfigType,
@@ -62,7 +63,7 @@ pub(super) fn build_transport_socket(tls: &ClientTls) -> Option<TransportSocket>
 /// Whether Envoy should set SNI from the request's `Host` (HTTP clusters
 /// with TLS and no explicit `sni`, as Istio does).
 pub(super) fn auto_sni(tls: &ClientTls) -> bool {
-    tls.mode != TlsMode::Disable && tls.sni.is_none()
+    !matches!(tls.mode, TlsMode::Disable | TlsMode::IstioMutual) && tls.sni.is_none()
 }
 
 /// Whether Envoy should check the server certificate against that `Host`

@@ -90,14 +90,35 @@ fn union<'a, T: Ord + 'a, I: Iterator<Item = &'a T>>(a: I, b: I) -> BTreeSet<&'a
 }
 
 /// Whether only the endpoints of a statically resolved service differ
-/// (DNS services carry their endpoints in the cluster).
+/// (DNS services carry their endpoints in the cluster), and not in what
+/// clusters read from them: mesh mTLS (the sidecar marker of auto mTLS,
+/// the service accounts SAN checks name).
 fn endpoints_only(a: &Service, b: &Service) -> bool {
     a.resolution == Resolution::Static
         && b.resolution == Resolution::Static
+        && mtls_facts(a) == mtls_facts(b)
         && Service {
             endpoints: b.endpoints.clone(),
             ..a.clone()
         } == *b
+}
+
+/// What clusters read from endpoints: the service accounts, and the
+/// labels of the endpoints marked as having a sidecar (subsets select
+/// them by label).
+fn mtls_facts(s: &Service) -> (BTreeSet<&str>, BTreeSet<&BTreeMap<String, String>>) {
+    let accounts = s
+        .endpoints
+        .iter()
+        .filter_map(|e| e.service_account.as_deref())
+        .collect();
+    let marked = s
+        .endpoints
+        .iter()
+        .filter(|e| e.labels.contains_key(crate::translate::TLS_MODE_LABEL))
+        .map(|e| &e.labels)
+        .collect();
+    (accounts, marked)
 }
 
 fn touched_hosts(vs: &VirtualService, changes: &mut ChangeSet) {
@@ -120,8 +141,11 @@ fn same_beyond_services_and_rules(old: &MeshSnapshot, new: &MeshSnapshot) -> boo
         destination_rules: _,
         gateways,
         sidecars,
+        peer_authentications,
     } = old;
-    *gateways == new.gateways && *sidecars == new.sidecars
+    *gateways == new.gateways
+        && *sidecars == new.sidecars
+        && *peer_authentications == new.peer_authentications
 }
 
 /// The input for rebuilding the clusters or load assignments of `hosts`:
@@ -134,6 +158,7 @@ pub fn narrowed_to_hosts(snapshot: &MeshSnapshot, hosts: &BTreeSet<String>) -> M
         destination_rules: pick(&snapshot.destination_rules, hosts),
         gateways: snapshot.gateways.clone(),
         sidecars: snapshot.sidecars.clone(),
+        peer_authentications: snapshot.peer_authentications.clone(),
     }
 }
 
@@ -162,6 +187,7 @@ pub fn narrowed_to_routes(snapshot: &MeshSnapshot, hosts: &BTreeSet<String>) -> 
         destination_rules: pick(&snapshot.destination_rules, &needed),
         gateways: snapshot.gateways.clone(),
         sidecars: snapshot.sidecars.clone(),
+        peer_authentications: snapshot.peer_authentications.clone(),
     }
 }
 

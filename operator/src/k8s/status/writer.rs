@@ -32,7 +32,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{debug, warn};
-use weft_crds::{DestinationRule, Gateway, ResourceStatus, ServiceEntry, Sidecar, VirtualService};
+use weft_crds::{
+    DestinationRule, Gateway, PeerAuthentication, ResourceStatus, ServiceEntry, Sidecar,
+    VirtualService,
+};
 use weft_pilot::model::ResourceId;
 
 use super::{Outcome, build_status};
@@ -230,6 +233,7 @@ pub async fn write_status(
         "ServiceEntry" => patch::<ServiceEntry>(client, id, status).await,
         "Gateway" => patch::<Gateway>(client, id, status).await,
         "Sidecar" => patch::<Sidecar>(client, id, status).await,
+        "PeerAuthentication" => patch::<PeerAuthentication>(client, id, status).await,
         other => Err(Error::UnknownKind(other)),
     }
 }

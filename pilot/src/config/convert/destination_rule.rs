@@ -567,18 +567,25 @@ fn client_tls(path: &str, tls: &ClientTlsSettings, errors: &mut Errors) -> Optio
         CrdTlsMode::Disable => TlsMode::Disable,
         CrdTlsMode::Simple => TlsMode::Simple,
         CrdTlsMode::Mutual => TlsMode::Mutual,
-        CrdTlsMode::IstioMutual => {
-            unsupported_because(
-                errors,
-                format!("{path}.mode"),
-                "ISTIO_MUTUAL comes with Weft's CA; until then use MUTUAL with certificate files",
-            );
-            return None;
-        }
+        CrdTlsMode::IstioMutual => TlsMode::IstioMutual,
     };
     let client_certificate = non_empty(&tls.client_certificate);
     let private_key = non_empty(&tls.private_key);
-    if mode == TlsMode::Mutual {
+    if mode == TlsMode::IstioMutual {
+        // Istio ignores the file fields under ISTIO_MUTUAL; saying so is kinder.
+        for (field, value) in [
+            ("clientCertificate", &client_certificate),
+            ("privateKey", &private_key),
+            ("caCertificates", &non_empty(&tls.ca_certificates)),
+        ] {
+            if value.is_some() {
+                errors.push(
+                    format!("{path}.{field}"),
+                    "ISTIO_MUTUAL uses the mesh's certificates from the sidecar agent; remove this field or use MUTUAL",
+                );
+            }
+        }
+    } else if mode == TlsMode::Mutual {
         if client_certificate.is_none() {
             errors.push(
                 format!("{path}.clientCertificate"),

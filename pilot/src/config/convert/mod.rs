@@ -3,6 +3,7 @@
 mod destination_rule;
 mod gateway;
 mod l4_route;
+mod peer_authentication;
 mod service_entry;
 mod sidecar;
 mod virtual_service;
@@ -10,7 +11,9 @@ mod virtual_service;
 use weft_crds::MeshResource;
 
 use super::{ErrorReason, FieldError};
-use crate::model::{DestinationRule, Gateway, ResourceId, Service, Sidecar, VirtualService};
+use crate::model::{
+    DestinationRule, Gateway, PeerAuthentication, ResourceId, Service, Sidecar, VirtualService,
+};
 
 /// A resource in model form.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +25,7 @@ pub enum ConvertedResource {
     DestinationRule(DestinationRule),
     Gateway(Gateway),
     Sidecar(Sidecar),
+    PeerAuthentication(PeerAuthentication),
 }
 
 /// Converts one resource, or says everything that is wrong with it.
@@ -46,6 +50,9 @@ pub fn convert(
         MeshResource::Sidecar(spec) => {
             ConvertedResource::Sidecar(sidecar::convert(id, spec, &mut errors))
         }
+        MeshResource::PeerAuthentication(spec) => ConvertedResource::PeerAuthentication(
+            peer_authentication::convert(id, spec, &mut errors),
+        ),
     };
     if errors.0.is_empty() {
         Ok(converted)

@@ -1,21 +1,39 @@
 //! Sidecar -> model.
 //!
 //! Translated: `workloadSelector`, `egress[].hosts` (the services a sidecar
-//! receives) and `outboundTrafficPolicy.mode: REGISTRY_ONLY` (what the
-//! router listener does anyway: it routes registry services only).
-//! Rejected as not supported yet: `ingress`, `inboundConnectionPool`,
+//! receives; no egress listener means `*/*`, as in Istio),
+//! `outboundTrafficPolicy.mode: REGISTRY_ONLY` (what the router listener
+//! does anyway: it routes registry services only) and `ingress` listeners
+//! (`port`, `bind`, `defaultEndpoint` as `IP:PORT`: Istio's way to declare
+//! a workload's inbound ports without traffic capture).
+//! Rejected as not supported yet: ingress `captureMode: IPTABLES`, `tls`,
+//! `connectionPool` and `unix://` endpoints, `inboundConnectionPool`,
 //! egress `port` / `bind` / `captureMode` (they need traffic capture),
 //! `ALLOW_ANY` and `egressProxy` (the router has no original destination).
 
-use weft_crds::{OutboundTrafficMode, SidecarSpec};
+use weft_crds::{CaptureMode, IstioIngressListener, OutboundTrafficMode, SidecarSpec};
 
-use super::Errors;
 use super::gateway::{host_selector, unsupported_because};
-use crate::model::{ResourceId, Sidecar};
+use super::{Errors, port_number};
+use crate::model::{IngressListener, Protocol, ResourceId, Sidecar};
 
 pub(super) fn convert(id: &ResourceId, spec: &SidecarSpec, errors: &mut Errors) -> Sidecar {
-    if !spec.ingress.is_empty() {
-        errors.unsupported("spec.ingress");
+    let ingress: Vec<IngressListener> = spec
+        .ingress
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| ingress_listener(&format!("spec.ingress[{i}]"), l, errors))
+        .collect();
+    for (i, l) in ingress.iter().enumerate() {
+        if ingress[..i]
+            .iter()
+            .any(|o| o.port == l.port && o.bind == l.bind)
+        {
+            errors.push(
+                format!("spec.ingress[{i}].port.number"),
+                format!("port {} is declared twice on {}", l.port, l.bind),
+            );
+        }
     }
     if spec.inbound_connection_pool.is_some() {
         errors.unsupported("spec.inboundConnectionPool");
@@ -73,14 +91,126 @@ pub(super) fn convert(id: &ResourceId, spec: &SidecarSpec, errors: &mut Errors) 
         }
     }
     if spec.egress.is_empty() {
-        errors.push(
+        if spec.ingress.is_empty() {
+            errors.push(
+                "spec.egress",
+                "at least one egress listener with hosts, or one ingress listener, is required",
+            );
+        }
+        // Istio: without egress listeners a sidecar reaches every service.
+        egress_hosts.extend(host_selector(
             "spec.egress",
-            "at least one egress listener with hosts is required (Weft does not translate ingress listeners yet)",
-        );
+            "*/*",
+            &id.namespace,
+            true,
+            errors,
+        ));
     }
     Sidecar {
         id: id.clone(),
         workload_selector: selector,
         egress_hosts,
+        ingress,
+    }
+}
+
+fn ingress_listener(
+    path: &str,
+    l: &IstioIngressListener,
+    errors: &mut Errors,
+) -> Option<IngressListener> {
+    if l.capture_mode == Some(CaptureMode::Iptables) {
+        unsupported_because(
+            errors,
+            format!("{path}.captureMode"),
+            "IPTABLES needs traffic capture, which Weft does not set up (not supported by Weft yet); use NONE (or leave it unset) with a defaultEndpoint",
+        );
+    }
+    if l.tls.is_some() {
+        errors.unsupported(format!("{path}.tls"));
+    }
+    if l.connection_pool.is_some() {
+        errors.unsupported(format!("{path}.connectionPool"));
+    }
+    let Some(port) = &l.port else {
+        errors.push(format!("{path}.port"), "the port is required");
+        return None;
+    };
+    let number = port_number(&format!("{path}.port.number"), port.number, errors);
+    let protocol = match port.protocol.as_deref() {
+        None | Some("") => {
+            errors.push(
+                format!("{path}.port.protocol"),
+                "the protocol is required (HTTP, HTTP2, GRPC or TCP)",
+            );
+            Protocol::Unknown
+        }
+        Some(p) => match Protocol::parse(p) {
+            proto @ (Protocol::Http | Protocol::Http2 | Protocol::Grpc | Protocol::Tcp) => proto,
+            _ => {
+                errors.push(
+                    format!("{path}.port.protocol"),
+                    format!(
+                        "{p:?} is not supported on ingress listeners; use HTTP, HTTP2, GRPC or TCP"
+                    ),
+                );
+                Protocol::Unknown
+            }
+        },
+    };
+    let bind = l
+        .bind
+        .clone()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "0.0.0.0".to_string());
+    if bind.parse::<std::net::IpAddr>().is_err() {
+        errors.push(
+            format!("{path}.bind"),
+            format!("{bind:?} is not an IP address"),
+        );
+    }
+    let endpoint = default_endpoint(
+        &format!("{path}.defaultEndpoint"),
+        l.default_endpoint.as_deref(),
+        errors,
+    );
+    Some(IngressListener {
+        port: number?,
+        protocol,
+        name: port.name.clone().unwrap_or_default(),
+        bind,
+        endpoint: endpoint?,
+    })
+}
+
+/// `127.0.0.1:PORT` (or another IP): where the application listens.
+fn default_endpoint(field: &str, text: Option<&str>, errors: &mut Errors) -> Option<(String, u16)> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        errors.push(
+            field,
+            "a defaultEndpoint (e.g. 127.0.0.1:8080, where the application listens) is required without traffic capture",
+        );
+        return None;
+    };
+    if text.starts_with("unix://") {
+        errors.unsupported(field);
+        return None;
+    }
+    let parsed = text
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .filter(|a| a.port() > 0);
+    match parsed {
+        // Istio's 0.0.0.0:PORT means the workload's own address; without
+        // capture the application is reached on loopback.
+        Some(addr) if addr.ip().is_unspecified() => Some(("127.0.0.1".to_string(), addr.port())),
+        Some(addr) => Some((addr.ip().to_string(), addr.port())),
+        None => {
+            errors.push(
+                field,
+                format!("{text:?} is not IP:PORT (e.g. 127.0.0.1:8080)"),
+            );
+            None
+        }
     }
 }

@@ -241,7 +241,7 @@ fn sidecar_fields_that_need_capture_are_rejected() {
 kind: Sidecar
 metadata: {name: s, namespace: prod}
 spec:
-  ingress: [{port: {number: 9080, protocol: HTTP, name: http}, defaultEndpoint: 127.0.0.1:8080}]
+  ingress: [{port: {number: 9080, protocol: HTTP, name: http}, defaultEndpoint: 127.0.0.1:8080, captureMode: IPTABLES}]
   inboundConnectionPool: {tcp: {maxConnections: 1}}
   egress:
   - port: {number: 9080, protocol: HTTP, name: http}
@@ -254,7 +254,7 @@ spec:
     );
     let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
     assert!(
-        has("spec.ingress: not supported by Weft yet"),
+        has("spec.ingress[0].captureMode: IPTABLES needs traffic capture"),
         "{errors:#?}"
     );
     assert!(

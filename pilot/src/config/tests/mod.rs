@@ -24,4 +24,5 @@ fn reviews_mesh(http: &str) -> String {
 mod basics;
 mod gateways_and_sidecars;
 mod http_features;
+mod mtls;
 mod traffic_policy;

@@ -21,8 +21,8 @@ spec:
 fn destination_rule_policies_are_validated_naming_the_field() {
     let cases = [
         (
-            "    tls: {mode: ISTIO_MUTUAL}\n",
-            "spec.trafficPolicy.tls.mode: not supported by Weft yet: ISTIO_MUTUAL comes with Weft's CA",
+            "    tls: {mode: ISTIO_MUTUAL, clientCertificate: /c.pem}\n",
+            "spec.trafficPolicy.tls.clientCertificate: ISTIO_MUTUAL uses the mesh's certificates",
         ),
         (
             "    tls: {mode: SIMPLE, credentialName: x}\n",

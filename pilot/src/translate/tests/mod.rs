@@ -535,3 +535,4 @@ spec:
 }
 
 mod http_features;
+mod mtls;

@@ -218,3 +218,29 @@ spec:
         );
     }
 }
+
+#[test]
+fn endpoints_gaining_a_sidecar_or_identity_rebuild_clusters_and_policies_rebuild_all() {
+    let old = base((80, 20), &["v1", "v2"]);
+    let with_sidecar = old.replace(
+        "{address: 10.0.0.1, labels: {version: v1}}",
+        "{address: 10.0.0.1, serviceAccount: reviews, labels: {version: v1, security.istio.io/tlsMode: istio}}",
+    );
+    assert_ne!(old, with_sidecar, "the fixture has the endpoint to mark");
+    let changes = check(&old, &with_sidecar);
+    assert!(
+        changes
+            .clusters
+            .contains("reviews.default.svc.cluster.local")
+    );
+    let strict = docs(&[
+        with_sidecar.clone(),
+        "apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec: {mtls: {mode: DISABLE}}
+"
+        .to_string(),
+    ]);
+    assert!(check(&with_sidecar, &strict).full);
+}

@@ -1,0 +1,14 @@
+//! The `security.istio.io` kinds Weft serves: PeerAuthentication (served as
+//! `v1beta1` and `v1`, stored as `v1`). Same conventions as
+//! [`crate::networking`]: plain serde + schemars specs, camelCase on the
+//! wire, unknown fields ignored, and with the `kube` feature the
+//! `CustomResource` root type.
+
+pub mod peer_authentication;
+
+pub use peer_authentication::*;
+
+/// The API group of the security kinds.
+pub const SECURITY_GROUP: &str = "security.istio.io";
+/// Versions of [`SECURITY_GROUP`] that are served; all share one schema.
+pub const SECURITY_SERVED_VERSIONS: [&str; 2] = ["v1beta1", "v1"];
