@@ -40,9 +40,9 @@ pub mod store;
 
 pub use auth::{AuthError, Authenticator, TokenFileAuthenticator};
 pub use ca::{CaMaterial, CertificateAuthority};
-pub use weft_proto::{ConnectError, connect};
 pub use error::CaError;
 pub use identity::{Identity, KeyType};
 pub use metrics::CitadelMetrics;
 pub use server::{ServeError, serve};
 pub use service::{CertificateService, ServiceError, ValidityPolicy};
+pub use weft_proto::{ConnectError, connect};

@@ -43,7 +43,8 @@
 //! ```
 //!
 //! It must not depend on Weft's crates: it tests the binary's behaviour as
-//! a user sees it.
+//! a user sees it. The one exception is `weft-proto`, the generated wire
+//! API of the certificate service (as `envoy-types` would be for xDS).
 
 pub mod client;
 pub mod control_plane;

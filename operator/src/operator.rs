@@ -23,9 +23,9 @@ use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
+use weft_citadel::CitadelMetrics;
 use weft_pilot::config::ConfigStore;
 use weft_pilot::model::MeshSnapshot;
-use weft_citadel::CitadelMetrics;
 use weft_pilot::xds::RejectionMap;
 
 use crate::cli::OperatorArgs;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::watch;
 use tracing::warn;
+use weft_citadel::{CertificateAuthority, CitadelMetrics, TokenFileAuthenticator};
 use weft_pilot::config::ConfigStore;
 use weft_pilot::model::MeshSnapshot;
-use weft_citadel::{CertificateAuthority, CitadelMetrics, TokenFileAuthenticator};
 use weft_pilot::source::files::{DirWatcher, read_config_dir};
 
 use crate::cli::StandaloneArgs;

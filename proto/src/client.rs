@@ -5,13 +5,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::istio::v1::auth::istio_certificate_service_client::IstioCertificateServiceClient;
 use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint, Uri};
-use crate::istio::v1::auth::istio_certificate_service_client::IstioCertificateServiceClient;
 
 /// Why a client could not connect.
 #[derive(Debug, thiserror::Error)]

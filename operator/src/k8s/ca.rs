@@ -25,12 +25,12 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::ByteString;
-use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use weft_citadel::{AuthError, Authenticator, CaMaterial, CertificateAuthority, Identity, KeyType};
 
 use super::status::writer::FIELD_MANAGER;
@@ -62,7 +62,10 @@ pub fn reviewed_identity(
         ));
     };
     if status.authenticated != Some(true) {
-        let reason = status.error.clone().unwrap_or_else(|| "not authenticated".into());
+        let reason = status
+            .error
+            .clone()
+            .unwrap_or_else(|| "not authenticated".into());
         return Err(if reason.contains("expired") {
             AuthError::Expired
         } else if reason.contains("audience") {
@@ -230,16 +233,18 @@ pub async fn load_or_create_ca(
         else {
             continue;
         };
-        let material = material_from_secret(&secret).with_context(|| {
-            format!("Secret {namespace}/{name} lacks {CERT_KEY} or {KEY_KEY}")
-        })?;
+        let material = material_from_secret(&secret)
+            .with_context(|| format!("Secret {namespace}/{name} lacks {CERT_KEY} or {KEY_KEY}"))?;
         info!(secret = %format!("{namespace}/{name}"), "using the CA in Secret {namespace}/{name}");
         return CertificateAuthority::from_material(&material)
             .with_context(|| format!("Secret {namespace}/{name} holds no usable CA"));
     }
     let ca = CertificateAuthority::generate_root(key_type, trust_domain)?;
     match secrets
-        .create(&PostParams::default(), &ca_secret(namespace, &ca.material()))
+        .create(
+            &PostParams::default(),
+            &ca_secret(namespace, &ca.material()),
+        )
         .await
     {
         Ok(_) => {
@@ -252,8 +257,9 @@ pub async fn load_or_create_ca(
                 .with_context(|| format!("Secret {namespace}/{CA_SECRET} is incomplete"))?;
             Ok(CertificateAuthority::from_material(&material)?)
         }
-        Err(err) => Err(err)
-            .with_context(|| format!("cannot create Secret {namespace}/{CA_SECRET}")),
+        Err(err) => {
+            Err(err).with_context(|| format!("cannot create Secret {namespace}/{CA_SECRET}"))
+        }
     }
 }
 
@@ -318,9 +324,7 @@ async fn publish_root(client: &Client, namespace: &str, root_pem: &str) -> Resul
 /// The first PEM block of `chain`.
 fn first_cert(chain: &str) -> &str {
     const END: &str = "-----END CERTIFICATE-----";
-    chain
-        .find(END)
-        .map_or(chain, |at| &chain[..at + END.len()])
+    chain.find(END).map_or(chain, |at| &chain[..at + END.len()])
 }
 
 #[cfg(test)]
@@ -346,11 +350,18 @@ mod tests {
     #[test]
     fn an_authenticated_service_account_is_the_identity() {
         let identity = reviewed_identity(
-            Some(&status(true, "system:serviceaccount:ns1:reviews", &["istio-ca"])),
+            Some(&status(
+                true,
+                "system:serviceaccount:ns1:reviews",
+                &["istio-ca"],
+            )),
             "cluster.local",
         )
         .unwrap();
-        assert_eq!(identity.spiffe_id(), "spiffe://cluster.local/ns/ns1/sa/reviews");
+        assert_eq!(
+            identity.spiffe_id(),
+            "spiffe://cluster.local/ns/ns1/sa/reviews"
+        );
     }
 
     #[test]
@@ -359,10 +370,7 @@ mod tests {
             error: Some("token has expired".into()),
             ..status(false, "", &[])
         };
-        assert_eq!(
-            reviewed_identity(Some(&not), "td"),
-            Err(AuthError::Expired)
-        );
+        assert_eq!(reviewed_identity(Some(&not), "td"), Err(AuthError::Expired));
         assert!(matches!(
             reviewed_identity(
                 Some(&status(true, "system:serviceaccount:a:b", &["other"])),
