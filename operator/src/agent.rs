@@ -2,7 +2,6 @@
 //! Envoy bootstrap is `weft bootstrap`'s plus the `sds-grpc` cluster) and
 //! runs the agent until SIGTERM or Ctrl-C.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -41,10 +40,10 @@ pub fn agent_config(args: &AgentArgs, root_pem: Vec<u8>) -> anyhow::Result<Agent
         identity: Identity {
             trust_domain: args.trust_domain.clone(),
             namespace: args.bootstrap.namespace.clone(),
-            service_account: args.service_account.clone(),
+            service_account: args.service_account(),
         },
         cert_ttl: args.cert_ttl.into(),
-        sds_socket: args.sds_socket.clone(),
+        sds_socket: args.sds_socket(),
         retry_initial: Duration::from_secs(1),
         retry_max: Duration::from_secs(60),
     })
@@ -62,7 +61,7 @@ pub fn envoy_config(args: &AgentArgs) -> anyhow::Result<Option<EnvoyConfig>> {
     Ok(Some(EnvoyConfig {
         binary: args.envoy_binary.clone(),
         bootstrap_path,
-        bootstrap: render_bootstrap(args, &args.sds_socket)?,
+        bootstrap: render_bootstrap(args)?,
         admin_port: args.bootstrap.admin_port,
         drain_duration: args.drain_duration.into(),
         extra_args: Vec::new(),
@@ -70,11 +69,20 @@ pub fn envoy_config(args: &AgentArgs) -> anyhow::Result<Option<EnvoyConfig>> {
 }
 
 /// `weft bootstrap`'s bootstrap with the `sds-grpc` cluster on `socket`.
-fn render_bootstrap(args: &AgentArgs, socket: &Path) -> anyhow::Result<serde_json::Value> {
+/// `weft bootstrap`'s output, with the `sds-grpc` cluster on the agent's
+/// socket (which `weft bootstrap` adds itself when `--sds-socket` is given).
+fn render_bootstrap(args: &AgentArgs) -> anyhow::Result<serde_json::Value> {
     let yaml = bootstrap::render(&args.bootstrap)?;
     let mut value: serde_json::Value =
         serde_yaml::from_str(&yaml).context("weft bootstrap rendered YAML it cannot read back")?;
-    weft_agent::bootstrap::add_sds_cluster(&mut value, socket)?;
+    if args
+        .bootstrap
+        .sds_socket
+        .as_deref()
+        .is_none_or(str::is_empty)
+    {
+        weft_agent::bootstrap::add_sds_cluster(&mut value, &args.sds_socket())?;
+    }
     Ok(value)
 }
 

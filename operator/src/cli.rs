@@ -236,29 +236,12 @@ pub struct AgentArgs {
         default_value = "/var/run/secrets/tokens/istio-token"
     )]
     pub token_file: PathBuf,
-    /// The Unix socket Envoy reads its secrets from (SDS: `default`,
-    /// `ROOTCA`); a stale one is replaced.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "/var/run/secrets/workload-spiffe-uds/socket"
-    )]
-    pub sds_socket: PathBuf,
     /// Requested certificate validity; `0s` lets the CA choose.
     #[arg(long, value_name = "DURATION", default_value = "0s")]
     pub cert_ttl: IstioDuration,
     /// The trust domain of the requested SPIFFE ID (the CA decides).
     #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
     pub trust_domain: String,
-    /// The service account of the requested SPIFFE ID (the CA decides);
-    /// the namespace is `--namespace`.
-    #[arg(
-        long,
-        value_name = "NAME",
-        env = "SERVICE_ACCOUNT",
-        default_value = "default"
-    )]
-    pub service_account: String,
     /// Only certificates and SDS: do not write a bootstrap or run Envoy.
     #[arg(long)]
     pub no_envoy: bool,
@@ -273,6 +256,51 @@ pub struct AgentArgs {
     /// stopped.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub drain_duration: IstioDuration,
+    /// Also the agent's: `--sds-socket` (where it serves SDS; default
+    /// [`AgentArgs::DEFAULT_SDS_SOCKET`]) and `--service-account` (of the
+    /// requested SPIFFE ID, whose namespace is `--namespace`; the CA
+    /// decides; default `default`).
     #[command(flatten)]
     pub bootstrap: BootstrapArgs,
+}
+
+impl AgentArgs {
+    /// Where Istio's agent serves SDS.
+    pub const DEFAULT_SDS_SOCKET: &str = "/var/run/secrets/workload-spiffe-uds/socket";
+
+    /// The SDS socket: `--sds-socket`, else [`Self::DEFAULT_SDS_SOCKET`].
+    pub fn sds_socket(&self) -> PathBuf {
+        PathBuf::from(
+            self.bootstrap
+                .sds_socket
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .unwrap_or(Self::DEFAULT_SDS_SOCKET),
+        )
+    }
+
+    /// The requested identity's service account: `--service-account`,
+    /// else `default`.
+    pub fn service_account(&self) -> String {
+        self.bootstrap
+            .service_account
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// clap's own checks of every subcommand (e.g. two flattened structs
+    /// both defining a flag), which otherwise run only when that
+    /// subcommand is parsed.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }
