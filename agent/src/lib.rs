@@ -11,7 +11,7 @@
 //!                  ▼
 //!          watch<CertBundle> ─▶ sds (Unix socket, 0600) ─▶ Envoy: `default`, `ROOTCA`
 //!                  ▲ again at ½ lifetime ± 10%; on errors backoff
-//!   envoy: bootstrap (+ sds-grpc cluster) written, Envoy started,
+//!   envoy: bootstrap (weft-pilot's, with sds-grpc) written, Envoy started,
 //!          restarted when it dies, drained and SIGTERMed on shutdown
 //! ```
 //!
@@ -21,12 +21,10 @@
 //! - [`ca_client`]: the CA's gRPC client over TLS with the token
 //! - [`rotation`]: the issue / publish / sleep loop
 //! - [`sds`]: the SDS server and its per-stream state machine
-//! - [`bootstrap`]: the `sds-grpc` cluster added to Envoy's bootstrap
 //! - [`envoy`]: Envoy supervision
 //!
 //! Nothing here knows Kubernetes: the token is a file, the CA an address.
 
-pub mod bootstrap;
 pub mod bundle;
 pub mod ca_client;
 pub mod envoy;

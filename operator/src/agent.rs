@@ -68,22 +68,12 @@ pub fn envoy_config(args: &AgentArgs) -> anyhow::Result<Option<EnvoyConfig>> {
     }))
 }
 
-/// `weft bootstrap`'s bootstrap with the `sds-grpc` cluster on `socket`.
-/// `weft bootstrap`'s output, with the `sds-grpc` cluster on the agent's
-/// socket (which `weft bootstrap` adds itself when `--sds-socket` is given).
+/// `weft bootstrap`'s bootstrap, its `sds-grpc` cluster on the agent's
+/// socket.
 fn render_bootstrap(args: &AgentArgs) -> anyhow::Result<serde_json::Value> {
-    let yaml = bootstrap::render(&args.bootstrap)?;
-    let mut value: serde_json::Value =
-        serde_yaml::from_str(&yaml).context("weft bootstrap rendered YAML it cannot read back")?;
-    if args
-        .bootstrap
-        .sds_socket
-        .as_deref()
-        .is_none_or(str::is_empty)
-    {
-        weft_agent::bootstrap::add_sds_cluster(&mut value, &args.sds_socket())?;
-    }
-    Ok(value)
+    let mut params = bootstrap::params(&args.bootstrap)?;
+    params.sds_socket = Some(args.sds_socket().display().to_string());
+    Ok(weft_pilot::bootstrap::build_bootstrap(&params))
 }
 
 fn host_of(address: &str) -> anyhow::Result<String> {

@@ -9,6 +9,11 @@ use crate::cli::{BootstrapArgs, ProxyRoleArg};
 
 /// Renders the bootstrap YAML for `args`.
 pub fn render(args: &BootstrapArgs) -> anyhow::Result<String> {
+    Ok(serde_yaml::to_string(&build_bootstrap(&params(args)?))?)
+}
+
+/// What `args` say about the proxy, for [`build_bootstrap`].
+pub fn params(args: &BootstrapArgs) -> anyhow::Result<BootstrapParams> {
     let (host, port) = args
         .xds_address
         .rsplit_once(':')
@@ -58,7 +63,7 @@ pub fn render(args: &BootstrapArgs) -> anyhow::Result<String> {
         sds_socket: args.sds_socket.clone().filter(|p| !p.is_empty()),
         service_account: args.service_account.clone().filter(|s| !s.is_empty()),
     };
-    Ok(serde_yaml::to_string(&build_bootstrap(&params))?)
+    Ok(params)
 }
 
 #[cfg(test)]

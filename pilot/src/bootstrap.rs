@@ -114,7 +114,7 @@ fn xds_cluster(params: &BootstrapParams, xds_type: &str) -> Value {
 }
 
 /// The agent's SDS server: HTTP/2 over a Unix socket (Istio's `sds-grpc`).
-fn sds_cluster(path: &str) -> Value {
+pub fn sds_cluster(path: &str) -> Value {
     json!({
         "name": SDS_CLUSTER,
         "type": "STATIC",
