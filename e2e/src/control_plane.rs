@@ -237,6 +237,29 @@ impl ControlPlane {
         &self.server_url
     }
 
+    /// Creates (or keeps) namespace `namespace` and ServiceAccount `name`
+    /// in it; returns the ServiceAccount's uid.
+    pub fn create_service_account(&self, namespace: &str, name: &str) -> Result<String> {
+        self.kubectl_stdin_ok(
+            &["apply", "-f", "-"],
+            &format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n---\n\
+                 apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n  \
+                 namespace: {namespace}\n"
+            ),
+        )?;
+        let uid = self.kubectl_ok(&[
+            "get",
+            "serviceaccount",
+            name,
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])?;
+        Ok(uid.trim().to_string())
+    }
+
     /// The issuer of the apiserver's service-account tokens
     /// (`--service-account-issuer`).
     pub fn service_account_issuer(&self) -> String {

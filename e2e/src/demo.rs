@@ -3,6 +3,8 @@
 //! which route configuration Envoy holds.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use serde_yaml::Value;
@@ -15,6 +17,47 @@ pub const REVIEWS_HOST: &str = "reviews.default.svc.cluster.local";
 pub const REQUESTS: usize = 300;
 /// How far (percentage points) an observed share may be from its weight.
 pub const TOLERANCE_POINTS: f64 = 8.0;
+
+/// Runs a demo's `run` on a two-thread runtime and turns its outcome into
+/// the exit status: 0 when it succeeds, 1 on an error, 130 on Ctrl-C.
+/// Every process `run` started is killed when its future is dropped, on
+/// each of these ways out.
+pub fn run_demo<F>(name: &str, run: impl FnOnce() -> F) -> ExitCode
+where
+    F: Future<Output = Result<()>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("{name}: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = run() => Some(result),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    match outcome {
+        Some(Ok(())) => {
+            println!("\n{name}: OK, both splits match their weights.");
+            ExitCode::SUCCESS
+        }
+        Some(Err(err)) => {
+            eprintln!("\n{name}: FAILED: {err:#}");
+            ExitCode::FAILURE
+        }
+        None => {
+            eprintln!("\n{name}: interrupted; stopped everything it started.");
+            ExitCode::from(130)
+        }
+    }
+}
 
 /// The ratings VirtualService routes `end-user: jason` to v2.
 pub async fn show_ratings_header_match(mesh: &Mesh) -> Result<()> {

@@ -12,16 +12,12 @@ use std::time::{Duration, SystemTime};
 
 use rcgen::{CertificateParams, KeyPair, SanType};
 use tonic::Code;
-use weft_e2e::kube_mesh::{apply, operator_identity, start_control_plane_with_crds};
+use weft_e2e::kube_mesh::{operator_identity, start_control_plane_with_crds};
 use weft_e2e::mesh::WEFT_READY_TIMEOUT;
 use weft_e2e::tokens::{TokenClaims, sign_token};
 use weft_e2e::{APPLY_TIMEOUT, ControlPlane, OperatorOptions, Weft, wait_for};
 use weft_proto::istio::v1::auth::IstioCertificateRequest;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-
-const WORKLOAD: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns1\n---\n\
-                        apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: reviews\n  \
-                        namespace: ns1\n";
 
 /// The root published in `namespace`'s ConfigMap `name`, once it is.
 async fn published_root(plane: &ControlPlane, namespace: &str, name: &str) -> String {
@@ -121,7 +117,7 @@ async fn a_token_gets_a_certificate_for_the_identity_it_proves_and_nothing_else(
     let ca = weft
         .ca_addr()
         .expect("weft operator serves the certificate service");
-    apply(&plane, WORKLOAD).unwrap();
+    let uid = plane.create_service_account("ns1", "reviews").unwrap();
     let root = published_root(&plane, "ns1", "istio-ca-root-cert").await;
     assert_eq!(
         published_root(&plane, "ns1", "weft-ca-root-cert").await,
@@ -182,22 +178,11 @@ async fn a_token_gets_a_certificate_for_the_identity_it_proves_and_nothing_else(
             "somebody",
         ])
         .unwrap();
-    let uid = plane
-        .kubectl_ok(&[
-            "get",
-            "sa",
-            "reviews",
-            "-n",
-            "ns1",
-            "-o",
-            "jsonpath={.metadata.uid}",
-        ])
-        .unwrap();
     let claims = TokenClaims {
         issuer: plane.service_account_issuer(),
         namespace: "ns1".into(),
         service_account: "reviews".into(),
-        uid: uid.trim().to_string(),
+        uid,
         audiences: vec!["istio-ca".into()],
         issued_at: SystemTime::now() - Duration::from_secs(3600),
         lifetime: Duration::from_secs(600),

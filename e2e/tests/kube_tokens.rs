@@ -26,29 +26,12 @@ fn review(plane: &ControlPlane, token: &str, audience: &str) -> serde_yaml::Valu
 #[test]
 fn the_apiserver_judges_hand_signed_tokens_as_intended() {
     let plane = ControlPlane::start().unwrap();
-    plane
-        .kubectl_stdin_ok(
-            &["apply", "-f", "-"],
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns1\n---\napiVersion: v1\n\
-             kind: ServiceAccount\nmetadata:\n  name: reviews\n  namespace: ns1\n",
-        )
-        .unwrap();
-    let uid = plane
-        .kubectl_ok(&[
-            "get",
-            "serviceaccount",
-            "reviews",
-            "-n",
-            "ns1",
-            "-o",
-            "jsonpath={.metadata.uid}",
-        ])
-        .unwrap();
+    let uid = plane.create_service_account("ns1", "reviews").unwrap();
     let claims = TokenClaims {
         issuer: plane.service_account_issuer(),
         namespace: "ns1".into(),
         service_account: "reviews".into(),
-        uid: uid.trim().to_string(),
+        uid,
         audiences: vec!["istio-ca".into()],
         issued_at: SystemTime::now() - Duration::from_secs(5),
         lifetime: Duration::from_secs(600),

@@ -21,7 +21,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use weft_e2e::demo::{
-    REVIEWS_HOST, TOLERANCE_POINTS, describe, measure, route_versions, show_ratings_header_match,
+    REVIEWS_HOST, TOLERANCE_POINTS, describe, measure, route_versions, run_demo,
+    show_ratings_header_match,
 };
 use weft_e2e::examples::{
     StaticEndpoint, bookinfo_dir, parse_docs, read_config_dir, render_docs, route_weights,
@@ -41,39 +42,7 @@ const NEW_WEIGHTS: [(&str, u32); 3] = [("v1", 10), ("v2", 30), ("v3", 60)];
 const FIRST_UPSTREAM_PORT: u16 = 19081;
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("weft-demo-cluster: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            result = run() => Some(result),
-            _ = tokio::signal::ctrl_c() => None,
-        }
-    });
-    // `run()`'s future, and with it every process and the test host, has
-    // been dropped by the time we get here.
-    match outcome {
-        Some(Ok(())) => {
-            println!("\nweft-demo-cluster: OK, both splits match their weights.");
-            ExitCode::SUCCESS
-        }
-        Some(Err(err)) => {
-            eprintln!("\nweft-demo-cluster: FAILED: {err:#}");
-            ExitCode::FAILURE
-        }
-        None => {
-            eprintln!("\nweft-demo-cluster: interrupted; stopped everything it started.");
-            ExitCode::from(130)
-        }
-    }
+    run_demo("weft-demo-cluster", run)
 }
 
 async fn run() -> Result<()> {

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use weft_e2e::demo::{
-    REVIEWS_HOST, TOLERANCE_POINTS, describe, measure, route_versions, show_ratings_header_match,
+    REVIEWS_HOST, TOLERANCE_POINTS, describe, measure, route_versions, run_demo,
+    show_ratings_header_match,
 };
 use weft_e2e::examples::{
     bookinfo_dir, parse_docs, read_config_dir, render_docs, route_weights, set_route_weights,
@@ -26,39 +27,7 @@ const SERVICES_FILE: &str = "services.yaml";
 const NEW_WEIGHTS: [(&str, u32); 3] = [("v1", 10), ("v2", 30), ("v3", 60)];
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("weft-demo: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            result = run() => Some(result),
-            _ = tokio::signal::ctrl_c() => None,
-        }
-    });
-    // `run()`'s future, and with it every upstream, Envoy and weft, has
-    // been dropped (and its processes killed) by the time we get here.
-    match outcome {
-        Some(Ok(())) => {
-            println!("\nweft-demo: OK, both splits match their weights.");
-            ExitCode::SUCCESS
-        }
-        Some(Err(err)) => {
-            eprintln!("\nweft-demo: FAILED: {err:#}");
-            ExitCode::FAILURE
-        }
-        None => {
-            eprintln!("\nweft-demo: interrupted; stopped Envoy, weft and the upstreams.");
-            ExitCode::from(130)
-        }
-    }
+    run_demo("weft-demo", run)
 }
 
 async fn run() -> Result<()> {
