@@ -257,3 +257,20 @@ pub fn apply(plane: &ControlPlane, yaml: &str) -> Result<()> {
         .map(drop)
         .with_context(|| format!("kubectl apply of\n{yaml}"))
 }
+
+/// The object `kind` `default/name` as the apiserver holds it (JSON read
+/// as YAML, which it is).
+pub fn get_object(plane: &ControlPlane, kind: &str, name: &str) -> Result<serde_yaml::Value> {
+    let json = plane.kubectl_ok(&["get", kind, name, "-n", "default", "-o", "json"])?;
+    Ok(serde_yaml::from_str(&json)?)
+}
+
+/// The condition `type_` of `object`'s status: (status, reason, message).
+pub fn condition(object: &serde_yaml::Value, type_: &str) -> Option<(String, String, String)> {
+    let text = |c: &serde_yaml::Value, key: &str| c[key].as_str().unwrap_or_default().to_string();
+    object["status"]["conditions"]
+        .as_sequence()?
+        .iter()
+        .find(|c| c["type"].as_str() == Some(type_))
+        .map(|c| (text(c, "status"), text(c, "reason"), text(c, "message")))
+}

@@ -454,7 +454,7 @@ const CA_LINE: &str = "certificate service listening on";
 const MONITORING_LINE: &str = "monitoring server";
 
 /// The address after `listening on ` in one of weft's log lines.
-fn listening_address(line: &str) -> Result<SocketAddr> {
+pub fn listening_address(line: &str) -> Result<SocketAddr> {
     line.split("listening on ")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use weft_e2e::kube_mesh::{apply, operator_identity, route_all_to};
+use weft_e2e::kube_mesh::{apply, condition, get_object, operator_identity, route_all_to};
 use weft_e2e::yaml::{NACKED_VS, fqdn, mk_weighted_virtual_service};
 use weft_e2e::{APPLY_TIMEOUT, ControlPlane, KubeMesh, wait_for};
 
@@ -48,29 +48,9 @@ async fn kubectl_apply_of_a_virtual_service_shifts_traffic_and_delete_restores_i
     Ok(())
 }
 
-/// The VirtualService `reviews` as the apiserver holds it (JSON read as
-/// YAML, which it is).
+/// The VirtualService `reviews` as the apiserver holds it.
 fn get_virtual_service(plane: &ControlPlane) -> anyhow::Result<serde_yaml::Value> {
-    let json = plane.kubectl_ok(&[
-        "get",
-        "virtualservice",
-        "reviews",
-        "-n",
-        "default",
-        "-o",
-        "json",
-    ])?;
-    Ok(serde_yaml::from_str(&json)?)
-}
-
-/// The condition `type_` of `object`'s status: (status, reason, message).
-fn condition(object: &serde_yaml::Value, type_: &str) -> Option<(String, String, String)> {
-    let text = |c: &serde_yaml::Value, key: &str| c[key].as_str().unwrap_or_default().to_string();
-    object["status"]["conditions"]
-        .as_sequence()?
-        .iter()
-        .find(|c| c["type"].as_str() == Some(type_))
-        .map(|c| (text(c, "status"), text(c, "reason"), text(c, "message")))
+    get_object(plane, "virtualservice", "reviews")
 }
 
 /// Waits until `reviews`' status describes its current generation with

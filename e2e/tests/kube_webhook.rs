@@ -9,11 +9,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::process::Output;
 
-use anyhow::{Context, bail};
-use weft_e2e::kube_mesh::operator_identity;
+use anyhow::bail;
+use weft_e2e::kube_mesh::{condition, get_object, operator_identity};
+use weft_e2e::procs::listening_address;
 use weft_e2e::tls::{TestPki, base64};
 use weft_e2e::yaml::{fqdn, mk_weighted_virtual_service};
 use weft_e2e::{APPLY_TIMEOUT, ControlPlane, KubeMesh, wait_for};
@@ -69,30 +69,6 @@ fn apply_refused(plane: &ControlPlane, yaml: &str) -> anyhow::Result<String> {
     Ok(stderr)
 }
 
-/// The address in weft's webhook log line.
-fn webhook_address(line: &str) -> anyhow::Result<SocketAddr> {
-    line.split(&format!("{WEBHOOK_LINE} "))
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.parse().ok())
-        .with_context(|| format!("no address in weft's line {line:?}"))
-}
-
-fn get_object(plane: &ControlPlane, kind: &str, name: &str) -> anyhow::Result<serde_yaml::Value> {
-    let json = plane.kubectl_ok(&["get", kind, name, "-n", "default", "-o", "json"])?;
-    Ok(serde_yaml::from_str(&json)?)
-}
-
-/// The condition `type_` of `object`'s status: (status, reason, message).
-fn condition(object: &serde_yaml::Value, type_: &str) -> Option<(String, String, String)> {
-    let text = |c: &serde_yaml::Value, key: &str| c[key].as_str().unwrap_or_default().to_string();
-    object["status"]["conditions"]
-        .as_sequence()?
-        .iter()
-        .find(|c| c["type"].as_str() == Some(type_))
-        .map(|c| (text(c, "status"), text(c, "reason"), text(c, "message")))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_refuses_what_weft_would_reject_and_warns_about_what_it_cannot_serve()
 -> anyhow::Result<()> {
@@ -119,7 +95,7 @@ async fn the_webhook_refuses_what_weft_would_reject_and_warns_about_what_it_cann
         .weft()
         .wait_for_log(WEBHOOK_LINE, APPLY_TIMEOUT)
         .await?;
-    let address = webhook_address(&line)?;
+    let address = listening_address(&line)?;
     let url = format!("https://{address}/validate");
     plane.kubectl_stdin_ok(
         &["apply", "-f", "-"],
