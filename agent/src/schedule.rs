@@ -7,17 +7,24 @@ use std::time::{Duration, SystemTime};
 /// The share of half the lifetime the renewal moves by at most (±10%).
 pub const JITTER: f64 = 0.1;
 
-/// How long to wait, from `now`, before renewing a certificate valid from
-/// `not_before` to `not_after`: half of the lifetime, moved by
-/// `jitter * JITTER` of that half, where `jitter` is in `[-1, 1]`. Zero if
-/// that moment has passed (or the validity is inverted).
+/// How long to wait, from `now` (when the certificate arrived), before
+/// renewing a certificate valid from `not_before` to `not_after`: half of
+/// the lifetime left from the later of `now` and `not_before`, moved by
+/// `jitter * JITTER` of that half, where `jitter` is in `[-1, 1]`. Zero
+/// if the certificate has expired (or the validity is inverted).
+///
+/// The lifetime counts from arrival, not from `not_before` alone, because
+/// CAs back-date `not_before` to tolerate clock skew (Weft's by a minute):
+/// a 20 s certificate back-dated by 60 s must still be renewed after about
+/// 10 s, not at once and again forever.
 pub fn renewal_delay(
     not_before: SystemTime,
     not_after: SystemTime,
     now: SystemTime,
     jitter: f64,
 ) -> Duration {
-    let Ok(lifetime) = not_after.duration_since(not_before) else {
+    let start = not_before.max(now);
+    let Ok(lifetime) = not_after.duration_since(start) else {
         return Duration::ZERO;
     };
     let half = lifetime / 2;
@@ -27,8 +34,7 @@ pub fn renewal_delay(
     } else {
         half + shift
     };
-    let at = not_before + offset;
-    at.duration_since(now).unwrap_or_default()
+    (start + offset).duration_since(now).unwrap_or_default()
 }
 
 /// Exponential backoff between failed attempts: `initial`, doubling, at
@@ -74,9 +80,21 @@ mod tests {
     }
 
     #[test]
-    fn renews_at_half_the_lifetime_without_jitter() {
+    fn renews_at_half_the_lifetime_left_without_jitter() {
+        let delay = renewal_delay(at(T0), at(T0 + 100), at(T0), 0.0);
+        assert_eq!(delay, Duration::from_secs(50));
+        // Arriving late (or a clock behind the CA's): half of what is left.
         let delay = renewal_delay(at(T0), at(T0 + 100), at(T0 + 10), 0.0);
-        assert_eq!(delay, Duration::from_secs(40));
+        assert_eq!(delay, Duration::from_secs(45));
+    }
+
+    #[test]
+    fn a_back_dated_short_certificate_is_renewed_at_half_its_usable_life() {
+        let delay = renewal_delay(at(T0 - 60), at(T0 + 20), at(T0), 0.0);
+        assert_eq!(delay, Duration::from_secs(10));
+        // Not valid yet here: the lifetime counts from `not_before`.
+        let delay = renewal_delay(at(T0 + 10), at(T0 + 110), at(T0), 0.0);
+        assert_eq!(delay, Duration::from_secs(60));
     }
 
     #[test]
@@ -90,9 +108,9 @@ mod tests {
     }
 
     #[test]
-    fn a_past_renewal_time_or_inverted_validity_means_now() {
+    fn an_expired_certificate_or_inverted_validity_means_now() {
         assert_eq!(
-            renewal_delay(at(T0), at(T0 + 100), at(T0 + 90), 0.0),
+            renewal_delay(at(T0), at(T0 + 100), at(T0 + 100), 0.0),
             Duration::ZERO
         );
         assert_eq!(

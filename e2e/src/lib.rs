@@ -55,6 +55,7 @@ pub mod kube_mesh;
 pub mod mesh;
 pub mod netns;
 pub mod procs;
+pub mod sidecars;
 pub mod tcp;
 pub mod tls;
 pub mod tokens;

@@ -589,7 +589,7 @@ async fn wait_ready(
     }
 }
 
-fn write_atomically(dir: &Path, name: &str, yaml: &str) -> Result<()> {
+pub(crate) fn write_atomically(dir: &Path, name: &str, yaml: &str) -> Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let path = dir.join(name);
     std::fs::write(&tmp, yaml).with_context(|| format!("writing {}", tmp.display()))?;

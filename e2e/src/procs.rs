@@ -305,11 +305,22 @@ impl Weft {
     /// `info`) and no colours, and waits until it serves xDS; the addresses
     /// are read from its log.
     pub async fn start(config_dir: &Path, timeout: Duration) -> Result<Self> {
+        Self::start_standalone_with(config_dir, &[], timeout).await
+    }
+
+    /// [`Weft::start`] with further arguments of `weft standalone` (e.g.
+    /// `--token-file` and `--ca-dir`, which turn its CA on).
+    pub async fn start_standalone_with(
+        config_dir: &Path,
+        args: &[&std::ffi::OsStr],
+        timeout: Duration,
+    ) -> Result<Self> {
         let mut command = Command::new(weft_binary()?);
         command
             .arg("standalone")
             .arg("--config-dir")
-            .arg(config_dir);
+            .arg(config_dir)
+            .args(args);
         Self::spawn(command, None, timeout).await
     }
 

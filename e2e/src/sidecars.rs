@@ -1,0 +1,457 @@
+//! The `SidecarPair` fixture: two workloads with mesh identities talking
+//! through their sidecars, everything real:
+//!
+//! ```text
+//!  test ──HTTP──▶ sleep's Envoy ══mTLS══▶ reviews' Envoy ──HTTP──▶ app (echo)
+//!                 (outbound router)        (inbound listener,      sees x-forwarded-client-cert
+//!                      ▲ SDS                ▲ SDS  PeerAuthentication)
+//!                 weft agent (sleep)      weft agent (reviews)
+//!                      └──── CSR + token ───┴──▶ weft standalone: xDS + CA
+//! ```
+//!
+//! `weft standalone` runs with `--token-file` (the two workloads' tokens)
+//! and `--ca-dir`; each sidecar is `weft agent` with its own token file,
+//! SDS socket and `--cert-ttl`, starting and supervising its Envoy. The
+//! config dir holds a ServiceEntry for `reviews` whose endpoint carries
+//! Istio's sidecar label (so the client uses auto mTLS and checks the
+//! server's SPIFFE ID), a Sidecar giving the server its inbound listener
+//! in front of the app, and a namespace-wide PeerAuthentication whose
+//! mode tests rewrite with [`SidecarPair::set_mtls_mode`].
+
+use std::ffi::OsStr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tempfile::TempDir;
+
+use crate::client::{Reply, http_get, wait_for};
+use crate::mesh::{ENVOY_READY_TIMEOUT, TrafficDriver, WEFT_READY_TIMEOUT, write_atomically};
+use crate::procs::{Process, Weft, free_port};
+use crate::tools::{envoy_binary, weft_binary};
+use crate::upstream::Upstream;
+
+/// The namespace both workloads live in.
+pub const NAMESPACE: &str = "default";
+/// The server's service.
+pub const SERVER_HOST: &str = "reviews.default.svc.cluster.local";
+/// The server workload's mesh identity.
+pub const SERVER_ID: &str = "spiffe://cluster.local/ns/default/sa/reviews";
+/// The client workload's mesh identity.
+pub const CLIENT_ID: &str = "spiffe://cluster.local/ns/default/sa/sleep";
+/// The file holding the PeerAuthentication.
+const PEER_AUTHENTICATION_FILE: &str = "peer-authentication.yaml";
+/// How long a sidecar gets to drain and stop on SIGTERM before SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to start a [`SidecarPair`].
+#[derive(Clone, Debug)]
+pub struct SidecarOptions {
+    /// The namespace-wide PeerAuthentication's mode: `STRICT`,
+    /// `PERMISSIVE` or `DISABLE`.
+    pub mtls_mode: String,
+    /// The certificate lifetime both agents ask for; `None` lets the CA
+    /// choose (24 h).
+    pub cert_ttl: Option<Duration>,
+}
+
+impl Default for SidecarOptions {
+    fn default() -> Self {
+        Self {
+            mtls_mode: "STRICT".to_string(),
+            cert_ttl: None,
+        }
+    }
+}
+
+/// weft, two sidecars and the server's app. Dropping it stops the
+/// sidecars (SIGTERM, so each agent stops its Envoy), then weft.
+#[derive(Debug)]
+pub struct SidecarPair {
+    // Field order is drop order.
+    client: Sidecar,
+    server: Sidecar,
+    app: Upstream,
+    weft: Weft,
+    inbound_addr: SocketAddr,
+    config_dir: TempDir,
+    _state_dir: TempDir,
+}
+
+impl SidecarPair {
+    /// Starts weft with its CA, the app, and both sidecars, and waits until
+    /// a request from the client reaches the app.
+    pub async fn start(options: SidecarOptions) -> Result<Self> {
+        let envoy = tokio::task::spawn_blocking(envoy_binary).await??;
+        let app = Upstream::start("reviews-app", Ipv4Addr::LOCALHOST.into()).await?;
+        let inbound_port = free_port()?;
+        let inbound_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, inbound_port));
+
+        let config_dir = tempfile::Builder::new()
+            .prefix("weft-e2e-sidecars-config-")
+            .tempdir()?;
+        write_atomically(
+            config_dir.path(),
+            "reviews.yaml",
+            &server_config(inbound_port, app.port()),
+        )?;
+        write_atomically(
+            config_dir.path(),
+            PEER_AUTHENTICATION_FILE,
+            &peer_authentication(&options.mtls_mode),
+        )?;
+
+        let state_dir = tempfile::Builder::new()
+            .prefix("weft-e2e-sidecars-")
+            .tempdir()?;
+        let state = state_dir.path();
+        let tokens = [("sleep", "token-of-sleep"), ("reviews", "token-of-reviews")];
+        let token_file: String = tokens
+            .iter()
+            .map(|(sa, token)| {
+                format!("- {{token: {token}, namespace: {NAMESPACE}, serviceAccount: {sa}}}\n")
+            })
+            .collect();
+        std::fs::write(state.join("tokens.yaml"), token_file)?;
+        let ca_dir = state.join("ca");
+        let weft = Weft::start_standalone_with(
+            config_dir.path(),
+            &[
+                OsStr::new("--token-file"),
+                state.join("tokens.yaml").as_os_str(),
+                OsStr::new("--ca-dir"),
+                ca_dir.as_os_str(),
+            ],
+            WEFT_READY_TIMEOUT,
+        )
+        .await?;
+        let ca_addr = weft
+            .ca_addr()
+            .context("weft standalone with --token-file serves no certificate service")?;
+
+        let start = |name: &str, labels: &str, token: &str| {
+            let spec = SidecarSpec {
+                name,
+                labels,
+                token,
+                xds_addr: weft.xds_addr(),
+                ca_addr,
+                ca_root: &ca_dir.join("root-cert.pem"),
+                envoy: &envoy,
+                cert_ttl: options.cert_ttl,
+                dir: state,
+            };
+            Sidecar::start(&spec)
+        };
+        let server = start("reviews", "app=reviews,version=v1", tokens[1].1)?;
+        let client = start("sleep", "app=sleep", tokens[0].1)?;
+        let pair = Self {
+            client,
+            server,
+            app,
+            weft,
+            inbound_addr,
+            config_dir,
+            _state_dir: state_dir,
+        };
+        for sidecar in [&pair.client, &pair.server] {
+            sidecar.wait_ready().await?;
+        }
+        wait_for(
+            "a request from sleep to reach the app through both sidecars",
+            ENVOY_READY_TIMEOUT,
+            || async { pair.call().await.ok().filter(|r| r.status == 200) },
+        )
+        .await
+        .map_err(|err| err.context(pair.logs()))?;
+        Ok(pair)
+    }
+
+    /// `GET /` from the client workload: to its sidecar's outbound router
+    /// with `Host: reviews.default.svc.cluster.local`.
+    pub async fn call(&self) -> Result<Reply> {
+        http_get(self.client.outbound, SERVER_HOST, "/", &[]).await
+    }
+
+    /// A plain-text `GET /` straight to the server's inbound listener, as
+    /// a workload without a sidecar would call it.
+    pub async fn call_without_sidecar(&self) -> Result<Reply> {
+        http_get(self.inbound_addr, SERVER_HOST, "/", &[]).await
+    }
+
+    /// Requests from the client workload, continuously, in the background.
+    pub fn drive_traffic(&self) -> TrafficDriver {
+        TrafficDriver::start(self.client.outbound, SERVER_HOST, "/")
+    }
+
+    /// The `x-forwarded-client-cert` of the last request the app received
+    /// (what the server's sidecar says of its caller).
+    pub fn last_client_cert_header(&self) -> Option<String> {
+        self.app
+            .last_received()?
+            .header("x-forwarded-client-cert")
+            .map(str::to_string)
+    }
+
+    /// Every request the app received so far.
+    pub fn app(&self) -> &Upstream {
+        &self.app
+    }
+
+    /// Rewrites the namespace-wide PeerAuthentication's mode and waits
+    /// until weft has applied it.
+    pub async fn set_mtls_mode(&self, mode: &str) -> Result<()> {
+        let mark = self.weft.log_mark();
+        write_atomically(
+            self.config_dir.path(),
+            PEER_AUTHENTICATION_FILE,
+            &peer_authentication(mode),
+        )?;
+        self.weft
+            .wait_for_log_since(mark, "config applied", WEFT_READY_TIMEOUT)
+            .await?;
+        Ok(())
+    }
+
+    /// The serial numbers of the certificates Envoy serves as the server's
+    /// own identity (from its admin `/certs`).
+    pub async fn server_cert_serials(&self) -> Result<Vec<String>> {
+        self.server.cert_serials(SERVER_ID).await
+    }
+
+    pub fn client(&self) -> &Sidecar {
+        &self.client
+    }
+
+    pub fn server(&self) -> &Sidecar {
+        &self.server
+    }
+
+    pub fn weft(&self) -> &Weft {
+        &self.weft
+    }
+
+    /// The last lines of weft's and both agents' output.
+    pub fn logs(&self) -> String {
+        format!(
+            "weft:\n{}\nsleep's agent:\n{}\nreviews' agent:\n{}",
+            self.weft.log_tail(20),
+            self.client.process.log_tail(20),
+            self.server.process.log_tail(20)
+        )
+    }
+}
+
+/// What one sidecar needs to start.
+struct SidecarSpec<'a> {
+    name: &'a str,
+    labels: &'a str,
+    token: &'a str,
+    xds_addr: SocketAddr,
+    ca_addr: SocketAddr,
+    ca_root: &'a Path,
+    envoy: &'a Path,
+    cert_ttl: Option<Duration>,
+    dir: &'a Path,
+}
+
+/// One workload's `weft agent` and the Envoy it runs.
+#[derive(Debug)]
+pub struct Sidecar {
+    process: Process,
+    outbound: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Sidecar {
+    fn start(spec: &SidecarSpec<'_>) -> Result<Self> {
+        let [outbound, admin] = [free_port()?, free_port()?];
+        let dir = spec.dir.join(spec.name);
+        std::fs::create_dir_all(&dir)?;
+        let token_file = dir.join("token");
+        std::fs::write(&token_file, spec.token)?;
+        let ttl = spec
+            .cert_ttl
+            .map_or_else(|| "0s".to_string(), |t| format!("{}s", t.as_secs()));
+        let mut command = Command::new(weft_binary()?);
+        command
+            .arg("agent")
+            .args(["--node-id", &format!("{}-1.{NAMESPACE}", spec.name)])
+            .args(["--namespace", NAMESPACE, "--service-account", spec.name])
+            .args(["--labels", spec.labels])
+            .args(["--xds-address", &spec.xds_addr.to_string()])
+            .args(["--outbound-port", &outbound.to_string()])
+            .args(["--admin-port", &admin.to_string()])
+            .args(["--ca-address", &spec.ca_addr.to_string()])
+            .arg("--ca-root")
+            .arg(spec.ca_root)
+            .arg("--token-file")
+            .arg(&token_file)
+            .arg("--sds-socket")
+            .arg(dir.join("sds.sock"))
+            .arg("--bootstrap-out")
+            .arg(dir.join("envoy.json"))
+            .arg("--envoy-binary")
+            .arg(spec.envoy)
+            .args(["--cert-ttl", &ttl, "--drain-duration", "1s"])
+            .env(
+                "RUST_LOG",
+                std::env::var("WEFT_E2E_RUST_LOG").unwrap_or_else(|_| "info".to_string()),
+            )
+            .env("NO_COLOR", "1");
+        Ok(Self {
+            process: Process::spawn(&format!("weft agent ({})", spec.name), command)?,
+            outbound: SocketAddr::from((Ipv4Addr::LOCALHOST, outbound)),
+            admin: SocketAddr::from((Ipv4Addr::LOCALHOST, admin)),
+        })
+    }
+
+    /// Waits until Envoy's admin `/ready` answers 200.
+    async fn wait_ready(&self) -> Result<()> {
+        wait_for(
+            &format!("{}'s Envoy to be ready", self.process.name()),
+            ENVOY_READY_TIMEOUT,
+            || async {
+                if !self.process.is_running() {
+                    return Some(Err(anyhow::anyhow!(
+                        "{} exited: {}",
+                        self.process.name(),
+                        self.process.log_tail(30)
+                    )));
+                }
+                let reply = http_get(self.admin, "localhost", "/ready", &[])
+                    .await
+                    .ok()?;
+                (reply.status == 200).then_some(Ok(()))
+            },
+        )
+        .await?
+    }
+
+    /// The agent process (its log, pid).
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+
+    /// Envoy's admin listener.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// Serial numbers of the leaf certificates with URI SAN `spiffe_id`
+    /// that Envoy holds (admin `/certs`), deduplicated.
+    pub async fn cert_serials(&self, spiffe_id: &str) -> Result<Vec<String>> {
+        let reply = http_get(self.admin, "localhost", "/certs", &[]).await?;
+        if reply.status != 200 {
+            bail!("Envoy's /certs answered {}: {}", reply.status, reply.body);
+        }
+        leaf_serials(&reply.body, spiffe_id)
+    }
+
+    /// SIGTERM, then waits for the agent to stop Envoy and exit.
+    fn stop(&self) {
+        let pid = self.process.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        while self.process.is_running() && start.elapsed() < STOP_TIMEOUT {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        // SIGKILL (Process's drop) would leave the agent's Envoy running.
+        self.stop();
+    }
+}
+
+/// The leaf serial numbers with URI SAN `spiffe_id` in Envoy's admin
+/// `/certs` JSON.
+fn leaf_serials(certs_json: &str, spiffe_id: &str) -> Result<Vec<String>> {
+    let value: serde_json::Value =
+        serde_json::from_str(certs_json).context("Envoy's /certs is not JSON")?;
+    let mut serials: Vec<String> = value["certificates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["cert_chain"].as_array()?.first())
+        .filter(|leaf| {
+            leaf["subject_alt_names"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|san| san["uri"].as_str() == Some(spiffe_id))
+        })
+        .filter_map(|leaf| leaf["serial_number"].as_str().map(str::to_string))
+        .collect();
+    serials.sort();
+    serials.dedup();
+    Ok(serials)
+}
+
+/// `reviews`: a ServiceEntry whose endpoint is the server's inbound
+/// listener and has a sidecar (`security.istio.io/tlsMode: istio`), and a
+/// Sidecar giving the server that listener in front of the app.
+fn server_config(inbound_port: u16, app_port: u16) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: reviews, namespace: {NAMESPACE}}}
+spec:
+  hosts: [{SERVER_HOST}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9080, name: http, protocol: HTTP}}]
+  endpoints:
+  - address: 127.0.0.1
+    ports: {{http: {inbound_port}}}
+    serviceAccount: reviews
+    labels: {{app: reviews, version: v1, security.istio.io/tlsMode: istio}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: reviews, namespace: {NAMESPACE}}}
+spec:
+  workloadSelector: {{labels: {{app: reviews}}}}
+  ingress:
+  - port: {{number: {inbound_port}, protocol: HTTP, name: http}}
+    bind: 127.0.0.1
+    defaultEndpoint: 127.0.0.1:{app_port}
+"
+    )
+}
+
+/// The namespace-wide PeerAuthentication with `mode`.
+fn peer_authentication(mode: &str) -> String {
+    format!(
+        "apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: default, namespace: {NAMESPACE}}}
+spec:
+  mtls: {{mode: {mode}}}
+"
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_serials_keep_only_the_identity_s_leaves() {
+        let json = r#"{"certificates":[
+          {"ca_cert":[{"serial_number":"01"}],
+           "cert_chain":[{"serial_number":"aa","subject_alt_names":[{"uri":"spiffe://cluster.local/ns/default/sa/reviews"}]},
+                         {"serial_number":"01"}]},
+          {"cert_chain":[{"serial_number":"aa","subject_alt_names":[{"uri":"spiffe://cluster.local/ns/default/sa/reviews"}]}]},
+          {"cert_chain":[{"serial_number":"bb","subject_alt_names":[{"uri":"spiffe://cluster.local/ns/default/sa/sleep"}]}]}
+        ]}"#;
+        assert_eq!(leaf_serials(json, SERVER_ID).unwrap(), vec!["aa"]);
+        assert_eq!(leaf_serials(json, CLIENT_ID).unwrap(), vec!["bb"]);
+        assert!(leaf_serials("nope", SERVER_ID).is_err());
+    }
+}
