@@ -42,7 +42,7 @@ const NEW_WEIGHTS: [(&str, u32); 3] = [("v1", 10), ("v2", 30), ("v3", 60)];
 const FIRST_UPSTREAM_PORT: u16 = 19081;
 
 fn main() -> ExitCode {
-    run_demo("weft-demo-cluster", run)
+    run_demo("weft-demo-cluster", "both splits match their weights", run)
 }
 
 async fn run() -> Result<()> {
