@@ -21,8 +21,8 @@ use weft_e2e::{APPLY_TIMEOUT, ControlPlane, KubeMesh, wait_for};
 /// The log line of the webhook's bound address.
 const WEBHOOK_LINE: &str = "validating webhook listening on";
 
-/// A ValidatingWebhookConfiguration calling `url` for the five mesh
-/// kinds, trusting `ca_pem`.
+/// A ValidatingWebhookConfiguration calling `url` for the five
+/// networking kinds and PeerAuthentication, trusting `ca_pem`.
 fn mk_webhook_configuration(url: &str, ca_pem: &str) -> String {
     format!(
         "\
@@ -40,6 +40,10 @@ webhooks:
     apiVersions: ['*']
     operations: [CREATE, UPDATE]
     resources: [virtualservices, destinationrules, serviceentries, gateways, sidecars]
+  - apiGroups: [security.istio.io]
+    apiVersions: ['*']
+    operations: [CREATE, UPDATE]
+    resources: [peerauthentications]
   failurePolicy: Fail
   sideEffects: None
   admissionReviewVersions: [v1]
@@ -123,6 +127,26 @@ async fn the_webhook_refuses_what_weft_would_reject_and_warns_about_what_it_cann
         "{stderr}"
     );
     assert!(stderr.contains("90"), "{stderr}");
+
+    // A PeerAuthentication with port-level modes but no workload selector.
+    let stderr = apply_refused(
+        plane,
+        "\
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec:
+  mtls: {mode: STRICT}
+  portLevelMtls:
+    '9080': {mode: DISABLE}
+",
+    )?;
+    assert!(
+        stderr.contains(
+            "PeerAuthentication default/default: spec.portLevelMtls: portLevelMtls needs a selector"
+        ),
+        "{stderr}"
+    );
 
     // A subset the existing DestinationRule `reviews` does not define.
     let stderr = apply_refused(

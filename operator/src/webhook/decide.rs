@@ -37,7 +37,7 @@
 //! allowed): those objects' status reports them, as `weft validate` would.
 //!
 //! Always allowed: DELETE and CONNECT, subresources (`status`: Weft's own
-//! status writes), kinds other than the five mesh kinds, updates of an
+//! status writes), kinds other than [`KINDS`], updates of an
 //! object being deleted, and updates that leave `spec` as it was (so
 //! labels and finalizers of an object admitted before stay editable).
 //! Dry-run requests are validated like the others.
@@ -47,24 +47,33 @@ use std::sync::Arc;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, Operation};
 use serde_json::Value;
-use weft_crds::{DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService};
+use weft_crds::{
+    DestinationRule, Gateway, PeerAuthentication, ServiceEntry, Sidecar, VirtualService,
+};
 use weft_pilot::config::{ConfigError, ErrorReason, Input};
 use weft_pilot::model::{MeshSnapshot, ResourceId, qualify_host};
 
 use crate::k8s::mesh;
 use crate::validate::validate_inputs;
 
-/// The API group of the kinds the webhook validates.
-pub const GROUP: &str = "networking.istio.io";
-
-/// The kinds the webhook validates (any served version).
-pub const KINDS: [&str; 5] = [
-    "VirtualService",
-    "DestinationRule",
-    "ServiceEntry",
-    "Gateway",
-    "Sidecar",
+/// The kinds the webhook validates (any served version), with their API
+/// groups.
+pub const KINDS: [(&str, &str); 6] = [
+    ("networking.istio.io", "VirtualService"),
+    ("networking.istio.io", "DestinationRule"),
+    ("networking.istio.io", "ServiceEntry"),
+    ("networking.istio.io", "Gateway"),
+    ("networking.istio.io", "Sidecar"),
+    ("security.istio.io", "PeerAuthentication"),
 ];
+
+/// `kind` of `group` if the webhook validates it.
+pub fn validated_kind(group: &str, kind: &str) -> Option<&'static str> {
+    KINDS
+        .iter()
+        .find(|(g, k)| *g == group && *k == kind)
+        .map(|(_, k)| *k)
+}
 
 /// The webhook's answer to one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,11 +111,10 @@ pub fn decide(
 ) -> Decision {
     if !matches!(request.operation, Operation::Create | Operation::Update)
         || request.sub_resource.is_some()
-        || request.kind.group != GROUP
     {
         return Decision::allow();
     }
-    let Some(kind) = KINDS.iter().copied().find(|k| *k == request.kind.kind) else {
+    let Some(kind) = validated_kind(&request.kind.group, &request.kind.kind) else {
         return Decision::allow();
     };
     let Some(object) = &request.object else {
@@ -221,6 +229,7 @@ pub(super) fn candidate_input(kind: &'static str, object: DynamicObject) -> Resu
         "ServiceEntry" => one::<ServiceEntry>(kind, object, mesh::service_entry),
         "Gateway" => one::<Gateway>(kind, object, mesh::gateway),
         "Sidecar" => one::<Sidecar>(kind, object, mesh::sidecar),
+        "PeerAuthentication" => one::<PeerAuthentication>(kind, object, mesh::peer_authentication),
         other => Err(format!("{other} is not a kind the webhook validates")),
     }
 }

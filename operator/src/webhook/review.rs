@@ -10,7 +10,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use tracing::info;
 use weft_pilot::config::Input;
 
-use super::decide::{KINDS, decide};
+use super::decide::{KINDS, decide, validated_kind};
 
 /// The answer to one body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,11 +43,7 @@ pub fn respond(body: &[u8], cluster: impl FnOnce() -> Vec<Input>) -> Reply {
         }
     };
     let decision = decide(&request, cluster);
-    let kind = KINDS
-        .iter()
-        .copied()
-        .find(|k| *k == request.kind.kind)
-        .unwrap_or("other");
+    let kind = validated_kind(&request.kind.group, &request.kind.kind).unwrap_or("other");
     info!(
         kind = %request.kind.kind,
         namespace = request.namespace.as_deref().unwrap_or_default(),

@@ -90,11 +90,9 @@ fn mk_cluster(objects: &[&str]) -> Vec<Input> {
         .iter()
         .map(|yaml| {
             let object: DynamicObject = serde_yaml::from_str(yaml).unwrap();
-            let kind = super::decide::KINDS
-                .iter()
-                .copied()
-                .find(|k| object.types.as_ref().unwrap().kind == *k)
-                .unwrap();
+            let types = object.types.as_ref().unwrap();
+            let group = types.api_version.split('/').next().unwrap();
+            let kind = super::decide::validated_kind(group, &types.kind).unwrap();
             candidate_input(kind, object).unwrap()
         })
         .collect()
@@ -406,4 +404,49 @@ fn lookup_follows_field_paths() {
     );
     assert_eq!(lookup(&object, "spec.http[1].route[0]"), None);
     assert_eq!(lookup(&object, "spec.http[x]"), None);
+}
+
+/// A PeerAuthentication `default` in `default` whose `spec` is `spec`.
+fn mk_peer_authentication(spec: &str) -> String {
+    format!(
+        "apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: default, namespace: default}}
+spec:
+{spec}"
+    )
+}
+
+#[test]
+fn peer_authentications_are_validated_like_the_mesh_kinds() {
+    let strict = mk_peer_authentication("  mtls: {mode: STRICT}\n");
+    assert!(decide_create(&strict, &[]).allowed);
+    let workload = mk_peer_authentication(
+        "  selector: {matchLabels: {app: reviews}}\n  portLevelMtls:\n    '9080': {mode: DISABLE}\n",
+    );
+    assert!(decide_create(&workload, &[]).allowed);
+
+    let no_selector = mk_peer_authentication(
+        "  mtls: {mode: STRICT}\n  portLevelMtls:\n    '9080': {mode: DISABLE}\n",
+    );
+    let message = denied_message(&decide_create(&no_selector, &[])).to_string();
+    assert!(
+        message.starts_with("PeerAuthentication default/default: spec.portLevelMtls: "),
+        "{message}"
+    );
+    let bad_port = mk_peer_authentication(
+        "  selector: {matchLabels: {app: reviews}}\n  portLevelMtls:\n    http: {mode: DISABLE}\n",
+    );
+    let message = denied_message(&decide_create(&bad_port, &[])).to_string();
+    assert!(message.contains("spec.portLevelMtls[http]"), "{message}");
+
+    // v1beta1 too; an unknown mode is a schema error, named.
+    let beta = strict.replace("security.istio.io/v1", "security.istio.io/v1beta1");
+    assert!(decide_create(&beta, &[]).allowed);
+    let unknown = mk_peer_authentication("  mtls: {mode: SOMETIMES}\n");
+    let message = denied_message(&decide_create(&unknown, &[])).to_string();
+    assert!(
+        message.contains("PeerAuthentication default/default"),
+        "{message}"
+    );
 }
