@@ -149,3 +149,16 @@ spec:
         host: reviews
         subset: v1
 "#;
+
+/// A namespace PeerAuthentication with `portLevelMtls` but no `selector`:
+/// Istio's validation (and Weft's) refuses it, naming
+/// `spec.portLevelMtls`.
+pub const PORT_LEVEL_MTLS_WITHOUT_SELECTOR: &str = "\
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec:
+  mtls: {mode: STRICT}
+  portLevelMtls:
+    '9080': {mode: DISABLE}
+";

@@ -8,17 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use weft_e2e::kube_mesh::apply;
+use weft_e2e::yaml::PORT_LEVEL_MTLS_WITHOUT_SELECTOR;
 use weft_e2e::{APPLY_TIMEOUT, ControlPlane, KubeMesh, wait_for, wait_until};
-
-const BAD_PA: &str = "\
-apiVersion: security.istio.io/v1beta1
-kind: PeerAuthentication
-metadata: {name: default, namespace: default}
-spec:
-  mtls: {mode: STRICT}
-  portLevelMtls:
-    '9080': {mode: DISABLE}
-";
 
 const DISABLE_PA: &str = "\
 apiVersion: security.istio.io/v1
@@ -73,7 +64,7 @@ async fn peer_authentications_are_watched_and_steer_auto_mtls() -> anyhow::Resul
     };
 
     // A namespace-wide policy with portLevelMtls: refused, naming the field.
-    apply(plane, BAD_PA)?;
+    apply(plane, PORT_LEVEL_MTLS_WITHOUT_SELECTOR)?;
     let message = wait_for_accepted(plane, "False").await?;
     assert!(message.contains("spec.portLevelMtls"), "{message}");
 

@@ -15,7 +15,7 @@ use anyhow::bail;
 use weft_e2e::kube_mesh::{condition, get_object, operator_identity};
 use weft_e2e::procs::listening_address;
 use weft_e2e::tls::{TestPki, base64};
-use weft_e2e::yaml::{fqdn, mk_weighted_virtual_service};
+use weft_e2e::yaml::{PORT_LEVEL_MTLS_WITHOUT_SELECTOR, fqdn, mk_weighted_virtual_service};
 use weft_e2e::{APPLY_TIMEOUT, ControlPlane, KubeMesh, wait_for};
 
 /// The log line of the webhook's bound address.
@@ -129,18 +129,7 @@ async fn the_webhook_refuses_what_weft_would_reject_and_warns_about_what_it_cann
     assert!(stderr.contains("90"), "{stderr}");
 
     // A PeerAuthentication with port-level modes but no workload selector.
-    let stderr = apply_refused(
-        plane,
-        "\
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: default}
-spec:
-  mtls: {mode: STRICT}
-  portLevelMtls:
-    '9080': {mode: DISABLE}
-",
-    )?;
+    let stderr = apply_refused(plane, PORT_LEVEL_MTLS_WITHOUT_SELECTOR)?;
     assert!(
         stderr.contains(
             "PeerAuthentication default/default: spec.portLevelMtls: portLevelMtls needs a selector"

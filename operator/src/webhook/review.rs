@@ -10,7 +10,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use tracing::info;
 use weft_pilot::config::Input;
 
-use super::decide::{KINDS, decide, validated_kind};
+use super::decide::{decide, validated_kind};
 
 /// The answer to one body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub struct Reply {
     /// An AdmissionReview (JSON) when `status` is 200, else a plain-text
     /// message.
     pub body: String,
-    /// For the metrics: the reviewed kind (one of [`KINDS`] or `other`)
+    /// For the metrics: the reviewed kind (one of [`super::decide::KINDS`] or `other`)
     /// and whether it was allowed; `None` when the body was no review.
     pub reviewed: Option<(&'static str, bool)>,
 }
