@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde_yaml::Value;
 
 use crate::mesh::Mesh;
-use crate::sidecars::{CLIENT_ID, SidecarOptions, SidecarPair};
+use crate::sidecars::{CLIENT_ID, SidecarOptions, SidecarPair, xfcc_values};
 
 /// The host whose split the demos measure.
 pub const REVIEWS_HOST: &str = "reviews.default.svc.cluster.local";
@@ -171,10 +171,7 @@ pub async fn show_mtls_between_sidecars() -> Result<()> {
     let xfcc = pair
         .last_client_cert_header()
         .context("the server's sidecar passed no x-forwarded-client-cert")?;
-    let peer = xfcc
-        .split(';')
-        .find_map(|kv| kv.strip_prefix("URI="))
-        .context("x-forwarded-client-cert names no URI")?;
+    let peer = xfcc_values(&xfcc, "URI").join(", ");
     println!("  sleep -> reviews: {} {:?}", reply.status, reply.body);
     println!("  x-forwarded-client-cert at reviews: {xfcc}");
     println!("  peer identity the server saw: {peer}");

@@ -274,3 +274,27 @@ pub fn condition(object: &serde_yaml::Value, type_: &str) -> Option<(String, Str
         .find(|c| c["type"].as_str() == Some(type_))
         .map(|c| (text(c, "status"), text(c, "reason"), text(c, "message")))
 }
+
+/// The root certificate (PEM) Weft published in `namespace`'s ConfigMap
+/// `name` (`istio-ca-root-cert` or `weft-ca-root-cert`), once it is there.
+pub async fn published_root(plane: &ControlPlane, namespace: &str, name: &str) -> Result<String> {
+    crate::client::wait_for(
+        &format!("the root in ConfigMap {namespace}/{name}"),
+        APPLY_TIMEOUT,
+        || async {
+            plane
+                .kubectl_ok(&[
+                    "get",
+                    "configmap",
+                    name,
+                    "-n",
+                    namespace,
+                    "-o",
+                    "jsonpath={.data.root-cert\\.pem}",
+                ])
+                .ok()
+                .filter(|pem| pem.contains("BEGIN CERTIFICATE"))
+        },
+    )
+    .await
+}

@@ -10,7 +10,9 @@
 //! ```
 //!
 //! `weft standalone` runs with `--token-file` (the two workloads' tokens)
-//! and `--ca-dir`; each sidecar is `weft agent` with its own token file,
+//! and `--ca-dir` ([`SidecarPair::start`]), or `weft operator` on a real
+//! apiserver with TokenRequest tokens ([`SidecarPair::start_on`]); each
+//! sidecar is `weft agent` with its own token file,
 //! SDS socket and `--cert-ttl`, starting and supervising its Envoy. The
 //! config dir holds a ServiceEntry for `reviews` whose endpoint carries
 //! Istio's sidecar label (so the client uses auto mTLS and checks the
@@ -28,6 +30,8 @@ use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
 use crate::client::{Reply, http_get, wait_for};
+use crate::control_plane::ControlPlane;
+use crate::kube_mesh::{apply, operator_identity, published_root};
 use crate::mesh::{ENVOY_READY_TIMEOUT, TrafficDriver, WEFT_READY_TIMEOUT, write_atomically};
 use crate::procs::{Process, Weft, free_port};
 use crate::tools::{envoy_binary, weft_binary};
@@ -76,42 +80,34 @@ pub struct SidecarPair {
     app: Upstream,
     weft: Weft,
     inbound_addr: SocketAddr,
-    config_dir: TempDir,
+    /// Standalone's config dir; `None` on Kubernetes (config is applied).
+    config_dir: Option<TempDir>,
     _state_dir: TempDir,
 }
 
 impl SidecarPair {
-    /// Starts weft with its CA, the app, and both sidecars, and waits until
-    /// a request from the client reaches the app.
+    /// Starts `weft standalone` with its CA (identities from a token file,
+    /// the root in a directory), the app, and both sidecars, and waits
+    /// until a request from the client reaches the app.
     pub async fn start(options: SidecarOptions) -> Result<Self> {
-        let envoy = tokio::task::spawn_blocking(envoy_binary).await??;
-        let app = Upstream::start("reviews-app", Ipv4Addr::LOCALHOST.into()).await?;
-        let inbound_port = free_port()?;
-        let inbound_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, inbound_port));
-
+        let parts = Parts::new().await?;
         let config_dir = tempfile::Builder::new()
             .prefix("weft-e2e-sidecars-config-")
             .tempdir()?;
-        write_atomically(
-            config_dir.path(),
-            "reviews.yaml",
-            &server_config(inbound_port, app.port()),
-        )?;
+        write_atomically(config_dir.path(), "reviews.yaml", &parts.server_config())?;
         write_atomically(
             config_dir.path(),
             PEER_AUTHENTICATION_FILE,
             &peer_authentication(&options.mtls_mode),
         )?;
-
-        let state_dir = tempfile::Builder::new()
-            .prefix("weft-e2e-sidecars-")
-            .tempdir()?;
-        let state = state_dir.path();
-        let tokens = [("sleep", "token-of-sleep"), ("reviews", "token-of-reviews")];
-        let token_file: String = tokens
+        let state = parts.state_dir.path();
+        let token_file: String = WORKLOADS
             .iter()
-            .map(|(sa, token)| {
-                format!("- {{token: {token}, namespace: {NAMESPACE}, serviceAccount: {sa}}}\n")
+            .map(|sa| {
+                format!(
+                    "- {{token: {}, namespace: {NAMESPACE}, serviceAccount: {sa}}}\n",
+                    standalone_token(sa)
+                )
             })
             .collect();
         std::fs::write(state.join("tokens.yaml"), token_file)?;
@@ -127,46 +123,54 @@ impl SidecarPair {
             WEFT_READY_TIMEOUT,
         )
         .await?;
-        let ca_addr = weft
-            .ca_addr()
-            .context("weft standalone with --token-file serves no certificate service")?;
+        let root = ca_dir.join("root-cert.pem");
+        parts
+            .start_sidecars(weft, &root, standalone_token, &options, Some(config_dir))
+            .await
+    }
 
-        let start = |name: &str, labels: &str, token: &str| {
-            let spec = SidecarSpec {
-                name,
-                labels,
-                token,
-                xds_addr: weft.xds_addr(),
-                ca_addr,
-                ca_root: &ca_dir.join("root-cert.pem"),
-                envoy: &envoy,
-                cert_ttl: options.cert_ttl,
-                dir: state,
-            };
-            Sidecar::start(&spec)
-        };
-        let server = start("reviews", "app=reviews,version=v1", tokens[1].1)?;
-        let client = start("sleep", "app=sleep", tokens[0].1)?;
-        let pair = Self {
-            client,
-            server,
-            app,
-            weft,
-            inbound_addr,
-            config_dir,
-            _state_dir: state_dir,
-        };
-        for sidecar in [&pair.client, &pair.server] {
-            sidecar.wait_ready().await?;
+    /// The same on a real apiserver holding Weft's CRDs: the config is
+    /// `kubectl apply`d, `weft operator` runs as the chart's ServiceAccount,
+    /// each workload's token comes from the TokenRequest API (audience
+    /// `istio-ca`, checked by TokenReview) and the agents trust the root
+    /// Weft published in ConfigMap `istio-ca-root-cert`.
+    pub async fn start_on(plane: &ControlPlane, options: SidecarOptions) -> Result<Self> {
+        let parts = Parts::new().await?;
+        apply(plane, &parts.server_config())?;
+        apply(plane, &peer_authentication(&options.mtls_mode))?;
+        let mut tokens = Vec::new();
+        for sa in WORKLOADS {
+            plane.create_service_account(NAMESPACE, sa)?;
+            let token = plane.kubectl_ok(&[
+                "create",
+                "token",
+                sa,
+                "-n",
+                NAMESPACE,
+                "--audience",
+                "istio-ca",
+                "--duration",
+                "1h",
+            ])?;
+            tokens.push((sa, token.trim().to_string()));
         }
-        wait_for(
-            "a request from sleep to reach the app through both sidecars",
-            ENVOY_READY_TIMEOUT,
-            || async { pair.call().await.ok().filter(|r| r.status == 200) },
-        )
-        .await
-        .map_err(|err| err.context(pair.logs()))?;
-        Ok(pair)
+        let identity = tokio::task::block_in_place(|| operator_identity(plane))?;
+        let weft = Weft::start_operator_with(&identity, WEFT_READY_TIMEOUT).await?;
+        let root = parts.state_dir.path().join("root-cert.pem");
+        std::fs::write(
+            &root,
+            published_root(plane, NAMESPACE, "istio-ca-root-cert").await?,
+        )?;
+        let token_of = |sa: &str| {
+            tokens
+                .iter()
+                .find(|(name, _)| *name == sa)
+                .map(|(_, token)| token.clone())
+                .unwrap_or_default()
+        };
+        parts
+            .start_sidecars(weft, &root, token_of, &options, None)
+            .await
     }
 
     /// `GET /` from the client workload: to its sidecar's outbound router
@@ -202,10 +206,14 @@ impl SidecarPair {
 
     /// Rewrites the namespace-wide PeerAuthentication's mode and waits
     /// until weft has applied it.
+    /// Standalone only: on Kubernetes, `kubectl apply` one.
     pub async fn set_mtls_mode(&self, mode: &str) -> Result<()> {
+        let Some(config_dir) = &self.config_dir else {
+            bail!("this pair's weft runs on Kubernetes: kubectl apply the PeerAuthentication");
+        };
         let mark = self.weft.log_mark();
         write_atomically(
-            self.config_dir.path(),
+            config_dir.path(),
             PEER_AUTHENTICATION_FILE,
             &peer_authentication(mode),
         )?;
@@ -241,6 +249,90 @@ impl SidecarPair {
             self.client.process.log_tail(20),
             self.server.process.log_tail(20)
         )
+    }
+}
+
+/// The workloads' service accounts: the client, then the server.
+const WORKLOADS: [&str; 2] = ["sleep", "reviews"];
+
+/// A workload's token in standalone's token file.
+fn standalone_token(service_account: &str) -> String {
+    format!("token-of-{service_account}")
+}
+
+/// What both setups make before weft starts: Envoy installed, the app,
+/// the server's inbound port and a directory for the sidecars' files.
+struct Parts {
+    envoy: std::path::PathBuf,
+    app: Upstream,
+    inbound_port: u16,
+    state_dir: TempDir,
+}
+
+impl Parts {
+    async fn new() -> Result<Self> {
+        Ok(Self {
+            envoy: tokio::task::spawn_blocking(envoy_binary).await??,
+            app: Upstream::start("reviews-app", Ipv4Addr::LOCALHOST.into()).await?,
+            inbound_port: free_port()?,
+            state_dir: tempfile::Builder::new()
+                .prefix("weft-e2e-sidecars-")
+                .tempdir()?,
+        })
+    }
+
+    fn server_config(&self) -> String {
+        server_config(self.inbound_port, self.app.port())
+    }
+
+    /// Starts the server's sidecar, then the client's, and waits until a
+    /// request from the client reaches the app.
+    async fn start_sidecars(
+        self,
+        weft: Weft,
+        ca_root: &Path,
+        token_of: impl Fn(&str) -> String,
+        options: &SidecarOptions,
+        config_dir: Option<TempDir>,
+    ) -> Result<SidecarPair> {
+        let ca_addr = weft
+            .ca_addr()
+            .context("this weft serves no certificate service")?;
+        let start = |name: &str, labels: &str| {
+            Sidecar::start(&SidecarSpec {
+                name,
+                labels,
+                token: &token_of(name),
+                xds_addr: weft.xds_addr(),
+                ca_addr,
+                ca_root,
+                envoy: &self.envoy,
+                cert_ttl: options.cert_ttl,
+                dir: self.state_dir.path(),
+            })
+        };
+        let server = start("reviews", "app=reviews,version=v1")?;
+        let client = start("sleep", "app=sleep")?;
+        let pair = SidecarPair {
+            client,
+            server,
+            app: self.app,
+            weft,
+            inbound_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, self.inbound_port)),
+            config_dir,
+            _state_dir: self.state_dir,
+        };
+        for sidecar in [&pair.client, &pair.server] {
+            sidecar.wait_ready().await?;
+        }
+        wait_for(
+            "a request from sleep to reach the app through both sidecars",
+            ENVOY_READY_TIMEOUT,
+            || async { pair.call().await.ok().filter(|r| r.status == 200) },
+        )
+        .await
+        .map_err(|err| err.context(pair.logs()))?;
+        Ok(pair)
     }
 }
 
@@ -366,6 +458,16 @@ impl Drop for Sidecar {
         // SIGKILL (Process's drop) would leave the agent's Envoy running.
         self.stop();
     }
+}
+
+/// The values of `key` (e.g. `URI`, `By`, `Hash`) in an
+/// `x-forwarded-client-cert` header.
+pub fn xfcc_values<'a>(xfcc: &'a str, key: &str) -> Vec<&'a str> {
+    xfcc.split([';', ','])
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.trim_matches('"'))
+        .collect()
 }
 
 /// The leaf serial numbers with URI SAN `spiffe_id` in Envoy's admin

@@ -12,36 +12,12 @@ use std::time::{Duration, SystemTime};
 
 use rcgen::{CertificateParams, KeyPair, SanType};
 use tonic::Code;
-use weft_e2e::kube_mesh::{operator_identity, start_control_plane_with_crds};
+use weft_e2e::kube_mesh::{operator_identity, published_root, start_control_plane_with_crds};
 use weft_e2e::mesh::WEFT_READY_TIMEOUT;
 use weft_e2e::tokens::{TokenClaims, sign_token};
 use weft_e2e::{APPLY_TIMEOUT, ControlPlane, OperatorOptions, Weft, wait_for};
 use weft_proto::istio::v1::auth::IstioCertificateRequest;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-
-/// The root published in `namespace`'s ConfigMap `name`, once it is.
-async fn published_root(plane: &ControlPlane, namespace: &str, name: &str) -> String {
-    wait_for(
-        &format!("the root in ConfigMap {namespace}/{name}"),
-        APPLY_TIMEOUT,
-        || async {
-            plane
-                .kubectl_ok(&[
-                    "get",
-                    "configmap",
-                    name,
-                    "-n",
-                    namespace,
-                    "-o",
-                    "jsonpath={.data.root-cert\\.pem}",
-                ])
-                .ok()
-                .filter(|pem| pem.contains("BEGIN CERTIFICATE"))
-        },
-    )
-    .await
-    .unwrap()
-}
 
 /// A PEM CSR for a fresh key, asking for `spiffe_id`.
 fn mk_csr(spiffe_id: &str) -> String {
@@ -118,9 +94,13 @@ async fn a_token_gets_a_certificate_for_the_identity_it_proves_and_nothing_else(
         .ca_addr()
         .expect("weft operator serves the certificate service");
     let uid = plane.create_service_account("ns1", "reviews").unwrap();
-    let root = published_root(&plane, "ns1", "istio-ca-root-cert").await;
+    let root = published_root(&plane, "ns1", "istio-ca-root-cert")
+        .await
+        .unwrap();
     assert_eq!(
-        published_root(&plane, "ns1", "weft-ca-root-cert").await,
+        published_root(&plane, "ns1", "weft-ca-root-cert")
+            .await
+            .unwrap(),
         root
     );
 
@@ -230,7 +210,9 @@ async fn the_root_survives_a_restart_and_a_plug_in_ca_wins() {
         .unwrap()
         .args(["--lease-duration", "3s"]);
     let first = start_weft(&plane, Some(options.clone())).await;
-    let root = published_root(&plane, "default", "istio-ca-root-cert").await;
+    let root = published_root(&plane, "default", "istio-ca-root-cert")
+        .await
+        .unwrap();
     first.kill().unwrap();
     drop(first);
 

@@ -9,17 +9,8 @@
 
 use std::time::Duration;
 
-use weft_e2e::sidecars::{CLIENT_ID, SERVER_ID, SidecarOptions, SidecarPair};
+use weft_e2e::sidecars::{CLIENT_ID, SERVER_ID, SidecarOptions, SidecarPair, xfcc_values};
 use weft_e2e::{APPLY_TIMEOUT, wait_until};
-
-/// The parts of an `x-forwarded-client-cert` element, e.g. `URI`.
-fn xfcc_field<'a>(xfcc: &'a str, key: &str) -> Vec<&'a str> {
-    xfcc.split(';')
-        .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v.trim_matches('"'))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_sees_the_client_s_spiffe_id_over_mtls() -> anyhow::Result<()> {
@@ -30,8 +21,8 @@ async fn the_server_sees_the_client_s_spiffe_id_over_mtls() -> anyhow::Result<()
     let xfcc = pair
         .last_client_cert_header()
         .expect("the server's sidecar sets x-forwarded-client-cert");
-    assert_eq!(xfcc_field(&xfcc, "URI"), vec![CLIENT_ID], "{xfcc}");
-    assert_eq!(xfcc_field(&xfcc, "By"), vec![SERVER_ID], "{xfcc}");
+    assert_eq!(xfcc_values(&xfcc, "URI"), vec![CLIENT_ID], "{xfcc}");
+    assert_eq!(xfcc_values(&xfcc, "By"), vec![SERVER_ID], "{xfcc}");
 
     // Both Envoys hold their own workload certificate from the agent.
     assert_eq!(pair.server_cert_serials().await?.len(), 1);
@@ -72,7 +63,7 @@ async fn strict_refuses_plain_text_and_permissive_accepts_both() -> anyhow::Resu
     let reply = pair.call().await?;
     assert_eq!(reply.status, 200);
     let xfcc = pair.last_client_cert_header().expect("mTLS still used");
-    assert_eq!(xfcc_field(&xfcc, "URI"), vec![CLIENT_ID], "{xfcc}");
+    assert_eq!(xfcc_values(&xfcc, "URI"), vec![CLIENT_ID], "{xfcc}");
 
     pair.set_mtls_mode("STRICT").await?;
     wait_until(
@@ -158,7 +149,7 @@ async fn certificates_rotate_under_traffic_without_a_failed_request() -> anyhow:
     assert!(
         received.iter().all(|r| r
             .header("x-forwarded-client-cert")
-            .is_some_and(|x| xfcc_field(x, "URI") == [CLIENT_ID])),
+            .is_some_and(|x| xfcc_values(x, "URI") == [CLIENT_ID])),
         "a request reached the app without sleep's identity"
     );
     Ok(())
