@@ -40,6 +40,7 @@ USER 1337:1337
 WORKDIR /etc/istio/proxy
 # Envoy's admin (127.0.0.1 only), outbound and inbound capture ports.
 EXPOSE 15000 15001 15006
-# The official image's entrypoint runs Envoy itself: replace it.
+# The official image's entrypoint runs Envoy itself: replace it. The
+# injector passes the agent's flags (--ca-address, --ca-root, --node-id,
+# --bootstrap-out, ...) as the container's args.
 ENTRYPOINT ["/usr/local/bin/weft", "agent"]
-CMD ["--bootstrap-out", "/etc/istio/proxy/envoy.yaml"]
