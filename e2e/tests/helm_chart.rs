@@ -242,6 +242,35 @@ async fn the_chart_lints_clean_and_installs_and_uninstalls_every_object() -> Res
     Ok(())
 }
 
+/// The arguments the chart's Deployment gives `weft operator`, for a test
+/// on loopback: the addresses the harness sets itself are dropped, the
+/// webhook listens on `127.0.0.1:0`.
+fn chart_operator_args(deployment: &str) -> Result<Vec<String>> {
+    let value: serde_yaml::Value = serde_yaml::from_str(deployment)?;
+    let args = value["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_sequence()
+        .context("the Deployment's container has no args")?;
+    let mut args = args.iter().filter_map(|a| a.as_str());
+    anyhow::ensure!(
+        args.next() == Some("operator"),
+        "the chart must run `weft operator`"
+    );
+    Ok(args
+        .filter(|a| {
+            !["--xds-address=", "--monitoring-address=", "--ca-address="]
+                .iter()
+                .any(|set_by_harness| a.starts_with(set_by_harness))
+        })
+        .map(|a| {
+            if a.starts_with("--webhook-address=") {
+                "--webhook-address=127.0.0.1:0".to_string()
+            } else {
+                a.to_string()
+            }
+        })
+        .collect())
+}
+
 /// `{.webhooks[*].clientConfig.caBundle}` of webhook configuration `kind`
 /// `name`, one entry per webhook.
 fn ca_bundles(plane: &ControlPlane, kind: &str, name: &str) -> Result<Vec<String>> {
@@ -308,18 +337,27 @@ async fn weft_serves_the_webhook_with_a_certificate_from_its_ca_and_keeps_ca_bun
     apply(&plane, &configurations)?;
     assert!(bundles_are(&plane, ""), "the chart renders no caBundle");
 
-    let options = options.args([
-        "--webhook-service",
-        "weft",
-        "--webhook-address",
-        "127.0.0.1:0",
-        "--mutating-webhook-name",
-        MUTATING,
-        "--validating-webhook-name",
-        VALIDATING,
-        "--webhook-cert-ttl",
-        "6s",
-    ]);
+    // Weft runs with the chart's own flags (certificates living 6s), on
+    // loopback ports.
+    let deployment = helm_template(&[
+        "--show-only",
+        "templates/deployment.yaml",
+        "--set",
+        "webhooks.certTTL=6s",
+    ])?;
+    let args = chart_operator_args(&deployment)?;
+    for expected in [
+        "--webhook-service=weft",
+        "--webhook-cert-ttl=6s",
+        &format!("--mutating-webhook-name={MUTATING}"),
+        &format!("--validating-webhook-name={VALIDATING}"),
+    ] {
+        assert!(
+            args.iter().any(|a| a == expected),
+            "{expected} not in {args:?}"
+        );
+    }
+    let options = options.args(args);
     let weft = Weft::start_operator_with(&options, weft_e2e::mesh::WEFT_READY_TIMEOUT).await?;
     let address = listening_address(
         &weft
