@@ -438,5 +438,28 @@ async fn weft_serves_the_webhook_with_a_certificate_from_its_ca_and_keeps_ca_bun
         || async { bundles_are(&plane, &root_b64) },
     )
     .await?;
+
+    // Counted: the validating configuration was patched twice (set, then
+    // repaired); the served certificate's expiry is a Unix time.
+    let metrics = weft.monitoring_get("/metrics").await?.body;
+    assert!(
+        metrics.contains(
+            "weft_webhook_ca_bundle_patches_total{kind=\"ValidatingWebhookConfiguration\"} 2"
+        ),
+        "{metrics}"
+    );
+    let expiry: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("weft_webhook_cert_expiry_timestamp_seconds "))
+        .context("no weft_webhook_cert_expiry_timestamp_seconds")?
+        .trim()
+        .parse()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    assert!(
+        expiry > now && expiry <= now + 6,
+        "expiry {expiry}, now {now}"
+    );
     Ok(())
 }

@@ -39,7 +39,7 @@ use crate::k8s::status::{
     writer::{StatusMetrics, StatusUpdate},
 };
 use crate::k8s::watch::WatchMetrics;
-use crate::k8s::webhook_certs;
+use crate::k8s::webhook_certs::{self, WebhookCertMetrics};
 use crate::k8s::{Stores, WATCHED_KINDS};
 use crate::server::{ConfigRecorder, ControlPlane, shutdown_signal};
 use crate::webhook::{self, WebhookMetrics};
@@ -54,12 +54,14 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let mut webhook_metrics = WebhookMetrics::default();
     let mut leader_metrics = LeaderMetrics::default();
     let mut citadel_metrics = CitadelMetrics::default();
+    let mut webhook_cert_metrics = WebhookCertMetrics::default();
     let plane = ControlPlane::start_monitoring_with(args.monitoring_address, |registry| {
         citadel_metrics = CitadelMetrics::register(registry);
         status_metrics = StatusMetrics::register(registry);
         watch_metrics = WatchMetrics::register(registry, &WATCHED_KINDS);
         webhook_metrics = WebhookMetrics::register(registry);
         leader_metrics = LeaderMetrics::register(registry);
+        webhook_cert_metrics = WebhookCertMetrics::register(registry);
     })
     .await?;
     let client = client(&args).await?;
@@ -74,7 +76,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let ca =
         start_certificate_service(&args, &client, &stores, &leadership, citadel_metrics).await?;
     // It validates against the cluster's state: up once that is known.
-    match webhook_serving_cert(&args, &client, ca, &leadership)? {
+    match webhook_serving_cert(&args, &client, ca, &leadership, webhook_cert_metrics)? {
         Some(tls) => {
             let stores = stores.clone();
             let cluster: webhook::ClusterInputs = Arc::new(move || stores.observe().inputs);
@@ -122,6 +124,7 @@ fn webhook_serving_cert(
     client: &Client,
     ca: CertificateAuthority,
     leadership: &Leadership,
+    metrics: WebhookCertMetrics,
 ) -> anyhow::Result<Option<webhook::ServingCert>> {
     if let Some(files) = args.webhook_tls() {
         return Ok(Some(webhook::ServingCert::Files(files)));
@@ -134,8 +137,9 @@ fn webhook_serving_cert(
         ca.root_pem().to_string(),
         config.clone(),
         leadership.subscribe(),
+        metrics.clone(),
     ));
-    let cert = webhook_certs::start_rotating(ca, &config)?;
+    let cert = webhook_certs::start_rotating(ca, &config, metrics)?;
     Ok(Some(webhook::ServingCert::Rotating(cert)))
 }
 

@@ -21,6 +21,12 @@
 //!
 //! The decisions (names, renewal time, which entries are stale, the patch)
 //! are pure functions; [`rotate`] and [`keep_ca_bundles`] are the tasks.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `weft_webhook_cert_expiry_timestamp_seconds` | gauge: when the served certificate expires (Unix time) | none |
+//! | `weft_webhook_cert_renewal_failures_total` | counter | none |
+//! | `weft_webhook_ca_bundle_patches_total` | counter: patches of a configuration's `caBundle` | `kind` |
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +38,11 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -46,6 +57,56 @@ pub const RECHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// The shortest wait before a renewal, and between failed renewals.
 pub const MIN_RENEWAL_WAIT: Duration = Duration::from_secs(1);
+
+/// The label of a `caBundle` patch: the configuration's kind.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PatchLabels {
+    pub kind: &'static str,
+}
+
+/// The webhook certificate's metrics. [`Default`] makes them unregistered.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookCertMetrics {
+    expiry: Gauge,
+    renewal_failures: Counter,
+    patches: Family<PatchLabels, Counter>,
+}
+
+impl WebhookCertMetrics {
+    /// New metrics, registered in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "weft_webhook_cert_expiry_timestamp_seconds",
+            "When the webhook certificate Weft serves expires (Unix time)",
+            metrics.expiry.clone(),
+        );
+        registry.register(
+            "weft_webhook_cert_renewal_failures",
+            "Failed renewals of the webhook certificate (the old one stays served)",
+            metrics.renewal_failures.clone(),
+        );
+        registry.register(
+            "weft_webhook_ca_bundle_patches",
+            "Patches setting a webhook configuration's caBundle to Weft's root, by kind",
+            metrics.patches.clone(),
+        );
+        metrics
+    }
+
+    fn served(&self, lifetime: Duration) {
+        let expiry = SystemTime::now() + lifetime;
+        let seconds = expiry
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.expiry.set(i64::try_from(seconds).unwrap_or(i64::MAX));
+    }
+
+    /// Patches of `kind`'s `caBundle` so far.
+    pub fn patches(&self, kind: &'static str) -> u64 {
+        self.patches.get_or_create(&PatchLabels { kind }).get()
+    }
+}
 
 /// What to issue the webhook's certificate for, and which configurations
 /// trust it.
@@ -126,12 +187,21 @@ pub fn issue(
 pub fn start_rotating(
     ca: CertificateAuthority,
     config: &WebhookCertConfig,
+    metrics: WebhookCertMetrics,
 ) -> Result<Arc<RotatingCert>, Error> {
     let names = serving_names(&config.service, &config.namespace);
     let (first, lifetime) = issue(&ca, &names, config.ttl)?;
     info!(names = ?names, ?lifetime, "issued the webhook certificate from Weft's CA");
+    metrics.served(lifetime);
     let cert = Arc::new(RotatingCert::new(first));
-    tokio::spawn(rotate(ca, names, config.ttl, cert.clone(), lifetime));
+    tokio::spawn(rotate(
+        ca,
+        names,
+        config.ttl,
+        cert.clone(),
+        lifetime,
+        metrics,
+    ));
     Ok(cert)
 }
 
@@ -143,6 +213,7 @@ pub async fn rotate(
     ttl: Duration,
     cert: Arc<RotatingCert>,
     first_lifetime: Duration,
+    metrics: WebhookCertMetrics,
 ) {
     let mut wait = renew_after(first_lifetime);
     loop {
@@ -150,10 +221,12 @@ pub async fn rotate(
         match issue(&ca, &names, ttl) {
             Ok((next, lifetime)) => {
                 cert.swap(next);
+                metrics.served(lifetime);
                 info!(?lifetime, "renewed the webhook certificate");
                 wait = renew_after(lifetime);
             }
             Err(err) => {
+                metrics.renewal_failures.inc();
                 warn!(%err, kind = err.kind(), "cannot renew the webhook certificate; retrying");
                 wait = (wait / 2).max(MIN_RENEWAL_WAIT);
             }
@@ -255,6 +328,7 @@ pub async fn keep_ca_bundles(
     root_pem: String,
     config: WebhookCertConfig,
     mut leading: watch::Receiver<bool>,
+    metrics: WebhookCertMetrics,
 ) {
     let mut failing: BTreeMap<&'static str, String> = BTreeMap::new();
     loop {
@@ -264,6 +338,7 @@ pub async fn keep_ca_bundles(
                     sync_bundle::<MutatingWebhookConfiguration>(&client, name, &root_pem).await;
                 report(
                     &mut failing,
+                    &metrics,
                     MutatingWebhookConfiguration::KIND,
                     name,
                     outcome,
@@ -274,6 +349,7 @@ pub async fn keep_ca_bundles(
                     sync_bundle::<ValidatingWebhookConfiguration>(&client, name, &root_pem).await;
                 report(
                     &mut failing,
+                    &metrics,
                     ValidatingWebhookConfiguration::KIND,
                     name,
                     outcome,
@@ -289,12 +365,16 @@ pub async fn keep_ca_bundles(
 
 fn report(
     failing: &mut BTreeMap<&'static str, String>,
+    metrics: &WebhookCertMetrics,
     kind: &'static str,
     name: &str,
     outcome: Result<Vec<String>, String>,
 ) {
     match outcome {
         Ok(patched) => {
+            if !patched.is_empty() {
+                metrics.patches.get_or_create(&PatchLabels { kind }).inc();
+            }
             if failing.remove(kind).is_some() || !patched.is_empty() {
                 info!(kind, name, webhooks = ?patched, "{kind} {name}: caBundle is Weft's root");
             }
