@@ -143,34 +143,57 @@ pub const OPERATOR_NAMESPACE: &str = "weft-system";
 /// The ServiceAccount the chart creates, which `weft operator` runs as.
 pub const OPERATOR_SERVICE_ACCOUNT: &str = "weft";
 
-/// Installs the chart's ServiceAccount and RBAC (`helm template weft
-/// charts/weft --namespace weft-system`, applied with kubectl) in a new
-/// namespace `weft-system`, and returns options running `weft operator`
-/// as that ServiceAccount, with its Lease in `weft-system`.
-pub fn operator_identity(plane: &ControlPlane) -> Result<OperatorOptions> {
-    plane.kubectl_ok(&["create", "namespace", OPERATOR_NAMESPACE])?;
+/// The chart's templates `weft operator`'s identity needs: its
+/// ServiceAccount and RBAC (not the Deployment, Service or webhook
+/// configurations, which would call a Weft that is not there).
+pub const IDENTITY_TEMPLATES: [&str; 5] = [
+    "templates/serviceaccount.yaml",
+    "templates/clusterrole.yaml",
+    "templates/clusterrolebinding.yaml",
+    "templates/role.yaml",
+    "templates/rolebinding.yaml",
+];
+
+/// `helm template weft charts/weft --namespace weft-system ARGS...` (in
+/// the workspace root): the rendered manifests.
+pub fn helm_template(args: &[&str]) -> Result<String> {
     let helm = helm_binary()?;
-    let args = [
+    let mut all = vec![
         "template",
         "weft",
         "charts/weft",
         "--namespace",
         OPERATOR_NAMESPACE,
     ];
+    all.extend_from_slice(args);
     let out = std::process::Command::new(&helm)
-        .args(args)
+        .args(&all)
         .current_dir(workspace_dir())
         .output()
-        .with_context(|| format!("running {} {}", helm.display(), args.join(" ")))?;
+        .with_context(|| format!("running {} {}", helm.display(), all.join(" ")))?;
     if !out.status.success() {
         anyhow::bail!(
             "helm {} failed ({}):\n{}",
-            args.join(" "),
+            all.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let rendered = String::from_utf8(out.stdout).context("helm printed non-UTF-8")?;
+    String::from_utf8(out.stdout).context("helm printed non-UTF-8")
+}
+
+/// Installs the chart's ServiceAccount and RBAC ([`IDENTITY_TEMPLATES`] of
+/// `helm template weft charts/weft --namespace weft-system`, applied with
+/// kubectl) in a new namespace `weft-system`, and returns options running
+/// `weft operator` as that ServiceAccount, with its Lease in
+/// `weft-system`.
+pub fn operator_identity(plane: &ControlPlane) -> Result<OperatorOptions> {
+    plane.kubectl_ok(&["create", "namespace", OPERATOR_NAMESPACE])?;
+    let mut args = Vec::new();
+    for template in IDENTITY_TEMPLATES {
+        args.extend(["--show-only", template]);
+    }
+    let rendered = helm_template(&args)?;
     apply(plane, &rendered)?;
     let kubeconfig =
         plane.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT)?;

@@ -91,9 +91,9 @@ pub struct OperatorArgs {
     /// ... but no later than this after the first change of a burst.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub debounce_max: IstioDuration,
-    /// Address of the validating admission webhook (HTTPS, `POST
-    /// /validate`); served only with `--webhook-tls-cert` and
-    /// `--webhook-tls-key`.
+    /// Address of the admission webhook (HTTPS, `POST /validate`); served
+    /// only with `--webhook-tls-cert` and `--webhook-tls-key`, or with
+    /// `--webhook-service`.
     #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:15017")]
     pub webhook_address: SocketAddr,
     /// The webhook's certificate chain (PEM); its SANs must match the
@@ -103,6 +103,26 @@ pub struct OperatorArgs {
     /// The webhook's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "webhook_tls_cert")]
     pub webhook_tls_key: Option<PathBuf>,
+    /// The Service (in `--lease-namespace`) the apiserver calls the
+    /// webhook through. Instead of certificate files: Weft's CA issues the
+    /// webhook's certificate for `NAME.NS.svc` (and `NAME`, `NAME.NS`,
+    /// `NAME.NS.svc.cluster.local`) and renews it, and the leader keeps
+    /// the `caBundle` of `--mutating-webhook-name` and
+    /// `--validating-webhook-name` set to the CA's root.
+    #[arg(long, value_name = "NAME", conflicts_with = "webhook_tls_cert")]
+    pub webhook_service: Option<String>,
+    /// How long a webhook certificate issued for `--webhook-service` is
+    /// valid; it is renewed after two thirds of that.
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub webhook_cert_ttl: IstioDuration,
+    /// The MutatingWebhookConfiguration whose webhooks' `caBundle` Weft
+    /// keeps set to its root (with `--webhook-service`).
+    #[arg(long, value_name = "NAME", requires = "webhook_service")]
+    pub mutating_webhook_name: Option<String>,
+    /// The ValidatingWebhookConfiguration whose webhooks' `caBundle` Weft
+    /// keeps set to its root (with `--webhook-service`).
+    #[arg(long, value_name = "NAME", requires = "webhook_service")]
+    pub validating_webhook_name: Option<String>,
     /// Istio's `discoverySelectors`: only namespaces carrying all these
     /// labels (`key=value[,key=value...]`) contribute Services,
     /// EndpointSlices and Pods; repeat for alternatives. Without it, every
@@ -134,6 +154,18 @@ pub struct OperatorArgs {
 }
 
 impl OperatorArgs {
+    /// What to issue the webhook's certificate for, when
+    /// `--webhook-service` was given.
+    pub fn webhook_cert(&self) -> Option<crate::k8s::webhook_certs::WebhookCertConfig> {
+        Some(crate::k8s::webhook_certs::WebhookCertConfig {
+            service: self.webhook_service.clone()?,
+            namespace: self.lease_namespace.clone(),
+            ttl: self.webhook_cert_ttl.0,
+            mutating: self.mutating_webhook_name.clone(),
+            validating: self.validating_webhook_name.clone(),
+        })
+    }
+
     /// The webhook's certificate and key, when both were given.
     pub fn webhook_tls(&self) -> Option<crate::webhook::TlsFiles> {
         Some(crate::webhook::TlsFiles {

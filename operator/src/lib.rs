@@ -15,7 +15,8 @@
 //! weft operator [--kubeconfig F]
 //!     kube-apiserver watches ─▶ k8s::Stores ─▶ (debounce) ─▶ the same ConfigStore,
 //!     xDS and monitoring as standalone (server.rs holds what both share)
-//!     webhook (:15017, HTTPS, with --webhook-tls-cert/key): POST /validate,
+//!     webhook (:15017, HTTPS, with --webhook-tls-cert/key, or --webhook-service: a certificate
+//!     from Weft's CA, renewed, caBundle kept current by k8s::webhook_certs): POST /validate,
 //!     the candidate checked with the cluster's inputs by validate_inputs
 //! weft bootstrap ...   prints the Envoy bootstrap that points at that server
 //! weft validate -f F   runs the same source + ConfigStore checks once and prints the errors

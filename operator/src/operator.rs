@@ -3,9 +3,10 @@
 //! from the [`crate::k8s`] watches instead of files. After each apply, the
 //! status of every mesh object is brought up to date by
 //! [`crate::k8s::status::writer`], while this replica holds the leader
-//! Lease ([`crate::k8s::leader`]); every replica serves xDS. With a
-//! certificate, the validating webhook ([`crate::webhook`]) is served once
-//! the watches listed.
+//! Lease ([`crate::k8s::leader`]); every replica serves xDS. With
+//! certificate files, or with `--webhook-service` (a certificate from
+//! Weft's CA, [`crate::k8s::webhook_certs`]), the admission webhook
+//! ([`crate::webhook`]) is served once the watches listed.
 //!
 //! Readiness while the apiserver is unreachable: `/readyz` stays 200. Once
 //! the first config is applied and xDS listens, Weft serves the last config
@@ -23,7 +24,7 @@ use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
-use weft_citadel::CitadelMetrics;
+use weft_citadel::{CertificateAuthority, CitadelMetrics};
 use weft_pilot::config::ConfigStore;
 use weft_pilot::model::MeshSnapshot;
 use weft_pilot::xds::RejectionMap;
@@ -38,6 +39,7 @@ use crate::k8s::status::{
     writer::{StatusMetrics, StatusUpdate},
 };
 use crate::k8s::watch::WatchMetrics;
+use crate::k8s::webhook_certs::{self, WebhookCertMetrics};
 use crate::k8s::{Stores, WATCHED_KINDS};
 use crate::server::{ConfigRecorder, ControlPlane, shutdown_signal};
 use crate::webhook::{self, WebhookMetrics};
@@ -52,12 +54,14 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let mut webhook_metrics = WebhookMetrics::default();
     let mut leader_metrics = LeaderMetrics::default();
     let mut citadel_metrics = CitadelMetrics::default();
+    let mut webhook_cert_metrics = WebhookCertMetrics::default();
     let plane = ControlPlane::start_monitoring_with(args.monitoring_address, |registry| {
         citadel_metrics = CitadelMetrics::register(registry);
         status_metrics = StatusMetrics::register(registry);
         watch_metrics = WatchMetrics::register(registry, &WATCHED_KINDS);
         webhook_metrics = WebhookMetrics::register(registry);
         leader_metrics = LeaderMetrics::register(registry);
+        webhook_cert_metrics = WebhookCertMetrics::register(registry);
     })
     .await?;
     let client = client(&args).await?;
@@ -69,17 +73,18 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let debouncer = Debouncer::new(receiver, args.debounce_quiet.0, args.debounce_max.0);
     info!("waiting for the first list of every watched kind");
     stores.wait_until_listed().await?;
-    start_certificate_service(&args, &client, &stores, &leadership, citadel_metrics).await?;
+    let ca =
+        start_certificate_service(&args, &client, &stores, &leadership, citadel_metrics).await?;
     // It validates against the cluster's state: up once that is known.
-    match args.webhook_tls() {
+    match webhook_serving_cert(&args, &client, ca, &leadership, webhook_cert_metrics)? {
         Some(tls) => {
             let stores = stores.clone();
             let cluster: webhook::ClusterInputs = Arc::new(move || stores.observe().inputs);
             webhook::start(args.webhook_address, &tls, cluster, webhook_metrics).await?;
         }
-        None => {
-            info!("validating webhook not served: no --webhook-tls-cert / --webhook-tls-key given")
-        }
+        None => info!(
+            "validating webhook not served: neither --webhook-service nor --webhook-tls-cert / --webhook-tls-key given"
+        ),
     }
 
     let mut store = ConfigStore::default();
@@ -111,16 +116,43 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     plane.serve_xds(args.xds_address, receiver).await
 }
 
+/// The webhook's certificate: the files given, or one from `ca` for
+/// `--webhook-service`, renewed, with the configurations' `caBundle` kept
+/// current while this replica leads; `None` without either.
+fn webhook_serving_cert(
+    args: &OperatorArgs,
+    client: &Client,
+    ca: CertificateAuthority,
+    leadership: &Leadership,
+    metrics: WebhookCertMetrics,
+) -> anyhow::Result<Option<webhook::ServingCert>> {
+    if let Some(files) = args.webhook_tls() {
+        return Ok(Some(webhook::ServingCert::Files(files)));
+    }
+    let Some(config) = args.webhook_cert() else {
+        return Ok(None);
+    };
+    tokio::spawn(webhook_certs::keep_ca_bundles(
+        client.clone(),
+        ca.root_pem().to_string(),
+        config.clone(),
+        leadership.subscribe(),
+        metrics.clone(),
+    ));
+    let cert = webhook_certs::start_rotating(ca, &config, metrics)?;
+    Ok(Some(webhook::ServingCert::Rotating(cert)))
+}
+
 /// The CA from the cluster ([`ca::load_or_create_ca`]), its root
 /// published to every namespace while this replica leads, and the
-/// certificate service checking tokens by TokenReview.
+/// certificate service checking tokens by TokenReview; returns the CA.
 async fn start_certificate_service(
     args: &OperatorArgs,
     client: &Client,
     stores: &Stores,
     leadership: &Leadership,
     metrics: CitadelMetrics,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<CertificateAuthority> {
     let ca = ca::load_or_create_ca(
         client,
         &args.lease_namespace,
@@ -136,7 +168,8 @@ async fn start_certificate_service(
         leadership.subscribe(),
     ));
     let reviewer = ca::TokenReviewer::new(client.clone(), args.ca.trust_domain.clone());
-    crate::ca::start(&args.ca, ca, reviewer, metrics).await
+    crate::ca::start(&args.ca, ca.clone(), reviewer, metrics).await?;
+    Ok(ca)
 }
 
 /// On SIGTERM or Ctrl-C, releases the Lease if held, so that another

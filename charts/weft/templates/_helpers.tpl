@@ -57,3 +57,53 @@ The ServiceAccount `weft operator` runs as.
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{/*
+The MutatingWebhookConfiguration's name (cluster-scoped).
+*/}}
+{{- define "weft.injectorName" -}}
+{{- printf "%s-sidecar-injector-%s" (include "weft.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The ValidatingWebhookConfiguration's name (cluster-scoped).
+*/}}
+{{- define "weft.validatorName" -}}
+{{- printf "%s-validator-%s" (include "weft.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The control-plane image.
+*/}}
+{{- define "weft.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+What both injection webhooks share: the Service's /inject, pods at
+creation, the opt-out label, the failure policy.
+*/}}
+{{- define "weft.injectionWebhook" -}}
+clientConfig:
+  service:
+    name: {{ include "weft.fullname" . }}
+    namespace: {{ .Release.Namespace }}
+    path: /inject
+    port: 443
+rules:
+  - apiGroups: [""]
+    apiVersions: ["v1"]
+    operations: ["CREATE"]
+    resources: ["pods"]
+    scope: Namespaced
+objectSelector:
+  matchExpressions:
+    - key: sidecar.istio.io/inject
+      operator: NotIn
+      values: ["false"]
+failurePolicy: {{ .Values.webhooks.injection.failurePolicy }}
+sideEffects: None
+admissionReviewVersions: ["v1"]
+reinvocationPolicy: Never
+timeoutSeconds: {{ .Values.webhooks.timeoutSeconds }}
+{{- end }}

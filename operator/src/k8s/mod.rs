@@ -26,6 +26,7 @@ pub mod mesh;
 pub mod services;
 pub mod status;
 pub mod watch;
+pub mod webhook_certs;
 
 use std::sync::Arc;
 

@@ -16,16 +16,21 @@
 //!
 //! What is denied and what only warns is [`decide`]'s to say. The server
 //! is started by [`crate::operator`] once the watches listed every kind,
-//! and only with a certificate (`--webhook-tls-cert`, `--webhook-tls-key`).
+//! with the certificate files `--webhook-tls-cert` / `--webhook-tls-key`,
+//! or, given `--webhook-service`, with a certificate Weft's CA issues for
+//! that Service and renews in place ([`cert`],
+//! [`crate::k8s::webhook_certs`]).
 //! Each answer is counted in `weft_webhook_reviews_total{kind,allowed}`.
 
+pub mod cert;
 pub mod decide;
 pub mod metrics;
 pub mod review;
 pub mod server;
 
+pub use cert::RotatingCert;
 pub use metrics::WebhookMetrics;
-pub use server::{ClusterInputs, Error, TlsFiles, start};
+pub use server::{ClusterInputs, Error, ServingCert, TlsFiles, start};
 
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
-//! The webhook's HTTPS server: TLS from PEM files, connections accepted
+//! The webhook's HTTPS server: TLS from PEM files or from a certificate
+//! Weft issues and renews in place ([`ServingCert`]), connections accepted
 //! and handshaken concurrently, then axum serving `POST /validate` (a thin
 //! handler over [`super::review::respond`]).
 
@@ -22,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, error, info, warn};
 
+use super::cert::RotatingCert;
 use super::metrics::WebhookMetrics;
 use super::review::respond;
 use weft_pilot::config::Input;
@@ -38,6 +40,16 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// Where the webhook's serving certificate comes from.
+#[derive(Clone, Debug)]
+pub enum ServingCert {
+    /// PEM files, read once at start (`--webhook-tls-cert`,
+    /// `--webhook-tls-key`).
+    Files(TlsFiles),
+    /// Issued by Weft's CA and swapped in place when renewed.
+    Rotating(Arc<RotatingCert>),
 }
 
 /// Why the webhook cannot start.
@@ -76,11 +88,15 @@ impl Error {
 /// ADDR`.
 pub async fn start(
     address: SocketAddr,
-    tls: &TlsFiles,
+    tls: &ServingCert,
     cluster: ClusterInputs,
     metrics: WebhookMetrics,
 ) -> Result<SocketAddr, Error> {
-    let acceptor = TlsAcceptor::from(Arc::new(server_config(tls)?));
+    let config = match tls {
+        ServingCert::Files(files) => server_config(files)?,
+        ServingCert::Rotating(cert) => rotating_server_config(cert.clone())?,
+    };
+    let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind(address)
         .await
         .map_err(|source| Error::Bind { address, source })?;
@@ -112,6 +128,18 @@ pub fn server_config(tls: &TlsFiles) -> Result<ServerConfig, Error> {
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// A rustls server config (ring, HTTP/1.1) presenting whatever `cert`
+/// holds at each handshake.
+pub fn rotating_server_config(cert: Arc<RotatingCert>) -> Result<ServerConfig, Error> {
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

@@ -1,6 +1,7 @@
 //! The webhook server over real TLS on 127.0.0.1: certificate files
 //! loaded, a review answered, a body that is no review refused with 400,
-//! the answers counted; unusable files refused with a message naming them.
+//! the answers counted; unusable files refused with a message naming them;
+//! a rotating certificate swapped under a running server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,7 +18,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::WebhookMetrics;
-use super::server::{ClusterInputs, TlsFiles, server_config, start};
+use super::cert::{RotatingCert, certified_key};
+use super::server::{ClusterInputs, ServingCert, TlsFiles, server_config, start};
 
 /// A CA (its certificate, DER) and files of a leaf for 127.0.0.1 in `dir`.
 fn mk_pki(dir: &Path) -> (CertificateDer<'static>, TlsFiles) {
@@ -73,7 +76,7 @@ async fn reviews_are_answered_over_tls_and_garbage_is_a_400() {
     let cluster: ClusterInputs = Arc::new(Vec::new);
     let addr = start(
         "127.0.0.1:0".parse().unwrap(),
-        &files,
+        &ServingCert::Files(files),
         cluster,
         metrics.clone(),
     )
@@ -139,4 +142,60 @@ fn unusable_files_are_refused_naming_them() {
         err.contains("key.pem") && err.contains("--webhook-tls-cert"),
         "{err}"
     );
+}
+
+/// The leaf certificate a TLS server at `addr` presents to a client
+/// trusting `root` and asking for `name`.
+async fn served_leaf(
+    addr: SocketAddr,
+    root: &CertificateDer<'static>,
+    name: &str,
+) -> CertificateDer<'static> {
+    let mut roots = RootCertStore::empty();
+    roots.add(root.clone()).unwrap();
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(name.to_string()).unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+}
+
+#[tokio::test]
+async fn a_swapped_certificate_is_served_from_the_next_handshake() {
+    use std::time::Duration;
+    use weft_citadel::{CertificateAuthority, KeyType};
+
+    let ca = CertificateAuthority::generate_root(KeyType::EcdsaP256, "cluster.local").unwrap();
+    let root = CertificateDer::from_pem_slice(ca.root_pem().as_bytes()).unwrap();
+    let names = ["weft.weft-system.svc".to_string()];
+    let issue = || {
+        let (chain, key) = ca
+            .issue_serving_cert(&names, &[], Duration::from_secs(600))
+            .unwrap();
+        certified_key(&chain, &key).unwrap()
+    };
+    let rotating = Arc::new(RotatingCert::new(issue()));
+    let cluster: ClusterInputs = Arc::new(Vec::new);
+    let addr = start(
+        "127.0.0.1:0".parse().unwrap(),
+        &ServingCert::Rotating(rotating.clone()),
+        cluster,
+        WebhookMetrics::default(),
+    )
+    .await
+    .unwrap();
+
+    let first = served_leaf(addr, &root, "weft.weft-system.svc").await;
+    assert_eq!(Some(&first), rotating.current().end_entity_cert().ok());
+    rotating.swap(issue());
+    let second = served_leaf(addr, &root, "weft.weft-system.svc").await;
+    assert_ne!(first, second);
+    assert_eq!(Some(&second), rotating.current().end_entity_cert().ok());
 }
