@@ -18,6 +18,9 @@
 //! is started by [`crate::operator`] once the watches listed every kind,
 //! and only with a certificate (`--webhook-tls-cert`, `--webhook-tls-key`).
 //! Each answer is counted in `weft_webhook_reviews_total{kind,allowed}`.
+//!
+//! The same server answers `POST /inject`, the mutating webhook of sidecar
+//! injection; its logic is [`crate::inject`]'s.
 
 pub mod decide;
 pub mod metrics;
@@ -25,7 +28,7 @@ pub mod review;
 pub mod server;
 
 pub use metrics::WebhookMetrics;
-pub use server::{ClusterInputs, Error, TlsFiles, start};
+pub use server::{ClusterInputs, Error, Injection, NamespaceLabels, TlsFiles, start};
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! and handshaken concurrently, then axum serving `POST /validate` (a thin
 //! handler over [`super::review::respond`]).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,11 +25,31 @@ use tracing::{debug, error, info, warn};
 
 use super::metrics::WebhookMetrics;
 use super::review::respond;
+use crate::inject::InjectConfig;
 use weft_pilot::config::Input;
 
 /// The cluster's current inputs, on demand (in `weft operator`,
 /// `Stores::observe().inputs`).
 pub type ClusterInputs = Arc<dyn Fn() -> Vec<Input> + Send + Sync>;
+
+/// A namespace's labels, `None` when the namespace is unknown (in `weft
+/// operator`, from the Namespace watch's store).
+pub type NamespaceLabels = Arc<dyn Fn(&str) -> Option<BTreeMap<String, String>> + Send + Sync>;
+
+/// What `POST /inject` needs.
+#[derive(Clone)]
+pub struct Injection {
+    pub config: InjectConfig,
+    pub namespaces: NamespaceLabels,
+}
+
+impl std::fmt::Debug for Injection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injection")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
 
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,6 +99,7 @@ pub async fn start(
     address: SocketAddr,
     tls: &TlsFiles,
     cluster: ClusterInputs,
+    injection: Injection,
     metrics: WebhookMetrics,
 ) -> Result<SocketAddr, Error> {
     let acceptor = TlsAcceptor::from(Arc::new(server_config(tls)?));
@@ -90,7 +112,7 @@ pub async fn start(
     info!(address = %bound, "validating webhook listening on {bound}");
     let (connections, receiver) = mpsc::channel(64);
     tokio::spawn(accept(listener, acceptor, connections));
-    let router = router(cluster, metrics);
+    let router = router(cluster, injection, metrics);
     tokio::spawn(async move {
         let listener = TlsListener {
             connections: receiver,
@@ -193,14 +215,40 @@ impl axum::serve::Listener for TlsListener {
 
 struct Webhook {
     cluster: ClusterInputs,
+    injection: Injection,
     metrics: WebhookMetrics,
 }
 
-/// `POST /validate` over `cluster`.
-pub fn router(cluster: ClusterInputs, metrics: WebhookMetrics) -> Router {
+/// `POST /validate` over `cluster`, `POST /inject` with `injection`.
+pub fn router(cluster: ClusterInputs, injection: Injection, metrics: WebhookMetrics) -> Router {
     Router::new()
         .route("/validate", post(validate))
-        .with_state(Arc::new(Webhook { cluster, metrics }))
+        .route("/inject", post(inject))
+        .with_state(Arc::new(Webhook {
+            cluster,
+            injection,
+            metrics,
+        }))
+}
+
+async fn inject(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
+    let injection = &webhook.injection;
+    let reply =
+        crate::inject::review::respond(&body, &injection.config, |ns| (injection.namespaces)(ns));
+    if let Some((kind, allowed)) = reply.reviewed {
+        webhook.metrics.record(kind, allowed);
+    }
+    let content_type = if reply.reviewed.is_some() {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    (
+        reply.status,
+        [(header::CONTENT_TYPE, content_type)],
+        reply.body,
+    )
+        .into_response()
 }
 
 async fn validate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::WebhookMetrics;
-use super::server::{ClusterInputs, TlsFiles, server_config, start};
+use super::server::{ClusterInputs, Injection, TlsFiles, server_config, start};
 
 /// A CA (its certificate, DER) and files of a leaf for 127.0.0.1 in `dir`.
 fn mk_pki(dir: &Path) -> (CertificateDer<'static>, TlsFiles) {
@@ -75,6 +75,10 @@ async fn reviews_are_answered_over_tls_and_garbage_is_a_400() {
         "127.0.0.1:0".parse().unwrap(),
         &files,
         cluster,
+        Injection {
+            config: Default::default(),
+            namespaces: Arc::new(|_: &str| None),
+        },
         metrics.clone(),
     )
     .await
