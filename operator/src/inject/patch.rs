@@ -21,7 +21,7 @@ pub fn apply_patch(raw: &Value, patch: &Patch) -> Result<Value, Error> {
 
 /// The patch adding `sidecar` to `raw`: its init containers before the
 /// Pod's, its volumes after the Pod's, its labels (only keys the Pod lacks)
-/// and annotations. A container or volume name the Pod already uses is an
+/// and annotations, and the service account when the Pod names none. A container or volume name the Pod already uses is an
 /// error.
 pub fn build_patch(raw: &Value, sidecar: &Sidecar) -> Result<Patch, Error> {
     let root = raw.as_object().ok_or(Error::Shape {
@@ -91,6 +91,10 @@ pub fn build_patch(raw: &Value, sidecar: &Sidecar) -> Result<Patch, Error> {
     }
     if spec.is_none() {
         ops.push(add(&["spec"], Value::Object(Map::new())));
+    }
+    if let Some(name) = &sidecar.service_account_name {
+        let path = ["spec", "serviceAccountName"];
+        ops.push(add(&path, Value::String(name.clone())));
     }
     match init {
         None => ops.push(add(&["spec", "initContainers"], Value::Array(containers))),

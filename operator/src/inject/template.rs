@@ -69,6 +69,10 @@ pub struct Sidecar {
     /// Set only where the Pod has no value.
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    /// `spec.serviceAccountName` to set, when the Pod names none: the
+    /// projected token requires one (the ServiceAccount admission plugin
+    /// would set the same, `default`).
+    pub service_account_name: Option<String>,
 }
 
 /// The sidecar for `pod` in `namespace`.
@@ -100,7 +104,26 @@ pub fn build_sidecar(pod: &Pod, namespace: &str, config: &InjectConfig) -> Resul
             .filter(|(key, _)| !pod_has_label(pod, key))
             .collect(),
         annotations: BTreeMap::from([(STATUS.to_string(), status.to_string())]),
+        service_account_name: named_service_account(pod)
+            .is_none()
+            .then(|| service_account(pod)),
     })
+}
+
+/// The Pod's `serviceAccountName` (or the deprecated `serviceAccount`).
+fn named_service_account(pod: &Pod) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    #[allow(deprecated)]
+    let deprecated = spec.service_account.clone();
+    spec.service_account_name
+        .clone()
+        .or(deprecated)
+        .filter(|sa| !sa.is_empty())
+}
+
+/// The Pod's service account: named, else `default`.
+fn service_account(pod: &Pod) -> String {
+    named_service_account(pod).unwrap_or_else(|| "default".to_string())
 }
 
 fn pod_has_label(pod: &Pod, key: &str) -> bool {
@@ -358,12 +381,7 @@ fn build_proxy(
     resources: &ResourceRequirements,
     config: &InjectConfig,
 ) -> Container {
-    let service_account = pod
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.service_account_name.clone())
-        .filter(|sa| !sa.is_empty())
-        .unwrap_or_else(|| "default".to_string());
+    let service_account = service_account(pod);
     let mut args: Vec<String> = [
         "agent",
         "--node-id",

@@ -264,6 +264,8 @@ fn a_pod_without_labels_annotations_or_service_account_is_injected() {
         .unwrap();
     let sa = args.iter().position(|a| a == "--service-account").unwrap();
     assert_eq!(args[sa + 1], "default");
+    // The projected token needs a named service account.
+    assert_eq!(mutated["spec"]["serviceAccountName"], "default");
     assert!(mutated["metadata"]["annotations"]["sidecar.istio.io/status"].is_string());
     assert_eq!(mutated["spec"]["volumes"].as_array().unwrap().len(), 4);
 }
