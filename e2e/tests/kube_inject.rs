@@ -6,7 +6,8 @@
 //! validates and stores what the patch makes; a Pod opting out, or in an
 //! unlabelled namespace, is stored unchanged; admitting an injected Pod
 //! again changes nothing; with weft down, `failurePolicy: Fail` refuses a
-//! Pod and `Ignore` stores it uninjected. No scheduler runs: Pods are
+//! Pod and `Ignore` stores it uninjected; `weft inject -f -`'s offline
+//! output is stored as it is. No scheduler runs: Pods are
 //! stored, never started.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,7 +20,7 @@ use weft_e2e::kube_mesh::{operator_identity, start_control_plane_with_crds};
 use weft_e2e::mesh::WEFT_READY_TIMEOUT;
 use weft_e2e::procs::listening_address;
 use weft_e2e::tls::{TestPki, base64};
-use weft_e2e::{APPLY_TIMEOUT, ControlPlane, Weft, wait_for};
+use weft_e2e::{APPLY_TIMEOUT, ControlPlane, Weft, wait_for, weft_binary};
 
 /// The log line of the webhook server's bound address.
 const WEBHOOK_LINE: &str = "validating webhook listening on";
@@ -381,5 +382,41 @@ async fn pods_are_injected_as_namespaces_and_pods_say_and_outages_follow_the_fai
     })
     .await?;
     assert_untouched(&create(&plane, &outage)?);
+
+    // `weft inject -f -` makes the same sidecar offline, and the
+    // apiserver stores it as it is (the webhook leaves an injected Pod
+    // alone).
+    let offline = weft_inject(&mk_pod(PLAIN, "offline", "", ""))?;
+    let pod = create(&plane, &offline)?;
+    assert_injected(&pod);
+    assert_eq!(
+        pod["spec"]["initContainers"][1]["image"],
+        format!("ghcr.io/weft-mesh/proxy:{}", env!("CARGO_PKG_VERSION"))
+    );
     Ok(())
+}
+
+/// `weft inject -f -` of `yaml`: its stdout.
+fn weft_inject(yaml: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(weft_binary()?)
+        .args(["inject", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(yaml.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "weft inject failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
 }
