@@ -3,7 +3,7 @@
 # Envoy over a Unix socket; it starts and supervises Envoy), as UID 1337,
 # the UID `weft agent iptables` exempts from redirection.
 #
-#   docker build -f docker/proxy.Dockerfile -t ghcr.io/weft-mesh/weft-proxy:0.1.0 .
+#   docker build -f docker/proxy.Dockerfile -t ghcr.io/weft-mesh/proxy:0.1.0 .
 #
 # The injector's init container runs the same image as
 # `weft agent iptables ...` (it needs NET_ADMIN and NET_RAW, and runs as

@@ -452,6 +452,21 @@ impl OperatorOptions {
     }
 }
 
+impl OperatorOptions {
+    /// Serves the admission webhooks on a port the kernel picks, with the
+    /// certificate and key files given (e.g. a `TestPki` leaf).
+    pub fn webhook_tls(self, cert: &Path, key: &Path) -> Self {
+        self.args([
+            "--webhook-address".to_string(),
+            "127.0.0.1:0".to_string(),
+            "--webhook-tls-cert".to_string(),
+            cert.display().to_string(),
+            "--webhook-tls-key".to_string(),
+            key.display().to_string(),
+        ])
+    }
+}
+
 /// How long [`Weft::start_operator_rebinding`] retries a taken address.
 pub const REBIND_TIMEOUT: Duration = Duration::from_secs(10);
 

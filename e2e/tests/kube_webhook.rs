@@ -78,17 +78,8 @@ async fn the_webhook_refuses_what_weft_would_reject_and_warns_about_what_it_cann
 -> anyhow::Result<()> {
     let pki = TestPki::new()?;
     let serving = pki.issue(&["127.0.0.1"])?;
-    let cert = serving.cert_path.display().to_string();
-    let key = serving.key_path.display().to_string();
     let KubeMesh { mesh, plane, .. } = &KubeMesh::start_with(|plane| {
-        Ok(operator_identity(plane)?.args([
-            "--webhook-address",
-            "127.0.0.1:0",
-            "--webhook-tls-cert",
-            &cert,
-            "--webhook-tls-key",
-            &key,
-        ]))
+        Ok(operator_identity(plane)?.webhook_tls(&serving.cert_path, &serving.key_path))
     })
     .await?;
     let host = fqdn("reviews", "default");

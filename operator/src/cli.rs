@@ -32,6 +32,9 @@ pub enum Command {
     /// SDS to Envoy on a Unix socket, rotation; starts and supervises Envoy
     /// (unless `--no-envoy`).
     Agent(AgentArgs),
+    /// Print a Pod (YAML) with the sidecar the injection webhook would add,
+    /// or unchanged with the reason on stderr.
+    Inject(InjectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +154,9 @@ pub struct OperatorArgs {
     /// 2s): how long a crashed leader's status writes wait for a successor.
     #[arg(long, value_name = "DURATION", default_value = "15s")]
     pub lease_duration: IstioDuration,
+    /// The sidecar the injection webhook (`POST /inject`) adds.
+    #[command(flatten)]
+    pub proxy: Box<ProxyArgs>,
 }
 
 impl OperatorArgs {
@@ -173,6 +179,108 @@ impl OperatorArgs {
             key: self.webhook_tls_key.clone()?,
         })
     }
+}
+
+/// The injected sidecar's image, resources and addresses (`weft operator`
+/// and `weft inject`).
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The proxy image (`weft` and Envoy); a Pod's
+    /// `sidecar.istio.io/proxyImage` overrides it.
+    #[arg(long, value_name = "IMAGE", default_value = crate::inject::DEFAULT_PROXY_IMAGE)]
+    pub proxy_image: String,
+    /// The proxy's CPU request (`sidecar.istio.io/proxyCPU` overrides).
+    #[arg(long, value_name = "QUANTITY", default_value = "100m")]
+    pub proxy_cpu: String,
+    /// The proxy's memory request (`sidecar.istio.io/proxyMemory`).
+    #[arg(long, value_name = "QUANTITY", default_value = "128Mi")]
+    pub proxy_memory: String,
+    /// The proxy's CPU limit (`sidecar.istio.io/proxyCPULimit`).
+    #[arg(long, value_name = "QUANTITY", default_value = "2000m")]
+    pub proxy_cpu_limit: String,
+    /// The proxy's memory limit (`sidecar.istio.io/proxyMemoryLimit`).
+    #[arg(long, value_name = "QUANTITY", default_value = "1024Mi")]
+    pub proxy_memory_limit: String,
+    /// The CA's certificate service as proxies reach it.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = "weft.weft-system.svc:15012"
+    )]
+    pub proxy_ca_address: String,
+    /// The xDS server as proxies reach it.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = "weft.weft-system.svc:15010"
+    )]
+    pub proxy_xds_address: String,
+    /// Outbound ports no proxy captures (comma-separated), besides a
+    /// Pod's `traffic.sidecar.istio.io/excludeOutboundPorts`.
+    #[arg(long, value_name = "PORT,...", value_delimiter = ',')]
+    pub proxy_exclude_outbound_ports: Vec<u16>,
+    /// Outbound CIDRs no proxy captures (comma-separated), besides a Pod's
+    /// `traffic.sidecar.istio.io/excludeOutboundIPRanges`.
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',')]
+    pub proxy_exclude_outbound_cidrs: Vec<String>,
+}
+
+impl ProxyArgs {
+    /// The injection config, with the mesh's trust domain and the control
+    /// plane's namespace.
+    pub fn inject_config(
+        &self,
+        trust_domain: &str,
+        control_plane_namespace: &str,
+    ) -> crate::inject::InjectConfig {
+        use crate::inject::{InjectConfig, Resources};
+        InjectConfig {
+            proxy_image: self.proxy_image.clone(),
+            requests: Resources {
+                cpu: self.proxy_cpu.clone(),
+                memory: self.proxy_memory.clone(),
+            },
+            limits: Resources {
+                cpu: self.proxy_cpu_limit.clone(),
+                memory: self.proxy_memory_limit.clone(),
+            },
+            ca_address: self.proxy_ca_address.clone(),
+            xds_address: self.proxy_xds_address.clone(),
+            trust_domain: trust_domain.to_string(),
+            control_plane_namespace: control_plane_namespace.to_string(),
+            exclude_outbound_ports: self.proxy_exclude_outbound_ports.clone(),
+            exclude_outbound_cidrs: self.proxy_exclude_outbound_cidrs.clone(),
+            ..InjectConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InjectArgs {
+    /// The Pod (YAML or JSON; several `---`-separated documents allowed,
+    /// non-Pods are printed unchanged); `-` reads stdin.
+    #[arg(short = 'f', long = "filename", value_name = "FILE|-")]
+    pub file: PathBuf,
+    /// The namespace of Pods that name none.
+    #[arg(long, value_name = "NS", default_value = "default")]
+    pub namespace: String,
+    /// The namespace's labels, `key=value[,key=value...]`, as the webhook
+    /// would see them.
+    #[arg(
+        long,
+        value_name = "KEY=VALUE,...",
+        value_delimiter = ',',
+        default_value = "weft-injection=enabled"
+    )]
+    pub namespace_labels: Vec<String>,
+    /// The mesh's trust domain.
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
+    pub trust_domain: String,
+    /// The control plane's namespace (its own Pods are never injected).
+    #[arg(long, value_name = "NS", default_value = "weft-system")]
+    pub control_plane_namespace: String,
+    #[command(flatten)]
+    pub proxy: Box<ProxyArgs>,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@
 //!     the candidate checked with the cluster's inputs by validate_inputs
 //! weft bootstrap ...   prints the Envoy bootstrap that points at that server
 //! weft validate -f F   runs the same source + ConfigStore checks once and prints the errors
+//! weft inject -f F     prints the Pod with the sidecar the webhook's POST /inject adds (inject)
 //! weft agent ...       the sidecar agent (weft-agent): certificates from the CA, SDS on a
 //!                      Unix socket, Envoy started with bootstrap + sds-grpc and supervised
 //! ```
@@ -28,6 +29,7 @@ pub mod agent;
 pub mod bootstrap;
 pub mod ca;
 pub mod cli;
+pub mod inject;
 pub mod k8s;
 pub mod monitoring;
 pub mod operator;

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use weft_operator::cli::{Cli, Command};
-use weft_operator::{agent, bootstrap, operator, standalone, telemetry, validate};
+use weft_operator::{agent, bootstrap, inject, operator, standalone, telemetry, validate};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
@@ -28,5 +28,6 @@ async fn main() -> anyhow::Result<ExitCode> {
             agent::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Inject(args) => inject::command::run(&args),
     }
 }

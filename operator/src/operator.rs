@@ -79,8 +79,22 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     match webhook_serving_cert(&args, &client, ca, &leadership, webhook_cert_metrics)? {
         Some(tls) => {
             let stores = stores.clone();
+            let namespaces = stores.clone();
             let cluster: webhook::ClusterInputs = Arc::new(move || stores.observe().inputs);
-            webhook::start(args.webhook_address, &tls, cluster, webhook_metrics).await?;
+            let injection = webhook::Injection {
+                config: args
+                    .proxy
+                    .inject_config(&args.ca.trust_domain, &args.lease_namespace),
+                namespaces: Arc::new(move |name| namespaces.namespace_labels(name)),
+            };
+            webhook::start(
+                args.webhook_address,
+                &tls,
+                cluster,
+                injection,
+                webhook_metrics,
+            )
+            .await?;
         }
         None => info!(
             "validating webhook not served: neither --webhook-service nor --webhook-tls-cert / --webhook-tls-key given"

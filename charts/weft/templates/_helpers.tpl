@@ -75,6 +75,10 @@ The ValidatingWebhookConfiguration's name (cluster-scoped).
 {{/*
 The control-plane image.
 */}}
+{{- define "weft.proxyImage" -}}
+{{- printf "%s:%s" .Values.proxy.image.repository (default .Chart.AppVersion .Values.proxy.image.tag) }}
+{{- end }}
+
 {{- define "weft.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}

@@ -28,6 +28,7 @@ pub mod status;
 pub mod watch;
 pub mod webhook_certs;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use discovery::DiscoverySelectors;
@@ -179,6 +180,15 @@ impl Stores {
         listed(&self.endpoint_slices, "EndpointSlice").await?;
         listed(&self.pods, "Pod").await?;
         listed(&self.namespaces, "Namespace").await
+    }
+
+    /// The labels of namespace `name`, `None` while it is unknown.
+    pub fn namespace_labels(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.namespaces
+            .state()
+            .iter()
+            .find(|ns| ns.metadata.name.as_deref() == Some(name))
+            .map(|ns| ns.metadata.labels.clone().unwrap_or_default())
     }
 
     /// The names of the namespaces the cluster has now.

@@ -21,6 +21,9 @@
 //! that Service and renews in place ([`cert`],
 //! [`crate::k8s::webhook_certs`]).
 //! Each answer is counted in `weft_webhook_reviews_total{kind,allowed}`.
+//!
+//! The same server answers `POST /inject`, the mutating webhook of sidecar
+//! injection; its logic is [`crate::inject`]'s.
 
 pub mod cert;
 pub mod decide;
@@ -30,7 +33,7 @@ pub mod server;
 
 pub use cert::RotatingCert;
 pub use metrics::WebhookMetrics;
-pub use server::{ClusterInputs, Error, ServingCert, TlsFiles, start};
+pub use server::{ClusterInputs, Error, Injection, NamespaceLabels, ServingCert, TlsFiles, start};
 
 #[cfg(test)]
 mod tests;

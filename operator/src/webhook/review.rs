@@ -26,21 +26,9 @@ pub struct Reply {
 
 /// Answers one body; `cluster` gives the cluster's inputs if needed.
 pub fn respond(body: &[u8], cluster: impl FnOnce() -> Vec<Input>) -> Reply {
-    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
-        Ok(review) => review,
-        Err(err) => {
-            return bad_request(format!(
-                "the body is not an admission.k8s.io/v1 AdmissionReview ({err}); the webhook expects one from the kube-apiserver"
-            ));
-        }
-    };
-    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+    let request = match parse_request(body) {
         Ok(request) => request,
-        Err(_) => {
-            return bad_request(
-                "the AdmissionReview holds no request; send one with `request` set".to_string(),
-            );
-        }
+        Err(reply) => return reply,
     };
     let decision = decide(&request, cluster);
     let kind = validated_kind(&request.kind.group, &request.kind.kind).unwrap_or("other");
@@ -62,11 +50,28 @@ pub fn respond(body: &[u8], cluster: impl FnOnce() -> Vec<Input>) -> Reply {
     if !decision.warnings.is_empty() {
         response.warnings = Some(decision.warnings.clone());
     }
+    answer(response, (kind, decision.allowed))
+}
+
+/// The AdmissionReview's request in `body`, or the 400 to answer.
+pub fn parse_request(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Reply> {
+    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body).map_err(|err| {
+        bad_request(format!(
+            "the body is not an admission.k8s.io/v1 AdmissionReview ({err}); the webhook expects one from the kube-apiserver"
+        ))
+    })?;
+    review.try_into().map_err(|_| {
+        bad_request("the AdmissionReview holds no request; send one with `request` set".to_string())
+    })
+}
+
+/// `response` in an AdmissionReview, 200; `reviewed` is for the metrics.
+pub fn answer(response: AdmissionResponse, reviewed: (&'static str, bool)) -> Reply {
     match serde_json::to_string(&response.into_review()) {
         Ok(body) => Reply {
             status: StatusCode::OK,
             body,
-            reviewed: Some((kind, decision.allowed)),
+            reviewed: Some(reviewed),
         },
         Err(err) => Reply {
             status: StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,6 +3,7 @@
 //! and handshaken concurrently, then axum serving `POST /validate` (a thin
 //! handler over [`super::review::respond`]).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,12 +26,32 @@ use tracing::{debug, error, info, warn};
 
 use super::cert::RotatingCert;
 use super::metrics::WebhookMetrics;
-use super::review::respond;
+use super::review::{Reply, respond};
+use crate::inject::InjectConfig;
 use weft_pilot::config::Input;
 
 /// The cluster's current inputs, on demand (in `weft operator`,
 /// `Stores::observe().inputs`).
 pub type ClusterInputs = Arc<dyn Fn() -> Vec<Input> + Send + Sync>;
+
+/// A namespace's labels, `None` when the namespace is unknown (in `weft
+/// operator`, from the Namespace watch's store).
+pub type NamespaceLabels = Arc<dyn Fn(&str) -> Option<BTreeMap<String, String>> + Send + Sync>;
+
+/// What `POST /inject` needs.
+#[derive(Clone)]
+pub struct Injection {
+    pub config: InjectConfig,
+    pub namespaces: NamespaceLabels,
+}
+
+impl std::fmt::Debug for Injection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injection")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
 
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,6 +111,7 @@ pub async fn start(
     address: SocketAddr,
     tls: &ServingCert,
     cluster: ClusterInputs,
+    injection: Injection,
     metrics: WebhookMetrics,
 ) -> Result<SocketAddr, Error> {
     let config = match tls {
@@ -106,7 +128,7 @@ pub async fn start(
     info!(address = %bound, "validating webhook listening on {bound}");
     let (connections, receiver) = mpsc::channel(64);
     tokio::spawn(accept(listener, acceptor, connections));
-    let router = router(cluster, metrics);
+    let router = router(cluster, injection, metrics);
     tokio::spawn(async move {
         let listener = TlsListener {
             connections: receiver,
@@ -221,14 +243,27 @@ impl axum::serve::Listener for TlsListener {
 
 struct Webhook {
     cluster: ClusterInputs,
+    injection: Injection,
     metrics: WebhookMetrics,
 }
 
-/// `POST /validate` over `cluster`.
-pub fn router(cluster: ClusterInputs, metrics: WebhookMetrics) -> Router {
+/// `POST /validate` over `cluster`, `POST /inject` with `injection`.
+pub fn router(cluster: ClusterInputs, injection: Injection, metrics: WebhookMetrics) -> Router {
     Router::new()
         .route("/validate", post(validate))
-        .with_state(Arc::new(Webhook { cluster, metrics }))
+        .route("/inject", post(inject))
+        .with_state(Arc::new(Webhook {
+            cluster,
+            injection,
+            metrics,
+        }))
+}
+
+async fn inject(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
+    let injection = &webhook.injection;
+    let reply =
+        crate::inject::review::respond(&body, &injection.config, |ns| (injection.namespaces)(ns));
+    http_response(&webhook.metrics, reply)
 }
 
 async fn validate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
@@ -236,22 +271,7 @@ async fn validate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response 
     // Validation assembles the whole mesh: off the async workers.
     let reply = tokio::task::spawn_blocking(move || respond(&body, || cluster())).await;
     match reply {
-        Ok(reply) => {
-            if let Some((kind, allowed)) = reply.reviewed {
-                webhook.metrics.record(kind, allowed);
-            }
-            let content_type = if reply.reviewed.is_some() {
-                "application/json"
-            } else {
-                "text/plain; charset=utf-8"
-            };
-            (
-                reply.status,
-                [(header::CONTENT_TYPE, content_type)],
-                reply.body,
-            )
-                .into_response()
-        }
+        Ok(reply) => http_response(&webhook.metrics, reply),
         Err(err) => {
             error!(%err, "the webhook's validation task failed");
             (
@@ -261,4 +281,22 @@ async fn validate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response 
                 .into_response()
         }
     }
+}
+
+/// `reply` as HTTP (a review is JSON, anything else plain text), counted.
+fn http_response(metrics: &WebhookMetrics, reply: Reply) -> Response {
+    if let Some((kind, allowed)) = reply.reviewed {
+        metrics.record(kind, allowed);
+    }
+    let content_type = if reply.reviewed.is_some() {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    (
+        reply.status,
+        [(header::CONTENT_TYPE, content_type)],
+        reply.body,
+    )
+        .into_response()
 }

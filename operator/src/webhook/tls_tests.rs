@@ -19,7 +19,7 @@ use tokio_rustls::TlsConnector;
 
 use super::WebhookMetrics;
 use super::cert::{RotatingCert, certified_key};
-use super::server::{ClusterInputs, ServingCert, TlsFiles, server_config, start};
+use super::server::{ClusterInputs, Injection, ServingCert, TlsFiles, server_config, start};
 
 /// A CA (its certificate, DER) and files of a leaf for 127.0.0.1 in `dir`.
 fn mk_pki(dir: &Path) -> (CertificateDer<'static>, TlsFiles) {
@@ -78,6 +78,10 @@ async fn reviews_are_answered_over_tls_and_garbage_is_a_400() {
         "127.0.0.1:0".parse().unwrap(),
         &ServingCert::Files(files),
         cluster,
+        Injection {
+            config: Default::default(),
+            namespaces: Arc::new(|_: &str| None),
+        },
         metrics.clone(),
     )
     .await
@@ -187,6 +191,10 @@ async fn a_swapped_certificate_is_served_from_the_next_handshake() {
         "127.0.0.1:0".parse().unwrap(),
         &ServingCert::Rotating(rotating.clone()),
         cluster,
+        Injection {
+            config: Default::default(),
+            namespaces: Arc::new(|_: &str| None),
+        },
         WebhookMetrics::default(),
     )
     .await
