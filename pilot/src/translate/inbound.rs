@@ -34,7 +34,7 @@ use envoy_types::pb::envoy::config::route::v3::{
 };
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager,
+    HttpConnectionManager, HttpFilter,
     http_connection_manager::{
         ForwardClientCertDetails, RouteSpecifier, SetCurrentClientCertDetails,
     },
@@ -48,7 +48,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 };
 use envoy_types::util::pack_any;
 
-use super::http_filters::build_http_filters;
+use super::inbound_policy::inbound_http_filters;
 use super::mtls::{ISTIO_ALPN, istio_mutual_downstream_socket};
 use super::{ProxyView, pb_duration, socket_address};
 use crate::model::{IngressListener, MeshSnapshot, MtlsMode, effective_mtls_mode};
@@ -86,7 +86,10 @@ pub fn inbound_mode(snapshot: &MeshSnapshot, view: &ProxyView, port: u16) -> Mtl
 pub(super) fn build_inbound_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listener> {
     ingress_of(snapshot, view)
         .iter()
-        .map(|l| build_listener(l, inbound_mode(snapshot, view, l.port)))
+        .map(|l| {
+            let filters = inbound_http_filters(snapshot, view, l.port);
+            build_listener(l, inbound_mode(snapshot, view, l.port), &filters)
+        })
         .collect()
 }
 
@@ -98,11 +101,11 @@ pub(super) fn build_inbound_clusters(snapshot: &MeshSnapshot, view: &ProxyView) 
         .collect()
 }
 
-fn build_listener(l: &IngressListener, mode: MtlsMode) -> Listener {
+fn build_listener(l: &IngressListener, mode: MtlsMode, http_filters: &[HttpFilter]) -> Listener {
     let http = l.protocol.is_http();
     let network_filter = |tls: bool| {
         if http {
-            hcm_filter(l, tls)
+            hcm_filter(l, tls, http_filters)
         } else {
             tcp_filter(l)
         }
@@ -153,7 +156,7 @@ fn build_listener(l: &IngressListener, mode: MtlsMode) -> Listener {
     }
 }
 
-fn hcm_filter(l: &IngressListener, tls: bool) -> Filter {
+fn hcm_filter(l: &IngressListener, tls: bool, http_filters: &[HttpFilter]) -> Filter {
     let cluster = inbound_cluster_name(l.port);
     let route_config = RouteConfiguration {
         name: format!("inbound|{}||{}", l.port, l.name),
@@ -183,7 +186,7 @@ fn hcm_filter(l: &IngressListener, tls: bool) -> Filter {
     let hcm = HttpConnectionManager {
         stat_prefix: inbound_listener_name(l),
         route_specifier: Some(RouteSpecifier::RouteConfig(route_config)),
-        http_filters: build_http_filters(),
+        http_filters: http_filters.to_vec(),
         forward_client_cert_details: ForwardClientCertDetails::SanitizeSet as i32,
         set_current_client_cert_details: tls.then(|| SetCurrentClientCertDetails {
             uri: true,

