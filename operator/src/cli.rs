@@ -236,6 +236,18 @@ pub struct BootstrapArgs {
     /// `SERVICE_ACCOUNT`, as Istio does.
     #[arg(long, value_name = "SA")]
     pub service_account: Option<String>,
+    /// The pod's traffic is captured (`weft agent iptables` ran in its
+    /// network namespace): Envoy gets the `virtualOutbound` listener on
+    /// 15001 and `virtualInbound` on 15006 (Istio's
+    /// `INTERCEPTION_MODE: REDIRECT`).
+    #[arg(long)]
+    pub capture: bool,
+    /// The workload's IP (repeatable), Istio's `INSTANCE_IPS`: the service
+    /// endpoints with this address are this proxy's (their ports get
+    /// `virtualInbound` filter chains). Without it, the endpoints that
+    /// carry all of `--labels` are.
+    #[arg(long, value_name = "IP", value_delimiter = ',')]
+    pub instance_ip: Vec<String>,
 }
 
 /// `weft bootstrap --role`.
