@@ -46,6 +46,7 @@
 //! a user sees it. The one exception is `weft-proto`, the generated wire
 //! API of the certificate service (as `envoy-types` would be for xDS).
 
+pub mod capture;
 pub mod client;
 pub mod control_plane;
 pub mod demo;
