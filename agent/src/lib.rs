@@ -22,6 +22,7 @@
 //! - [`rotation`]: the issue / publish / sleep loop
 //! - [`sds`]: the SDS server and its per-stream state machine
 //! - [`envoy`]: Envoy supervision
+//! - [`iptables`]: `weft agent iptables`, the transparent-capture rules
 //!
 //! Nothing here knows Kubernetes: the token is a file, the CA an address.
 
@@ -29,6 +30,7 @@ pub mod bundle;
 pub mod ca_client;
 pub mod envoy;
 pub mod identity;
+pub mod iptables;
 pub mod rotation;
 pub mod schedule;
 pub mod sds;

@@ -30,7 +30,12 @@
 //! - [`kube_mesh`]: the [`KubeMesh`] fixture: `weft operator` on a real
 //!   apiserver, Envoy, and `reviews` upstreams in a test host.
 //! - [`netns`]: test hosts in network namespaces, for peers that refuse
-//!   loopback addresses.
+//!   loopback addresses, and for pods linked to each other.
+//! - [`sidecars`]: the `SidecarPair` fixture: two `weft agent` sidecars
+//!   with certificates from weft's CA, talking mTLS.
+//! - [`capture`]: the `CapturedPair` fixture: two pods in network
+//!   namespaces whose traffic `weft agent iptables` sends through their
+//!   sidecars.
 //! - [`client`]: a small HTTP client and the `wait_for` / `wait_until`
 //!   polling helpers (tests poll; they never sleep for a fixed long time).
 //!
@@ -46,6 +51,7 @@
 //! a user sees it. The one exception is `weft-proto`, the generated wire
 //! API of the certificate service (as `envoy-types` would be for xDS).
 
+pub mod capture;
 pub mod client;
 pub mod control_plane;
 pub mod demo;

@@ -286,6 +286,8 @@ impl Drop for Process {
     }
 }
 
+const LOOPBACK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
 /// The `weft` binary running `standalone` or `operator`.
 #[derive(Debug)]
 pub struct Weft {
@@ -315,13 +317,25 @@ impl Weft {
         args: &[&std::ffi::OsStr],
         timeout: Duration,
     ) -> Result<Self> {
+        Self::start_standalone_on(config_dir, args, LOOPBACK, timeout).await
+    }
+
+    /// [`Weft::start_standalone_with`] with its xDS server and certificate
+    /// service on `ip` (e.g. `0.0.0.0`, for proxies in network namespaces;
+    /// the addresses it reports are then `0.0.0.0:PORT`).
+    pub async fn start_standalone_on(
+        config_dir: &Path,
+        args: &[&std::ffi::OsStr],
+        ip: std::net::IpAddr,
+        timeout: Duration,
+    ) -> Result<Self> {
         let mut command = Command::new(weft_binary()?);
         command
             .arg("standalone")
             .arg("--config-dir")
             .arg(config_dir)
             .args(args);
-        Self::spawn(command, None, timeout).await
+        Self::spawn(command, None, ip, timeout).await
     }
 
     /// Starts `weft operator --kubeconfig FILE` as [`Weft::start`] starts
@@ -339,7 +353,7 @@ impl Weft {
             .arg("--kubeconfig")
             .arg(&options.kubeconfig)
             .args(&options.args);
-        Self::spawn(command, options.xds_addr, timeout).await
+        Self::spawn(command, options.xds_addr, LOOPBACK, timeout).await
     }
 
     /// [`Weft::start_operator_with`], retrying for up to
@@ -366,13 +380,14 @@ impl Weft {
     async fn spawn(
         mut command: Command,
         xds_addr: Option<SocketAddr>,
+        ip: std::net::IpAddr,
         timeout: Duration,
     ) -> Result<Self> {
-        let xds_addr = xds_addr.map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string());
+        let xds_addr = xds_addr.unwrap_or(SocketAddr::new(ip, 0)).to_string();
         command
             .args(["--xds-address", &xds_addr])
             .args(["--monitoring-address", "127.0.0.1:0"])
-            .args(["--ca-address", "127.0.0.1:0"])
+            .args(["--ca-address", &SocketAddr::new(ip, 0).to_string()])
             .env(
                 "RUST_LOG",
                 std::env::var("WEFT_E2E_RUST_LOG").unwrap_or_else(|_| "info".to_string()),

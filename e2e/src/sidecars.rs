@@ -100,30 +100,13 @@ impl SidecarPair {
             PEER_AUTHENTICATION_FILE,
             &peer_authentication(&options.mtls_mode),
         )?;
-        let state = parts.state_dir.path();
-        let token_file: String = WORKLOADS
-            .iter()
-            .map(|sa| {
-                format!(
-                    "- {{token: {}, namespace: {NAMESPACE}, serviceAccount: {sa}}}\n",
-                    standalone_token(sa)
-                )
-            })
-            .collect();
-        std::fs::write(state.join("tokens.yaml"), token_file)?;
-        let ca_dir = state.join("ca");
-        let weft = Weft::start_standalone_with(
+        let (weft, root) = start_standalone_ca(
             config_dir.path(),
-            &[
-                OsStr::new("--token-file"),
-                state.join("tokens.yaml").as_os_str(),
-                OsStr::new("--ca-dir"),
-                ca_dir.as_os_str(),
-            ],
-            WEFT_READY_TIMEOUT,
+            parts.state_dir.path(),
+            NAMESPACE,
+            Ipv4Addr::LOCALHOST.into(),
         )
         .await?;
-        let root = ca_dir.join("root-cert.pem");
         parts
             .start_sidecars(weft, &root, standalone_token, &options, Some(config_dir))
             .await
@@ -253,11 +236,47 @@ impl SidecarPair {
 }
 
 /// The workloads' service accounts: the client, then the server.
-const WORKLOADS: [&str; 2] = ["sleep", "reviews"];
+pub(crate) const WORKLOADS: [&str; 2] = ["sleep", "reviews"];
 
 /// A workload's token in standalone's token file.
-fn standalone_token(service_account: &str) -> String {
+pub(crate) fn standalone_token(service_account: &str) -> String {
     format!("token-of-{service_account}")
+}
+
+/// `weft standalone` on `config_dir` with its CA (xDS and the certificate
+/// service on `ip`): the [`WORKLOADS`] of `namespace` authenticated by
+/// [`standalone_token`], the root kept in `state/ca`. Returns weft and the
+/// root's path.
+pub(crate) async fn start_standalone_ca(
+    config_dir: &Path,
+    state: &Path,
+    namespace: &str,
+    ip: std::net::IpAddr,
+) -> Result<(Weft, std::path::PathBuf)> {
+    let token_file: String = WORKLOADS
+        .iter()
+        .map(|sa| {
+            format!(
+                "- {{token: {}, namespace: {namespace}, serviceAccount: {sa}}}\n",
+                standalone_token(sa)
+            )
+        })
+        .collect();
+    std::fs::write(state.join("tokens.yaml"), token_file)?;
+    let ca_dir = state.join("ca");
+    let weft = Weft::start_standalone_on(
+        config_dir,
+        &[
+            OsStr::new("--token-file"),
+            state.join("tokens.yaml").as_os_str(),
+            OsStr::new("--ca-dir"),
+            ca_dir.as_os_str(),
+        ],
+        ip,
+        WEFT_READY_TIMEOUT,
+    )
+    .await?;
+    Ok((weft, ca_dir.join("root-cert.pem")))
 }
 
 /// What both setups make before weft starts: Envoy installed, the app,
@@ -301,6 +320,8 @@ impl Parts {
         let start = |name: &str, labels: &str| {
             Sidecar::start(&SidecarSpec {
                 name,
+                namespace: NAMESPACE,
+                pod: None,
                 labels,
                 token: &token_of(name),
                 xds_addr: weft.xds_addr(),
@@ -337,17 +358,31 @@ impl Parts {
 }
 
 /// What one sidecar needs to start.
-struct SidecarSpec<'a> {
-    name: &'a str,
-    labels: &'a str,
-    token: &'a str,
-    xds_addr: SocketAddr,
-    ca_addr: SocketAddr,
-    ca_root: &'a Path,
-    envoy: &'a Path,
-    cert_ttl: Option<Duration>,
-    dir: &'a Path,
+pub(crate) struct SidecarSpec<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    /// In a pod: a network namespace whose traffic it captures.
+    pub pod: Option<PodNet<'a>>,
+    pub labels: &'a str,
+    pub token: &'a str,
+    pub xds_addr: SocketAddr,
+    pub ca_addr: SocketAddr,
+    pub ca_root: &'a Path,
+    pub envoy: &'a Path,
+    pub cert_ttl: Option<Duration>,
+    pub dir: &'a Path,
 }
+
+/// A sidecar in a "pod": the agent runs in `host`'s network namespace as
+/// [`PROXY_UID`] with `--capture --instance-ip IP` (after `weft agent
+/// iptables` ran there), Envoy's admin on 127.0.0.1:15000 inside.
+pub(crate) struct PodNet<'a> {
+    pub host: &'a crate::netns::TestHost,
+    pub ip: Ipv4Addr,
+}
+
+/// The UID captured proxies run as (`weft agent iptables --proxy-uid`).
+pub const PROXY_UID: u32 = 1337;
 
 /// One workload's `weft agent` and the Envoy it runs.
 #[derive(Debug)]
@@ -355,11 +390,16 @@ pub struct Sidecar {
     process: Process,
     outbound: SocketAddr,
     admin: SocketAddr,
+    /// The network namespace it runs in, if not this one.
+    netns: Option<String>,
 }
 
 impl Sidecar {
-    fn start(spec: &SidecarSpec<'_>) -> Result<Self> {
-        let [outbound, admin] = [free_port()?, free_port()?];
+    pub(crate) fn start(spec: &SidecarSpec<'_>) -> Result<Self> {
+        let (outbound, admin) = match spec.pod {
+            Some(_) => (15001, 15000),
+            None => (free_port()?, free_port()?),
+        };
         let dir = spec.dir.join(spec.name);
         std::fs::create_dir_all(&dir)?;
         let token_file = dir.join("token");
@@ -367,14 +407,34 @@ impl Sidecar {
         let ttl = spec
             .cert_ttl
             .map_or_else(|| "0s".to_string(), |t| format!("{}s", t.as_secs()));
-        let mut command = Command::new(weft_binary()?);
+        let mut command = match &spec.pod {
+            None => Command::new(weft_binary()?),
+            Some(pod) => {
+                // The agent (and so Envoy) runs as the proxy UID, whose
+                // traffic the capture rules leave alone.
+                for path in [&dir, &token_file] {
+                    std::os::unix::fs::chown(path, Some(PROXY_UID), Some(PROXY_UID))?;
+                }
+                let mut command = Command::new("ip");
+                command
+                    .args(["netns", "exec", pod.host.name(), "setpriv"])
+                    .args(["--reuid", &PROXY_UID.to_string()])
+                    .args(["--regid", &PROXY_UID.to_string(), "--clear-groups"])
+                    .arg(weft_binary()?);
+                command
+            }
+        };
         command
             .arg("agent")
-            .args(["--node-id", &format!("{}-1.{NAMESPACE}", spec.name)])
-            .args(["--namespace", NAMESPACE, "--service-account", spec.name])
+            .args(["--node-id", &format!("{}-1.{}", spec.name, spec.namespace)])
+            .args([
+                "--namespace",
+                spec.namespace,
+                "--service-account",
+                spec.name,
+            ])
             .args(["--labels", spec.labels])
             .args(["--xds-address", &spec.xds_addr.to_string()])
-            .args(["--outbound-port", &outbound.to_string()])
             .args(["--admin-port", &admin.to_string()])
             .args(["--ca-address", &spec.ca_addr.to_string()])
             .arg("--ca-root")
@@ -393,15 +453,39 @@ impl Sidecar {
                 std::env::var("WEFT_E2E_RUST_LOG").unwrap_or_else(|_| "info".to_string()),
             )
             .env("NO_COLOR", "1");
+        match &spec.pod {
+            None => {
+                command.args(["--outbound-port", &outbound.to_string()]);
+            }
+            Some(pod) => {
+                // Weft's CA certificate names localhost, not the address
+                // the pod reaches it at.
+                command
+                    .args(["--capture", "--instance-ip", &pod.ip.to_string()])
+                    .args(["--ca-server-name", "localhost"]);
+            }
+        }
         Ok(Self {
             process: Process::spawn(&format!("weft agent ({})", spec.name), command)?,
             outbound: SocketAddr::from((Ipv4Addr::LOCALHOST, outbound)),
             admin: SocketAddr::from((Ipv4Addr::LOCALHOST, admin)),
+            netns: spec.pod.as_ref().map(|p| p.host.name().to_string()),
         })
     }
 
+    /// `GET path` from Envoy's admin listener (inside the sidecar's
+    /// network namespace, if it has one).
+    pub async fn admin_get(&self, path: &str) -> Result<Reply> {
+        match &self.netns {
+            None => http_get(self.admin, "localhost", path, &[]).await,
+            Some(ns) => {
+                crate::netns::block_on_in(ns, http_get(self.admin, "localhost", path, &[]))?
+            }
+        }
+    }
+
     /// Waits until Envoy's admin `/ready` answers 200.
-    async fn wait_ready(&self) -> Result<()> {
+    pub(crate) async fn wait_ready(&self) -> Result<()> {
         wait_for(
             &format!("{}'s Envoy to be ready", self.process.name()),
             ENVOY_READY_TIMEOUT,
@@ -413,9 +497,7 @@ impl Sidecar {
                         self.process.log_tail(30)
                     )));
                 }
-                let reply = http_get(self.admin, "localhost", "/ready", &[])
-                    .await
-                    .ok()?;
+                let reply = self.admin_get("/ready").await.ok()?;
                 (reply.status == 200).then_some(Ok(()))
             },
         )
@@ -435,7 +517,7 @@ impl Sidecar {
     /// Serial numbers of the leaf certificates with URI SAN `spiffe_id`
     /// that Envoy holds (admin `/certs`), deduplicated.
     pub async fn cert_serials(&self, spiffe_id: &str) -> Result<Vec<String>> {
-        let reply = http_get(self.admin, "localhost", "/certs", &[]).await?;
+        let reply = self.admin_get("/certs").await?;
         if reply.status != 200 {
             bail!("Envoy's /certs answered {}: {}", reply.status, reply.body);
         }
@@ -528,10 +610,15 @@ spec:
 
 /// The namespace-wide PeerAuthentication with `mode`.
 fn peer_authentication(mode: &str) -> String {
+    namespace_peer_authentication(NAMESPACE, mode)
+}
+
+/// `namespace`'s PeerAuthentication with `mode`.
+pub(crate) fn namespace_peer_authentication(namespace: &str, mode: &str) -> String {
     format!(
         "apiVersion: security.istio.io/v1
 kind: PeerAuthentication
-metadata: {{name: default, namespace: {NAMESPACE}}}
+metadata: {{name: default, namespace: {namespace}}}
 spec:
   mtls: {{mode: {mode}}}
 "

@@ -1,6 +1,8 @@
 //! `weft agent`: turns the flags into `weft_agent`'s configuration (the
 //! Envoy bootstrap is `weft bootstrap`'s plus the `sds-grpc` cluster) and
-//! runs the agent until SIGTERM or Ctrl-C.
+//! runs the agent until SIGTERM or Ctrl-C; `weft agent iptables` turns
+//! its flags into `weft_agent::iptables`'s options and installs (or
+//! prints) the capture rules.
 
 use std::time::Duration;
 
@@ -8,7 +10,8 @@ use anyhow::Context;
 use weft_agent::{AgentConfig, CaClientConfig, EnvoyConfig, Identity};
 
 use crate::bootstrap;
-use crate::cli::AgentArgs;
+use crate::cli::{AgentArgs, IptablesArgs};
+use weft_agent::iptables::{self as capture, CaptureOptions};
 
 /// Runs the agent (and Envoy unless `--no-envoy`) until SIGTERM / Ctrl-C.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -22,6 +25,39 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let envoy = envoy_config(&args)?;
     weft_agent::run(config, envoy, crate::server::shutdown_signal()).await?;
     Ok(())
+}
+
+/// `weft agent iptables`: prints the rules (`--dry-run`) or installs them.
+pub fn iptables(args: &IptablesArgs) -> anyhow::Result<()> {
+    let rules = capture::render_rules(&capture_options(args)?);
+    if args.dry_run {
+        print!("{rules}");
+        return Ok(());
+    }
+    capture::apply(&args.iptables_restore, &rules)?;
+    Ok(())
+}
+
+/// The capture options the flags say.
+pub fn capture_options(args: &IptablesArgs) -> anyhow::Result<CaptureOptions> {
+    Ok(CaptureOptions {
+        proxy_uid: args.proxy_uid,
+        inbound_capture_port: args.inbound_capture_port,
+        outbound_capture_port: args.outbound_capture_port,
+        include_inbound_ports: capture::parse_inbound_ports(&args.include_inbound_ports)?,
+        exclude_inbound_ports: capture::parse_ports(
+            "--exclude-inbound-ports",
+            &args.exclude_inbound_ports,
+        )?,
+        exclude_outbound_ports: capture::parse_ports(
+            "--exclude-outbound-ports",
+            &args.exclude_outbound_ports,
+        )?,
+        exclude_outbound_ip_ranges: capture::parse_cidrs(
+            "--exclude-outbound-ip-ranges",
+            &args.exclude_outbound_ip_ranges,
+        )?,
+    })
 }
 
 /// The certificate side's configuration.
@@ -92,15 +128,50 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::cli::{Cli, Command};
+    use crate::cli::{AgentCommand, Cli, Command};
 
     fn args(argv: &[&str]) -> AgentArgs {
         let mut full = vec!["weft", "agent", "--node-id", "p", "--ca-root", "/root.pem"];
         full.extend_from_slice(argv);
         match Cli::try_parse_from(full).unwrap().command {
-            Command::Agent(args) => args,
+            Command::Agent(AgentCommand::Run(args)) => args,
             other => panic!("{other:?}"),
         }
+    }
+
+    fn iptables_args(argv: &[&str]) -> IptablesArgs {
+        let mut full = vec!["weft", "agent", "iptables"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).unwrap().command {
+            Command::Agent(AgentCommand::Iptables(args)) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn iptables_is_a_subcommand_with_istios_defaults() {
+        let options = capture_options(&iptables_args(&["--dry-run"])).unwrap();
+        assert_eq!(options, CaptureOptions::default());
+        let options = capture_options(&iptables_args(&[
+            "--proxy-uid",
+            "2000",
+            "--exclude-outbound-ip-ranges",
+            "10.0.0.0/8",
+            "--include-inbound-ports",
+            "9080",
+        ]))
+        .unwrap();
+        assert_eq!(options.proxy_uid, 2000);
+        assert_eq!(options.exclude_outbound_ip_ranges.len(), 1);
+        assert_eq!(
+            options.include_inbound_ports,
+            capture::InboundPorts::Only(vec![9080])
+        );
+        let err = capture_options(&iptables_args(&["--exclude-inbound-ports", "ssh"])).unwrap_err();
+        assert!(err.to_string().contains("--exclude-inbound-ports"), "{err}");
+        // The agent's own flags and the subcommand do not mix.
+        let err = Cli::try_parse_from(["weft", "agent", "--node-id", "p", "iptables"]).unwrap_err();
+        assert!(!err.to_string().is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@ use anyhow::Context;
 use weft_pilot::bootstrap::{BootstrapParams, build_bootstrap};
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use crate::cli::{BootstrapArgs, ProxyRoleArg};
 
@@ -25,6 +26,15 @@ pub fn params(args: &BootstrapArgs) -> anyhow::Result<BootstrapParams> {
         )
     })?;
     let gateway = args.role == ProxyRoleArg::Gateway;
+    if gateway && args.capture {
+        anyhow::bail!(
+            "--capture is for sidecars; a gateway listens on the ports of its Gateway servers"
+        );
+    }
+    for ip in args.instance_ip.iter().filter(|ip| !ip.is_empty()) {
+        ip.parse::<IpAddr>()
+            .with_context(|| format!("--instance-ip {ip:?} is not an IP address"))?;
+    }
     if gateway && args.outbound_port.is_some() {
         anyhow::bail!(
             "--outbound-port is for sidecars; a gateway listens on the ports of the Gateway servers that select its --labels"
@@ -62,6 +72,13 @@ pub fn params(args: &BootstrapArgs) -> anyhow::Result<BootstrapParams> {
         labels,
         sds_socket: args.sds_socket.clone().filter(|p| !p.is_empty()),
         service_account: args.service_account.clone().filter(|s| !s.is_empty()),
+        capture: args.capture,
+        instance_ips: args
+            .instance_ip
+            .iter()
+            .filter(|ip| !ip.is_empty())
+            .cloned()
+            .collect(),
     };
     Ok(params)
 }
@@ -96,6 +113,33 @@ mod tests {
         assert_eq!(value["node"]["metadata"]["SERVICE_ACCOUNT"], "reviews");
         assert_eq!(value["static_resources"]["clusters"][1]["name"], "sds-grpc");
         assert!(yaml.contains("/run/weft/sds.sock"));
+    }
+
+    #[test]
+    fn capture_and_instance_ips_reach_the_node_metadata() {
+        let yaml = render(&args(&[
+            "--capture",
+            "--instance-ip",
+            "10.0.0.2",
+            "--instance-ip",
+            "10.0.0.3",
+        ]))
+        .unwrap();
+        let value: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(value["node"]["metadata"]["INTERCEPTION_MODE"], "REDIRECT");
+        assert_eq!(
+            value["node"]["metadata"]["INSTANCE_IPS"],
+            "10.0.0.2,10.0.0.3"
+        );
+        let err = render(&args(&["--instance-ip", "pod"])).unwrap_err();
+        assert!(err.to_string().contains("not an IP address"), "{err}");
+        let err = render(&args(&["--role", "gateway", "--capture"])).unwrap_err();
+        assert!(
+            err.to_string().contains("--capture is for sidecars"),
+            "{err}"
+        );
+        let plain = render(&args(&[])).unwrap();
+        assert!(!plain.contains("INTERCEPTION_MODE"));
     }
 
     #[test]

@@ -30,8 +30,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// The sidecar agent: an in-memory key, a certificate from the CA,
     /// SDS to Envoy on a Unix socket, rotation; starts and supervises Envoy
-    /// (unless `--no-envoy`).
-    Agent(AgentArgs),
+    /// (unless `--no-envoy`). `weft agent iptables` installs the
+    /// transparent-capture rules instead (the injected init container).
+    Agent(AgentCommand),
     /// Print a Pod (YAML) with the sidecar the injection webhook would add,
     /// or unchanged with the reason on stderr.
     Inject(InjectArgs),
@@ -343,6 +344,18 @@ pub struct BootstrapArgs {
     /// `SERVICE_ACCOUNT`, as Istio does.
     #[arg(long, value_name = "SA")]
     pub service_account: Option<String>,
+    /// The pod's traffic is captured (`weft agent iptables` ran in its
+    /// network namespace): Envoy gets the `virtualOutbound` listener on
+    /// 15001 and `virtualInbound` on 15006 (Istio's
+    /// `INTERCEPTION_MODE: REDIRECT`).
+    #[arg(long)]
+    pub capture: bool,
+    /// The workload's IP (repeatable), Istio's `INSTANCE_IPS`: the service
+    /// endpoints with this address are this proxy's (their ports get
+    /// `virtualInbound` filter chains). Without it, the endpoints that
+    /// carry all of `--labels` are.
+    #[arg(long, value_name = "IP", value_delimiter = ',')]
+    pub instance_ip: Vec<String>,
 }
 
 /// `weft bootstrap --role`.
@@ -352,6 +365,88 @@ pub enum ProxyRoleArg {
     Sidecar,
     /// An ingress or egress gateway.
     Gateway,
+}
+
+/// `weft agent`: run the agent (its flags), or a subcommand. Written by
+/// hand because clap's derive cannot make the agent's flags optional when a
+/// subcommand is given (`AgentArgs` flattens `BootstrapArgs`, so
+/// `Option<AgentArgs>` is never `Some`).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once, at startup
+pub enum AgentCommand {
+    /// `weft agent --node-id ... --ca-root ...`.
+    Run(AgentArgs),
+    /// `weft agent iptables ...`.
+    Iptables(IptablesArgs),
+}
+
+impl clap::FromArgMatches for AgentCommand {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        if matches.subcommand().is_some() {
+            return match AgentSubcommand::from_arg_matches(matches)? {
+                AgentSubcommand::Iptables(args) => Ok(Self::Iptables(args)),
+            };
+        }
+        AgentArgs::from_arg_matches(matches).map(Self::Run)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for AgentCommand {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        AgentSubcommand::augment_subcommands(AgentArgs::augment_args(cmd))
+            .args_conflicts_with_subcommands(true)
+            .subcommand_negates_reqs(true)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentSubcommand {
+    /// Install the transparent-capture rules (Istio's `istio-iptables`,
+    /// REDIRECT mode) in this network namespace: outbound TCP to
+    /// `--outbound-capture-port`, inbound to `--inbound-capture-port`, the
+    /// proxy's own UID excluded. Needs NET_ADMIN and `iptables-restore`.
+    Iptables(IptablesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IptablesArgs {
+    /// The UID Envoy runs as: its own connections are never redirected.
+    #[arg(long, value_name = "UID", default_value_t = 1337)]
+    pub proxy_uid: u32,
+    /// Where inbound connections are redirected (Envoy's `virtualInbound`).
+    #[arg(long, value_name = "PORT", default_value_t = 15006)]
+    pub inbound_capture_port: u16,
+    /// Where outbound connections are redirected (`virtualOutbound`).
+    #[arg(long, value_name = "PORT", default_value_t = 15001)]
+    pub outbound_capture_port: u16,
+    /// Inbound ports to capture: `*` (all but 15000-15090) or
+    /// `PORT[,PORT...]`.
+    #[arg(long, value_name = "PORTS", default_value = "*")]
+    pub include_inbound_ports: String,
+    /// Inbound ports not to capture (with `--include-inbound-ports '*'`).
+    #[arg(long, value_name = "PORTS", default_value = "")]
+    pub exclude_inbound_ports: String,
+    /// Outbound destination ports not to capture.
+    #[arg(long, value_name = "PORTS", default_value = "")]
+    pub exclude_outbound_ports: String,
+    /// Outbound destination IPv4 ranges not to capture (`CIDR[,CIDR...]`).
+    #[arg(long, value_name = "CIDRS", default_value = "")]
+    pub exclude_outbound_ip_ranges: String,
+    /// Print the `iptables-restore` input instead of applying it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The `iptables-restore` binary to run.
+    #[arg(long, value_name = "PATH", default_value = "iptables-restore")]
+    pub iptables_restore: String,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use weft_operator::cli::{Cli, Command};
+use weft_operator::cli::{AgentCommand, Cli, Command};
 use weft_operator::{agent, bootstrap, inject, operator, standalone, telemetry, validate};
 
 #[tokio::main]
@@ -23,7 +23,11 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate(args) => validate::run(&args),
-        Command::Agent(args) => {
+        Command::Agent(AgentCommand::Iptables(args)) => {
+            agent::iptables(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent(AgentCommand::Run(args)) => {
             telemetry::init_logging();
             agent::run(args).await?;
             Ok(ExitCode::SUCCESS)

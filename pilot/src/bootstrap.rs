@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::translate::SDS_CLUSTER;
 use crate::xds::node::{
-    META_LABELS, META_NAMESPACE, META_ROLE, META_ROUTER_ADDRESS, META_SERVICE_ACCOUNT,
+    META_INSTANCE_IPS, META_INTERCEPTION_MODE, META_LABELS, META_NAMESPACE, META_ROLE,
+    META_ROUTER_ADDRESS, META_SERVICE_ACCOUNT,
 };
 
 /// What a bootstrap says about the proxy and where Weft is.
@@ -38,6 +39,11 @@ pub struct BootstrapParams {
     /// The workload's service account (its mesh identity), sent as
     /// Istio's `SERVICE_ACCOUNT` node metadata.
     pub service_account: Option<String>,
+    /// The pod's traffic is captured by `weft agent iptables`: sent as
+    /// Istio's `INTERCEPTION_MODE: REDIRECT`.
+    pub capture: bool,
+    /// The workload's IPs, sent as Istio's `INSTANCE_IPS`.
+    pub instance_ips: Vec<String>,
 }
 
 /// The name of the static cluster that points at Weft.
@@ -58,6 +64,15 @@ pub fn build_bootstrap(params: &BootstrapParams) -> Value {
     }
     if let Some(sa) = &params.service_account {
         metadata.insert(META_SERVICE_ACCOUNT.into(), json!(sa));
+    }
+    if params.capture {
+        metadata.insert(META_INTERCEPTION_MODE.into(), json!("REDIRECT"));
+    }
+    if !params.instance_ips.is_empty() {
+        metadata.insert(
+            META_INSTANCE_IPS.into(),
+            json!(params.instance_ips.join(",")),
+        );
     }
     // An IP is used as is; a name is resolved by Envoy.
     let xds_type = if params.xds_host.parse::<IpAddr>().is_ok() {
@@ -156,6 +171,8 @@ mod tests {
             delta: false,
             sds_socket: None,
             service_account: None,
+            capture: false,
+            instance_ips: Vec::new(),
         }
     }
 

@@ -263,7 +263,7 @@ fn build_init(
         Some(ports) => ports_annotation(INCLUDE_INBOUND_PORTS, ports, true)?,
         None => "*".to_string(),
     };
-    args.extend(["--inbound-ports".to_string(), inbound]);
+    args.extend(["--include-inbound-ports".to_string(), inbound]);
     let mut exclude_inbound = vec![PROXY_INBOUND_PORTS.to_string()];
     if let Some(ports) = annotations.get(EXCLUDE_INBOUND_PORTS) {
         exclude_inbound.push(ports_annotation(EXCLUDE_INBOUND_PORTS, ports, false)?);
@@ -282,7 +282,7 @@ fn build_init(
     if let Some(value) = annotations.get(EXCLUDE_OUTBOUND_CIDRS) {
         cidrs.push(cidrs_annotation(value)?);
     }
-    push_list(&mut args, "--exclude-outbound-cidrs", cidrs);
+    push_list(&mut args, "--exclude-outbound-ip-ranges", cidrs);
     Ok(Container {
         name: INIT_NAME.to_string(),
         image: Some(image.to_string()),
@@ -412,6 +412,11 @@ fn build_proxy(
             &format!("{ENVOY_DIR}/envoy.json"),
             "--sds-socket",
             &format!("{SOCKET_DIR}/socket"),
+            // weft-init redirected the pod's traffic: Envoy gets the
+            // capture listeners (15001, 15006) for the pod's address.
+            "--capture",
+            "--instance-ip",
+            "$(INSTANCE_IP)",
         ]
         .iter()
         .map(|s| s.to_string()),

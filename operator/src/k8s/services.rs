@@ -128,9 +128,9 @@ pub fn build_service<'a>(
         endpoints: Vec::new(),
         export_to: Vec::new(),
         origin: id,
-        // The cluster IP is not used yet: without traffic capture nothing
-        // is addressed to it.
-        addresses: Vec::new(),
+        // Captured clients connect to the cluster IP: their proxies route
+        // by it (`Host: 10.96.0.10:9080`, TCP listeners `ADDR_PORT`).
+        addresses: cluster_ips(&spec),
         location: Location::MeshInternal,
     };
     if spec.type_.as_deref() == Some("ExternalName") {
@@ -153,6 +153,18 @@ pub fn build_service<'a>(
     }
     model.endpoints = build_endpoints(&model.ports, &namespace, slices, pod);
     Ok(model)
+}
+
+/// The Service's cluster IPs (`spec.clusterIPs`, else `spec.clusterIP`);
+/// none for a headless Service.
+fn cluster_ips(spec: &k8s_openapi::api::core::v1::ServiceSpec) -> Vec<String> {
+    let ips = match &spec.cluster_ips {
+        Some(ips) if !ips.is_empty() => ips.clone(),
+        _ => spec.cluster_ip.iter().cloned().collect(),
+    };
+    ips.into_iter()
+        .filter(|ip| !ip.is_empty() && ip != "None")
+        .collect()
 }
 
 /// The model port of a Service port, or why there is none.

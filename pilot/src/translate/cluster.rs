@@ -57,7 +57,11 @@ pub fn build_clusters(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Cluster>
         }
     }
     clusters.extend(super::inbound::build_inbound_clusters(snapshot, view));
+    clusters.extend(super::capture::build_capture_clusters(snapshot, view));
+    // A Sidecar ingress port's `inbound|P||` wins over the captured
+    // workload port's (stable sort: it came first).
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    clusters.dedup_by(|later, first| later.name == first.name);
     clusters
 }
 

@@ -102,14 +102,42 @@ pub(super) fn build_inbound_clusters(snapshot: &MeshSnapshot, view: &ProxyView) 
 }
 
 fn build_listener(l: &IngressListener, mode: MtlsMode, http_filters: &[HttpFilter]) -> Listener {
+    let (filter_chains, listener_filters) = build_chains(l, mode, http_filters);
+    Listener {
+        name: inbound_listener_name(l),
+        address: Some(socket_address(&l.bind, l.port)),
+        filter_chains,
+        listener_filters,
+        ..Default::default()
+    }
+}
+
+/// The filter chains of inbound port `l` in `mode` (to cluster
+/// `inbound|PORT||`), and the listener filters they need (`tls_inspector`
+/// when PERMISSIVE), HTTP chains running `http_filters`. Also the
+/// `virtualInbound` chains of captured proxies.
+pub(super) fn build_chains(
+    l: &IngressListener,
+    mode: MtlsMode,
+    http_filters: &[HttpFilter],
+) -> (Vec<FilterChain>, Vec<ListenerFilter>) {
     let http = l.protocol.is_http();
-    let network_filter = |tls: bool| {
+    build_mode_chains(mode, http, |tls| {
         if http {
             hcm_filter(l, tls, http_filters)
         } else {
             tcp_filter(l)
         }
-    };
+    })
+}
+
+/// The chains `mode` asks for around `network_filter` (called with
+/// whether the chain terminates mesh mTLS): see the module docs.
+pub(super) fn build_mode_chains(
+    mode: MtlsMode,
+    http: bool,
+    network_filter: impl Fn(bool) -> Filter,
+) -> (Vec<FilterChain>, Vec<ListenerFilter>) {
     let tls_chain = |filter_chain_match| FilterChain {
         filter_chain_match,
         filters: vec![network_filter(true)],
@@ -138,20 +166,19 @@ fn build_listener(l: &IngressListener, mode: MtlsMode, http_filters: &[HttpFilte
                     ..Default::default()
                 })),
             ],
-            vec![ListenerFilter {
-                name: "envoy.filters.listener.tls_inspector".to_string(),
-                config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
-                    TlsInspector::default(),
-                ))),
-                ..Default::default()
-            }],
+            vec![tls_inspector()],
         ),
     };
-    Listener {
-        name: inbound_listener_name(l),
-        address: Some(socket_address(&l.bind, l.port)),
-        filter_chains,
-        listener_filters,
+    (filter_chains, listener_filters)
+}
+
+/// The `tls_inspector` listener filter.
+pub(super) fn tls_inspector() -> ListenerFilter {
+    ListenerFilter {
+        name: "envoy.filters.listener.tls_inspector".to_string(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+            TlsInspector::default(),
+        ))),
         ..Default::default()
     }
 }
@@ -212,7 +239,8 @@ fn tcp_filter(l: &IngressListener) -> Filter {
     }
 }
 
-fn build_cluster(l: &IngressListener) -> Cluster {
+/// Cluster `inbound|PORT||` to `l`'s default endpoint.
+pub(super) fn build_cluster(l: &IngressListener) -> Cluster {
     let name = inbound_cluster_name(l.port);
     let (address, port) = &l.endpoint;
     let mut cluster = Cluster {

@@ -1,13 +1,15 @@
 //! LDS: for sidecars, the HTTP "router" listener, through which a client
 //! without traffic capture reaches mesh services by `Host`, and the inbound
 //! listeners of their Sidecar's `ingress` ports (see [`super::inbound`]);
+//! for captured sidecars also `virtualOutbound` / `virtualInbound` and
+//! the per-port listeners they hand off to (see [`super::capture`]);
 //! for gateways,
 //! the listeners of their Gateway servers (see [`super::gateway`]).
 //!
-//! Sidecars get no TCP listeners yet: without traffic capture a TCP client
-//! names no service (there is no `Host`), so VirtualService `tcp` / `tls`
-//! rules bound to `mesh` are rejected by the config store until capture
-//! arrives.
+//! Uncaptured sidecars get no TCP listeners: without traffic capture a TCP
+//! client names no service (there is no `Host`). VirtualService `tcp` /
+//! `tls` rules bound to `mesh` are still rejected by the config store
+//! (captured proxies' TCP listeners forward to the service's own cluster).
 
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -33,7 +35,11 @@ pub fn build_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listene
         .map(|(address, port)| build_router_listener(address, *port))
         .collect();
     listeners.extend(super::inbound::build_inbound_listeners(snapshot, view));
+    listeners.extend(super::capture::build_capture_listeners(snapshot, view));
+    // A Sidecar ingress listener `0.0.0.0_P` wins over a captured proxy's
+    // outbound listener of the same name (stable sort: it came first).
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    listeners.dedup_by(|later, first| later.name == first.name);
     listeners
 }
 

@@ -5,6 +5,7 @@
 //! A `build_*` function never fails on a validated snapshot; validation
 //! happened when the snapshot was built.
 
+mod capture;
 mod cluster;
 mod consistency;
 mod endpoint;
@@ -22,6 +23,10 @@ mod scope;
 mod upstream_tls;
 mod view;
 
+pub use capture::{
+    INBOUND_CAPTURE_PORT, INBOUND_PASSTHROUGH_CLUSTER, OUTBOUND_CAPTURE_PORT, PASSTHROUGH_CLUSTER,
+    VIRTUAL_INBOUND, VIRTUAL_OUTBOUND,
+};
 pub use cluster::build_clusters;
 pub use consistency::check_consistency;
 pub use endpoint::build_load_assignments;

@@ -14,6 +14,13 @@ pub struct ProxyView {
     /// Where the HTTP "router" listener binds (`127.0.0.1:15080`), if the
     /// proxy asked for one.
     pub router_address: Option<(String, u16)>,
+    /// Its traffic is captured (Istio's `INTERCEPTION_MODE: REDIRECT`):
+    /// it gets the `virtualOutbound` / `virtualInbound` listeners (see
+    /// `translate::capture`).
+    pub capture: bool,
+    /// The workload's addresses (Istio's `INSTANCE_IPS`), sorted: which
+    /// service endpoints are this proxy. Empty: its labels decide.
+    pub instance_ips: Vec<String>,
 }
 
 impl Default for ProxyView {
@@ -24,6 +31,8 @@ impl Default for ProxyView {
             labels: BTreeMap::new(),
             service_account: None,
             router_address: None,
+            capture: false,
+            instance_ips: Vec::new(),
         }
     }
 }

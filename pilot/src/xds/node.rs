@@ -16,6 +16,10 @@ pub const META_ROUTER_ADDRESS: &str = "WEFT_ROUTER_ADDRESS";
 /// `sidecar` or `gateway` (`weft bootstrap --role`); Istio says it with the
 /// node id's first part (`router~...` for gateways), which is read too.
 pub const META_ROLE: &str = "WEFT_ROLE";
+/// Istio's: `REDIRECT` when iptables sends the pod's traffic to Envoy.
+pub const META_INTERCEPTION_MODE: &str = "INTERCEPTION_MODE";
+/// Istio's: the workload's IPs, comma-separated.
+pub const META_INSTANCE_IPS: &str = "INSTANCE_IPS";
 
 /// Reads a proxy's view from its node. Istio-style node ids
 /// (`sidecar~10.1.2.3~pod.ns~ns.svc.cluster.local`, `router~...` for
@@ -57,9 +61,22 @@ pub fn proxy_view(node: &Node) -> ProxyView {
     }
     view.service_account = string_field(metadata, META_SERVICE_ACCOUNT).map(str::to_string);
     view.router_address = string_field(metadata, META_ROUTER_ADDRESS).and_then(parse_host_port);
+    view.capture = string_field(metadata, META_INTERCEPTION_MODE) == Some("REDIRECT");
+    let mut ips: Vec<String> = string_field(metadata, META_INSTANCE_IPS)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|ip| !ip.is_empty())
+        .map(str::to_string)
+        .collect();
+    ips.sort();
+    ips.dedup();
+    view.instance_ips = ips;
     if view.role == ProxyRole::Gateway {
-        // A gateway's listeners come from its Gateways; it has no router.
+        // A gateway's listeners come from its Gateways; it has no router
+        // and no capture listeners.
         view.router_address = None;
+        view.capture = false;
     }
     view
 }
@@ -165,6 +182,26 @@ mod tests {
             &[("WEFT_ROLE", "sidecar")],
         ));
         assert_eq!(view.role, ProxyRole::Sidecar, "metadata wins");
+    }
+
+    #[test]
+    fn capture_reads_istios_interception_mode_and_instance_ips() {
+        let view = proxy_view(&mk_node(
+            "sidecar~10.0.0.2~pod.ns1~ns1.svc.cluster.local",
+            &[
+                ("INTERCEPTION_MODE", "REDIRECT"),
+                ("INSTANCE_IPS", "10.0.0.2, 10.0.0.1,10.0.0.2"),
+            ],
+        ));
+        assert!(view.capture);
+        assert_eq!(view.instance_ips, ["10.0.0.1", "10.0.0.2"]);
+        let view = proxy_view(&mk_node("x", &[("INTERCEPTION_MODE", "NONE")]));
+        assert!(!view.capture);
+        let view = proxy_view(&mk_node(
+            "x",
+            &[("INTERCEPTION_MODE", "REDIRECT"), ("WEFT_ROLE", "gateway")],
+        ));
+        assert!(!view.capture, "gateways are not captured");
     }
 
     #[test]

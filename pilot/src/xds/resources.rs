@@ -113,7 +113,10 @@ impl ViewResources {
     /// `transition.new`, rebuilding only what the change touches.
     pub fn update(&self, transition: &Transition, view: &ProxyView) -> ViewResources {
         let changes = &transition.changes;
-        if changes.full {
+        // A captured proxy's listeners and inbound clusters depend on
+        // endpoints (which are its own), which the narrowing below does not
+        // track: rebuild it whole.
+        if changes.full || view.capture {
             return ViewResources::build(&transition.new, view);
         }
         let mut next = self.clone();

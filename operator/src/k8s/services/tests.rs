@@ -182,6 +182,7 @@ fn service_gets_istio_hostname_ports_and_ready_endpoints_with_pod_labels() {
     assert_eq!(service.ports[0].protocol, Protocol::Http);
     assert_eq!(service.ports[0].number, 9080);
     assert_eq!(service.ports[0].target_port, None, "a named targetPort");
+    assert_eq!(service.addresses, ["10.96.0.10"], "the cluster IP");
 
     let addresses: Vec<&str> = service
         .endpoints
@@ -353,6 +354,7 @@ fn headless_and_external_name_services_resolve_as_istio_does() {
     let service = convert_one(&[Arc::new(headless)], &slices, &[]);
     assert_eq!(service.resolution, Resolution::Passthrough);
     assert_eq!(service.endpoints.len(), 1);
+    assert!(service.addresses.is_empty(), "headless: no cluster IP");
 
     let mut external = (*mk_service("default", "reviews", &[("http", 80, None, None)])).clone();
     if let Some(spec) = external.spec.as_mut() {

@@ -40,15 +40,64 @@ pub fn build_route_configs(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Rou
     if view.role == super::ProxyRole::Gateway {
         return super::gateway::build_gateway_route_configs(snapshot, view);
     }
-    if view.router_address.is_none() {
-        return Vec::new();
+    let mut configs = Vec::new();
+    if view.router_address.is_some() {
+        configs.push(mesh_route_config(
+            ROUTER_ROUTE_CONFIG,
+            mesh_virtual_hosts(snapshot, view, None),
+        ));
     }
+    if view.capture {
+        configs.extend(super::capture::build_capture_route_configs(snapshot, view));
+    }
+    configs.sort_by(|a, b| a.name.cmp(&b.name));
+    configs
+}
+
+/// A route configuration of the mesh's sidecars.
+pub(super) fn mesh_route_config(name: &str, virtual_hosts: Vec<VirtualHost>) -> RouteConfiguration {
+    RouteConfiguration {
+        name: name.to_string(),
+        virtual_hosts,
+        validate_clusters: Some(BoolValue { value: false }),
+        max_direct_response_body_size_bytes: Some(UInt32Value {
+            value: MAX_DIRECT_RESPONSE_BODY_BYTES,
+        }),
+        ..Default::default()
+    }
+}
+
+/// One virtual host per visible service and HTTP port: every port for the
+/// router (`only_port` `None`); with `Some(port)`, that port's, for the
+/// captured proxy's listener of that port, where the port is known, so the
+/// names match without `:port` too, and so do the service's addresses
+/// (`Host: 10.96.0.10:9080`).
+pub(super) fn mesh_virtual_hosts(
+    snapshot: &MeshSnapshot,
+    view: &ProxyView,
+    only_port: Option<u16>,
+) -> Vec<VirtualHost> {
     let mut taken = BTreeSet::new();
     let mut virtual_hosts = Vec::new();
     for service in super::visible_services(snapshot, view) {
         let default_port = service.default_http_port();
-        for port in service.ports.iter().filter(|p| p.protocol.is_http()) {
-            let domains: Vec<String> = domains(service, port.number, default_port, view)
+        let ports = service
+            .ports
+            .iter()
+            .filter(|p| p.protocol.is_http() && only_port.is_none_or(|o| o == p.number));
+        for port in ports {
+            let names = match only_port {
+                None => domains(service, port.number, default_port, view),
+                Some(_) => {
+                    let mut names = domains(service, port.number, Some(port.number), view);
+                    for address in service.addresses.iter().filter_map(|a| single_address(a)) {
+                        names.push(format!("{address}:{}", port.number));
+                        names.push(address.to_string());
+                    }
+                    names
+                }
+            };
+            let domains: Vec<String> = names
                 .into_iter()
                 .filter(|d| taken.insert(d.clone()))
                 .collect();
@@ -63,15 +112,18 @@ pub fn build_route_configs(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Rou
             });
         }
     }
-    vec![RouteConfiguration {
-        name: ROUTER_ROUTE_CONFIG.to_string(),
-        virtual_hosts,
-        validate_clusters: Some(BoolValue { value: false }),
-        max_direct_response_body_size_bytes: Some(UInt32Value {
-            value: MAX_DIRECT_RESPONSE_BODY_BYTES,
-        }),
-        ..Default::default()
-    }]
+    virtual_hosts
+}
+
+/// A service address that is one IP (`10.96.0.10`, `10.96.0.10/32`), not
+/// a range.
+pub(crate) fn single_address(address: &str) -> Option<&str> {
+    let ip = match address.split_once('/') {
+        Some((ip, "32")) => ip,
+        Some(_) => return None,
+        None => address,
+    };
+    ip.parse::<std::net::Ipv4Addr>().is_ok().then_some(ip)
 }
 
 /// The names a client may use for `service` on `port`: each with `:port`,
