@@ -36,22 +36,17 @@ use envoy_types::pb::envoy::config::route::v3::{
     route_action::ClusterSpecifier,
 };
 use envoy_types::pb::envoy::extensions::filters::listener::original_dst::v3::OriginalDst;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, Rds, http_connection_manager::RouteSpecifier,
-};
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     TcpProxy, tcp_proxy::ClusterSpecifier as TcpClusterSpecifier,
 };
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 use envoy_types::util::pack_any;
 
-use super::http_filters::build_http_filters;
 use super::inbound::{build_chains, build_cluster, build_mode_chains, tls_inspector};
 use super::inbound_policy::inbound_http_filters;
+use super::listener::rds_http_listener;
 use super::route::{mesh_route_config, mesh_virtual_hosts, single_address};
-use super::{
-    ProxyView, ads_config_source, inbound_mode, outbound_cluster_name, pb_duration, socket_address,
-};
+use super::{ProxyView, inbound_mode, outbound_cluster_name, pb_duration, socket_address};
 use crate::model::{Endpoint, IngressListener, MeshSnapshot, Service};
 
 /// The listener `weft agent iptables` redirects outbound connections to.
@@ -138,27 +133,15 @@ fn virtual_outbound() -> Listener {
 
 fn http_listener(port: u16) -> Listener {
     let name = format!("0.0.0.0_{port}");
-    let hcm = HttpConnectionManager {
-        stat_prefix: format!("outbound_{name}"),
-        route_specifier: Some(RouteSpecifier::Rds(Rds {
-            config_source: Some(ads_config_source()),
-            route_config_name: port.to_string(),
-        })),
-        http_filters: build_http_filters(),
-        ..Default::default()
-    };
     Listener {
-        name,
-        address: Some(socket_address("0.0.0.0", port)),
         bind_to_port: Some(BoolValue { value: false }),
-        filter_chains: vec![FilterChain {
-            filters: vec![Filter {
-                name: "envoy.filters.network.http_connection_manager".to_string(),
-                config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
+        ..rds_http_listener(
+            &name,
+            &format!("outbound_{name}"),
+            "0.0.0.0",
+            port,
+            &port.to_string(),
+        )
     }
 }
 

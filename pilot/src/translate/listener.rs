@@ -44,17 +44,36 @@ pub fn build_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listene
 }
 
 fn build_router_listener(address: &str, port: u16) -> Listener {
+    rds_http_listener(
+        ROUTER_LISTENER,
+        ROUTER_LISTENER,
+        address,
+        port,
+        ROUTER_ROUTE_CONFIG,
+    )
+}
+
+/// Listener `name` on `address:port`: one HTTP connection manager (stats
+/// under `stat_prefix`, the common HTTP filters) whose routes come over RDS
+/// as `route_config`.
+pub(super) fn rds_http_listener(
+    name: &str,
+    stat_prefix: &str,
+    address: &str,
+    port: u16,
+    route_config: &str,
+) -> Listener {
     let hcm = HttpConnectionManager {
-        stat_prefix: ROUTER_LISTENER.to_string(),
+        stat_prefix: stat_prefix.to_string(),
         route_specifier: Some(RouteSpecifier::Rds(Rds {
             config_source: Some(ads_config_source()),
-            route_config_name: ROUTER_ROUTE_CONFIG.to_string(),
+            route_config_name: route_config.to_string(),
         })),
         http_filters: build_http_filters(),
         ..Default::default()
     };
     Listener {
-        name: ROUTER_LISTENER.to_string(),
+        name: name.to_string(),
         address: Some(socket_address(address, port)),
         filter_chains: vec![FilterChain {
             filters: vec![Filter {
