@@ -16,7 +16,9 @@ use serde_json::Value;
 use crate::networking::{
     DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, SidecarSpec, VirtualServiceSpec,
 };
-use crate::security::{PeerAuthenticationSpec, SECURITY_GROUP, SECURITY_SERVED_VERSIONS};
+use crate::security::{
+    AuthorizationPolicySpec, PeerAuthenticationSpec, SECURITY_GROUP, SECURITY_SERVED_VERSIONS,
+};
 
 /// The API group of the kinds in this crate.
 pub const GROUP: &str = "networking.istio.io";
@@ -25,18 +27,19 @@ pub const SERVED_VERSIONS: [&str; 3] = ["v1alpha3", "v1beta1", "v1"];
 /// The version objects are stored in.
 pub const STORAGE_VERSION: &str = "v1";
 /// Kinds this crate understands, as written in `kind:`.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "VirtualService",
     "DestinationRule",
     "ServiceEntry",
     "Gateway",
     "Sidecar",
     "PeerAuthentication",
+    "AuthorizationPolicy",
 ];
 
 /// The API group of a kind of [`KINDS`] and the versions it is served as.
 pub fn group_of(kind: &str) -> (&'static str, &'static [&'static str]) {
-    if kind == "PeerAuthentication" {
+    if matches!(kind, "PeerAuthentication" | "AuthorizationPolicy") {
         (SECURITY_GROUP, &SECURITY_SERVED_VERSIONS)
     } else {
         (GROUP, &SERVED_VERSIONS)
@@ -82,6 +85,8 @@ pub enum MeshResource {
     Sidecar(SidecarSpec),
     /// A PeerAuthentication's spec (security.istio.io).
     PeerAuthentication(PeerAuthenticationSpec),
+    /// An AuthorizationPolicy's spec (security.istio.io).
+    AuthorizationPolicy(AuthorizationPolicySpec),
 }
 
 impl MeshResource {
@@ -94,6 +99,7 @@ impl MeshResource {
             MeshResource::Gateway(_) => "Gateway",
             MeshResource::Sidecar(_) => "Sidecar",
             MeshResource::PeerAuthentication(_) => "PeerAuthentication",
+            MeshResource::AuthorizationPolicy(_) => "AuthorizationPolicy",
         }
     }
 
@@ -106,6 +112,7 @@ impl MeshResource {
             MeshResource::Gateway(spec) => serde_json::to_value(spec),
             MeshResource::Sidecar(spec) => serde_json::to_value(spec),
             MeshResource::PeerAuthentication(spec) => serde_json::to_value(spec),
+            MeshResource::AuthorizationPolicy(spec) => serde_json::to_value(spec),
         }
     }
 }
@@ -137,6 +144,12 @@ impl From<GatewaySpec> for MeshResource {
 impl From<SidecarSpec> for MeshResource {
     fn from(spec: SidecarSpec) -> Self {
         MeshResource::Sidecar(spec)
+    }
+}
+
+impl From<AuthorizationPolicySpec> for MeshResource {
+    fn from(spec: AuthorizationPolicySpec) -> Self {
+        MeshResource::AuthorizationPolicy(spec)
     }
 }
 
@@ -185,7 +198,7 @@ pub enum DocumentError {
     },
     /// `apiVersion` is not one Weft serves.
     #[error(
-        "apiVersion: {api_version} is not served by Weft for this kind (networking.istio.io/v1alpha3, v1beta1 or v1; security.istio.io/v1beta1 or v1 for PeerAuthentication)"
+        "apiVersion: {api_version} is not served by Weft for this kind (networking.istio.io/v1alpha3, v1beta1 or v1; security.istio.io/v1beta1 or v1 for PeerAuthentication and AuthorizationPolicy)"
     )]
     UnsupportedApiVersion {
         /// The value found.
@@ -193,7 +206,7 @@ pub enum DocumentError {
     },
     /// `kind` is not one Weft serves.
     #[error(
-        "kind: {kind} is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar, PeerAuthentication)"
+        "kind: {kind} is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar, PeerAuthentication, AuthorizationPolicy)"
     )]
     UnsupportedKind {
         /// The value found.
@@ -369,6 +382,7 @@ impl MeshDocument {
             "Gateway" => MeshResource::Gateway(parse_at("spec", spec)?),
             "Sidecar" => MeshResource::Sidecar(parse_at("spec", spec)?),
             "PeerAuthentication" => MeshResource::PeerAuthentication(parse_at("spec", spec)?),
+            "AuthorizationPolicy" => MeshResource::AuthorizationPolicy(parse_at("spec", spec)?),
             _ => return Err(DocumentError::UnsupportedKind { kind }),
         };
 

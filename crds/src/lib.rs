@@ -2,8 +2,8 @@
 //!
 //! This crate owns the Rust types for the Istio networking API that Weft
 //! serves — `VirtualService`, `DestinationRule`, `ServiceEntry`, `Gateway`
-//! and `Sidecar` in group `networking.istio.io`, and `PeerAuthentication` in
-//! `security.istio.io` — with Istio's complete field sets, so that YAML
+//! and `Sidecar` in group `networking.istio.io`, and `PeerAuthentication` and
+//! `AuthorizationPolicy` in `security.istio.io` — with Istio's complete field sets, so that YAML
 //! written for Istio parses here unchanged, including fields Weft does not
 //! translate yet. It is a leaf crate: parsing only, no translation, no I/O,
 //! no defaults applied beyond what serde needs.
@@ -21,8 +21,8 @@
 //!
 //! - [`networking`]: the `*Spec` types and every nested message, named after
 //!   Istio's messages in Rust case (`HttpRoute`, `StringMatch`, ...).
-//! - [`security`]: `PeerAuthenticationSpec` (security.istio.io, served as
-//!   `v1beta1` and `v1`, stored as `v1`).
+//! - [`security`]: `PeerAuthenticationSpec` and `AuthorizationPolicySpec`
+//!   (security.istio.io, served as `v1beta1` and `v1`, stored as `v1`).
 //! - [`duration`]: [`IstioDuration`], Go-syntax durations (`1.5s`).
 //! - [`document`]: [`MeshDocument`], one object from a plain YAML/JSON
 //!   document, with errors that name the failing field's path.
@@ -30,7 +30,7 @@
 //! - `crd` (feature `kube`, on by default): the CRDs. The API is served as
 //!   `v1alpha3`, `v1beta1` and `v1` with one schema; `v1` is the storage
 //!   version and the version of the Rust root types. [`crds`] returns the
-//!   six multi-version CRDs (PeerAuthentication serves `v1beta1` and `v1`), [`render_crd_yaml`] the text `crdgen` writes.
+//!   seven multi-version CRDs (the security kinds serve `v1beta1` and `v1`), [`render_crd_yaml`] the text `crdgen` writes.
 //!
 //! Without the `kube` feature (as weft-pilot uses it) the crate depends on
 //! serde, serde_json, schemars and thiserror only.

@@ -88,34 +88,51 @@ fn crds_serve_three_versions_and_store_v1() {
         let categories = crd.spec.names.categories.clone().unwrap_or_default();
         assert_eq!(categories, ["istio-io", "networking-istio-io"]);
     }
-    let [pa] = security else {
-        panic!("one security CRD: {security:?}")
+    let [pa, ap] = security else {
+        panic!("two security CRDs: {security:?}")
     };
-    assert_eq!(pa.spec.names.kind, "PeerAuthentication");
-    assert_eq!(pa.spec.group, "security.istio.io");
-    assert_eq!(pa.spec.names.plural, "peerauthentications");
-    assert_eq!(pa.spec.scope, "Namespaced");
-    let names: Vec<_> = pa.spec.versions.iter().map(|v| v.name.as_str()).collect();
-    assert_eq!(names, ["v1beta1", "v1"]);
-    assert!(pa.spec.versions.iter().all(|v| v.served));
-    assert!(pa.spec.versions[1].storage && !pa.spec.versions[0].storage);
-    assert_eq!(
-        serde_json::to_value(&pa.spec.versions[0].schema).expect("json"),
-        serde_json::to_value(&pa.spec.versions[1].schema).expect("json"),
-        "one schema for both versions"
-    );
-    assert_eq!(
-        pa.spec.names.short_names.clone().unwrap_or_default(),
-        ["pa"]
-    );
-    let pa_columns: Vec<String> = pa.spec.versions[0]
-        .additional_printer_columns
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
-    assert_eq!(pa_columns, ["Mode", "Ready", "Reason", "Age"]);
+    for (crd, kind, plural, short, columns) in [
+        (
+            pa,
+            "PeerAuthentication",
+            "peerauthentications",
+            "pa",
+            ["Mode", "Ready", "Reason", "Age"],
+        ),
+        (
+            ap,
+            "AuthorizationPolicy",
+            "authorizationpolicies",
+            "ap",
+            ["Action", "Ready", "Reason", "Age"],
+        ),
+    ] {
+        assert_eq!(crd.spec.names.kind, kind);
+        assert_eq!(crd.spec.group, "security.istio.io");
+        assert_eq!(crd.spec.names.plural, plural);
+        assert_eq!(crd.spec.scope, "Namespaced");
+        let names: Vec<_> = crd.spec.versions.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["v1beta1", "v1"]);
+        assert!(crd.spec.versions.iter().all(|v| v.served));
+        assert!(crd.spec.versions[1].storage && !crd.spec.versions[0].storage);
+        assert_eq!(
+            serde_json::to_value(&crd.spec.versions[0].schema).expect("json"),
+            serde_json::to_value(&crd.spec.versions[1].schema).expect("json"),
+            "one schema for both versions"
+        );
+        assert_eq!(
+            crd.spec.names.short_names.clone().unwrap_or_default(),
+            [short]
+        );
+        let crd_columns: Vec<String> = crd.spec.versions[0]
+            .additional_printer_columns
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(crd_columns, columns);
+    }
     let short: Vec<_> = crds
         .iter()
         .map(|c| c.spec.names.short_names.clone().unwrap_or_default())

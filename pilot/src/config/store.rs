@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::{ConfigError, ConvertedResource, ErrorReason, FieldError};
 use crate::model::{
-    DestinationRule, Gateway, MeshSnapshot, PeerAuthentication, ResourceId, Service, Sidecar,
-    VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, MeshSnapshot, PeerAuthentication, ResourceId,
+    Service, Sidecar, VirtualService,
 };
 
 mod gateways;
@@ -174,6 +174,7 @@ impl ConfigStore {
         let mut gateways: Vec<Gateway> = Vec::new();
         let mut sidecars: Vec<Sidecar> = Vec::new();
         let mut peer_authentications: Vec<PeerAuthentication> = Vec::new();
+        let mut authorization_policies: Vec<AuthorizationPolicy> = Vec::new();
         let mut bad_sidecars = Vec::new();
         for (id, a) in accepted.iter() {
             match &a.resource {
@@ -217,6 +218,9 @@ impl ConfigStore {
                 ConvertedResource::PeerAuthentication(policy) => {
                     peer_authentications.push(policy.clone())
                 }
+                ConvertedResource::AuthorizationPolicy(policy) => {
+                    authorization_policies.push(policy.clone())
+                }
                 ConvertedResource::Gateway(gateway) => gateways.push(gateway.clone()),
                 ConvertedResource::Sidecar(sidecar) => {
                     match gateways::sidecar_conflict(&sidecars, sidecar) {
@@ -244,6 +248,7 @@ impl ConfigStore {
             gateways,
             sidecars,
             peer_authentications,
+            authorization_policies,
         };
         let mut rejected = Vec::new();
         for (id, a) in accepted.iter_mut() {

@@ -5,6 +5,7 @@
 //! checked, hostnames fully qualified. A [`MeshSnapshot`] is immutable and
 //! shared behind an `Arc`; a change builds a new one.
 
+mod authorization;
 mod destination_rule;
 mod gateway;
 mod l4_route;
@@ -13,6 +14,7 @@ mod service;
 mod sidecar;
 mod virtual_service;
 
+pub use authorization::*;
 pub use destination_rule::*;
 pub use gateway::*;
 pub use l4_route::*;
@@ -69,6 +71,8 @@ pub struct MeshSnapshot {
     pub sidecars: Vec<Sidecar>,
     /// PeerAuthentication resources, sorted by namespace and name.
     pub peer_authentications: Vec<PeerAuthentication>,
+    /// AuthorizationPolicy resources, sorted by namespace and name.
+    pub authorization_policies: Vec<AuthorizationPolicy>,
 }
 
 impl MeshSnapshot {

@@ -5,14 +5,23 @@
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 
 use super::ProxyView;
+use super::authorization::rbac_filters;
 use super::http_filters::build_http_filters;
-use crate::model::MeshSnapshot;
+use crate::model::{MeshSnapshot, policies_for};
 
-/// The filters of the proxy's inbound HTTP chains on its own `port`.
+/// The filters of the proxy's inbound HTTP chains on its own `port`:
+/// authorization ([`super::authorization`]) first.
 pub(super) fn inbound_http_filters(
-    _snapshot: &MeshSnapshot,
-    _view: &ProxyView,
+    snapshot: &MeshSnapshot,
+    view: &ProxyView,
     _port: u16,
 ) -> Vec<HttpFilter> {
-    build_http_filters()
+    let policies = policies_for(
+        &snapshot.authorization_policies,
+        &view.namespace,
+        &view.labels,
+    );
+    let mut filters = rbac_filters(&policies);
+    filters.extend(build_http_filters());
+    filters
 }

@@ -5,6 +5,7 @@
 //! A `build_*` function never fails on a validated snapshot; validation
 //! happened when the snapshot was built.
 
+mod authorization;
 mod capture;
 mod cluster;
 mod consistency;

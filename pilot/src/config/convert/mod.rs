@@ -1,5 +1,6 @@
 //! One resource at a time: `weft-crds` spec -> model objects.
 
+mod authorization_policy;
 mod destination_rule;
 mod gateway;
 mod l4_route;
@@ -12,7 +13,8 @@ use weft_crds::MeshResource;
 
 use super::{ErrorReason, FieldError};
 use crate::model::{
-    DestinationRule, Gateway, PeerAuthentication, ResourceId, Service, Sidecar, VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, ResourceId, Service,
+    Sidecar, VirtualService,
 };
 
 /// A resource in model form.
@@ -26,6 +28,7 @@ pub enum ConvertedResource {
     Gateway(Gateway),
     Sidecar(Sidecar),
     PeerAuthentication(PeerAuthentication),
+    AuthorizationPolicy(AuthorizationPolicy),
 }
 
 /// Converts one resource, or says everything that is wrong with it.
@@ -52,6 +55,9 @@ pub fn convert(
         }
         MeshResource::PeerAuthentication(spec) => ConvertedResource::PeerAuthentication(
             peer_authentication::convert(id, spec, &mut errors),
+        ),
+        MeshResource::AuthorizationPolicy(spec) => ConvertedResource::AuthorizationPolicy(
+            authorization_policy::convert(id, spec, &mut errors),
         ),
     };
     if errors.0.is_empty() {
