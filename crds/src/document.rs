@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::networking::{
     DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, SidecarSpec, VirtualServiceSpec,
 };
+use crate::policy::{POLICY_GROUP, POLICY_SERVED_VERSIONS, QuotaSpec};
 use crate::security::{PeerAuthenticationSpec, SECURITY_GROUP, SECURITY_SERVED_VERSIONS};
 
 /// The API group of the kinds in this crate.
@@ -25,19 +26,22 @@ pub const SERVED_VERSIONS: [&str; 3] = ["v1alpha3", "v1beta1", "v1"];
 /// The version objects are stored in.
 pub const STORAGE_VERSION: &str = "v1";
 /// Kinds this crate understands, as written in `kind:`.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "VirtualService",
     "DestinationRule",
     "ServiceEntry",
     "Gateway",
     "Sidecar",
     "PeerAuthentication",
+    "Quota",
 ];
 
 /// The API group of a kind of [`KINDS`] and the versions it is served as.
 pub fn group_of(kind: &str) -> (&'static str, &'static [&'static str]) {
     if kind == "PeerAuthentication" {
         (SECURITY_GROUP, &SECURITY_SERVED_VERSIONS)
+    } else if kind == "Quota" {
+        (POLICY_GROUP, &POLICY_SERVED_VERSIONS)
     } else {
         (GROUP, &SERVED_VERSIONS)
     }
@@ -82,6 +86,8 @@ pub enum MeshResource {
     Sidecar(SidecarSpec),
     /// A PeerAuthentication's spec (security.istio.io).
     PeerAuthentication(PeerAuthenticationSpec),
+    /// A Quota's spec (policy.weft.dev).
+    Quota(QuotaSpec),
 }
 
 impl MeshResource {
@@ -94,6 +100,7 @@ impl MeshResource {
             MeshResource::Gateway(_) => "Gateway",
             MeshResource::Sidecar(_) => "Sidecar",
             MeshResource::PeerAuthentication(_) => "PeerAuthentication",
+            MeshResource::Quota(_) => "Quota",
         }
     }
 
@@ -106,6 +113,7 @@ impl MeshResource {
             MeshResource::Gateway(spec) => serde_json::to_value(spec),
             MeshResource::Sidecar(spec) => serde_json::to_value(spec),
             MeshResource::PeerAuthentication(spec) => serde_json::to_value(spec),
+            MeshResource::Quota(spec) => serde_json::to_value(spec),
         }
     }
 }
@@ -143,6 +151,12 @@ impl From<SidecarSpec> for MeshResource {
 impl From<PeerAuthenticationSpec> for MeshResource {
     fn from(spec: PeerAuthenticationSpec) -> Self {
         MeshResource::PeerAuthentication(spec)
+    }
+}
+
+impl From<QuotaSpec> for MeshResource {
+    fn from(spec: QuotaSpec) -> Self {
+        MeshResource::Quota(spec)
     }
 }
 
@@ -185,7 +199,7 @@ pub enum DocumentError {
     },
     /// `apiVersion` is not one Weft serves.
     #[error(
-        "apiVersion: {api_version} is not served by Weft for this kind (networking.istio.io/v1alpha3, v1beta1 or v1; security.istio.io/v1beta1 or v1 for PeerAuthentication)"
+        "apiVersion: {api_version} is not served by Weft for this kind (networking.istio.io/v1alpha3, v1beta1 or v1; security.istio.io/v1beta1 or v1 for PeerAuthentication; policy.weft.dev/v1alpha1 for Quota)"
     )]
     UnsupportedApiVersion {
         /// The value found.
@@ -193,7 +207,7 @@ pub enum DocumentError {
     },
     /// `kind` is not one Weft serves.
     #[error(
-        "kind: {kind} is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar, PeerAuthentication)"
+        "kind: {kind} is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar, PeerAuthentication, Quota)"
     )]
     UnsupportedKind {
         /// The value found.
@@ -296,7 +310,7 @@ impl MeshDocument {
         };
 
         let api_version = take_string(&mut object, "apiVersion")?;
-        let known_group = [GROUP, SECURITY_GROUP].iter().any(|group| {
+        let known_group = [GROUP, SECURITY_GROUP, POLICY_GROUP].iter().any(|group| {
             api_version
                 .strip_prefix(group)
                 .is_some_and(|rest| rest.starts_with('/'))
@@ -369,6 +383,7 @@ impl MeshDocument {
             "Gateway" => MeshResource::Gateway(parse_at("spec", spec)?),
             "Sidecar" => MeshResource::Sidecar(parse_at("spec", spec)?),
             "PeerAuthentication" => MeshResource::PeerAuthentication(parse_at("spec", spec)?),
+            "Quota" => MeshResource::Quota(parse_at("spec", spec)?),
             _ => return Err(DocumentError::UnsupportedKind { kind }),
         };
 
