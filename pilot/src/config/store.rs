@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use super::{ConfigError, ConvertedResource, ErrorReason, FieldError};
 use crate::model::{
-    DestinationRule, Gateway, MeshSnapshot, PeerAuthentication, ResourceId, Service, Sidecar,
-    VirtualService,
+    DestinationRule, Gateway, MeshSnapshot, PeerAuthentication, Quota, ResourceId, Service,
+    Sidecar, VirtualService,
 };
 
 mod gateways;
+mod quotas;
 mod virtual_services;
 
 /// Where a resource came from: a file and the index of the document in it
@@ -174,6 +175,7 @@ impl ConfigStore {
         let mut gateways: Vec<Gateway> = Vec::new();
         let mut sidecars: Vec<Sidecar> = Vec::new();
         let mut peer_authentications: Vec<PeerAuthentication> = Vec::new();
+        let mut quotas: Vec<Quota> = Vec::new();
         let mut bad_sidecars = Vec::new();
         for (id, a) in accepted.iter() {
             match &a.resource {
@@ -217,6 +219,7 @@ impl ConfigStore {
                 ConvertedResource::PeerAuthentication(policy) => {
                     peer_authentications.push(policy.clone())
                 }
+                ConvertedResource::Quota(quota) => quotas.push(quota.clone()),
                 ConvertedResource::Gateway(gateway) => gateways.push(gateway.clone()),
                 ConvertedResource::Sidecar(sidecar) => {
                     match gateways::sidecar_conflict(&sidecars, sidecar) {
@@ -236,6 +239,22 @@ impl ConfigStore {
         for id in bad_sidecars {
             accepted.remove(&id);
         }
+        let mut quotas_out = Vec::new();
+        for quota in quotas {
+            match quotas::unresolved(&quota, &services) {
+                None => quotas_out.push(quota),
+                Some(problem) => {
+                    if let Some(a) = accepted.remove(&quota.id) {
+                        errors.push(ConfigError {
+                            origin: a.origin,
+                            resource: Some(quota.id.clone()),
+                            error: problem,
+                        });
+                    }
+                }
+            }
+        }
+        let quotas = quotas_out;
         let mut snapshot = MeshSnapshot {
             version: self.current.version + 1,
             services,
@@ -244,6 +263,7 @@ impl ConfigStore {
             gateways,
             sidecars,
             peer_authentications,
+            quotas,
         };
         let mut rejected = Vec::new();
         for (id, a) in accepted.iter_mut() {

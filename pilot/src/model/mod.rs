@@ -9,6 +9,7 @@ mod destination_rule;
 mod gateway;
 mod l4_route;
 mod peer_authentication;
+mod quota;
 mod service;
 mod sidecar;
 mod virtual_service;
@@ -17,6 +18,7 @@ pub use destination_rule::*;
 pub use gateway::*;
 pub use l4_route::*;
 pub use peer_authentication::*;
+pub use quota::*;
 pub use service::*;
 pub use sidecar::*;
 pub use virtual_service::*;
@@ -69,6 +71,8 @@ pub struct MeshSnapshot {
     pub sidecars: Vec<Sidecar>,
     /// PeerAuthentication resources, sorted by namespace and name.
     pub peer_authentications: Vec<PeerAuthentication>,
+    /// Quotas whose destination exists, sorted by namespace and name.
+    pub quotas: Vec<Quota>,
 }
 
 impl MeshSnapshot {

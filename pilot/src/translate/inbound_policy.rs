@@ -10,9 +10,12 @@ use crate::model::MeshSnapshot;
 
 /// The filters of the proxy's inbound HTTP chains on its own `port`.
 pub(super) fn inbound_http_filters(
-    _snapshot: &MeshSnapshot,
-    _view: &ProxyView,
-    _port: u16,
+    snapshot: &MeshSnapshot,
+    view: &ProxyView,
+    port: u16,
 ) -> Vec<HttpFilter> {
-    build_http_filters()
+    let mut filters = Vec::new();
+    filters.extend(super::quota::quota_filters(snapshot, view, port));
+    filters.extend(build_http_filters());
+    filters
 }

@@ -142,10 +142,12 @@ fn same_beyond_services_and_rules(old: &MeshSnapshot, new: &MeshSnapshot) -> boo
         gateways,
         sidecars,
         peer_authentications,
+        quotas,
     } = old;
     *gateways == new.gateways
         && *sidecars == new.sidecars
         && *peer_authentications == new.peer_authentications
+        && *quotas == new.quotas
 }
 
 /// The input for rebuilding the clusters or load assignments of `hosts`:
@@ -159,6 +161,7 @@ pub fn narrowed_to_hosts(snapshot: &MeshSnapshot, hosts: &BTreeSet<String>) -> M
         gateways: snapshot.gateways.clone(),
         sidecars: snapshot.sidecars.clone(),
         peer_authentications: snapshot.peer_authentications.clone(),
+        quotas: snapshot.quotas.clone(),
     }
 }
 
@@ -188,6 +191,7 @@ pub fn narrowed_to_routes(snapshot: &MeshSnapshot, hosts: &BTreeSet<String>) -> 
         gateways: snapshot.gateways.clone(),
         sidecars: snapshot.sidecars.clone(),
         peer_authentications: snapshot.peer_authentications.clone(),
+        quotas: snapshot.quotas.clone(),
     }
 }
 

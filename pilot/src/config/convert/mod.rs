@@ -4,6 +4,7 @@ mod destination_rule;
 mod gateway;
 mod l4_route;
 mod peer_authentication;
+mod quota;
 mod service_entry;
 mod sidecar;
 mod virtual_service;
@@ -12,7 +13,8 @@ use weft_crds::MeshResource;
 
 use super::{ErrorReason, FieldError};
 use crate::model::{
-    DestinationRule, Gateway, PeerAuthentication, ResourceId, Service, Sidecar, VirtualService,
+    DestinationRule, Gateway, PeerAuthentication, Quota, ResourceId, Service, Sidecar,
+    VirtualService,
 };
 
 /// A resource in model form.
@@ -26,6 +28,7 @@ pub enum ConvertedResource {
     Gateway(Gateway),
     Sidecar(Sidecar),
     PeerAuthentication(PeerAuthentication),
+    Quota(Quota),
 }
 
 /// Converts one resource, or says everything that is wrong with it.
@@ -53,6 +56,9 @@ pub fn convert(
         MeshResource::PeerAuthentication(spec) => ConvertedResource::PeerAuthentication(
             peer_authentication::convert(id, spec, &mut errors),
         ),
+        MeshResource::Quota(spec) => {
+            ConvertedResource::Quota(quota::convert(id, spec, &mut errors))
+        }
     };
     if errors.0.is_empty() {
         Ok(converted)

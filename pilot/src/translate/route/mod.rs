@@ -15,6 +15,9 @@ mod matching;
 
 use std::collections::BTreeSet;
 
+use envoy_types::pb::envoy::config::core::v3::{
+    HeaderValue, HeaderValueOption, header_value_option,
+};
 use envoy_types::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, RouteMatch as PbRouteMatch, VirtualHost, route::Action,
     route_action::ClusterSpecifier, route_match::PathSpecifier,
@@ -66,10 +69,30 @@ pub fn build_route_configs(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Rou
     vec![RouteConfiguration {
         name: ROUTER_ROUTE_CONFIG.to_string(),
         virtual_hosts,
+        // Who is calling, for the destination's Quota overrides: the app
+        // cannot set it (removed first), the sidecar always does.
+        request_headers_to_remove: vec![super::quota::SOURCE_HEADER.to_string()],
+        request_headers_to_add: source_header(view),
         validate_clusters: Some(BoolValue { value: false }),
         max_direct_response_body_size_bytes: Some(UInt32Value {
             value: MAX_DIRECT_RESPONSE_BODY_BYTES,
         }),
+        ..Default::default()
+    }]
+}
+
+/// `x-weft-source: <labels>` for a sidecar with labels.
+fn source_header(view: &ProxyView) -> Vec<HeaderValueOption> {
+    if view.labels.is_empty() {
+        return Vec::new();
+    }
+    vec![HeaderValueOption {
+        header: Some(HeaderValue {
+            key: super::quota::SOURCE_HEADER.to_string(),
+            value: super::quota::source_header_value(&view.labels),
+            ..Default::default()
+        }),
+        append_action: header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
         ..Default::default()
     }]
 }
