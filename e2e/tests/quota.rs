@@ -2,7 +2,8 @@
 //! over mTLS): a Local quota of 5 per 10 s refuses the 6th call in the
 //! window with 429 and `x-ratelimit-*` headers and admits again in the
 //! next window; an override gives callers labelled `version: v3` 1 per 5 s
-//! while others keep 5 per 10 s.
+//! while others keep 5 per 10 s; a Global quota is counted by weft (and
+//! its metrics) and fails closed when weft is gone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -132,5 +133,48 @@ async fn v3_callers_get_their_override_while_others_keep_the_default() -> anyhow
         (r.status == 200).then_some(())
     })
     .await?;
+    Ok(())
+}
+
+/// Global: Weft's quota service counts; its metrics say what it admitted
+/// and refused; with the service gone (weft killed, Envoy keeps its
+/// config) `failureMode: Closed` refuses every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_quota_is_counted_by_weft_and_fails_closed_without_it() -> anyhow::Result<()> {
+    let pair = SidecarPair::start(SidecarOptions::default()).await?;
+    install(
+        &pair,
+        "apiVersion: policy.weft.dev/v1alpha1
+kind: Quota
+metadata: {name: reviews, namespace: default}
+spec:
+  destination: {host: reviews}
+  maxAmount: 3
+  validDuration: 1h
+  scope: Global
+  failureMode: Closed
+",
+    )
+    .await?;
+    let mut replies = Vec::new();
+    for _ in 0..4 {
+        replies.push(pair.call().await?);
+    }
+    assert_eq!(statuses(&replies), [200, 200, 200, 429], "{}", pair.logs());
+    assert_eq!(limit_of(&replies[3]).as_deref(), Some("3"));
+    let metrics = pair.weft().monitoring_get("/metrics").await?.body;
+    for (allowed, n) in [("true", 3), ("false", 1)] {
+        let line = format!(
+            "weft_quota_requests_total{{quota=\"default/reviews\",override=\"default\",allowed=\"{allowed}\"}} {n}"
+        );
+        assert!(metrics.contains(&line), "no {line} in\n{metrics}");
+    }
+
+    pair.weft().process().kill()?;
+    let reply = pair.call().await?;
+    assert_ne!(
+        reply.status, 200,
+        "failureMode Closed refuses without the service: {reply:?}"
+    );
     Ok(())
 }
