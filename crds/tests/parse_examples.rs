@@ -740,3 +740,14 @@ fn quotas_parse_as_policy_weft_dev_v1alpha1() {
     .expect_err("unknown scope");
     assert_eq!(e.field(), Some("spec.scope"));
 }
+
+#[test]
+fn the_quota_example_parses() {
+    let d = doc(include_str!("../../examples/quota.yaml"));
+    let MeshResource::Quota(spec) = &d.resource else {
+        panic!("not a Quota: {d:?}");
+    };
+    assert_eq!(spec.max_amount, 5000);
+    assert_eq!(spec.overrides.len(), 2);
+    assert_eq!(spec.overrides[0].match_.source_labels["version"], "v3");
+}
