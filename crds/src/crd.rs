@@ -10,6 +10,7 @@ use kube::CustomResourceExt;
 
 use crate::document::{GROUP, SERVED_VERSIONS, STORAGE_VERSION};
 use crate::networking::{DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService};
+use crate::policy::Quota;
 use crate::security::{AuthorizationPolicy, PeerAuthentication, SECURITY_SERVED_VERSIONS};
 
 /// First line of every file `crdgen` writes.
@@ -70,7 +71,7 @@ fn serve_versions(
 /// The CRDs for VirtualService, DestinationRule, ServiceEntry, Gateway and
 /// Sidecar, each serving `v1alpha3`, `v1beta1` and `v1` (storage) with one
 /// schema, then PeerAuthentication and AuthorizationPolicy serving
-/// `v1beta1` and `v1` (storage).
+/// `v1beta1` and `v1` (storage), then Weft's Quota (`policy.weft.dev/v1alpha1`).
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         serve_all_versions(VirtualService::crd()),
@@ -80,6 +81,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         serve_all_versions(Sidecar::crd()),
         serve_versions(PeerAuthentication::crd(), &SECURITY_SERVED_VERSIONS),
         serve_versions(AuthorizationPolicy::crd(), &SECURITY_SERVED_VERSIONS),
+        Quota::crd(),
     ]
 }
 

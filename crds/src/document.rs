@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::networking::{
     DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, SidecarSpec, VirtualServiceSpec,
 };
+use crate::policy::{POLICY_GROUP, POLICY_SERVED_VERSIONS, QuotaSpec};
 use crate::security::{
     AuthorizationPolicySpec, PeerAuthenticationSpec, SECURITY_GROUP, SECURITY_SERVED_VERSIONS,
 };
@@ -27,7 +28,7 @@ pub const SERVED_VERSIONS: [&str; 3] = ["v1alpha3", "v1beta1", "v1"];
 /// The version objects are stored in.
 pub const STORAGE_VERSION: &str = "v1";
 /// Kinds this crate understands, as written in `kind:`.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     "VirtualService",
     "DestinationRule",
     "ServiceEntry",
@@ -35,12 +36,15 @@ pub const KINDS: [&str; 7] = [
     "Sidecar",
     "PeerAuthentication",
     "AuthorizationPolicy",
+    "Quota",
 ];
 
 /// The API group of a kind of [`KINDS`] and the versions it is served as.
 pub fn group_of(kind: &str) -> (&'static str, &'static [&'static str]) {
     if matches!(kind, "PeerAuthentication" | "AuthorizationPolicy") {
         (SECURITY_GROUP, &SECURITY_SERVED_VERSIONS)
+    } else if kind == "Quota" {
+        (POLICY_GROUP, &POLICY_SERVED_VERSIONS)
     } else {
         (GROUP, &SERVED_VERSIONS)
     }
@@ -87,6 +91,8 @@ pub enum MeshResource {
     PeerAuthentication(PeerAuthenticationSpec),
     /// An AuthorizationPolicy's spec (security.istio.io).
     AuthorizationPolicy(AuthorizationPolicySpec),
+    /// A Quota's spec (policy.weft.dev).
+    Quota(QuotaSpec),
 }
 
 impl MeshResource {
@@ -100,6 +106,7 @@ impl MeshResource {
             MeshResource::Sidecar(_) => "Sidecar",
             MeshResource::PeerAuthentication(_) => "PeerAuthentication",
             MeshResource::AuthorizationPolicy(_) => "AuthorizationPolicy",
+            MeshResource::Quota(_) => "Quota",
         }
     }
 
@@ -113,6 +120,7 @@ impl MeshResource {
             MeshResource::Sidecar(spec) => serde_json::to_value(spec),
             MeshResource::PeerAuthentication(spec) => serde_json::to_value(spec),
             MeshResource::AuthorizationPolicy(spec) => serde_json::to_value(spec),
+            MeshResource::Quota(spec) => serde_json::to_value(spec),
         }
     }
 }
@@ -159,6 +167,12 @@ impl From<PeerAuthenticationSpec> for MeshResource {
     }
 }
 
+impl From<QuotaSpec> for MeshResource {
+    fn from(spec: QuotaSpec) -> Self {
+        MeshResource::Quota(spec)
+    }
+}
+
 /// One parsed networking object: its metadata and its spec.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MeshDocument {
@@ -198,7 +212,7 @@ pub enum DocumentError {
     },
     /// `apiVersion` is not one Weft serves.
     #[error(
-        "apiVersion: {api_version} is not served by Weft for this kind (networking.istio.io/v1alpha3, v1beta1 or v1; security.istio.io/v1beta1 or v1 for PeerAuthentication and AuthorizationPolicy)"
+        "apiVersion: {api_version} is not served by Weft for this kind (networking.istio.io/v1alpha3, v1beta1 or v1; security.istio.io/v1beta1 or v1 for PeerAuthentication and AuthorizationPolicy; policy.weft.dev/v1alpha1 for Quota)"
     )]
     UnsupportedApiVersion {
         /// The value found.
@@ -206,7 +220,7 @@ pub enum DocumentError {
     },
     /// `kind` is not one Weft serves.
     #[error(
-        "kind: {kind} is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar, PeerAuthentication, AuthorizationPolicy)"
+        "kind: {kind} is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar, PeerAuthentication, AuthorizationPolicy, Quota)"
     )]
     UnsupportedKind {
         /// The value found.
@@ -309,7 +323,7 @@ impl MeshDocument {
         };
 
         let api_version = take_string(&mut object, "apiVersion")?;
-        let known_group = [GROUP, SECURITY_GROUP].iter().any(|group| {
+        let known_group = [GROUP, SECURITY_GROUP, POLICY_GROUP].iter().any(|group| {
             api_version
                 .strip_prefix(group)
                 .is_some_and(|rest| rest.starts_with('/'))
@@ -383,6 +397,7 @@ impl MeshDocument {
             "Sidecar" => MeshResource::Sidecar(parse_at("spec", spec)?),
             "PeerAuthentication" => MeshResource::PeerAuthentication(parse_at("spec", spec)?),
             "AuthorizationPolicy" => MeshResource::AuthorizationPolicy(parse_at("spec", spec)?),
+            "Quota" => MeshResource::Quota(parse_at("spec", spec)?),
             _ => return Err(DocumentError::UnsupportedKind { kind }),
         };
 

@@ -23,6 +23,8 @@
 //!   Istio's messages in Rust case (`HttpRoute`, `StringMatch`, ...).
 //! - [`security`]: `PeerAuthenticationSpec` and `AuthorizationPolicySpec`
 //!   (security.istio.io, served as `v1beta1` and `v1`, stored as `v1`).
+//! - [`policy`]: `QuotaSpec` (policy.weft.dev, Weft's own, served as
+//!   `v1alpha1`).
 //! - [`duration`]: [`IstioDuration`], Go-syntax durations (`1.5s`).
 //! - [`document`]: [`MeshDocument`], one object from a plain YAML/JSON
 //!   document, with errors that name the failing field's path.
@@ -38,6 +40,7 @@
 pub mod document;
 pub mod duration;
 pub mod networking;
+pub mod policy;
 pub mod security;
 pub mod status;
 
@@ -49,5 +52,6 @@ pub use crd::{CrdError, crd_file_name, crds, render_crd_yaml};
 pub use document::*;
 pub use duration::{DurationParseError, IstioDuration};
 pub use networking::*;
+pub use policy::*;
 pub use security::*;
 pub use status::*;

@@ -88,7 +88,7 @@ fn crds_serve_three_versions_and_store_v1() {
         let categories = crd.spec.names.categories.clone().unwrap_or_default();
         assert_eq!(categories, ["istio-io", "networking-istio-io"]);
     }
-    let [pa, ap] = security else {
+    let [pa, ap, _quota] = security else {
         panic!("two security CRDs: {security:?}")
     };
     for (crd, kind, plural, short, columns) in [
@@ -176,6 +176,40 @@ fn crds_serve_three_versions_and_store_v1() {
     );
     assert_eq!(columns(3), ["Ready", "Reason", "Age"]);
     assert_eq!(columns(4), ["Ready", "Reason", "Age"]);
+}
+
+#[test]
+fn quota_is_served_as_policy_weft_dev_v1alpha1() {
+    let all = weft_crds::crds();
+    let quota = all
+        .iter()
+        .find(|c| c.spec.names.kind == "Quota")
+        .expect("a Quota CRD");
+    assert_eq!(quota.spec.group, "policy.weft.dev");
+    assert_eq!(quota.spec.names.plural, "quotas");
+    assert_eq!(quota.spec.scope, "Namespaced");
+    let names: Vec<_> = quota
+        .spec
+        .versions
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(names, ["v1alpha1"]);
+    assert!(quota.spec.versions[0].served && quota.spec.versions[0].storage);
+    assert!(
+        quota.spec.versions[0]
+            .subresources
+            .as_ref()
+            .is_some_and(|s| s.status.is_some())
+    );
+    let columns: Vec<String> = quota.spec.versions[0]
+        .additional_printer_columns
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(columns, ["Host", "Scope", "Ready", "Reason", "Age"]);
 }
 
 /// Checks the rules of a Kubernetes structural schema that a generator can

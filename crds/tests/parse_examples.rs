@@ -472,7 +472,7 @@ fn document_errors_name_the_field() {
     let e = err("apiVersion: networking.istio.io/v1\nkind: Foo\nmetadata: {name: x}\nspec: {}\n");
     assert_eq!(
         e.to_string(),
-        "kind: Foo is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar, PeerAuthentication, AuthorizationPolicy)"
+        "kind: Foo is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar, PeerAuthentication, AuthorizationPolicy, Quota)"
     );
     assert_eq!(e.field(), Some("kind"));
     assert_eq!(e.kind(), "unsupported_kind");
@@ -704,4 +704,50 @@ fn peer_authentications_parse_in_both_served_versions() {
     ))
     .expect_err("VirtualService is not in security.istio.io");
     assert_eq!(e.kind(), "unsupported_api_version");
+}
+
+#[test]
+fn quotas_parse_as_policy_weft_dev_v1alpha1() {
+    let d = doc(
+        "apiVersion: policy.weft.dev/v1alpha1\nkind: Quota\nmetadata: {name: ratings, namespace: prod}\nspec:\n  destination: {host: ratings, port: 9080, pathPrefix: /api}\n  maxAmount: 5000\n  validDuration: 1s\n  scope: Global\n  failureMode: Closed\n  overrides:\n  - match: {sourceLabels: {app: reviews, version: v3}, sourceNamespace: prod}\n    maxAmount: 1\n    validDuration: 5s\n  - match: {sourcePrincipal: spiffe://cluster.local/ns/prod/sa/x}\n    maxAmount: 5\n    validDuration: 10s\n",
+    );
+    let MeshResource::Quota(spec) = &d.resource else {
+        panic!("not a Quota: {d:?}");
+    };
+    assert_eq!(spec.destination.host, "ratings");
+    assert_eq!(spec.destination.port, Some(9080));
+    assert_eq!(spec.destination.path_prefix.as_deref(), Some("/api"));
+    assert_eq!(spec.max_amount, 5000);
+    assert_eq!(spec.scope, Some(weft_crds::QuotaScope::Global));
+    assert_eq!(spec.failure_mode, Some(weft_crds::QuotaFailureMode::Closed));
+    assert_eq!(spec.overrides.len(), 2);
+    assert_eq!(spec.overrides[0].match_.source_labels["version"], "v3");
+    assert_eq!(spec.overrides[1].max_amount, 5);
+    let back = d.to_value("v1alpha1").expect("serializes");
+    assert_eq!(back["apiVersion"], "policy.weft.dev/v1alpha1");
+    assert_eq!(
+        back["spec"]["overrides"][0]["match"]["sourceNamespace"],
+        "prod"
+    );
+    let e = MeshDocument::from_value(value(
+        "apiVersion: policy.weft.dev/v1\nkind: Quota\nmetadata: {name: x}\n",
+    ))
+    .expect_err("only v1alpha1 is served");
+    assert_eq!(e.kind(), "unsupported_api_version");
+    let e = MeshDocument::from_value(value(
+        "apiVersion: policy.weft.dev/v1alpha1\nkind: Quota\nmetadata: {name: x}\nspec: {scope: Everywhere}\n",
+    ))
+    .expect_err("unknown scope");
+    assert_eq!(e.field(), Some("spec.scope"));
+}
+
+#[test]
+fn the_quota_example_parses() {
+    let d = doc(include_str!("../../examples/quota.yaml"));
+    let MeshResource::Quota(spec) = &d.resource else {
+        panic!("not a Quota: {d:?}");
+    };
+    assert_eq!(spec.max_amount, 5000);
+    assert_eq!(spec.overrides.len(), 2);
+    assert_eq!(spec.overrides[0].match_.source_labels["version"], "v3");
 }

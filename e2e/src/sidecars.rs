@@ -82,6 +82,10 @@ pub struct SidecarPair {
     inbound_addr: SocketAddr,
     /// Standalone's config dir; `None` on Kubernetes (config is applied).
     config_dir: Option<TempDir>,
+    /// What [`SidecarPair::start_client`] needs to start more sidecars.
+    envoy: std::path::PathBuf,
+    ca_root: std::path::PathBuf,
+    cert_ttl: Option<Duration>,
     _state_dir: TempDir,
 }
 
@@ -182,6 +186,53 @@ impl SidecarPair {
             .map(str::to_string)
     }
 
+    /// `GET /` from `client` (one of [`SidecarPair::start_client`]'s).
+    pub async fn call_from(&self, client: &Sidecar) -> Result<Reply> {
+        http_get(client.outbound, SERVER_HOST, "/", &[]).await
+    }
+
+    /// Starts another client workload with service account `name` (one
+    /// of [`EXTRA_CLIENTS`]) and `labels` (`k=v,k=v`), and waits until its
+    /// Envoy is ready. Standalone only (its token is in the token file).
+    pub async fn start_client(&self, name: &str, labels: &str) -> Result<Sidecar> {
+        if self.config_dir.is_none() || !EXTRA_CLIENTS.contains(&name) {
+            bail!("start_client needs a standalone pair and a name of EXTRA_CLIENTS, not {name}");
+        }
+        let ca_addr = self
+            .weft
+            .ca_addr()
+            .context("this weft serves no certificate service")?;
+        let sidecar = Sidecar::start(&SidecarSpec {
+            name,
+            namespace: NAMESPACE,
+            pod: None,
+            labels,
+            token: &standalone_token(name),
+            xds_addr: self.weft.xds_addr(),
+            ca_addr,
+            ca_root: &self.ca_root,
+            envoy: &self.envoy,
+            cert_ttl: self.cert_ttl,
+            dir: self._state_dir.path(),
+        })?;
+        sidecar.wait_ready().await?;
+        Ok(sidecar)
+    }
+
+    /// Writes `yaml` as file `name` of standalone's config dir and waits
+    /// until weft has applied it. Standalone only.
+    pub async fn write_config(&self, name: &str, yaml: &str) -> Result<()> {
+        let Some(config_dir) = &self.config_dir else {
+            bail!("this pair's weft runs on Kubernetes: kubectl apply the config");
+        };
+        let mark = self.weft.log_mark();
+        write_atomically(config_dir.path(), name, yaml)?;
+        self.weft
+            .wait_for_log_since(mark, "config applied", WEFT_READY_TIMEOUT)
+            .await?;
+        Ok(())
+    }
+
     /// Every request the app received so far.
     pub fn app(&self) -> &Upstream {
         &self.app
@@ -237,6 +288,9 @@ impl SidecarPair {
 
 /// The workloads' service accounts: the client, then the server.
 pub(crate) const WORKLOADS: [&str; 2] = ["sleep", "reviews"];
+/// Service accounts [`SidecarPair::start_client`] can start (standalone's
+/// token file has their tokens).
+pub const EXTRA_CLIENTS: [&str; 2] = ["sleep-v3", "sleep-2"];
 
 /// A workload's token in standalone's token file.
 pub(crate) fn standalone_token(service_account: &str) -> String {
@@ -255,6 +309,7 @@ pub(crate) async fn start_standalone_ca(
 ) -> Result<(Weft, std::path::PathBuf)> {
     let token_file: String = WORKLOADS
         .iter()
+        .chain(EXTRA_CLIENTS.iter())
         .map(|sa| {
             format!(
                 "- {{token: {}, namespace: {namespace}, serviceAccount: {sa}}}\n",
@@ -341,6 +396,9 @@ impl Parts {
             weft,
             inbound_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, self.inbound_port)),
             config_dir,
+            envoy: self.envoy.clone(),
+            ca_root: ca_root.to_path_buf(),
+            cert_ttl: options.cert_ttl,
             _state_dir: self.state_dir,
         };
         for sidecar in [&pair.client, &pair.server] {
@@ -502,6 +560,13 @@ impl Sidecar {
             },
         )
         .await?
+    }
+
+    /// Envoy's admin `/config_dump`.
+    pub async fn config_dump(&self) -> Result<String> {
+        Ok(http_get(self.admin, "localhost", "/config_dump", &[])
+            .await?
+            .body)
     }
 
     /// The agent process (its log, pid).

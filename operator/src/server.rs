@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use weft_pilot::config::Applied;
 use weft_pilot::config::metrics::ConfigMetrics;
 use weft_pilot::model::MeshSnapshot;
+use weft_pilot::quota_service::{QuotaMetrics, QuotaService};
 use weft_pilot::xds::{AdsServer, Rejections, XdsMetrics};
 
 use crate::monitoring::{self, Readiness};
@@ -29,6 +30,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct ControlPlane {
     recorder: ConfigRecorder,
     xds_metrics: Arc<XdsMetrics>,
+    quota_metrics: QuotaMetrics,
     readiness: Readiness,
     rejections: Rejections,
 }
@@ -50,6 +52,7 @@ impl ControlPlane {
         register(&mut registry);
         let xds_metrics = Arc::new(XdsMetrics::register(&mut registry));
         let config_metrics = ConfigMetrics::register(&mut registry);
+        let quota_metrics = QuotaMetrics::register(&mut registry);
         let readiness = Readiness::default();
         let monitoring = TcpListener::bind(address)
             .await
@@ -60,6 +63,7 @@ impl ControlPlane {
         Ok(Self {
             recorder: ConfigRecorder(config_metrics),
             xds_metrics,
+            quota_metrics,
             readiness,
             rejections: Rejections::default(),
         })
@@ -77,7 +81,8 @@ impl ControlPlane {
         self.rejections.clone()
     }
 
-    /// Serves xDS on `address` from `snapshots` until SIGTERM or Ctrl-C.
+    /// Serves xDS and the quota service (`envoy.service.ratelimit.v3`) on
+    /// `address` from `snapshots` until SIGTERM or Ctrl-C.
     /// Call it once the first config is applied: binding marks the control
     /// plane ready.
     pub async fn serve_xds(
@@ -92,7 +97,11 @@ impl ControlPlane {
         let bound = listener.local_addr()?;
         info!(address = %bound, "xDS server listening on {bound}");
         let (stopping, stopped) = tokio::sync::oneshot::channel();
+        // The quota service of Global Quotas shares the xDS port: proxies
+        // reach it through the bootstrap's xDS cluster.
+        let quota = QuotaService::new(snapshots.clone(), self.quota_metrics).into_service();
         let server = tonic::transport::Server::builder()
+            .add_service(quota)
             .add_service(
                 AdsServer::new(snapshots)
                     .with_metrics(self.xds_metrics)

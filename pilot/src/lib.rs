@@ -31,6 +31,7 @@
 pub mod bootstrap;
 pub mod config;
 pub mod model;
+pub mod quota_service;
 pub mod source;
 pub mod translate;
 pub mod xds;

@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Files are named `<group>_<plural>.yaml`. Other `*.yaml` files in DIR
-//! whose names start with `networking.istio.io_` or `security.istio.io_`
+//! whose names start with `networking.istio.io_`, `security.istio.io_` or
+//! `policy.weft.dev_`
 //! are removed, so the
 //! directory matches what `crds_up_to_date` expects.
 
@@ -31,8 +32,9 @@ fn run() -> Result<(), String> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let ours =
-            name.starts_with("networking.istio.io_") || name.starts_with("security.istio.io_");
+        let ours = name.starts_with("networking.istio.io_")
+            || name.starts_with("security.istio.io_")
+            || name.starts_with("policy.weft.dev_");
         if ours && name.ends_with(".yaml") && !wanted.iter().any(|w| w == name) {
             std::fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))?;
             println!("removed {}", path.display());

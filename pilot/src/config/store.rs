@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use super::{ConfigError, ConvertedResource, ErrorReason, FieldError};
 use crate::model::{
-    AuthorizationPolicy, DestinationRule, Gateway, MeshSnapshot, PeerAuthentication, ResourceId,
-    Service, Sidecar, VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, MeshSnapshot, PeerAuthentication, Quota,
+    ResourceId, Service, Sidecar, VirtualService,
 };
 
 mod gateways;
+mod quotas;
 mod virtual_services;
 
 /// Where a resource came from: a file and the index of the document in it
@@ -175,6 +176,7 @@ impl ConfigStore {
         let mut sidecars: Vec<Sidecar> = Vec::new();
         let mut peer_authentications: Vec<PeerAuthentication> = Vec::new();
         let mut authorization_policies: Vec<AuthorizationPolicy> = Vec::new();
+        let mut quotas: Vec<Quota> = Vec::new();
         let mut bad_sidecars = Vec::new();
         for (id, a) in accepted.iter() {
             match &a.resource {
@@ -221,6 +223,7 @@ impl ConfigStore {
                 ConvertedResource::AuthorizationPolicy(policy) => {
                     authorization_policies.push(policy.clone())
                 }
+                ConvertedResource::Quota(quota) => quotas.push(quota.clone()),
                 ConvertedResource::Gateway(gateway) => gateways.push(gateway.clone()),
                 ConvertedResource::Sidecar(sidecar) => {
                     match gateways::sidecar_conflict(&sidecars, sidecar) {
@@ -240,6 +243,22 @@ impl ConfigStore {
         for id in bad_sidecars {
             accepted.remove(&id);
         }
+        let mut quotas_out = Vec::new();
+        for quota in quotas {
+            match quotas::unresolved(&quota, &services) {
+                None => quotas_out.push(quota),
+                Some(problem) => {
+                    if let Some(a) = accepted.remove(&quota.id) {
+                        errors.push(ConfigError {
+                            origin: a.origin,
+                            resource: Some(quota.id.clone()),
+                            error: problem,
+                        });
+                    }
+                }
+            }
+        }
+        let quotas = quotas_out;
         let mut snapshot = MeshSnapshot {
             version: self.current.version + 1,
             services,
@@ -249,6 +268,7 @@ impl ConfigStore {
             sidecars,
             peer_authentications,
             authorization_policies,
+            quotas,
         };
         let mut rejected = Vec::new();
         for (id, a) in accepted.iter_mut() {

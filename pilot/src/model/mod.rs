@@ -10,6 +10,7 @@ mod destination_rule;
 mod gateway;
 mod l4_route;
 mod peer_authentication;
+mod quota;
 mod service;
 mod sidecar;
 mod virtual_service;
@@ -19,6 +20,7 @@ pub use destination_rule::*;
 pub use gateway::*;
 pub use l4_route::*;
 pub use peer_authentication::*;
+pub use quota::*;
 pub use service::*;
 pub use sidecar::*;
 pub use virtual_service::*;
@@ -73,6 +75,8 @@ pub struct MeshSnapshot {
     pub peer_authentications: Vec<PeerAuthentication>,
     /// AuthorizationPolicy resources, sorted by namespace and name.
     pub authorization_policies: Vec<AuthorizationPolicy>,
+    /// Quotas whose destination exists, sorted by namespace and name.
+    pub quotas: Vec<Quota>,
 }
 
 impl MeshSnapshot {

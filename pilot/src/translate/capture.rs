@@ -87,7 +87,7 @@ pub(super) fn build_capture_route_configs(
         .map(|port| {
             let mut hosts = mesh_virtual_hosts(snapshot, view, Some(port));
             hosts.push(allow_any());
-            mesh_route_config(&port.to_string(), hosts)
+            mesh_route_config(&port.to_string(), view, hosts)
         })
         .collect()
 }

@@ -10,11 +10,11 @@ use super::http_filters::build_http_filters;
 use crate::model::{MeshSnapshot, policies_for};
 
 /// The filters of the proxy's inbound HTTP chains on its own `port`:
-/// authorization ([`super::authorization`]) first.
+/// authorization ([`super::authorization`]), then quotas ([`super::quota`]).
 pub(super) fn inbound_http_filters(
     snapshot: &MeshSnapshot,
     view: &ProxyView,
-    _port: u16,
+    port: u16,
 ) -> Vec<HttpFilter> {
     let policies = policies_for(
         &snapshot.authorization_policies,
@@ -22,6 +22,7 @@ pub(super) fn inbound_http_filters(
         &view.labels,
     );
     let mut filters = rbac_filters(&policies);
+    filters.extend(super::quota::quota_filters(snapshot, view, port));
     filters.extend(build_http_filters());
     filters
 }

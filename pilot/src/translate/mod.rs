@@ -19,6 +19,7 @@ mod inbound_policy;
 mod listener;
 mod mtls;
 mod policy;
+pub mod quota;
 mod route;
 mod scope;
 mod upstream_tls;

@@ -143,11 +143,13 @@ fn same_beyond_services_and_rules(old: &MeshSnapshot, new: &MeshSnapshot) -> boo
         sidecars,
         peer_authentications,
         authorization_policies,
+        quotas,
     } = old;
     *gateways == new.gateways
         && *sidecars == new.sidecars
         && *peer_authentications == new.peer_authentications
         && *authorization_policies == new.authorization_policies
+        && *quotas == new.quotas
 }
 
 /// The input for rebuilding the clusters or load assignments of `hosts`:
@@ -162,6 +164,7 @@ pub fn narrowed_to_hosts(snapshot: &MeshSnapshot, hosts: &BTreeSet<String>) -> M
         sidecars: snapshot.sidecars.clone(),
         peer_authentications: snapshot.peer_authentications.clone(),
         authorization_policies: snapshot.authorization_policies.clone(),
+        quotas: snapshot.quotas.clone(),
     }
 }
 
@@ -192,6 +195,7 @@ pub fn narrowed_to_routes(snapshot: &MeshSnapshot, hosts: &BTreeSet<String>) -> 
         sidecars: snapshot.sidecars.clone(),
         peer_authentications: snapshot.peer_authentications.clone(),
         authorization_policies: snapshot.authorization_policies.clone(),
+        quotas: snapshot.quotas.clone(),
     }
 }
 

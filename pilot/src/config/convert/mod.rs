@@ -5,6 +5,7 @@ mod destination_rule;
 mod gateway;
 mod l4_route;
 mod peer_authentication;
+mod quota;
 mod service_entry;
 mod sidecar;
 mod virtual_service;
@@ -13,7 +14,7 @@ use weft_crds::MeshResource;
 
 use super::{ErrorReason, FieldError};
 use crate::model::{
-    AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, ResourceId, Service,
+    AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, Quota, ResourceId, Service,
     Sidecar, VirtualService,
 };
 
@@ -29,6 +30,7 @@ pub enum ConvertedResource {
     Sidecar(Sidecar),
     PeerAuthentication(PeerAuthentication),
     AuthorizationPolicy(AuthorizationPolicy),
+    Quota(Quota),
 }
 
 /// Converts one resource, or says everything that is wrong with it.
@@ -59,6 +61,9 @@ pub fn convert(
         MeshResource::AuthorizationPolicy(spec) => ConvertedResource::AuthorizationPolicy(
             authorization_policy::convert(id, spec, &mut errors),
         ),
+        MeshResource::Quota(spec) => {
+            ConvertedResource::Quota(quota::convert(id, spec, &mut errors))
+        }
     };
     if errors.0.is_empty() {
         Ok(converted)

@@ -15,6 +15,9 @@ mod matching;
 
 use std::collections::BTreeSet;
 
+use envoy_types::pb::envoy::config::core::v3::{
+    HeaderValue, HeaderValueOption, header_value_option,
+};
 use envoy_types::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, RouteMatch as PbRouteMatch, VirtualHost, route::Action,
     route_action::ClusterSpecifier, route_match::PathSpecifier,
@@ -44,6 +47,7 @@ pub fn build_route_configs(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Rou
     if view.router_address.is_some() {
         configs.push(mesh_route_config(
             ROUTER_ROUTE_CONFIG,
+            view,
             mesh_virtual_hosts(snapshot, view, None),
         ));
     }
@@ -55,10 +59,18 @@ pub fn build_route_configs(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Rou
 }
 
 /// A route configuration of the mesh's sidecars.
-pub(super) fn mesh_route_config(name: &str, virtual_hosts: Vec<VirtualHost>) -> RouteConfiguration {
+pub(super) fn mesh_route_config(
+    name: &str,
+    view: &ProxyView,
+    virtual_hosts: Vec<VirtualHost>,
+) -> RouteConfiguration {
     RouteConfiguration {
         name: name.to_string(),
         virtual_hosts,
+        // Who is calling, for the destination's Quota overrides: the app
+        // cannot set it (removed first), the sidecar always does.
+        request_headers_to_remove: vec![super::quota::SOURCE_HEADER.to_string()],
+        request_headers_to_add: source_header(view),
         validate_clusters: Some(BoolValue { value: false }),
         max_direct_response_body_size_bytes: Some(UInt32Value {
             value: MAX_DIRECT_RESPONSE_BODY_BYTES,
@@ -124,6 +136,22 @@ pub(crate) fn single_address(address: &str) -> Option<&str> {
         None => address,
     };
     ip.parse::<std::net::Ipv4Addr>().is_ok().then_some(ip)
+}
+
+/// `x-weft-source: <labels>` for a sidecar with labels.
+fn source_header(view: &ProxyView) -> Vec<HeaderValueOption> {
+    if view.labels.is_empty() {
+        return Vec::new();
+    }
+    vec![HeaderValueOption {
+        header: Some(HeaderValue {
+            key: super::quota::SOURCE_HEADER.to_string(),
+            value: super::quota::source_header_value(&view.labels),
+            ..Default::default()
+        }),
+        append_action: header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        ..Default::default()
+    }]
 }
 
 /// The names a client may use for `service` on `port`: each with `:port`,
