@@ -37,12 +37,15 @@ use crate::tools::{workspace_binary, workspace_dir};
 use crate::yaml::{fqdn, mk_destination_rule, mk_weighted_virtual_service};
 
 /// The CRDs `charts/weft/crds/` ships.
-pub const CRDS: [&str; 5] = [
+pub const CRDS: [&str; 8] = [
     "destinationrules.networking.istio.io",
     "gateways.networking.istio.io",
     "serviceentries.networking.istio.io",
     "sidecars.networking.istio.io",
     "virtualservices.networking.istio.io",
+    "quotas.policy.weft.dev",
+    "authorizationpolicies.security.istio.io",
+    "peerauthentications.security.istio.io",
 ];
 
 /// The `reviews` versions the fixture runs, and their upstreams' ports.

@@ -188,15 +188,38 @@ impl SidecarPair {
 
     /// `GET /` from `client` (one of [`SidecarPair::start_client`]'s).
     pub async fn call_from(&self, client: &Sidecar) -> Result<Reply> {
-        http_get(client.outbound, SERVER_HOST, "/", &[]).await
+        self.get_from(client, "/").await
+    }
+
+    /// `GET path` to the server from `client`'s sidecar.
+    pub async fn get_from(&self, client: &Sidecar, path: &str) -> Result<Reply> {
+        http_get(client.outbound, SERVER_HOST, path, &[]).await
     }
 
     /// Starts another client workload with service account `name` (one
     /// of [`EXTRA_CLIENTS`]) and `labels` (`k=v,k=v`), and waits until its
     /// Envoy is ready. Standalone only (its token is in the token file).
     pub async fn start_client(&self, name: &str, labels: &str) -> Result<Sidecar> {
-        if self.config_dir.is_none() || !EXTRA_CLIENTS.contains(&name) {
-            bail!("start_client needs a standalone pair and a name of EXTRA_CLIENTS, not {name}");
+        self.start_client_in(NAMESPACE, name, labels).await
+    }
+
+    /// [`SidecarPair::start_client`] for a client in `namespace` (one of
+    /// [`EXTRA_CLIENTS`] or [`OTHER_NAMESPACE_CLIENTS`]).
+    pub async fn start_client_in(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &str,
+    ) -> Result<Sidecar> {
+        let known = if namespace == NAMESPACE {
+            EXTRA_CLIENTS.contains(&name)
+        } else {
+            OTHER_NAMESPACE_CLIENTS.contains(&(namespace, name))
+        };
+        if self.config_dir.is_none() || !known {
+            bail!(
+                "start_client needs a standalone pair and a client of EXTRA_CLIENTS or OTHER_NAMESPACE_CLIENTS, not {namespace}/{name}"
+            );
         }
         let ca_addr = self
             .weft
@@ -204,10 +227,10 @@ impl SidecarPair {
             .context("this weft serves no certificate service")?;
         let sidecar = Sidecar::start(&SidecarSpec {
             name,
-            namespace: NAMESPACE,
+            namespace,
             pod: None,
             labels,
-            token: &standalone_token(name),
+            token: &other_namespace_token(namespace, name),
             xds_addr: self.weft.xds_addr(),
             ca_addr,
             ca_root: &self.ca_root,
@@ -291,6 +314,18 @@ pub(crate) const WORKLOADS: [&str; 2] = ["sleep", "reviews"];
 /// Service accounts [`SidecarPair::start_client`] can start (standalone's
 /// token file has their tokens).
 pub const EXTRA_CLIENTS: [&str; 2] = ["sleep-v3", "sleep-2"];
+/// Clients of other namespaces [`SidecarPair::start_client_in`] can start:
+/// (namespace, service account).
+pub const OTHER_NAMESPACE_CLIENTS: [(&str, &str); 1] = [("ns2", "sleep")];
+
+/// The token of a client started by [`SidecarPair::start_client_in`].
+fn other_namespace_token(namespace: &str, service_account: &str) -> String {
+    if namespace == NAMESPACE {
+        standalone_token(service_account)
+    } else {
+        format!("token-of-{namespace}-{service_account}")
+    }
+}
 
 /// A workload's token in standalone's token file.
 pub(crate) fn standalone_token(service_account: &str) -> String {
@@ -316,6 +351,12 @@ pub(crate) async fn start_standalone_ca(
                 standalone_token(sa)
             )
         })
+        .chain(OTHER_NAMESPACE_CLIENTS.iter().map(|(ns, sa)| {
+            format!(
+                "- {{token: {}, namespace: {ns}, serviceAccount: {sa}}}\n",
+                other_namespace_token(ns, sa)
+            )
+        }))
         .collect();
     std::fs::write(state.join("tokens.yaml"), token_file)?;
     let ca_dir = state.join("ca");

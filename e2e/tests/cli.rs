@@ -158,3 +158,31 @@ fn validate_accepts_the_bookinfo_example_directory() {
     assert!(out.status.success(), "examples/bookinfo is clean: {text}");
     assert!(text.contains("ok: "), "{text}");
 }
+
+#[test]
+fn validate_accepts_the_policy_examples_with_bookinfo() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let path = |name: &str| examples.join(name).display().to_string();
+    let count = |args: &[&str]| -> usize {
+        let out = weft(args);
+        let text = output_text(&out);
+        assert!(out.status.success(), "the examples are clean: {text}");
+        text.split("ok: ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {text}"))
+    };
+    let bookinfo = count(&["validate", "-f", &path("bookinfo")]);
+    let with_policies = count(&[
+        "validate",
+        "-f",
+        &path("bookinfo"),
+        "-f",
+        &path("quota.yaml"),
+        "-f",
+        &path("authorization-policy.yaml"),
+    ]);
+    // One Quota and two AuthorizationPolicies, all accepted.
+    assert_eq!(with_policies, bookinfo + 3);
+}

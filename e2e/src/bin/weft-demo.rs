@@ -31,7 +31,7 @@ const NEW_WEIGHTS: [(&str, u32); 3] = [("v1", 10), ("v2", 30), ("v3", 60)];
 fn main() -> ExitCode {
     run_demo(
         "weft-demo",
-        "both splits match their weights and the sidecars talk mTLS",
+        "both splits match their weights, the sidecars talk mTLS, and the policies hold",
         run,
     )
 }

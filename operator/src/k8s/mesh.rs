@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use weft_crds::{
-    DestinationRule, Gateway, MeshResource, PeerAuthentication, ResourceStatus, ServiceEntry,
-    Sidecar, VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, MeshResource, PeerAuthentication, Quota,
+    ResourceStatus, ServiceEntry, Sidecar, VirtualService,
 };
 use weft_pilot::config::{Input, convert};
 use weft_pilot::model::ResourceId;
@@ -89,6 +89,14 @@ pub fn sidecar(object: &Sidecar) -> MeshResource {
 }
 
 pub fn peer_authentication(object: &PeerAuthentication) -> MeshResource {
+    object.spec.clone().into()
+}
+
+pub fn authorization_policy(object: &AuthorizationPolicy) -> MeshResource {
+    object.spec.clone().into()
+}
+
+pub fn quota(object: &Quota) -> MeshResource {
     object.spec.clone().into()
 }
 

@@ -38,19 +38,21 @@ use kube::Client;
 use kube::runtime::reflector::Store;
 use tokio::sync::mpsc;
 use weft_crds::{
-    DestinationRule, Gateway, PeerAuthentication, ResourceStatus, ServiceEntry, Sidecar,
-    VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, Quota, ResourceStatus,
+    ServiceEntry, Sidecar, VirtualService,
 };
 use weft_pilot::config::{Input, Origin};
 
 /// Every kind Weft watches, as its metrics and logs name it.
-pub const WATCHED_KINDS: [&str; 10] = [
+pub const WATCHED_KINDS: [&str; 12] = [
     "VirtualService",
     "DestinationRule",
     "ServiceEntry",
     "Gateway",
     "Sidecar",
     "PeerAuthentication",
+    "AuthorizationPolicy",
+    "Quota",
     "Service",
     "EndpointSlice",
     "Pod",
@@ -78,6 +80,8 @@ pub struct Stores {
     gateways: Store<Gateway>,
     sidecars: Store<Sidecar>,
     peer_authentications: Store<PeerAuthentication>,
+    authorization_policies: Store<AuthorizationPolicy>,
+    quotas: Store<Quota>,
     services: Store<Service>,
     endpoint_slices: Store<EndpointSlice>,
     pods: Store<Pod>,
@@ -145,6 +149,13 @@ impl Stores {
                 changes.clone(),
                 metrics.clone(),
             ),
+            authorization_policies: watch::watch_all(
+                client,
+                "AuthorizationPolicy",
+                changes.clone(),
+                metrics.clone(),
+            ),
+            quotas: watch::watch_all(client, "Quota", changes.clone(), metrics.clone()),
             services: watch::watch_all(client, "Service", changes.clone(), metrics.clone()),
             endpoint_slices: watch::watch_all(
                 client,
@@ -176,6 +187,8 @@ impl Stores {
         listed(&self.gateways, "Gateway").await?;
         listed(&self.sidecars, "Sidecar").await?;
         listed(&self.peer_authentications, "PeerAuthentication").await?;
+        listed(&self.authorization_policies, "AuthorizationPolicy").await?;
+        listed(&self.quotas, "Quota").await?;
         listed(&self.services, "Service").await?;
         listed(&self.endpoint_slices, "EndpointSlice").await?;
         listed(&self.pods, "Pod").await?;
@@ -269,6 +282,16 @@ impl Stores {
             mesh::peer_authentication,
             |o| o.status.as_ref(),
         );
+        kind(
+            &mut observed,
+            "AuthorizationPolicy",
+            &self.authorization_policies,
+            mesh::authorization_policy,
+            |o| o.status.as_ref(),
+        );
+        kind(&mut observed, "Quota", &self.quotas, mesh::quota, |o| {
+            o.status.as_ref()
+        });
         let selected = self.discovery.selected_namespaces(&self.namespaces.state());
         let discovered = |namespace: Option<&String>| match &selected {
             None => true,

@@ -67,13 +67,15 @@ pub const FALSE: &str = "False";
 pub const MAX_MESSAGE_LEN: usize = 4096;
 
 /// The kinds whose objects get a status.
-pub const MESH_KINDS: [&str; 6] = [
+pub const MESH_KINDS: [&str; 8] = [
     "VirtualService",
     "DestinationRule",
     "ServiceEntry",
     "Gateway",
     "Sidecar",
     "PeerAuthentication",
+    "AuthorizationPolicy",
+    "Quota",
 ];
 
 /// What one apply made of one resource.

@@ -48,7 +48,8 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, Operation};
 use serde_json::Value;
 use weft_crds::{
-    DestinationRule, Gateway, PeerAuthentication, ServiceEntry, Sidecar, VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, Quota, ServiceEntry,
+    Sidecar, VirtualService,
 };
 use weft_pilot::config::{ConfigError, ErrorReason, Input};
 use weft_pilot::model::{MeshSnapshot, ResourceId, qualify_host};
@@ -58,13 +59,15 @@ use crate::validate::validate_inputs;
 
 /// The kinds the webhook validates (any served version), with their API
 /// groups.
-pub const KINDS: [(&str, &str); 6] = [
+pub const KINDS: [(&str, &str); 8] = [
     ("networking.istio.io", "VirtualService"),
     ("networking.istio.io", "DestinationRule"),
     ("networking.istio.io", "ServiceEntry"),
     ("networking.istio.io", "Gateway"),
     ("networking.istio.io", "Sidecar"),
     ("security.istio.io", "PeerAuthentication"),
+    ("security.istio.io", "AuthorizationPolicy"),
+    ("policy.weft.dev", "Quota"),
 ];
 
 /// `kind` of `group` if the webhook validates it.
@@ -230,6 +233,10 @@ pub(super) fn candidate_input(kind: &'static str, object: DynamicObject) -> Resu
         "Gateway" => one::<Gateway>(kind, object, mesh::gateway),
         "Sidecar" => one::<Sidecar>(kind, object, mesh::sidecar),
         "PeerAuthentication" => one::<PeerAuthentication>(kind, object, mesh::peer_authentication),
+        "AuthorizationPolicy" => {
+            one::<AuthorizationPolicy>(kind, object, mesh::authorization_policy)
+        }
+        "Quota" => one::<Quota>(kind, object, mesh::quota),
         other => Err(format!("{other} is not a kind the webhook validates")),
     }
 }

@@ -450,3 +450,49 @@ fn peer_authentications_are_validated_like_the_mesh_kinds() {
         "{message}"
     );
 }
+
+#[test]
+fn authorization_policies_and_quotas_are_validated_too() {
+    let bad_policy = "apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: admin, namespace: default}
+spec:
+  rules:
+  - to:
+    - operation: {ports: [http]}
+";
+    let message = denied_message(&decide_create(bad_policy, &[])).to_string();
+    assert!(
+        message.starts_with(
+            "AuthorizationPolicy default/admin: spec.rules[0].to[0].operation.ports[0]: "
+        ),
+        "{message}"
+    );
+    let custom = "apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext, namespace: default}
+spec:
+  action: CUSTOM
+  provider: {name: ext-authz}
+";
+    let decision = decide_create(custom, &[]);
+    assert!(decision.allowed, "CUSTOM is valid Istio: {decision:?}");
+    assert!(
+        decision.warnings.iter().any(|w| w.contains("spec.action")),
+        "{decision:?}"
+    );
+
+    let bad_quota = "apiVersion: policy.weft.dev/v1alpha1
+kind: Quota
+metadata: {name: ratings, namespace: default}
+spec:
+  destination: {host: ratings}
+  maxAmount: 0
+  validDuration: 1s
+";
+    let message = denied_message(&decide_create(bad_quota, &[])).to_string();
+    assert!(
+        message.contains("Quota default/ratings: spec.maxAmount"),
+        "{message}"
+    );
+}

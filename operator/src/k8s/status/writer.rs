@@ -33,8 +33,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 use weft_crds::{
-    DestinationRule, Gateway, PeerAuthentication, ResourceStatus, ServiceEntry, Sidecar,
-    VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, Quota, ResourceStatus,
+    ServiceEntry, Sidecar, VirtualService,
 };
 use weft_pilot::model::ResourceId;
 
@@ -234,6 +234,8 @@ pub async fn write_status(
         "Gateway" => patch::<Gateway>(client, id, status).await,
         "Sidecar" => patch::<Sidecar>(client, id, status).await,
         "PeerAuthentication" => patch::<PeerAuthentication>(client, id, status).await,
+        "AuthorizationPolicy" => patch::<AuthorizationPolicy>(client, id, status).await,
+        "Quota" => patch::<Quota>(client, id, status).await,
         other => Err(Error::UnknownKind(other)),
     }
 }
