@@ -12,7 +12,9 @@
 use weft_e2e::sidecars::{Sidecar, SidecarOptions, SidecarPair};
 use weft_e2e::{APPLY_TIMEOUT, wait_until};
 
-/// Waits until `GET path` from `client` answers `status`.
+/// Waits until `GET path` from `client` answers `status` five times in a
+/// row: connections the client's Envoy opened before the change stay on
+/// the server's previous filter chains until they drain (about a second).
 async fn wait_for_status(
     pair: &SidecarPair,
     client: &Sidecar,
@@ -20,12 +22,20 @@ async fn wait_for_status(
     status: u16,
 ) -> anyhow::Result<()> {
     wait_until(
-        &format!("GET {path} to answer {status}"),
+        &format!("GET {path} to answer {status}, five times in a row"),
         APPLY_TIMEOUT,
         || async {
-            pair.get_from(client, path)
-                .await
-                .is_ok_and(|r| r.status == status)
+            for _ in 0..5 {
+                if !pair
+                    .get_from(client, path)
+                    .await
+                    .is_ok_and(|r| r.status == status)
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    return false;
+                }
+            }
+            true
         },
     )
     .await
