@@ -128,6 +128,7 @@ impl CapturedPair {
         let start = |name: &str, labels: &str, pod: &TestHost, ip: Ipv4Addr| {
             Sidecar::start(&SidecarSpec {
                 name,
+                replica: 1,
                 namespace: NAMESPACE,
                 pod: Some(PodNet { host: pod, ip }),
                 labels,

@@ -45,6 +45,8 @@ pub const SERVER_HOST: &str = "reviews.default.svc.cluster.local";
 pub const SERVER_ID: &str = "spiffe://cluster.local/ns/default/sa/reviews";
 /// The client workload's mesh identity.
 pub const CLIENT_ID: &str = "spiffe://cluster.local/ns/default/sa/sleep";
+/// The file holding `reviews`' ServiceEntry and Sidecars.
+const SERVER_FILE: &str = "reviews.yaml";
 /// The file holding the PeerAuthentication.
 const PEER_AUTHENTICATION_FILE: &str = "peer-authentication.yaml";
 /// How long a sidecar gets to drain and stop on SIGTERM before SIGKILL.
@@ -98,7 +100,7 @@ impl SidecarPair {
         let config_dir = tempfile::Builder::new()
             .prefix("weft-e2e-sidecars-config-")
             .tempdir()?;
-        write_atomically(config_dir.path(), "reviews.yaml", &parts.server_config())?;
+        write_atomically(config_dir.path(), SERVER_FILE, &parts.server_config())?;
         write_atomically(
             config_dir.path(),
             PEER_AUTHENTICATION_FILE,
@@ -227,6 +229,7 @@ impl SidecarPair {
             .context("this weft serves no certificate service")?;
         let sidecar = Sidecar::start(&SidecarSpec {
             name,
+            replica: 1,
             namespace,
             pod: None,
             labels,
@@ -254,6 +257,64 @@ impl SidecarPair {
             .wait_for_log_since(mark, "config applied", WEFT_READY_TIMEOUT)
             .await?;
         Ok(())
+    }
+
+    /// Starts a second instance of `reviews`: its own app and sidecar
+    /// (labels `app=reviews,version=v1,instance=2`, its own inbound port)
+    /// as a second endpoint of the ServiceEntry, and waits until a request
+    /// from the client reaches its app. Standalone only.
+    pub async fn start_server_instance(&self) -> Result<ServerInstance> {
+        let Some(config_dir) = &self.config_dir else {
+            bail!("start_server_instance needs a standalone pair (its config is a directory)");
+        };
+        let ca_addr = self
+            .weft
+            .ca_addr()
+            .context("this weft serves no certificate service")?;
+        let app = Upstream::start("reviews-app-2", Ipv4Addr::LOCALHOST.into()).await?;
+        let inbound_port = free_port()?;
+        let instances = [
+            (self.inbound_addr.port(), self.app.port()),
+            (inbound_port, app.port()),
+        ];
+        let mark = self.weft.log_mark();
+        write_atomically(config_dir.path(), SERVER_FILE, &server_config(&instances))?;
+        self.weft
+            .wait_for_log_since(mark, "config applied", WEFT_READY_TIMEOUT)
+            .await?;
+        let sidecar = Sidecar::start(&SidecarSpec {
+            name: "reviews",
+            replica: 2,
+            namespace: NAMESPACE,
+            pod: None,
+            labels: "app=reviews,version=v1,instance=2",
+            token: &standalone_token("reviews"),
+            xds_addr: self.weft.xds_addr(),
+            ca_addr,
+            ca_root: &self.ca_root,
+            envoy: &self.envoy,
+            cert_ttl: self.cert_ttl,
+            dir: self._state_dir.path(),
+        })?;
+        sidecar.wait_ready().await?;
+        let instance = ServerInstance { sidecar, app };
+        wait_for(
+            "a request from sleep to reach the second instance's app",
+            ENVOY_READY_TIMEOUT,
+            || async {
+                let _ = self.call().await;
+                (instance.app.requests() > 0).then_some(())
+            },
+        )
+        .await
+        .map_err(|err| {
+            err.context(format!(
+                "{}\nreviews-2's agent:\n{}",
+                self.logs(),
+                instance.sidecar.process.log_tail(20)
+            ))
+        })?;
+        Ok(instance)
     }
 
     /// Every request the app received so far.
@@ -306,6 +367,26 @@ impl SidecarPair {
             self.client.process.log_tail(20),
             self.server.process.log_tail(20)
         )
+    }
+}
+
+/// Another instance of the server ([`SidecarPair::start_server_instance`]).
+/// Dropping it stops its sidecar.
+#[derive(Debug)]
+pub struct ServerInstance {
+    // Field order is drop order.
+    sidecar: Sidecar,
+    app: Upstream,
+}
+
+impl ServerInstance {
+    pub fn sidecar(&self) -> &Sidecar {
+        &self.sidecar
+    }
+
+    /// Every request this instance's app received so far.
+    pub fn app(&self) -> &Upstream {
+        &self.app
     }
 }
 
@@ -397,7 +478,7 @@ impl Parts {
     }
 
     fn server_config(&self) -> String {
-        server_config(self.inbound_port, self.app.port())
+        server_config(&[(self.inbound_port, self.app.port())])
     }
 
     /// Starts the server's sidecar, then the client's, and waits until a
@@ -416,6 +497,7 @@ impl Parts {
         let start = |name: &str, labels: &str| {
             Sidecar::start(&SidecarSpec {
                 name,
+                replica: 1,
                 namespace: NAMESPACE,
                 pod: None,
                 labels,
@@ -459,6 +541,10 @@ impl Parts {
 /// What one sidecar needs to start.
 pub(crate) struct SidecarSpec<'a> {
     pub name: &'a str,
+    /// Which instance of the workload `name` this is (1, 2, ...): its node
+    /// ID is `NAME-REPLICA.NAMESPACE`, its files in `dir/NAME` (1) or
+    /// `dir/NAME-REPLICA`.
+    pub replica: u16,
     pub namespace: &'a str,
     /// In a pod: a network namespace whose traffic it captures.
     pub pod: Option<PodNet<'a>>,
@@ -499,7 +585,10 @@ impl Sidecar {
             Some(_) => (15001, 15000),
             None => (free_port()?, free_port()?),
         };
-        let dir = spec.dir.join(spec.name);
+        let dir = match spec.replica {
+            1 => spec.dir.join(spec.name),
+            n => spec.dir.join(format!("{}-{n}", spec.name)),
+        };
         std::fs::create_dir_all(&dir)?;
         let token_file = dir.join("token");
         std::fs::write(&token_file, spec.token)?;
@@ -525,7 +614,10 @@ impl Sidecar {
         };
         command
             .arg("agent")
-            .args(["--node-id", &format!("{}-1.{}", spec.name, spec.namespace)])
+            .args([
+                "--node-id",
+                &format!("{}-{}.{}", spec.name, spec.replica, spec.namespace),
+            ])
             .args([
                 "--namespace",
                 spec.namespace,
@@ -682,10 +774,53 @@ fn leaf_serials(certs_json: &str, spiffe_id: &str) -> Result<Vec<String>> {
     Ok(serials)
 }
 
-/// `reviews`: a ServiceEntry whose endpoint is the server's inbound
-/// listener and has a sidecar (`security.istio.io/tlsMode: istio`), and a
-/// Sidecar giving the server that listener in front of the app.
-fn server_config(inbound_port: u16, app_port: u16) -> String {
+/// `reviews`: a ServiceEntry with one endpoint per instance, each the
+/// instance's inbound listener with a sidecar
+/// (`security.istio.io/tlsMode: istio`), and a Sidecar per instance giving
+/// it that listener in front of its app. `instances` are (inbound port,
+/// app port); instance N > 1 is labelled `instance: "N"` and its Sidecar,
+/// `instance-N`, selects that label: it sorts before `reviews` (whose
+/// selector matches every instance), and Weft picks the first matching
+/// Sidecar by name.
+fn server_config(instances: &[(u16, u16)]) -> String {
+    let endpoints: String = instances
+        .iter()
+        .map(|(inbound_port, _)| {
+            format!(
+                "  - address: 127.0.0.1
+    ports: {{http: {inbound_port}}}
+    serviceAccount: reviews
+    labels: {{app: reviews, version: v1, security.istio.io/tlsMode: istio}}
+"
+            )
+        })
+        .collect();
+    let sidecars: String = instances
+        .iter()
+        .enumerate()
+        .map(|(i, (inbound_port, app_port))| {
+            let (name, selector) = match i {
+                0 => ("reviews".to_string(), "{app: reviews}".to_string()),
+                i => (
+                    format!("instance-{}", i + 1),
+                    format!("{{app: reviews, instance: \"{}\"}}", i + 1),
+                ),
+            };
+            format!(
+                "---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: {name}, namespace: {NAMESPACE}}}
+spec:
+  workloadSelector: {{labels: {selector}}}
+  ingress:
+  - port: {{number: {inbound_port}, protocol: HTTP, name: http}}
+    bind: 127.0.0.1
+    defaultEndpoint: 127.0.0.1:{app_port}
+"
+            )
+        })
+        .collect();
     format!(
         "apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -696,21 +831,7 @@ spec:
   resolution: STATIC
   ports: [{{number: 9080, name: http, protocol: HTTP}}]
   endpoints:
-  - address: 127.0.0.1
-    ports: {{http: {inbound_port}}}
-    serviceAccount: reviews
-    labels: {{app: reviews, version: v1, security.istio.io/tlsMode: istio}}
----
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {{name: reviews, namespace: {NAMESPACE}}}
-spec:
-  workloadSelector: {{labels: {{app: reviews}}}}
-  ingress:
-  - port: {{number: {inbound_port}, protocol: HTTP, name: http}}
-    bind: 127.0.0.1
-    defaultEndpoint: 127.0.0.1:{app_port}
-"
+{endpoints}{sidecars}"
     )
 }
 

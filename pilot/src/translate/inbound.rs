@@ -13,7 +13,12 @@
 //! ```
 //!
 //! HTTP chains replace `x-forwarded-client-cert` with the caller's SPIFFE
-//! ID (`SANITIZE_SET`, URI only), so the application sees who called.
+//! ID (`SANITIZE_SET`, URI only), so the application sees who called, and
+//! remove the caller's [`SOURCE_HEADER`] before the request reaches the
+//! application. The removal is the route configuration's, which the router
+//! applies after every other HTTP filter ran: the quota filters still read
+//! the header (on mTLS chains; plain-text chains have no
+//! `x-forwarded-client-cert`, without which no quota override matches).
 
 use std::collections::HashMap;
 
@@ -50,6 +55,7 @@ use envoy_types::util::pack_any;
 
 use super::inbound_policy::inbound_http_filters;
 use super::mtls::{ISTIO_ALPN, istio_mutual_downstream_socket};
+use super::quota::SOURCE_HEADER;
 use super::{ProxyView, pb_duration, socket_address};
 use crate::model::{IngressListener, MeshSnapshot, MtlsMode, effective_mtls_mode};
 
@@ -208,6 +214,8 @@ fn hcm_filter(l: &IngressListener, tls: bool, http_filters: &[HttpFilter]) -> Fi
             ..Default::default()
         }],
         validate_clusters: Some(envoy_types::pb::google::protobuf::BoolValue { value: false }),
+        // Applied by the router, after the quota filters read it.
+        request_headers_to_remove: vec![SOURCE_HEADER.to_string()],
         ..Default::default()
     };
     let hcm = HttpConnectionManager {

@@ -7,7 +7,10 @@
 //! bucket per instance: each destination instance admits the amount on
 //! its own). `Global` quotas use `envoy.filters.http.ratelimit`, asking
 //! Weft's quota service over the bootstrap's xDS cluster (`weft-xds`) (domain
-//! [`QUOTA_DOMAIN`]); `failureMode: Closed` sets `failure_mode_deny`.
+//! [`QUOTA_DOMAIN`]); `failureMode: Closed` sets `failure_mode_deny`, and
+//! a call the service could not decide on is answered
+//! [`STATUS_ON_ERROR`] (503: the quota could not be checked, try later;
+//! not 429, which says the caller is over quota, nor Envoy's default 500).
 //!
 //! **Descriptors.** Each request yields at most one descriptor per quota,
 //! chosen in the model's precedence order ([`Quota::ranked`]):
@@ -48,7 +51,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     RegexMatcher, StringMatcher, string_matcher::MatchPattern,
 };
-use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, TokenBucket};
+use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, HttpStatus, StatusCode, TokenBucket};
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 use envoy_types::util::pack_any;
 
@@ -69,6 +72,9 @@ pub const KEY_OVERRIDE: &str = "override";
 pub const KEY_NOT: &str = "not";
 const KEY_PATH: &str = "path";
 const XFCC: &str = "x-forwarded-client-cert";
+/// What a destination answers when `failureMode: Closed` and the quota
+/// service cannot be reached or fails.
+pub const STATUS_ON_ERROR: StatusCode = StatusCode::ServiceUnavailable;
 const LOCAL_FILTER: &str = "envoy.filters.http.local_ratelimit";
 const GLOBAL_FILTER: &str = "envoy.filters.http.ratelimit";
 
@@ -336,6 +342,9 @@ fn global_filter(q: &Quota) -> HttpFilter {
     let config = RateLimitFilter {
         domain: QUOTA_DOMAIN.to_string(),
         failure_mode_deny: q.failure_mode == crate::model::FailureMode::Closed,
+        status_on_error: Some(HttpStatus {
+            code: STATUS_ON_ERROR as i32,
+        }),
         timeout: Some(pb_duration(std::time::Duration::from_secs(1))),
         enable_x_ratelimit_headers: XRateLimitHeadersRfcVersion::DraftVersion03 as i32,
         rate_limit_service: Some(RateLimitServiceConfig {

@@ -190,3 +190,103 @@ fn source_header_lists_sorted_labels_and_regexes_are_escaped() {
     assert_eq!(source_header_value(&labels), "app=reviews;version=v3");
     assert_eq!(regex_escape("a.b/c"), "a\\.b/c");
 }
+
+const RATINGS_SIDECAR: &str = "---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: ratings, namespace: prod}
+spec:
+  workloadSelector: {labels: {app: ratings}}
+  ingress:
+  - port: {number: 15006, protocol: HTTP, name: http}
+    defaultEndpoint: 127.0.0.1:9080
+";
+
+/// Every override's match needs `x-forwarded-client-cert`, which only
+/// mTLS chains carry: a plain-text caller's `x-weft-source` (or forged
+/// certificate header) never selects an override.
+#[test]
+fn every_override_needs_a_client_certificate() {
+    let yaml = RATINGS.replace(
+        "  - match: {sourceLabels: {version: v3}}\n",
+        "  - match: {sourceLabels: {version: v3}}\n    maxAmount: 2\n    validDuration: 5s\n  - match: {sourcePrincipal: \"spiffe://cluster.local/ns/prod/sa/a\", sourceNamespace: prod}\n",
+    );
+    let snapshot = mk_snapshot(&yaml);
+    let filters = quota_filters(&snapshot, &view(&[("app", "ratings")]), 15006);
+    let config = local(&filters[0]);
+    let mut overrides = 0;
+    for limit in &config.rate_limits {
+        for a in &limit.actions {
+            let Some(ActionSpecifier::HeaderValueMatch(h)) = &a.action_specifier else {
+                continue;
+            };
+            if h.descriptor_key != KEY_OVERRIDE {
+                continue;
+            }
+            overrides += 1;
+            assert!(
+                h.headers.iter().any(|m| m.name == XFCC),
+                "{h:?} matches without a client certificate"
+            );
+        }
+    }
+    assert_eq!(overrides, 3);
+}
+
+/// Inbound HTTP chains: the plain-text chain sanitizes
+/// `x-forwarded-client-cert` and sets none; every chain removes
+/// `x-weft-source` (in the router, after the quota filter read it).
+#[test]
+fn inbound_chains_strip_the_source_header_and_plain_text_has_no_certificate() {
+    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        HttpConnectionManager, http_connection_manager::ForwardClientCertDetails,
+        http_connection_manager::RouteSpecifier,
+    };
+    let snapshot = mk_snapshot(&format!("{RATINGS}{RATINGS_SIDECAR}"));
+    let listeners = crate::translate::build_listeners(&snapshot, &view(&[("app", "ratings")]));
+    let inbound = listeners
+        .iter()
+        .find(|l| l.name == "0.0.0.0_15006")
+        .expect("the inbound listener");
+    let mut chains = Vec::new();
+    for chain in &inbound.filter_chains {
+        let Some(ConfigType::TypedConfig(any)) = &chain.filters[0].config_type else {
+            panic!("no config")
+        };
+        let hcm = HttpConnectionManager::decode(any.value.as_slice()).unwrap();
+        assert_eq!(
+            hcm.forward_client_cert_details,
+            ForwardClientCertDetails::SanitizeSet as i32
+        );
+        let Some(RouteSpecifier::RouteConfig(routes)) = &hcm.route_specifier else {
+            panic!("no inline routes")
+        };
+        assert_eq!(routes.request_headers_to_remove, [SOURCE_HEADER]);
+        let names: Vec<_> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
+        assert!(names.contains(&LOCAL_FILTER), "{names:?}");
+        chains.push((
+            chain.name.clone(),
+            hcm.set_current_client_cert_details.is_some(),
+        ));
+    }
+    assert_eq!(
+        chains,
+        [("mtls".to_string(), true), ("plaintext".to_string(), false)]
+    );
+}
+
+#[test]
+fn closed_global_quotas_answer_503_when_the_service_is_unreachable() {
+    let yaml = RATINGS.replace(
+        "  validDuration: 10s\n",
+        "  validDuration: 10s\n  scope: Global\n  failureMode: Closed\n",
+    );
+    let snapshot = mk_snapshot(&yaml);
+    let filters = quota_filters(&snapshot, &view(&[("app", "ratings")]), 15006);
+    let Some(http_filter::ConfigType::TypedConfig(any)) = &filters[0].config_type else {
+        panic!("no config")
+    };
+    let config = RateLimitFilter::decode(any.value.as_slice()).unwrap();
+    assert_eq!(config.status_on_error.map(|s| s.code), Some(503));
+}
