@@ -61,6 +61,7 @@ pub mod kube_mesh;
 pub mod mesh;
 pub mod netns;
 pub mod procs;
+pub mod sidecar;
 pub mod sidecars;
 pub mod tcp;
 pub mod tls;
