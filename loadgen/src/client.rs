@@ -1,0 +1,394 @@
+//! One simulated Envoy on one gRPC ADS stream, state-of-the-world or delta.
+//! It subscribes the way Envoy does: wildcard CDS and LDS first, then EDS for
+//! the EDS clusters and RDS for the route configs the listeners reference,
+//! updating those as CDS / LDS change; ACKs every response it decodes and
+//! NACKs (with `error_detail`) one it cannot. What it accepted, its NACKs,
+//! its initial-sync time and its open [`Probe`]s live behind a
+//! [`ClientHandle`] the scenario reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DiscoveryRequest,
+    aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
+};
+use envoy_types::pb::google::rpc::Status;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::measure::Probe;
+use crate::node::NodeSpec;
+use crate::state::{
+    CLUSTER_TYPE, ClientState, DecodeError, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, Resource,
+    decode, eds_names, rds_names, resource_name,
+};
+
+/// gRPC's INVALID_ARGUMENT, the code of a NACK's `error_detail`.
+const INVALID_ARGUMENT: i32 = 3;
+
+/// Why a client's stream ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad xDS address {address}: {source}; pass HOST:PORT")]
+    Address {
+        address: String,
+        source: tonic::transport::Error,
+    },
+    #[error("cannot connect to the xDS server at {address}: {source}; is it running?")]
+    Connect {
+        address: String,
+        source: tonic::transport::Error,
+    },
+    #[error("the xDS stream failed: {0}")]
+    Stream(#[from] tonic::Status),
+    #[error("the xDS server closed the stream")]
+    Closed,
+}
+
+impl ClientError {
+    /// A short label for metrics and summaries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Address { .. } => "address",
+            Self::Connect { .. } => "connect",
+            Self::Stream(_) => "stream",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// A NACK the client sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nack {
+    pub type_url: String,
+    pub nonce: String,
+    pub error: String,
+}
+
+/// What a client shares with the scenario.
+#[derive(Debug)]
+pub struct Shared {
+    pub state: ClientState,
+    pub probes: Vec<Probe>,
+    pub nacks: Vec<Nack>,
+    /// When the client started connecting.
+    pub started: Instant,
+    /// When it first held CDS, LDS and every EDS / RDS name they reference.
+    pub synced_at: Option<Instant>,
+    /// Why its stream ended, if it did.
+    pub ended: Option<String>,
+}
+
+impl Shared {
+    /// Records that `state` was just ACKed at `at`.
+    fn accepted(&mut self, at: Instant) {
+        for probe in &mut self.probes {
+            probe.observe(&self.state, at);
+        }
+        if self.synced_at.is_none() && self.state.synced() {
+            self.synced_at = Some(at);
+        }
+    }
+}
+
+/// The scenario's handle on one client.
+#[derive(Debug, Clone)]
+pub struct ClientHandle {
+    pub spec: NodeSpec,
+    pub delta: bool,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl ClientHandle {
+    pub fn new(spec: NodeSpec, delta: bool) -> Self {
+        Self {
+            spec,
+            delta,
+            shared: Arc::new(Mutex::new(Shared {
+                state: ClientState::default(),
+                probes: Vec::new(),
+                nacks: Vec::new(),
+                started: Instant::now(),
+                synced_at: None,
+                ended: None,
+            })),
+        }
+    }
+
+    /// The shared state (a poisoned lock is still read: it holds plain data).
+    pub fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Time from connecting to the initial sync, once synced.
+    pub fn initial_sync(&self) -> Option<Duration> {
+        let shared = self.lock();
+        shared
+            .synced_at
+            .map(|at| at.saturating_duration_since(shared.started))
+    }
+
+    /// Opens `probe`; it is checked on every later ACK (so open it before
+    /// making the change it waits for).
+    pub fn add_probe(&self, probe: Probe) {
+        self.lock().probes.push(probe);
+    }
+
+    /// The latency of the probe named `name` (None while open).
+    pub fn latency(&self, name: &str) -> Option<Duration> {
+        self.lock()
+            .probes
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(Probe::latency)
+    }
+
+    /// The NACKs sent so far.
+    pub fn nacks(&self) -> Vec<Nack> {
+        self.lock().nacks.clone()
+    }
+
+    /// Why the stream ended, if it did.
+    pub fn ended(&self) -> Option<String> {
+        self.lock().ended.clone()
+    }
+
+    /// Runs the client until its stream ends (never returns `Ok` while the
+    /// server keeps it open); records why it ended.
+    pub async fn run(&self, address: &str) -> Result<(), ClientError> {
+        self.lock().started = Instant::now();
+        let result = match connect(address).await {
+            Ok(channel) if self.delta => self.run_delta(channel).await,
+            Ok(channel) => self.run_sotw(channel).await,
+            Err(err) => Err(err),
+        };
+        let reason = match &result {
+            Ok(()) => "finished".to_string(),
+            Err(err) => err.to_string(),
+        };
+        self.lock().ended = Some(reason);
+        result
+    }
+
+    async fn run_sotw(&self, channel: Channel) -> Result<(), ClientError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let send = |request: DiscoveryRequest| tx.send(request).map_err(|_| ClientError::Closed);
+        for (i, type_url) in [CLUSTER_TYPE, LISTENER_TYPE].into_iter().enumerate() {
+            send(DiscoveryRequest {
+                node: (i == 0).then(|| self.spec.node()),
+                type_url: type_url.to_string(),
+                ..Default::default()
+            })?;
+        }
+        let mut client =
+            AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(usize::MAX);
+        let mut stream = client
+            .stream_aggregated_resources(UnboundedReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        let mut subscribed: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        // Per type: (last accepted version, last nonce).
+        let mut last: BTreeMap<String, (String, String)> = BTreeMap::new();
+        while let Some(response) = stream.message().await? {
+            let type_url = response.type_url.clone();
+            let names = |t: &str, s: &BTreeMap<&str, BTreeSet<String>>| {
+                s.get(t)
+                    .map(|n| n.iter().cloned().collect())
+                    .unwrap_or_default()
+            };
+            let decoded: Result<BTreeMap<String, Resource>, DecodeError> = response
+                .resources
+                .iter()
+                .enumerate()
+                .map(|(i, any)| {
+                    let resource = decode(&type_url, any)?;
+                    let name =
+                        resource_name(&resource).map_or_else(|| i.to_string(), str::to_string);
+                    Ok((name, resource))
+                })
+                .collect();
+            let accepted_version = last
+                .get(&type_url)
+                .map(|(v, _)| v.clone())
+                .unwrap_or_default();
+            let resources = match decoded {
+                Ok(resources) => resources,
+                Err(err) => {
+                    self.nack(&type_url, &response.nonce, &err);
+                    send(DiscoveryRequest {
+                        type_url: type_url.clone(),
+                        version_info: accepted_version.clone(),
+                        response_nonce: response.nonce.clone(),
+                        resource_names: names(&type_url, &subscribed),
+                        error_detail: Some(nack_status(&err)),
+                        ..Default::default()
+                    })?;
+                    last.insert(type_url, (accepted_version, response.nonce));
+                    continue;
+                }
+            };
+            send(DiscoveryRequest {
+                type_url: type_url.clone(),
+                version_info: response.version_info.clone(),
+                response_nonce: response.nonce.clone(),
+                resource_names: names(&type_url, &subscribed),
+                ..Default::default()
+            })?;
+            let wanted = {
+                let mut shared = self.lock();
+                let at = Instant::now();
+                shared
+                    .state
+                    .replace(at, &type_url, &response.version_info, resources);
+                shared.accepted(at);
+                follow_ups(&shared.state, &type_url)
+            };
+            last.insert(type_url, (response.version_info, response.nonce));
+            for (follow_type, names) in wanted {
+                // Never subscribed and nothing to ask for: an empty SotW
+                // request would be a wildcard, so none is sent.
+                if subscribed.get(follow_type).cloned().unwrap_or_default() == names {
+                    continue;
+                }
+                let (version, nonce) = last.get(follow_type).cloned().unwrap_or_default();
+                send(DiscoveryRequest {
+                    type_url: follow_type.to_string(),
+                    version_info: version,
+                    response_nonce: nonce,
+                    resource_names: names.iter().cloned().collect(),
+                    ..Default::default()
+                })?;
+                subscribed.insert(follow_type, names);
+            }
+        }
+        Err(ClientError::Closed)
+    }
+
+    async fn run_delta(&self, channel: Channel) -> Result<(), ClientError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let send =
+            |request: DeltaDiscoveryRequest| tx.send(request).map_err(|_| ClientError::Closed);
+        for (i, type_url) in [CLUSTER_TYPE, LISTENER_TYPE].into_iter().enumerate() {
+            send(DeltaDiscoveryRequest {
+                node: (i == 0).then(|| self.spec.node()),
+                type_url: type_url.to_string(),
+                ..Default::default()
+            })?;
+        }
+        let mut client =
+            AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(usize::MAX);
+        let mut stream = client
+            .delta_aggregated_resources(UnboundedReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        let mut subscribed: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        while let Some(response) = stream.message().await? {
+            let type_url = response.type_url.clone();
+            let decoded: Result<BTreeMap<String, Resource>, DecodeError> = response
+                .resources
+                .iter()
+                .filter_map(|r| r.resource.as_ref().map(|any| (r.name.clone(), any)))
+                .map(|(name, any)| Ok((name, decode(&type_url, any)?)))
+                .collect();
+            let updated = match decoded {
+                Ok(updated) => updated,
+                Err(err) => {
+                    self.nack(&type_url, &response.nonce, &err);
+                    send(DeltaDiscoveryRequest {
+                        type_url,
+                        response_nonce: response.nonce,
+                        error_detail: Some(nack_status(&err)),
+                        ..Default::default()
+                    })?;
+                    continue;
+                }
+            };
+            send(DeltaDiscoveryRequest {
+                type_url: type_url.clone(),
+                response_nonce: response.nonce.clone(),
+                ..Default::default()
+            })?;
+            let version = if response.system_version_info.is_empty() {
+                &response.nonce
+            } else {
+                &response.system_version_info
+            };
+            let wanted = {
+                let mut shared = self.lock();
+                let at = Instant::now();
+                shared.state.apply_delta(
+                    at,
+                    &type_url,
+                    version,
+                    updated,
+                    &response.removed_resources,
+                );
+                shared.accepted(at);
+                follow_ups(&shared.state, &type_url)
+            };
+            for (follow_type, names) in wanted {
+                let old = subscribed.get(follow_type).cloned().unwrap_or_default();
+                if old == names {
+                    continue;
+                }
+                send(DeltaDiscoveryRequest {
+                    type_url: follow_type.to_string(),
+                    resource_names_subscribe: names.difference(&old).cloned().collect(),
+                    resource_names_unsubscribe: old.difference(&names).cloned().collect(),
+                    ..Default::default()
+                })?;
+                subscribed.insert(follow_type, names);
+            }
+        }
+        Err(ClientError::Closed)
+    }
+
+    fn nack(&self, type_url: &str, nonce: &str, err: &DecodeError) {
+        tracing::warn!(proxy = %self.spec.node_id(), type_url, nonce, %err, "NACK");
+        self.lock().nacks.push(Nack {
+            type_url: type_url.to_string(),
+            nonce: nonce.to_string(),
+            error: err.to_string(),
+        });
+    }
+}
+
+/// The follow-up subscriptions an accepted update of `type_url` implies:
+/// EDS names after CDS, RDS names after LDS.
+fn follow_ups(state: &ClientState, type_url: &str) -> Vec<(&'static str, BTreeSet<String>)> {
+    match type_url {
+        CLUSTER_TYPE => vec![(ENDPOINT_TYPE, eds_names(state.clusters()))],
+        LISTENER_TYPE => vec![(ROUTE_TYPE, rds_names(state.listeners()))],
+        _ => Vec::new(),
+    }
+}
+
+fn nack_status(err: &DecodeError) -> Status {
+    Status {
+        code: INVALID_ARGUMENT,
+        message: err.to_string(),
+        ..Default::default()
+    }
+}
+
+async fn connect(address: &str) -> Result<Channel, ClientError> {
+    let uri = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    };
+    Endpoint::from_shared(uri)
+        .map_err(|source| ClientError::Address {
+            address: address.to_string(),
+            source,
+        })?
+        .connect()
+        .await
+        .map_err(|source| ClientError::Connect {
+            address: address.to_string(),
+            source,
+        })
+}
