@@ -230,13 +230,8 @@ impl ClientHandle {
                     continue;
                 }
             };
-            send(DiscoveryRequest {
-                type_url: type_url.clone(),
-                version_info: response.version_info.clone(),
-                response_nonce: response.nonce.clone(),
-                resource_names: names(&type_url, &subscribed),
-                ..Default::default()
-            })?;
+            // Applied, then ACKed (as Envoy does): whoever sees the ACK
+            // sees the state.
             let wanted = {
                 let mut shared = self.lock();
                 let at = Instant::now();
@@ -246,6 +241,13 @@ impl ClientHandle {
                 shared.accepted(at);
                 follow_ups(&shared.state, &type_url)
             };
+            send(DiscoveryRequest {
+                type_url: type_url.clone(),
+                version_info: response.version_info.clone(),
+                response_nonce: response.nonce.clone(),
+                resource_names: names(&type_url, &subscribed),
+                ..Default::default()
+            })?;
             last.insert(type_url, (response.version_info, response.nonce));
             for (follow_type, names) in wanted {
                 // Never subscribed and nothing to ask for: an empty SotW
@@ -306,11 +308,6 @@ impl ClientHandle {
                     continue;
                 }
             };
-            send(DeltaDiscoveryRequest {
-                type_url: type_url.clone(),
-                response_nonce: response.nonce.clone(),
-                ..Default::default()
-            })?;
             let version = if response.system_version_info.is_empty() {
                 &response.nonce
             } else {
@@ -329,6 +326,11 @@ impl ClientHandle {
                 shared.accepted(at);
                 follow_ups(&shared.state, &type_url)
             };
+            send(DeltaDiscoveryRequest {
+                type_url: type_url.clone(),
+                response_nonce: response.nonce.clone(),
+                ..Default::default()
+            })?;
             for (follow_type, names) in wanted {
                 let old = subscribed.get(follow_type).cloned().unwrap_or_default();
                 if old == names {
