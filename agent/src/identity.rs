@@ -5,23 +5,9 @@
 
 use rcgen::{CertificateParams, DistinguishedName, KeyPair, PKCS_ECDSA_P256_SHA256, SanType};
 
-/// Who the agent asks to be: `spiffe://<trust_domain>/ns/<ns>/sa/<sa>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    pub trust_domain: String,
-    pub namespace: String,
-    pub service_account: String,
-}
-
-impl Identity {
-    /// The SPIFFE ID this identity stands for.
-    pub fn spiffe_id(&self) -> String {
-        format!(
-            "spiffe://{}/ns/{}/sa/{}",
-            self.trust_domain, self.namespace, self.service_account
-        )
-    }
-}
+/// Who the agent asks to be (`spiffe://<trust_domain>/ns/<ns>/sa/<sa>`):
+/// citadel's identity type, the same on both ends of the CSR.
+pub use weft_citadel::Identity;
 
 /// A fresh private key and the CSR for it.
 pub struct KeyAndCsr {

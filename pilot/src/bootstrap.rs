@@ -109,30 +109,23 @@ pub fn build_bootstrap(params: &BootstrapParams) -> Value {
 }
 
 fn xds_cluster(params: &BootstrapParams, xds_type: &str) -> Value {
-    json!({
-        "name": XDS_CLUSTER,
-        "type": xds_type,
-        "connect_timeout": "1s",
-        "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": { "http2_protocol_options": {} },
-            },
-        },
-        "load_assignment": {
-            "cluster_name": XDS_CLUSTER,
-            "endpoints": [{ "lb_endpoints": [{ "endpoint": {
-                "address": socket_address(&params.xds_host, params.xds_port),
-            }}]}],
-        },
-    })
+    grpc_cluster(
+        XDS_CLUSTER,
+        xds_type,
+        socket_address(&params.xds_host, params.xds_port),
+    )
 }
 
 /// The agent's SDS server: HTTP/2 over a Unix socket (Istio's `sds-grpc`).
 pub fn sds_cluster(path: &str) -> Value {
+    grpc_cluster(SDS_CLUSTER, "STATIC", json!({ "pipe": { "path": path } }))
+}
+
+/// A static cluster `name` speaking HTTP/2 (gRPC) to one `address`.
+fn grpc_cluster(name: &str, discovery_type: &str, address: Value) -> Value {
     json!({
-        "name": SDS_CLUSTER,
-        "type": "STATIC",
+        "name": name,
+        "type": discovery_type,
         "connect_timeout": "1s",
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
@@ -141,10 +134,8 @@ pub fn sds_cluster(path: &str) -> Value {
             },
         },
         "load_assignment": {
-            "cluster_name": SDS_CLUSTER,
-            "endpoints": [{ "lb_endpoints": [{ "endpoint": {
-                "address": { "pipe": { "path": path } },
-            }}]}],
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": address } }]}],
         },
     })
 }

@@ -66,17 +66,8 @@ pub const FALSE: &str = "False";
 /// object; `metav1.Condition` allows 32 KiB).
 pub const MAX_MESSAGE_LEN: usize = 4096;
 
-/// The kinds whose objects get a status.
-pub const MESH_KINDS: [&str; 8] = [
-    "VirtualService",
-    "DestinationRule",
-    "ServiceEntry",
-    "Gateway",
-    "Sidecar",
-    "PeerAuthentication",
-    "AuthorizationPolicy",
-    "Quota",
-];
+/// The kinds whose objects get a status: every kind Weft serves.
+pub const MESH_KINDS: [&str; 8] = weft_crds::KINDS;
 
 /// What one apply made of one resource.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

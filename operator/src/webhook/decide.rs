@@ -37,7 +37,7 @@
 //! allowed): those objects' status reports them, as `weft validate` would.
 //!
 //! Always allowed: DELETE and CONNECT, subresources (`status`: Weft's own
-//! status writes), kinds other than [`KINDS`], updates of an
+//! status writes), kinds other than [`weft_crds::KINDS`], updates of an
 //! object being deleted, and updates that leave `spec` as it was (so
 //! labels and finalizers of an object admitted before stay editable).
 //! Dry-run requests are validated like the others.
@@ -57,25 +57,13 @@ use weft_pilot::model::{MeshSnapshot, ResourceId, qualify_host};
 use crate::k8s::mesh;
 use crate::validate::validate_inputs;
 
-/// The kinds the webhook validates (any served version), with their API
-/// groups.
-pub const KINDS: [(&str, &str); 8] = [
-    ("networking.istio.io", "VirtualService"),
-    ("networking.istio.io", "DestinationRule"),
-    ("networking.istio.io", "ServiceEntry"),
-    ("networking.istio.io", "Gateway"),
-    ("networking.istio.io", "Sidecar"),
-    ("security.istio.io", "PeerAuthentication"),
-    ("security.istio.io", "AuthorizationPolicy"),
-    ("policy.weft.dev", "Quota"),
-];
-
-/// `kind` of `group` if the webhook validates it.
+/// `kind` of `group` if the webhook validates it: every kind Weft serves
+/// ([`weft_crds::KINDS`]), in its own API group, any served version.
 pub fn validated_kind(group: &str, kind: &str) -> Option<&'static str> {
-    KINDS
+    weft_crds::KINDS
         .iter()
-        .find(|(g, k)| *g == group && *k == kind)
-        .map(|(_, k)| *k)
+        .find(|k| **k == kind && weft_crds::group_of(k).0 == group)
+        .copied()
 }
 
 /// The webhook's answer to one request.

@@ -19,7 +19,7 @@ pub struct Reply {
     /// An AdmissionReview (JSON) when `status` is 200, else a plain-text
     /// message.
     pub body: String,
-    /// For the metrics: the reviewed kind (one of [`super::decide::KINDS`] or `other`)
+    /// For the metrics: the reviewed kind (one of [`weft_crds::KINDS`] or `other`)
     /// and whether it was allowed; `None` when the body was no review.
     pub reviewed: Option<(&'static str, bool)>,
 }

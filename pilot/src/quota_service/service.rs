@@ -47,11 +47,32 @@ impl QuotaMetrics {
     }
 }
 
+/// The counted windows, and the snapshot version whose quotas they were
+/// last pruned to.
+#[derive(Debug, Default)]
+struct Windows {
+    counter: Counter,
+    pruned_for: Option<u64>,
+}
+
+impl Windows {
+    /// The counter, first rid of deleted quotas' windows when `snapshot`
+    /// is newer than the last one seen (not on every call).
+    fn current_for(&mut self, snapshot: &MeshSnapshot) -> &mut Counter {
+        if self.pruned_for != Some(snapshot.version) {
+            self.counter
+                .retain(|key| snapshot.quotas.iter().any(|q| q.key() == key));
+            self.pruned_for = Some(snapshot.version);
+        }
+        &mut self.counter
+    }
+}
+
 /// Answers `ShouldRateLimit` from the newest snapshot's quotas.
 #[derive(Debug)]
 pub struct QuotaService {
     snapshots: watch::Receiver<Arc<MeshSnapshot>>,
-    counter: Mutex<Counter>,
+    windows: Mutex<Windows>,
     origin: Instant,
     metrics: QuotaMetrics,
 }
@@ -60,7 +81,7 @@ impl QuotaService {
     pub fn new(snapshots: watch::Receiver<Arc<MeshSnapshot>>, metrics: QuotaMetrics) -> Self {
         Self {
             snapshots,
-            counter: Mutex::new(Counter::default()),
+            windows: Mutex::new(Windows::default()),
             origin: Instant::now(),
             metrics,
         }
@@ -78,13 +99,13 @@ impl QuotaService {
         let now = self.origin.elapsed();
         let mut statuses = Vec::new();
         let mut over = false;
-        let Ok(mut counter) = self.counter.lock() else {
+        let Ok(mut windows) = self.windows.lock() else {
             return RateLimitResponse {
                 overall_code: Code::Unknown as i32,
                 ..Default::default()
             };
         };
-        counter.retain(|key| snapshot.quotas.iter().any(|q| q.key() == key));
+        let counter = windows.current_for(&snapshot);
         for descriptor in &request.descriptors {
             let found = (request.domain == QUOTA_DOMAIN)
                 .then(|| parse_descriptor(descriptor))

@@ -326,13 +326,7 @@ fn local_filter(q: &Quota) -> HttpFilter {
                 }
             })
             .collect(),
-        rate_limits: descriptors
-            .into_iter()
-            .map(|(_, actions)| RateLimit {
-                actions,
-                ..Default::default()
-            })
-            .collect(),
+        rate_limits: rate_limits(descriptors),
         ..Default::default()
     };
     filter(LOCAL_FILTER, pack_any(config))
@@ -358,16 +352,21 @@ fn global_filter(q: &Quota) -> HttpFilter {
             transport_api_version: 2, // V3
         }),
         stat_prefix: stat_prefix(q),
-        rate_limits: descriptors(q)
-            .into_iter()
-            .map(|(_, actions)| RateLimit {
-                actions,
-                ..Default::default()
-            })
-            .collect(),
+        rate_limits: rate_limits(descriptors(q)),
         ..Default::default()
     };
     filter(GLOBAL_FILTER, pack_any(config))
+}
+
+/// The rate limit actions that build each descriptor.
+fn rate_limits(descriptors: Vec<(Option<usize>, Vec<Action>)>) -> Vec<RateLimit> {
+    descriptors
+        .into_iter()
+        .map(|(_, actions)| RateLimit {
+            actions,
+            ..Default::default()
+        })
+        .collect()
 }
 
 fn filter(name: &str, config: envoy_types::pb::google::protobuf::Any) -> HttpFilter {
