@@ -94,7 +94,7 @@ pub enum Resolution {
 }
 
 /// Istio's port protocols, by port `protocol` (or the name prefix).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Protocol {
     Http,
     Http2,

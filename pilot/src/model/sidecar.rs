@@ -25,7 +25,7 @@ pub struct Sidecar {
 
 /// One `ingress` listener: the proxy listens on `bind:port` and forwards
 /// to the application at `endpoint`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IngressListener {
     pub port: u16,
     pub protocol: Protocol,

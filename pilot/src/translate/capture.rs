@@ -203,6 +203,34 @@ fn virtual_inbound(snapshot: &MeshSnapshot, view: &ProxyView) -> Listener {
     }
 }
 
+/// What a view's resources depend on in `snapshot`. A captured proxy's
+/// addresses (`instance_ips`) matter only through the ports its workload
+/// serves ([`workload_ports`]), so the key holds those instead: replicas of
+/// one deployment, or proxies whose addresses are no service's endpoint,
+/// share one computation although every address differs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SharingKey {
+    view: ProxyView,
+    workload: Vec<IngressListener>,
+}
+
+/// The [`SharingKey`] of `view` in `snapshot`. Only captured proxies have
+/// workload ports (by address, or by labels when they sent no address);
+/// nothing else reads `instance_ips`.
+pub fn sharing_key(snapshot: &MeshSnapshot, view: &ProxyView) -> SharingKey {
+    SharingKey {
+        workload: if view.capture {
+            workload_ports(snapshot, view)
+        } else {
+            Vec::new()
+        },
+        view: ProxyView {
+            instance_ips: Vec::new(),
+            ..view.clone()
+        },
+    }
+}
+
 /// The ports this workload serves: per service with an endpoint that is
 /// this proxy, each port's target port on that endpoint (sorted; the first
 /// service by hostname wins a port).

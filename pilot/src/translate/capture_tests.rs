@@ -287,3 +287,29 @@ fn capture_workload_ports_by_labels_use_the_endpoints_target_port() {
             .all(|c| c.name.starts_with("virtualInbound-passthrough"))
     );
 }
+
+#[test]
+fn capture_proxies_share_resources_when_their_addresses_serve_the_same_ports() {
+    use super::super::{build_load_assignments, sharing_key};
+    let mesh = mesh();
+    let build = |view: &ProxyView| {
+        (
+            build_clusters(&mesh, view),
+            build_load_assignments(&mesh, view),
+            build_listeners(&mesh, view),
+            build_route_configs(&mesh, view),
+        )
+    };
+    // Two clients at addresses no service has: one key, equal resources.
+    let (a, b) = (captured(&["10.9.0.1"], &[]), captured(&["10.9.0.2"], &[]));
+    assert_eq!(sharing_key(&mesh, &a), sharing_key(&mesh, &b));
+    assert_eq!(build(&a), build(&b));
+    // The reviews endpoint serves 9080: its own key, its own resources.
+    let server = captured(&["10.0.0.2"], &[]);
+    assert_ne!(sharing_key(&mesh, &server), sharing_key(&mesh, &a));
+    assert_ne!(build(&server), build(&a));
+    // By labels, without addresses, the same workload is not confused
+    // with an address-less client either.
+    let by_labels = captured(&[], &[("app", "reviews")]);
+    assert_ne!(sharing_key(&mesh, &by_labels), sharing_key(&mesh, &captured(&[], &[])));
+}

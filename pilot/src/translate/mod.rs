@@ -27,7 +27,7 @@ mod view;
 
 pub use capture::{
     INBOUND_CAPTURE_PORT, INBOUND_PASSTHROUGH_CLUSTER, OUTBOUND_CAPTURE_PORT, PASSTHROUGH_CLUSTER,
-    VIRTUAL_INBOUND, VIRTUAL_OUTBOUND,
+    SharingKey, VIRTUAL_INBOUND, VIRTUAL_OUTBOUND, sharing_key,
 };
 pub use cluster::build_clusters;
 pub use consistency::check_consistency;

@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex};
 use super::ViewResources;
 use super::resources::Transition;
 use crate::model::MeshSnapshot;
-use crate::translate::ProxyView;
+use crate::translate::{ProxyView, SharingKey, sharing_key};
 
-/// Computed resources for the current snapshot, one set per view: a
-/// thousand replicas of one deployment cost one translation. When the
+/// Computed resources for the current snapshot, one set per view (by its
+/// [`SharingKey`]: captured proxies at different addresses serving the same
+/// ports share one): a thousand replicas of one deployment cost one
+/// translation. When the
 /// snapshot changes, a view's set is derived from its previous one by
 /// rebuilding only what the change touched.
 #[derive(Debug)]
@@ -22,8 +24,8 @@ pub struct ResourceCache {
 #[derive(Debug, Default)]
 struct CacheState {
     current: Option<Arc<MeshSnapshot>>,
-    views: HashMap<ProxyView, Arc<ViewResources>>,
-    previous: HashMap<ProxyView, Arc<ViewResources>>,
+    views: HashMap<SharingKey, Arc<ViewResources>>,
+    previous: HashMap<SharingKey, Arc<ViewResources>>,
     transition: Option<Arc<Transition>>,
 }
 
@@ -47,6 +49,7 @@ impl ResourceCache {
         if !self.share_views {
             return Arc::new(ViewResources::build(snapshot, view));
         }
+        let key = sharing_key(snapshot, view);
         let (previous, transition) = {
             let mut state = self.lock();
             let is_current = state
@@ -58,10 +61,10 @@ impl ResourceCache {
                 state.previous = std::mem::take(&mut state.views);
                 state.transition = old.map(|old| Arc::new(Transition::new(&old, snapshot.clone())));
             }
-            if let Some(found) = state.views.get(view) {
+            if let Some(found) = state.views.get(&key) {
                 return found.clone();
             }
-            (state.previous.get(view).cloned(), state.transition.clone())
+            (state.previous.get(&key).cloned(), state.transition.clone())
         };
         // Translate outside the lock: other views need not wait.
         let built = Arc::new(match (previous, transition) {
@@ -77,7 +80,7 @@ impl ResourceCache {
             // A newer snapshot arrived meanwhile: serve this one uncached.
             return built;
         }
-        state.views.entry(view.clone()).or_insert(built).clone()
+        state.views.entry(key).or_insert(built).clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
