@@ -16,7 +16,8 @@
 //! debounce, push throttling, the mesh config (Istio's defaults: no mesh
 //! ConfigMap is created) are upstream's.
 //!
-//! Logs default to `default:warn` so a thousand connecting proxies do not
+//! Logs default to `all:warn` (every scope; `default:warn` would leave
+//! `ads`, `krt`, `kube` ... at info) so a thousand connecting proxies do not
 //! fill the test's memory (`Process` keeps every line); pass another level
 //! in [`IstiodOptions`] to debug.
 
@@ -39,7 +40,7 @@ pub const ISTIO_NAMESPACE: &str = "istio-system";
 /// The pod name istiod is told it has.
 pub const ISTIOD_POD: &str = "istiod-weft-e2e";
 /// istiod's default log level here: warnings and errors only.
-pub const DEFAULT_LOG_LEVEL: &str = "default:warn";
+pub const DEFAULT_LOG_LEVEL: &str = "all:warn";
 /// How long `kubectl wait` may take for Istio's CRDs to be Established.
 const CRD_WAIT: &str = "60s";
 /// Lines of istiod's output quoted when it does not become ready.
@@ -291,6 +292,6 @@ mod tests {
             assert!(arg.contains("=127.0.0.1:"), "{arg}");
         }
         assert!(args.contains(&"--kubeconfig=/k/config".to_string()));
-        assert!(args.contains(&"--log_output_level=default:warn".to_string()));
+        assert!(args.contains(&"--log_output_level=all:warn".to_string()));
     }
 }

@@ -23,7 +23,7 @@ use weft_e2e::tools::workspace_dir;
 use weft_e2e::yaml::{mk_destination_rule, mk_weighted_virtual_service};
 use weft_e2e::{ControlPlane, Istiod, Process, Weft, install_istio_crds};
 use weft_loadgen::fleet::{Fleet, Protocol};
-use weft_loadgen::measure::{cluster_exists, route_weight};
+use weft_loadgen::measure::{cluster_exists, endpoint_address, route_weight};
 use weft_loadgen::node::NodeSpec;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,6 +59,15 @@ async fn istiod_serves_loadgen_sidecars_and_weft_reads_istios_crds() -> Result<(
             client.delta,
             shared.state.clusters().map(|c| &c.name).collect::<Vec<_>>()
         );
+        // istiod found the pods by IP: each subset holds its pod's address.
+        for (version, ip) in POD_IPS {
+            let cluster = format!("outbound|{PORT}|{version}|reviews.default.svc.cluster.local");
+            ensure!(
+                endpoint_address(&cluster, &ip.to_string())(&shared.state),
+                "{} has no endpoint {ip} in {cluster}",
+                client.spec.node_id()
+            );
+        }
         ensure!(
             route_weight(None, "v1", 90)(&shared.state),
             "{} has no 90% route to v1 before the change",
@@ -85,6 +94,18 @@ async fn istiod_serves_loadgen_sidecars_and_weft_reads_istios_crds() -> Result<(
             client.ended()
         );
     }
+    // Quiet by default: no line per connection, so a benchmark's thousand
+    // proxies cannot fill the test's memory with istiod's log.
+    let per_connection = istiod
+        .process()
+        .logs()
+        .into_iter()
+        .filter(|l| l.contains("new connection") || l.contains("PUSH request"))
+        .collect::<Vec<_>>();
+    assert!(
+        per_connection.is_empty(),
+        "istiod logs each connection: {per_connection:#?}"
+    );
     drop(fleet);
     istiod.process().kill()?;
     drop(istiod);
