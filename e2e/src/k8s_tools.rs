@@ -506,6 +506,14 @@ mod tests {
     }
 
     #[test]
+    fn stamps_the_istio_version() {
+        let flags = istio_ldflags(ISTIO_VERSION);
+        assert!(flags.contains("istio.io/istio/pkg/version.buildVersion=1.30-9739e10eb9d7 "));
+        assert!(flags.contains("version.buildGitRevision=9739e10eb9d7 "));
+        assert!(!flags.contains('\\'), "{flags}");
+    }
+
+    #[test]
     fn stamps_the_kubernetes_version() {
         assert_eq!(
             kubernetes_ldflags("v1.36.2").ok().as_deref(),

@@ -78,6 +78,7 @@ pub mod yaml;
 
 pub use client::{Reply, http_get, wait_for, wait_until};
 pub use control_plane::ControlPlane;
+pub use istio_source::istio_crds_file;
 pub use istiod::{Istiod, IstiodOptions, install_istio_crds};
 pub use k8s_tools::{
     etcd_binary, helm_binary, istiod_binary, kube_apiserver_binary, kubectl_binary,
