@@ -141,7 +141,7 @@ const ISTIOD: GoTool = GoTool {
     stamp: Stamp::Istio,
     version_args: &["version", "--short"],
     version_text: ISTIO_VERSION,
-    cold_minutes: 12,
+    cold_minutes: 10,
     source: Source::PatchedIstio,
 };
 
