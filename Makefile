@@ -32,6 +32,6 @@ crds:
 	$(CARGO) run -q -p weft-crds --bin crdgen
 
 ## clean-tools: remove the tools the tests install (Envoy; the Go-built
-## kube-apiserver, kubectl, etcd and helm, which take minutes to build again)
+## kube-apiserver, kubectl, etcd, helm and istiod, which take minutes to build again)
 clean-tools:
 	rm -rf target/envoy-venv $${WEFT_TOOLS_CACHE:-$$HOME/.cache/weft-tools}

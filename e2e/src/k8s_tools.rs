@@ -1,5 +1,7 @@
 //! Building (once) the Kubernetes tools the harness runs: kube-apiserver
-//! and kubectl v1.36.2, etcd 3.6.8 and helm v4.2.4.
+//! and kubectl v1.36.2, etcd 3.6.8, helm v4.2.4, and istiod
+//! (`pilot-discovery`, the head of Istio's release-1.30 branch) as the
+//! reference control plane for benchmarks.
 //!
 //! None of them can be `go install`ed (their own modules replace packages
 //! by local paths), so `e2e/tools/` holds small Go modules of ours with
@@ -7,12 +9,15 @@
 //! and replaces each staging module (`k8s.io/api`, ...) by its published
 //! `v0.36.2`; `e2e/tools/etcd/go.mod` requires `go.etcd.io/etcd/server/v3`
 //! on its own, without those replaces; `e2e/tools/helm/go.mod` pins
-//! `helm.sh/helm/v4`. The machine's `go` (>= 1.26, used
+//! `helm.sh/helm/v4`; `e2e/tools/istiod/go.mod` pins `istio.io/istio` and
+//! is built from a patched copy of it (see [`crate::istio_source`]). The
+//! machine's `go` (>= 1.26, used
 //! as is: `GOTOOLCHAIN=local`) builds them from the Go module proxy into
 //! `~/.cache/weft-tools/<name>-<version>` (`WEFT_TOOLS_CACHE` overrides the
 //! directory), where later runs find them after checking `--version`.
 //!
-//! A build takes minutes the first time (kube-apiserver is the long one),
+//! A build takes minutes the first time (istiod and kube-apiserver are the
+//! long ones),
 //! seconds later. Parallel tests and processes are serialised per tool by a
 //! file lock next to the binary; a build writes a temporary file and renames
 //! it, so a binary that is there is complete. A missing or old Go, or a
@@ -27,6 +32,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::istio_source::{ISTIOD_MODULE_DIR, prepare_patched_source};
 use crate::tools::workspace_dir;
 
 /// The Kubernetes release of kube-apiserver and kubectl.
@@ -35,6 +41,11 @@ pub const KUBERNETES_VERSION: &str = "v1.36.2";
 pub const ETCD_VERSION: &str = "3.6.8";
 /// The helm release.
 pub const HELM_VERSION: &str = "v4.2.4";
+/// The Istio build of `pilot-discovery`: release-1.30 at commit
+/// [`ISTIO_COMMIT`] (see [`crate::istio_source`]).
+pub const ISTIO_VERSION: &str = "1.30-9739e10eb9d7";
+/// The istio.io/istio commit [`ISTIO_VERSION`] is built from.
+pub const ISTIO_COMMIT: &str = "9739e10eb9d7";
 /// The oldest Go that builds Kubernetes 1.36, as (major, minor).
 pub const MIN_GO: (u32, u32) = (1, 26);
 /// Set this to a directory to cache the built tools there instead of
@@ -60,6 +71,18 @@ struct GoTool {
     version_text: &'static str,
     /// A cold build's duration on two cores, for the log line.
     cold_minutes: u32,
+    /// What `go build` compiles.
+    source: Source,
+}
+
+/// Where a tool's source comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// The wrapper module's requirements, from the Go module proxy.
+    Proxy,
+    /// A patched copy of istio.io/istio (see [`crate::istio_source`]),
+    /// built as upstream builds it (`-tags=vtprotobuf,disable_pgv`).
+    PatchedIstio,
 }
 
 const KUBE_APISERVER: GoTool = GoTool {
@@ -71,6 +94,7 @@ const KUBE_APISERVER: GoTool = GoTool {
     version_args: &["--version"],
     version_text: "Kubernetes v1.36.2",
     cold_minutes: 6,
+    source: Source::Proxy,
 };
 
 const KUBECTL: GoTool = GoTool {
@@ -82,6 +106,7 @@ const KUBECTL: GoTool = GoTool {
     version_args: &["version", "--client"],
     version_text: "Client Version: v1.36.2",
     cold_minutes: 1,
+    source: Source::Proxy,
 };
 
 const ETCD: GoTool = GoTool {
@@ -93,6 +118,7 @@ const ETCD: GoTool = GoTool {
     version_args: &["--version"],
     version_text: "etcd Version: 3.6.8",
     cold_minutes: 1,
+    source: Source::Proxy,
 };
 
 const HELM: GoTool = GoTool {
@@ -104,6 +130,19 @@ const HELM: GoTool = GoTool {
     version_args: &["version"],
     version_text: "Version:\"v4.2.4\"",
     cold_minutes: 2,
+    source: Source::Proxy,
+};
+
+const ISTIOD: GoTool = GoTool {
+    name: "pilot-discovery",
+    version: ISTIO_VERSION,
+    module: ISTIOD_MODULE_DIR,
+    package: "istio.io/istio/pilot/cmd/pilot-discovery",
+    stamp: Stamp::Istio,
+    version_args: &["version", "--short"],
+    version_text: ISTIO_VERSION,
+    cold_minutes: 10,
+    source: Source::PatchedIstio,
 };
 
 /// The `-X` flags a tool's build needs to report its own release.
@@ -115,6 +154,8 @@ enum Stamp {
     Kubernetes,
     /// Helm's version (its source says only `v4.2`).
     Helm,
+    /// Istio's version (`pilot-discovery version`, istiod's logs).
+    Istio,
 }
 
 /// kube-apiserver v1.36.2, built once (see the module docs).
@@ -139,6 +180,13 @@ pub fn etcd_binary() -> Result<PathBuf> {
 pub fn helm_binary() -> Result<PathBuf> {
     static FOUND: OnceLock<PathBuf> = OnceLock::new();
     cached(&FOUND, &HELM)
+}
+
+/// istiod (`pilot-discovery`) [`ISTIO_VERSION`], built once (see the
+/// module docs).
+pub fn istiod_binary() -> Result<PathBuf> {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    cached(&FOUND, &ISTIOD)
 }
 
 /// `$WEFT_TOOLS_CACHE`, else `$XDG_CACHE_HOME/weft-tools`, else
@@ -229,6 +277,20 @@ fn build_locked(tool: &GoTool, binary: &Path) -> Result<PathBuf> {
         .env("CGO_ENABLED", "0")
         .env("GOWORK", "off")
         .args(["build", "-mod=readonly", "-buildvcs=false"]);
+    // A patched source tree, removed after the build (success or not).
+    let patched = match tool.source {
+        Source::Proxy => None,
+        Source::PatchedIstio => {
+            let dir = cache.join(format!(".{}-{}.src", tool.name, tool.version));
+            let modfile = prepare_patched_source(&dir).with_context(|| {
+                format!("preparing the patched istio source in {}", dir.display())
+            })?;
+            command
+                .arg(format!("-modfile={}", modfile.display()))
+                .args(["-trimpath", "-tags=vtprotobuf,disable_pgv"]);
+            Some(dir)
+        }
+    };
     match tool.stamp {
         Stamp::None => {}
         Stamp::Kubernetes => {
@@ -242,6 +304,9 @@ fn build_locked(tool: &GoTool, binary: &Path) -> Result<PathBuf> {
                 tool.version
             ));
         }
+        Stamp::Istio => {
+            command.arg("-ldflags").arg(istio_ldflags(tool.version));
+        }
     }
     command
         .arg("-o")
@@ -250,7 +315,11 @@ fn build_locked(tool: &GoTool, binary: &Path) -> Result<PathBuf> {
         .stdin(Stdio::null());
     let out = command
         .output()
-        .with_context(|| format!("running {}", go.display()))?;
+        .with_context(|| format!("running {}", go.display()));
+    if let Some(dir) = &patched {
+        remove_patched_source(dir);
+    }
+    let out = out?;
     if !out.status.success() {
         let _ = fs::remove_file(&temp);
         let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -293,6 +362,27 @@ fn remove_stale_builds(tool: &GoTool, cache: &Path) {
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+/// Removes a patched source tree (read-only files and all); a failure only
+/// costs disk space, so it is reported and ignored.
+fn remove_patched_source(dir: &Path) {
+    if let Err(err) = fs::remove_dir_all(dir) {
+        eprintln!(
+            "weft-e2e: could not remove {}: {err}; delete it by hand",
+            dir.display()
+        );
+    }
+}
+
+/// `-X` flags that make `pilot-discovery version` (and istiod's logs)
+/// report the build instead of `unknown`.
+fn istio_ldflags(version: &str) -> String {
+    let pkg = "istio.io/istio/pkg/version";
+    format!(
+        "-X {pkg}.buildVersion={version} -X {pkg}.buildGitRevision={ISTIO_COMMIT} \
+         -X {pkg}.buildStatus=Clean -X {pkg}.buildTag={version}"
+    )
 }
 
 /// `-X` flags that make `/version` and `kubectl version` report the real
@@ -372,7 +462,7 @@ pub fn go_binary() -> Result<PathBuf> {
         }
     }
     bail!(
-        "building kube-apiserver, kubectl, etcd and helm for the end-to-end tests needs Go >= {}.{} \
+        "building kube-apiserver, kubectl, etcd, helm and istiod for the end-to-end tests needs Go >= {}.{} \
          ({}); {install}",
         MIN_GO.0,
         MIN_GO.1,
@@ -413,6 +503,14 @@ mod tests {
             Some((1, 9))
         );
         assert_eq!(parse_go_version("something else"), None);
+    }
+
+    #[test]
+    fn stamps_the_istio_version() {
+        let flags = istio_ldflags(ISTIO_VERSION);
+        assert!(flags.contains("istio.io/istio/pkg/version.buildVersion=1.30-9739e10eb9d7 "));
+        assert!(flags.contains("version.buildGitRevision=9739e10eb9d7 "));
+        assert!(!flags.contains('\\'), "{flags}");
     }
 
     #[test]

@@ -21,9 +21,13 @@
 //! - [`tokens`]: service-account JWTs signed by the test (expired,
 //!   forged), for token-checking tests.
 //! - [`tcp`]: plain TCP echo servers and clients, for TCP routes.
-//! - [`k8s_tools`]: builds kube-apiserver, kubectl and etcd once from the
-//!   Go module proxy (committed wrapper modules in `e2e/tools/`) into
-//!   `~/.cache/weft-tools`.
+//! - [`k8s_tools`]: builds kube-apiserver, kubectl, etcd, helm and istiod
+//!   once from the Go module proxy (committed wrapper modules in
+//!   `e2e/tools/`) into `~/.cache/weft-tools`.
+//! - [`istio_source`]: the pinned istio.io/istio module (its CRD file) and
+//!   the patched copy istiod is built from.
+//! - [`istiod`]: the [`Istiod`] fixture, a real istiod on the test
+//!   apiserver (the benchmarks' reference), and Istio's CRDs for it.
 //! - [`control_plane`]: the [`ControlPlane`] fixture: etcd and
 //!   kube-apiserver on loopback ports with their own certificates, an admin
 //!   kubeconfig, and kubectl.
@@ -56,6 +60,8 @@ pub mod client;
 pub mod control_plane;
 pub mod demo;
 pub mod examples;
+pub mod istio_source;
+pub mod istiod;
 pub mod k8s_tools;
 pub mod kube_mesh;
 pub mod mesh;
@@ -72,7 +78,11 @@ pub mod yaml;
 
 pub use client::{Reply, http_get, wait_for, wait_until};
 pub use control_plane::ControlPlane;
-pub use k8s_tools::{etcd_binary, helm_binary, kube_apiserver_binary, kubectl_binary};
+pub use istio_source::istio_crds_file;
+pub use istiod::{Istiod, IstiodOptions, install_istio_crds};
+pub use k8s_tools::{
+    etcd_binary, helm_binary, istiod_binary, kube_apiserver_binary, kubectl_binary,
+};
 pub use kube_mesh::KubeMesh;
 pub use mesh::{APPLY_TIMEOUT, Mesh, MeshBuilder};
 pub use procs::{Envoy, OperatorOptions, Process, Weft, free_port};
