@@ -17,7 +17,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
 };
 use envoy_types::pb::google::rpc::Status;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
@@ -195,8 +195,27 @@ impl ClientHandle {
     /// Runs the client until its stream ends (never returns `Ok` while the
     /// server keeps it open); records why it ended.
     pub async fn run(&self, address: &str) -> Result<(), ClientError> {
+        self.run_gated(address, None).await
+    }
+
+    /// [`ClientHandle::run`], connecting only while holding a permit of
+    /// `gate`: a thousand clients connecting at once overflow the server's
+    /// accept backlog (the kernel then resets some). The initial-sync clock
+    /// starts once the permit is held.
+    pub async fn run_gated(
+        &self,
+        address: &str,
+        gate: Option<&Semaphore>,
+    ) -> Result<(), ClientError> {
+        let permit = match gate {
+            // A closed gate lets everyone through.
+            Some(gate) => gate.acquire().await.ok(),
+            None => None,
+        };
         self.lock().started = Instant::now();
-        let result = match connect(address).await {
+        let connected = connect(address).await;
+        drop(permit);
+        let result = match connected {
             Ok(channel) if self.delta => self.run_delta(channel).await,
             Ok(channel) => self.run_sotw(channel).await,
             Err(err) => Err(err),

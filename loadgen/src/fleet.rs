@@ -1,5 +1,6 @@
 //! N simulated Envoys against one xDS server: starting them (each on its own
-//! task and connection, all decoding through one shared [`Interner`]),
+//! task and connection, at most [`CONNECTS_IN_FLIGHT`] connecting at once,
+//! all decoding through one shared [`Interner`]),
 //! waiting for their initial sync, marking a change with a probe on every
 //! client, and collecting latencies, NACKs, ACKs and the [`Traffic`]
 //! received. The CLI and the tests drive clients through this.
@@ -7,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::client::{ClientHandle, Nack};
@@ -17,6 +19,9 @@ use crate::traffic::{Traffic, TrafficByType, merge};
 
 /// How often waits poll the clients.
 const POLL: Duration = Duration::from_millis(20);
+
+/// How many clients connect at the same time (the rest wait their turn).
+const CONNECTS_IN_FLIGHT: usize = 32;
 
 /// Which protocol each client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,12 +72,14 @@ impl Fleet {
         let mut clients = Vec::with_capacity(specs.len());
         let mut tasks = Vec::with_capacity(specs.len());
         let interner = Arc::new(Interner::new());
+        let gate = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
         for (index, spec) in (0u32..).zip(specs) {
             let client =
                 ClientHandle::with_interner(spec, protocol.delta(index), Arc::clone(&interner));
             let (task_client, address) = (client.clone(), address.to_string());
+            let gate = Arc::clone(&gate);
             tasks.push(tokio::spawn(async move {
-                if let Err(err) = task_client.run(&address).await {
+                if let Err(err) = task_client.run_gated(&address, Some(&gate)).await {
                     tracing::warn!(proxy = %task_client.spec.node_id(), %err, "client ended");
                 }
             }));

@@ -437,6 +437,65 @@ mod tests {
         assert_eq!(names, ["b", "c", "svc-a"]);
     }
 
+    fn mk_listener(name: &str, routes: &[&str]) -> (String, Resource) {
+        let listener = Listener {
+            name: name.to_string(),
+            filter_chains: routes
+                .iter()
+                .map(|r| FilterChain {
+                    filters: vec![mk_hcm_filter(r)],
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        (name.to_string(), Resource::Listener(Arc::new(listener)))
+    }
+
+    #[test]
+    fn follow_ups_track_listener_and_cluster_changes() {
+        let now = Instant::now();
+        let mut state = ClientState::default();
+        assert_eq!(state.follow_up(ENDPOINT_TYPE), None);
+        let (a, b) = (
+            mk_listener("a", &["r1", "r2"]),
+            mk_listener("b", &["r2", "r3"]),
+        );
+        state.replace(now, LISTENER_TYPE, "1", BTreeMap::from([a.clone(), b]));
+        let want = |s: &ClientState, t| {
+            s.follow_up(t)
+                .map(|(ft, n)| (ft, n.into_iter().map(str::to_string).collect::<Vec<_>>()))
+        };
+        assert_eq!(
+            want(&state, LISTENER_TYPE),
+            Some((ROUTE_TYPE, vec!["r1".into(), "r2".into(), "r3".into()]))
+        );
+        // b changes (a new Arc), a stays (the same Arc, its names cached).
+        let b2 = mk_listener("b", &["r4"]);
+        state.apply_delta(now, LISTENER_TYPE, "2", BTreeMap::from([b2]), &[]);
+        assert_eq!(
+            want(&state, LISTENER_TYPE),
+            Some((ROUTE_TYPE, vec!["r1".into(), "r2".into(), "r4".into()]))
+        );
+        state.apply_delta(now, LISTENER_TYPE, "3", BTreeMap::new(), &["a".to_string()]);
+        assert_eq!(
+            want(&state, LISTENER_TYPE),
+            Some((ROUTE_TYPE, vec!["r4".into()]))
+        );
+        let cluster = mk_cluster("c", Some("svc-c"), DiscoveryType::Eds);
+        state.replace(
+            now,
+            CLUSTER_TYPE,
+            "1",
+            BTreeMap::from([("c".to_string(), Resource::Cluster(Arc::new(cluster)))]),
+        );
+        assert_eq!(
+            want(&state, CLUSTER_TYPE),
+            Some((ENDPOINT_TYPE, vec!["svc-c".into()]))
+        );
+        assert_eq!(want(&state, ROUTE_TYPE), None);
+    }
+
     #[test]
     fn rds_names_come_from_every_filter_chain_and_the_default_one() {
         let listener = Listener {
