@@ -12,12 +12,14 @@
 //! interned: the caller gets the [`DecodeError`] and NACKs.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
 use envoy_types::pb::google::protobuf::Any;
 
-use crate::state::{DecodeError, Resource, decode};
+use crate::state::{
+    CLUSTER_TYPE, DecodeError, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, Resource, decode,
+};
 
 /// The table never prunes below this many entries.
 const MIN_PRUNE_AT: usize = 1024;
@@ -36,14 +38,66 @@ pub struct InternStats {
 /// One distinct resource.
 #[derive(Debug)]
 struct Entry {
-    type_url: String,
     bytes: Box<[u8]>,
+    /// Of the type URL the bytes came with (the variant says which).
     resource: Resource,
 }
 
+/// The decoded types, compared instead of type URL strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Cluster,
+    Listener,
+    Route,
+    Endpoint,
+}
+
+impl Kind {
+    fn of_type(type_url: &str) -> Option<Self> {
+        match type_url {
+            CLUSTER_TYPE => Some(Self::Cluster),
+            LISTENER_TYPE => Some(Self::Listener),
+            ROUTE_TYPE => Some(Self::Route),
+            ENDPOINT_TYPE => Some(Self::Endpoint),
+            _ => None,
+        }
+    }
+
+    fn of(resource: &Resource) -> Option<Self> {
+        match resource {
+            Resource::Cluster(_) => Some(Self::Cluster),
+            Resource::Listener(_) => Some(Self::Listener),
+            Resource::Route(_) => Some(Self::Route),
+            Resource::Endpoint(_) => Some(Self::Endpoint),
+            Resource::Raw(_) => None,
+        }
+    }
+}
+
+/// The keys are hashes already: hashing them again would be wasted work.
+#[derive(Debug, Default, Clone, Copy)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the keys are u64); fold anything else.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type ByHash = HashMap<u64, Vec<Entry>, BuildHasherDefault<PreHashed>>;
+
 #[derive(Debug, Default)]
 struct Table {
-    by_hash: HashMap<u64, Vec<Entry>>,
+    by_hash: ByHash,
     entries: usize,
     prune_at: usize,
     hits: u64,
@@ -51,11 +105,11 @@ struct Table {
 }
 
 impl Table {
-    fn find(&self, hash: u64, type_url: &str, bytes: &[u8]) -> Option<&Resource> {
+    fn find(&self, hash: u64, kind: Kind, bytes: &[u8]) -> Option<&Resource> {
         self.by_hash
             .get(&hash)?
             .iter()
-            .find(|e| e.type_url == type_url && *e.bytes == *bytes)
+            .find(|e| Kind::of(&e.resource) == Some(kind) && *e.bytes == *bytes)
             .map(|e| &e.resource)
     }
 
@@ -90,13 +144,13 @@ impl Interner {
     /// same `Arc`s for the same bytes. Types the client does not decode are
     /// returned raw and not interned.
     pub fn decode(&self, type_url: &str, any: &Any) -> Result<Resource, DecodeError> {
-        if any.type_url != type_url || !Resource::decodes(type_url) {
+        let Some(kind) = Kind::of_type(type_url).filter(|_| any.type_url == type_url) else {
             return decode(type_url, any);
-        }
+        };
         let hash = hash_of(type_url, &any.value);
         {
             let mut table = self.table();
-            if let Some(resource) = table.find(hash, type_url, &any.value).cloned() {
+            if let Some(resource) = table.find(hash, kind, &any.value).cloned() {
                 table.hits += 1;
                 return Ok(resource);
             }
@@ -105,14 +159,13 @@ impl Interner {
         // then both keep the first one interned.
         let resource = decode(type_url, any)?;
         let mut table = self.table();
-        if let Some(existing) = table.find(hash, type_url, &any.value).cloned() {
+        if let Some(existing) = table.find(hash, kind, &any.value).cloned() {
             table.hits += 1;
             return Ok(existing);
         }
         table.decodes += 1;
         table.entries += 1;
         table.by_hash.entry(hash).or_default().push(Entry {
-            type_url: type_url.to_string(),
             bytes: any.value.clone().into_boxed_slice(),
             resource: resource.clone(),
         });
@@ -151,7 +204,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::state::{CLUSTER_TYPE, ENDPOINT_TYPE};
     use envoy_types::pb::envoy::config::cluster::v3::Cluster;
     use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
     use envoy_types::util::pack_any;

@@ -40,8 +40,9 @@ pub enum Resource {
     Listener(Arc<Listener>),
     Route(Arc<RouteConfiguration>),
     Endpoint(Arc<ClusterLoadAssignment>),
-    /// A type the client does not decode: kept as sent.
-    Raw(Any),
+    /// A type the client does not decode: kept as sent (boxed, so that a
+    /// `Resource` is two words: a client holds thousands).
+    Raw(Box<Any>),
 }
 
 impl Resource {
@@ -51,6 +52,17 @@ impl Resource {
             type_url,
             CLUSTER_TYPE | LISTENER_TYPE | ROUTE_TYPE | ENDPOINT_TYPE
         )
+    }
+
+    /// The type URL of this resource (a raw one's own).
+    pub fn type_url(&self) -> &str {
+        match self {
+            Self::Cluster(_) => CLUSTER_TYPE,
+            Self::Listener(_) => LISTENER_TYPE,
+            Self::Route(_) => ROUTE_TYPE,
+            Self::Endpoint(_) => ENDPOINT_TYPE,
+            Self::Raw(any) => &any.type_url,
+        }
     }
 
     /// How many holders share this decoded resource (1 for raw ones).
@@ -114,7 +126,7 @@ pub fn decode(type_url: &str, any: &Any) -> Result<Resource, DecodeError> {
         ENDPOINT_TYPE => Resource::Endpoint(Arc::new(
             ClusterLoadAssignment::decode(any.value.as_slice()).map_err(bytes)?,
         )),
-        _ => Resource::Raw(any.clone()),
+        _ => Resource::Raw(Box::new(any.clone())),
     })
 }
 
@@ -270,14 +282,20 @@ impl ClientState {
         if !received(CLUSTER_TYPE) || !received(LISTENER_TYPE) {
             return false;
         }
-        let has_all = |t: &str, names: BTreeSet<&str>| {
-            names.is_empty()
-                || self
-                    .types
-                    .get(t)
-                    .is_some_and(|s| names.iter().all(|n| s.resources.contains_key(*n)))
-        };
-        has_all(ENDPOINT_TYPE, self.eds_wanted()) && has_all(ROUTE_TYPE, self.rds_wanted())
+        // Checked name by name, stopping at the first one missing, the few
+        // RDS names before the thousands of EDS ones: this runs after every
+        // ACK until the client is synced.
+        let (endpoints, routes) = (self.types.get(ENDPOINT_TYPE), self.types.get(ROUTE_TYPE));
+        let held =
+            |t: Option<&TypeState>, name: &str| t.is_some_and(|s| s.resources.contains_key(name));
+        self.rds_by_listener
+            .values()
+            .flat_map(|(_, names)| names)
+            .all(|n| held(routes, n))
+            && self
+                .clusters()
+                .filter_map(eds_name)
+                .all(|n| held(endpoints, n))
     }
 
     /// The EDS names the accepted clusters reference ([`eds_names`],
@@ -518,6 +536,14 @@ mod tests {
         };
         let names: Vec<_> = rds_names(std::iter::once(&listener)).into_iter().collect();
         assert_eq!(names, ["9080", "default", "router"]);
+    }
+
+    #[test]
+    fn a_resource_is_two_words() {
+        assert_eq!(
+            std::mem::size_of::<Resource>(),
+            2 * std::mem::size_of::<usize>()
+        );
     }
 
     #[test]
