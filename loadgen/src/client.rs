@@ -2,9 +2,11 @@
 //! It subscribes the way Envoy does: wildcard CDS and LDS first, then EDS for
 //! the EDS clusters and RDS for the route configs the listeners reference,
 //! updating those as CDS / LDS change; ACKs every response it decodes and
-//! NACKs (with `error_detail`) one it cannot. What it accepted, its NACKs,
-//! its initial-sync time and its open [`Probe`]s live behind a
-//! [`ClientHandle`] the scenario reads.
+//! NACKs (with `error_detail`) one it cannot. Resources are decoded through
+//! an [`Interner`] shared with the rest of the fleet. What it accepted, what
+//! it received ([`Traffic`] per type), its ACKs and NACKs, its initial-sync
+//! time and its open [`Probe`]s live behind a [`ClientHandle`] the scenario
+//! reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,16 +17,19 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
 };
 use envoy_types::pb::google::rpc::Status;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
+use prost::Message;
+
+use crate::intern::Interner;
 use crate::measure::Probe;
 use crate::node::NodeSpec;
 use crate::state::{
-    CLUSTER_TYPE, ClientState, DecodeError, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, Resource,
-    decode, eds_names, rds_names, resource_name,
+    CLUSTER_TYPE, ClientState, DecodeError, LISTENER_TYPE, Resource, resource_name,
 };
+use crate::traffic::{Traffic, TrafficByType, record};
 
 /// gRPC's INVALID_ARGUMENT, the code of a NACK's `error_detail`.
 const INVALID_ARGUMENT: i32 = 3;
@@ -80,13 +85,19 @@ pub struct Shared {
     pub synced_at: Option<Instant>,
     /// Why its stream ended, if it did.
     pub ended: Option<String>,
+    /// Every response received (ACKed or NACKed), per type URL.
+    pub received: TrafficByType,
+    /// ACKs sent.
+    pub acks: u64,
 }
 
 impl Shared {
-    /// Records that `state` was just ACKed at `at`.
-    fn accepted(&mut self, at: Instant) {
+    /// Records that `state` was just ACKed at `at`, after an update of
+    /// `type_url`.
+    fn accepted(&mut self, at: Instant, type_url: &str) {
+        self.acks += 1;
         for probe in &mut self.probes {
-            probe.observe(&self.state, at);
+            probe.observe_update(&self.state, type_url, at);
         }
         if self.synced_at.is_none() && self.state.synced() {
             self.synced_at = Some(at);
@@ -100,13 +111,21 @@ pub struct ClientHandle {
     pub spec: NodeSpec,
     pub delta: bool,
     shared: Arc<Mutex<Shared>>,
+    interner: Arc<Interner>,
 }
 
 impl ClientHandle {
+    /// A client with an interner of its own.
     pub fn new(spec: NodeSpec, delta: bool) -> Self {
+        Self::with_interner(spec, delta, Arc::new(Interner::new()))
+    }
+
+    /// A client decoding through `interner` (shared with other clients).
+    pub fn with_interner(spec: NodeSpec, delta: bool, interner: Arc<Interner>) -> Self {
         Self {
             spec,
             delta,
+            interner,
             shared: Arc::new(Mutex::new(Shared {
                 state: ClientState::default(),
                 probes: Vec::new(),
@@ -114,6 +133,8 @@ impl ClientHandle {
                 started: Instant::now(),
                 synced_at: None,
                 ended: None,
+                received: TrafficByType::new(),
+                acks: 0,
             })),
         }
     }
@@ -156,11 +177,45 @@ impl ClientHandle {
         self.lock().ended.clone()
     }
 
+    /// Responses received so far, all types.
+    pub fn received(&self) -> Traffic {
+        self.lock().received.values().copied().sum()
+    }
+
+    /// Responses received so far, per type URL.
+    pub fn received_by_type(&self) -> TrafficByType {
+        self.lock().received.clone()
+    }
+
+    /// ACKs sent so far.
+    pub fn acks(&self) -> u64 {
+        self.lock().acks
+    }
+
     /// Runs the client until its stream ends (never returns `Ok` while the
     /// server keeps it open); records why it ended.
     pub async fn run(&self, address: &str) -> Result<(), ClientError> {
+        self.run_gated(address, None).await
+    }
+
+    /// [`ClientHandle::run`], connecting only while holding a permit of
+    /// `gate`: a thousand clients connecting at once overflow the server's
+    /// accept backlog (the kernel then resets some). The initial-sync clock
+    /// starts once the permit is held.
+    pub async fn run_gated(
+        &self,
+        address: &str,
+        gate: Option<&Semaphore>,
+    ) -> Result<(), ClientError> {
+        let permit = match gate {
+            // A closed gate lets everyone through.
+            Some(gate) => gate.acquire().await.ok(),
+            None => None,
+        };
         self.lock().started = Instant::now();
-        let result = match connect(address).await {
+        let connected = connect(address).await;
+        drop(permit);
+        let result = match connected {
             Ok(channel) if self.delta => self.run_delta(channel).await,
             Ok(channel) => self.run_sotw(channel).await,
             Err(err) => Err(err),
@@ -194,6 +249,7 @@ impl ClientHandle {
         let mut last: BTreeMap<String, (String, String)> = BTreeMap::new();
         while let Some(response) = stream.message().await? {
             let type_url = response.type_url.clone();
+            let traffic = Traffic::response(response.encoded_len());
             let names = |t: &str, s: &BTreeMap<&str, BTreeSet<String>>| {
                 s.get(t)
                     .map(|n| n.iter().cloned().collect())
@@ -204,7 +260,7 @@ impl ClientHandle {
                 .iter()
                 .enumerate()
                 .map(|(i, any)| {
-                    let resource = decode(&type_url, any)?;
+                    let resource = self.interner.decode(&type_url, any)?;
                     let name =
                         resource_name(&resource).map_or_else(|| i.to_string(), str::to_string);
                     Ok((name, resource))
@@ -217,7 +273,7 @@ impl ClientHandle {
             let resources = match decoded {
                 Ok(resources) => resources,
                 Err(err) => {
-                    self.nack(&type_url, &response.nonce, &err);
+                    self.nack(&type_url, &response.nonce, &err, traffic);
                     send(DiscoveryRequest {
                         type_url: type_url.clone(),
                         version_info: accepted_version.clone(),
@@ -235,11 +291,12 @@ impl ClientHandle {
             let wanted = {
                 let mut shared = self.lock();
                 let at = Instant::now();
+                record(&mut shared.received, &type_url, traffic);
                 shared
                     .state
                     .replace(at, &type_url, &response.version_info, resources);
-                shared.accepted(at);
-                follow_ups(&shared.state, &type_url)
+                shared.accepted(at, &type_url);
+                follow_up(&shared.state, &type_url, &subscribed)
             };
             send(DiscoveryRequest {
                 type_url: type_url.clone(),
@@ -249,12 +306,9 @@ impl ClientHandle {
                 ..Default::default()
             })?;
             last.insert(type_url, (response.version_info, response.nonce));
-            for (follow_type, names) in wanted {
-                // Never subscribed and nothing to ask for: an empty SotW
-                // request would be a wildcard, so none is sent.
-                if subscribed.get(follow_type).cloned().unwrap_or_default() == names {
-                    continue;
-                }
+            // Never subscribed and nothing to ask for: an empty SotW request
+            // would be a wildcard, so none is sent (follow_up says None).
+            if let Some((follow_type, names)) = wanted {
                 let (version, nonce) = last.get(follow_type).cloned().unwrap_or_default();
                 send(DiscoveryRequest {
                     type_url: follow_type.to_string(),
@@ -289,16 +343,17 @@ impl ClientHandle {
         let mut subscribed: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         while let Some(response) = stream.message().await? {
             let type_url = response.type_url.clone();
+            let traffic = Traffic::response(response.encoded_len());
             let decoded: Result<BTreeMap<String, Resource>, DecodeError> = response
                 .resources
                 .iter()
                 .filter_map(|r| r.resource.as_ref().map(|any| (r.name.clone(), any)))
-                .map(|(name, any)| Ok((name, decode(&type_url, any)?)))
+                .map(|(name, any)| Ok((name, self.interner.decode(&type_url, any)?)))
                 .collect();
             let updated = match decoded {
                 Ok(updated) => updated,
                 Err(err) => {
-                    self.nack(&type_url, &response.nonce, &err);
+                    self.nack(&type_url, &response.nonce, &err, traffic);
                     send(DeltaDiscoveryRequest {
                         type_url,
                         response_nonce: response.nonce,
@@ -316,6 +371,7 @@ impl ClientHandle {
             let wanted = {
                 let mut shared = self.lock();
                 let at = Instant::now();
+                record(&mut shared.received, &type_url, traffic);
                 shared.state.apply_delta(
                     at,
                     &type_url,
@@ -323,19 +379,16 @@ impl ClientHandle {
                     updated,
                     &response.removed_resources,
                 );
-                shared.accepted(at);
-                follow_ups(&shared.state, &type_url)
+                shared.accepted(at, &type_url);
+                follow_up(&shared.state, &type_url, &subscribed)
             };
             send(DeltaDiscoveryRequest {
                 type_url: type_url.clone(),
                 response_nonce: response.nonce.clone(),
                 ..Default::default()
             })?;
-            for (follow_type, names) in wanted {
-                let old = subscribed.get(follow_type).cloned().unwrap_or_default();
-                if old == names {
-                    continue;
-                }
+            if let Some((follow_type, names)) = wanted {
+                let old = subscribed.remove(follow_type).unwrap_or_default();
                 send(DeltaDiscoveryRequest {
                     type_url: follow_type.to_string(),
                     resource_names_subscribe: names.difference(&old).cloned().collect(),
@@ -348,9 +401,11 @@ impl ClientHandle {
         Err(ClientError::Closed)
     }
 
-    fn nack(&self, type_url: &str, nonce: &str, err: &DecodeError) {
+    fn nack(&self, type_url: &str, nonce: &str, err: &DecodeError, traffic: Traffic) {
         tracing::warn!(proxy = %self.spec.node_id(), type_url, nonce, %err, "NACK");
-        self.lock().nacks.push(Nack {
+        let mut shared = self.lock();
+        record(&mut shared.received, type_url, traffic);
+        shared.nacks.push(Nack {
             type_url: type_url.to_string(),
             nonce: nonce.to_string(),
             error: err.to_string(),
@@ -358,14 +413,30 @@ impl ClientHandle {
     }
 }
 
-/// The follow-up subscriptions an accepted update of `type_url` implies:
-/// EDS names after CDS, RDS names after LDS.
-fn follow_ups(state: &ClientState, type_url: &str) -> Vec<(&'static str, BTreeSet<String>)> {
-    match type_url {
-        CLUSTER_TYPE => vec![(ENDPOINT_TYPE, eds_names(state.clusters()))],
-        LISTENER_TYPE => vec![(ROUTE_TYPE, rds_names(state.listeners()))],
-        _ => Vec::new(),
+/// The follow-up subscription an accepted update of `type_url` implies
+/// (EDS names after CDS, RDS names after LDS), if it differs from what is
+/// `subscribed` (a type never subscribed counts as subscribed to nothing).
+/// Names are copied only when the subscription changes.
+fn follow_up(
+    state: &ClientState,
+    type_url: &str,
+    subscribed: &BTreeMap<&str, BTreeSet<String>>,
+) -> Option<(&'static str, BTreeSet<String>)> {
+    if type_url != CLUSTER_TYPE && type_url != LISTENER_TYPE {
+        return None;
     }
+    let (follow_type, wanted) = state.follow_up(type_url)?;
+    let old = subscribed.get(follow_type);
+    let same = match old {
+        Some(old) => old.len() == wanted.len() && old.iter().zip(&wanted).all(|(a, b)| a == b),
+        None => wanted.is_empty(),
+    };
+    (!same).then(|| {
+        (
+            follow_type,
+            wanted.into_iter().map(str::to_string).collect(),
+        )
+    })
 }
 
 fn nack_status(err: &DecodeError) -> Status {

@@ -1,18 +1,27 @@
 //! N simulated Envoys against one xDS server: starting them (each on its own
-//! task and connection), waiting for their initial sync, marking a change
-//! with a probe on every client, and collecting latencies and NACKs. The
-//! CLI and the tests drive clients through this.
+//! task and connection, at most [`CONNECTS_IN_FLIGHT`] connecting at once,
+//! all decoding through one shared [`Interner`]),
+//! waiting for their initial sync, marking a change with a probe on every
+//! client, and collecting latencies, NACKs, ACKs and the [`Traffic`]
+//! received. The CLI and the tests drive clients through this.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::client::{ClientHandle, Nack};
+use crate::intern::{InternStats, Interner};
 use crate::measure::{Predicate, Probe};
 use crate::node::NodeSpec;
+use crate::traffic::{Traffic, TrafficByType, merge};
 
 /// How often waits poll the clients.
 const POLL: Duration = Duration::from_millis(20);
+
+/// How many clients connect at the same time (the rest wait their turn).
+const CONNECTS_IN_FLIGHT: usize = 32;
 
 /// Which protocol each client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +63,7 @@ pub enum FleetError {
 pub struct Fleet {
     pub clients: Vec<ClientHandle>,
     tasks: Vec<JoinHandle<()>>,
+    interner: Arc<Interner>,
 }
 
 impl Fleet {
@@ -61,17 +71,25 @@ impl Fleet {
     pub fn start(address: &str, specs: Vec<NodeSpec>, protocol: Protocol) -> Self {
         let mut clients = Vec::with_capacity(specs.len());
         let mut tasks = Vec::with_capacity(specs.len());
+        let interner = Arc::new(Interner::new());
+        let gate = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
         for (index, spec) in (0u32..).zip(specs) {
-            let client = ClientHandle::new(spec, protocol.delta(index));
+            let client =
+                ClientHandle::with_interner(spec, protocol.delta(index), Arc::clone(&interner));
             let (task_client, address) = (client.clone(), address.to_string());
+            let gate = Arc::clone(&gate);
             tasks.push(tokio::spawn(async move {
-                if let Err(err) = task_client.run(&address).await {
+                if let Err(err) = task_client.run_gated(&address, Some(&gate)).await {
                     tracing::warn!(proxy = %task_client.spec.node_id(), %err, "client ended");
                 }
             }));
             clients.push(client);
         }
-        Self { clients, tasks }
+        Self {
+            clients,
+            tasks,
+            interner,
+        }
     }
 
     /// Waits until every client completed its initial sync.
@@ -86,6 +104,17 @@ impl Fleet {
         let since = Instant::now();
         for client in &self.clients {
             client.add_probe(Probe::new(name, since, predicate.clone()));
+        }
+        since
+    }
+
+    /// [`Fleet::mark`], with the predicate checked only after updates of
+    /// `type_url` (the type it reads): at 1,000 clients, checking a route
+    /// predicate after every EDS ACK is most of the client's work.
+    pub fn mark_after(&self, name: &str, type_url: &str, predicate: &Predicate) -> Instant {
+        let since = Instant::now();
+        for client in &self.clients {
+            client.add_probe(Probe::new(name, since, predicate.clone()).after_updates_of(type_url));
         }
         since
     }
@@ -110,6 +139,31 @@ impl Fleet {
             .iter()
             .filter_map(ClientHandle::initial_sync)
             .collect()
+    }
+
+    /// Responses received by the whole fleet so far, all types (subtract
+    /// a snapshot taken before a change from one taken after it).
+    pub fn received(&self) -> Traffic {
+        self.clients.iter().map(ClientHandle::received).sum()
+    }
+
+    /// Responses received by the whole fleet so far, per type URL.
+    pub fn received_by_type(&self) -> TrafficByType {
+        let mut total = TrafficByType::new();
+        for client in &self.clients {
+            merge(&mut total, &client.lock().received);
+        }
+        total
+    }
+
+    /// ACKs sent by the whole fleet so far.
+    pub fn acks(&self) -> u64 {
+        self.clients.iter().map(ClientHandle::acks).sum()
+    }
+
+    /// The shared interner's counters (decodes vs. hits).
+    pub fn intern_stats(&self) -> InternStats {
+        self.interner.stats()
     }
 
     /// Every NACK any client sent, with its node id.

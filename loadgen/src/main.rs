@@ -1,7 +1,9 @@
 //! The `weft-loadgen` CLI: connects N simulated Envoys to an xDS server,
-//! waits for their initial sync, prints per-type resource counts and the
-//! initial-sync time distribution, and stays connected until Ctrl-C (so a
-//! control plane can be observed under that load).
+//! waits for their initial sync, prints per-type resource counts, the
+//! initial-sync time distribution, the bytes received, how many resources
+//! were decoded vs. shared, and the loadgen's own RSS and CPU time, and
+//! stays connected until Ctrl-C or `--duration` (so a control plane can be
+//! observed under that load).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -12,6 +14,8 @@ use clap::Parser;
 use weft_loadgen::fleet::{Fleet, Protocol};
 use weft_loadgen::measure::summarize;
 use weft_loadgen::node::NodeSpec;
+
+mod usage;
 
 /// Simulated Envoy sidecars against an xDS server (Weft, istiod, ...).
 #[derive(Debug, Parser)]
@@ -38,6 +42,10 @@ struct Args {
     /// How long to wait for every client's initial sync, in seconds.
     #[arg(long, default_value_t = 60)]
     sync_timeout: u64,
+    /// Stay connected this many seconds after the sync, then report and
+    /// exit (default: until Ctrl-C).
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<u64>,
 }
 
 #[tokio::main]
@@ -96,11 +104,50 @@ async fn run(args: Args) -> Result<()> {
     if let Some(summary) = summarize(&fleet.initial_syncs()) {
         println!("  initial sync: {summary}");
     }
-    println!("connected; Ctrl-C to stop");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    report(&fleet);
+    match args.duration {
+        Some(seconds) => {
+            println!("connected; staying {seconds}s");
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+        }
+        None => {
+            println!("connected; Ctrl-C to stop");
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
+        }
+    }
+    report(&fleet);
     let nacks = fleet.nacks();
     println!("stopping; {} NACKs sent", nacks.len());
     Ok(())
+}
+
+/// Prints what the fleet received and what the loadgen itself costs.
+fn report(fleet: &Fleet) {
+    for (type_url, traffic) in fleet.received_by_type() {
+        let short = type_url.rsplit('.').next().unwrap_or(&type_url);
+        println!(
+            "  received {short:<24} {} responses, {} bytes",
+            traffic.responses, traffic.bytes
+        );
+    }
+    let stats = fleet.intern_stats();
+    println!(
+        "  {} ACKs; {} resources decoded, {} shared, {} in the intern table",
+        fleet.acks(),
+        stats.decodes,
+        stats.hits,
+        stats.entries
+    );
+    match usage::read() {
+        Ok(u) => println!(
+            "  loadgen RSS {} MiB (peak {} MiB), CPU {:.2}s user + {:.2}s system",
+            u.rss_kib / 1024,
+            u.peak_rss_kib / 1024,
+            u.user.as_secs_f64(),
+            u.system.as_secs_f64()
+        ),
+        Err(err) => println!("  loadgen usage unknown: {err}"),
+    }
 }

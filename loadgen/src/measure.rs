@@ -1,7 +1,9 @@
 //! Convergence measurement. A scenario marks a change at time T with a
 //! [`Probe`]: a predicate over a client's [`ClientState`]; the client checks
-//! its open probes after every update it ACKs, and the latency is the time
-//! from T to the first ACK of a state where the predicate holds. Also the
+//! its open probes after every update it ACKs (or, for a probe made with
+//! [`Probe::after_updates_of`], only after updates of one type: cheaper at
+//! scale), and the latency is the time from T to the first ACK of a state
+//! where the predicate holds. Also the
 //! predicates scenarios need ("cluster X exists", "route config R sends
 //! weight W to subset S", "cluster C has endpoint A") and the p50/p99/max
 //! summary. Everything here is pure except reading the clock in
@@ -32,6 +34,8 @@ pub struct Probe {
     pub predicate: Predicate,
     /// When the client first ACKed a state where the predicate held.
     pub seen: Option<Instant>,
+    /// Checked only after updates of this type URL (`None`: after all).
+    pub only_after: Option<String>,
 }
 
 impl fmt::Debug for Probe {
@@ -40,6 +44,7 @@ impl fmt::Debug for Probe {
             .field("name", &self.name)
             .field("since", &self.since)
             .field("seen", &self.seen)
+            .field("only_after", &self.only_after)
             .finish_non_exhaustive()
     }
 }
@@ -51,6 +56,22 @@ impl Probe {
             since,
             predicate,
             seen: None,
+            only_after: None,
+        }
+    }
+
+    /// The same probe, checked only after updates of `type_url` (the type
+    /// its predicate reads, e.g. `ROUTE_TYPE` for [`route_weight`]).
+    pub fn after_updates_of(mut self, type_url: &str) -> Self {
+        self.only_after = Some(type_url.to_string());
+        self
+    }
+
+    /// [`Probe::observe`] after an update of `type_url`: skipped when the
+    /// probe reads another type.
+    pub fn observe_update(&mut self, state: &ClientState, type_url: &str, at: Instant) {
+        if self.only_after.as_deref().is_none_or(|t| t == type_url) {
+            self.observe(state, at);
         }
     }
 
@@ -239,7 +260,7 @@ mod tests {
             Instant::now(),
             ROUTE_TYPE,
             "1",
-            BTreeMap::from([(name.to_string(), Resource::Route(Box::new(route)))]),
+            BTreeMap::from([(name.to_string(), Resource::Route(Arc::new(route)))]),
         );
         state
     }
@@ -263,5 +284,17 @@ mod tests {
         probe.observe(&mk_routes("r", &[("v3", 60)]), t0 + ms(8));
         probe.observe(&mk_routes("r", &[("v3", 60)]), t0 + ms(20));
         assert_eq!(probe.latency(), Some(ms(8)));
+    }
+
+    #[test]
+    fn a_typed_probe_looks_only_after_updates_of_its_type() {
+        let t0 = Instant::now();
+        let mut probe =
+            Probe::new("v3 at 60", t0, route_weight(None, "v3", 60)).after_updates_of(ROUTE_TYPE);
+        let state = mk_routes("r", &[("v3", 60)]);
+        probe.observe_update(&state, crate::state::CLUSTER_TYPE, t0 + ms(3));
+        assert_eq!(probe.latency(), None);
+        probe.observe_update(&state, ROUTE_TYPE, t0 + ms(4));
+        assert_eq!(probe.latency(), Some(ms(4)));
     }
 }

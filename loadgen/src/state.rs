@@ -6,6 +6,7 @@
 //! No I/O here: the stream loops in [`crate::client`] feed it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use envoy_types::pb::envoy::config::cluster::v3::{
@@ -30,15 +31,50 @@ pub const ENDPOINT_TYPE: &str =
 /// `type.googleapis.com/envoy.config.route.v3.RouteConfiguration`.
 pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 
-/// One resource as the client holds it.
+/// One resource as the client holds it. The decoded messages sit behind
+/// `Arc`s: clients that received the same bytes share one copy (see
+/// [`crate::intern`]), and cloning a `Resource` is cheap.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resource {
-    Cluster(Box<Cluster>),
-    Listener(Box<Listener>),
-    Route(Box<RouteConfiguration>),
-    Endpoint(Box<ClusterLoadAssignment>),
-    /// A type the client does not decode: kept as sent.
-    Raw(Any),
+    Cluster(Arc<Cluster>),
+    Listener(Arc<Listener>),
+    Route(Arc<RouteConfiguration>),
+    Endpoint(Arc<ClusterLoadAssignment>),
+    /// A type the client does not decode: kept as sent (boxed, so that a
+    /// `Resource` is two words: a client holds thousands).
+    Raw(Box<Any>),
+}
+
+impl Resource {
+    /// Whether resources of `type_url` are decoded (not kept [`Resource::Raw`]).
+    pub fn decodes(type_url: &str) -> bool {
+        matches!(
+            type_url,
+            CLUSTER_TYPE | LISTENER_TYPE | ROUTE_TYPE | ENDPOINT_TYPE
+        )
+    }
+
+    /// The type URL of this resource (a raw one's own).
+    pub fn type_url(&self) -> &str {
+        match self {
+            Self::Cluster(_) => CLUSTER_TYPE,
+            Self::Listener(_) => LISTENER_TYPE,
+            Self::Route(_) => ROUTE_TYPE,
+            Self::Endpoint(_) => ENDPOINT_TYPE,
+            Self::Raw(any) => &any.type_url,
+        }
+    }
+
+    /// How many holders share this decoded resource (1 for raw ones).
+    pub fn holders(&self) -> usize {
+        match self {
+            Self::Cluster(c) => Arc::strong_count(c),
+            Self::Listener(l) => Arc::strong_count(l),
+            Self::Route(r) => Arc::strong_count(r),
+            Self::Endpoint(e) => Arc::strong_count(e),
+            Self::Raw(_) => 1,
+        }
+    }
 }
 
 /// A resource that cannot be decoded (the client NACKs the response).
@@ -78,19 +114,19 @@ pub fn decode(type_url: &str, any: &Any) -> Result<Resource, DecodeError> {
         source,
     };
     Ok(match type_url {
-        CLUSTER_TYPE => Resource::Cluster(Box::new(
+        CLUSTER_TYPE => Resource::Cluster(Arc::new(
             Cluster::decode(any.value.as_slice()).map_err(bytes)?,
         )),
-        LISTENER_TYPE => Resource::Listener(Box::new(
+        LISTENER_TYPE => Resource::Listener(Arc::new(
             Listener::decode(any.value.as_slice()).map_err(bytes)?,
         )),
-        ROUTE_TYPE => Resource::Route(Box::new(
+        ROUTE_TYPE => Resource::Route(Arc::new(
             RouteConfiguration::decode(any.value.as_slice()).map_err(bytes)?,
         )),
-        ENDPOINT_TYPE => Resource::Endpoint(Box::new(
+        ENDPOINT_TYPE => Resource::Endpoint(Arc::new(
             ClusterLoadAssignment::decode(any.value.as_slice()).map_err(bytes)?,
         )),
-        _ => Resource::Raw(any.clone()),
+        _ => Resource::Raw(Box::new(any.clone())),
     })
 }
 
@@ -133,6 +169,10 @@ pub struct Accepted {
 pub struct ClientState {
     pub types: BTreeMap<String, TypeState>,
     pub history: Vec<Accepted>,
+    /// Per listener name: the listener last seen and the RDS names its
+    /// HTTP connection managers reference (decoding those is the costly
+    /// part of following LDS, so it is done once per new listener).
+    rds_by_listener: BTreeMap<String, (Arc<Listener>, Vec<String>)>,
 }
 
 impl ClientState {
@@ -194,6 +234,9 @@ impl ClientState {
         entry.resources = resources;
         entry.version = version.to_string();
         entry.received = true;
+        if type_url == LISTENER_TYPE {
+            self.refresh_rds();
+        }
         self.history.push(Accepted {
             at,
             type_url: type_url.to_string(),
@@ -220,6 +263,9 @@ impl ClientState {
         }
         entry.version = version.to_string();
         entry.received = true;
+        if type_url == LISTENER_TYPE {
+            self.refresh_rds();
+        }
         self.history.push(Accepted {
             at,
             type_url: type_url.to_string(),
@@ -236,15 +282,70 @@ impl ClientState {
         if !received(CLUSTER_TYPE) || !received(LISTENER_TYPE) {
             return false;
         }
-        let has_all = |t: &str, names: &BTreeSet<String>| {
-            names.is_empty()
-                || self
-                    .types
-                    .get(t)
-                    .is_some_and(|s| names.iter().all(|n| s.resources.contains_key(n)))
-        };
-        has_all(ENDPOINT_TYPE, &eds_names(self.clusters()))
-            && has_all(ROUTE_TYPE, &rds_names(self.listeners()))
+        // Checked name by name, stopping at the first one missing, the few
+        // RDS names before the thousands of EDS ones: this runs after every
+        // ACK until the client is synced.
+        let (endpoints, routes) = (self.types.get(ENDPOINT_TYPE), self.types.get(ROUTE_TYPE));
+        let held =
+            |t: Option<&TypeState>, name: &str| t.is_some_and(|s| s.resources.contains_key(name));
+        self.rds_by_listener
+            .values()
+            .flat_map(|(_, names)| names)
+            .all(|n| held(routes, n))
+            && self
+                .clusters()
+                .filter_map(eds_name)
+                .all(|n| held(endpoints, n))
+    }
+
+    /// The EDS names the accepted clusters reference ([`eds_names`],
+    /// borrowed: nothing is copied).
+    pub fn eds_wanted(&self) -> BTreeSet<&str> {
+        self.clusters().filter_map(eds_name).collect()
+    }
+
+    /// The RDS names the accepted listeners reference ([`rds_names`],
+    /// from a cache refreshed when LDS changes).
+    pub fn rds_wanted(&self) -> BTreeSet<&str> {
+        self.rds_by_listener
+            .values()
+            .flat_map(|(_, names)| names.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// The names `type_url`'s follow-up subscription wants: EDS names
+    /// after CDS, RDS names after LDS; `None` for other types.
+    pub fn follow_up(&self, type_url: &str) -> Option<(&'static str, BTreeSet<&str>)> {
+        match type_url {
+            CLUSTER_TYPE => Some((ENDPOINT_TYPE, self.eds_wanted())),
+            LISTENER_TYPE => Some((ROUTE_TYPE, self.rds_wanted())),
+            _ => None,
+        }
+    }
+
+    /// Re-derives the RDS names of listeners that are new or changed
+    /// (a different `Arc`: interned listeners with the same bytes are
+    /// the same `Arc`) and forgets removed ones.
+    fn refresh_rds(&mut self) {
+        let mut old = std::mem::take(&mut self.rds_by_listener);
+        let listeners = self
+            .types
+            .get(LISTENER_TYPE)
+            .into_iter()
+            .flat_map(|t| t.resources.iter());
+        for (name, resource) in listeners {
+            let Resource::Listener(listener) = resource else {
+                continue;
+            };
+            let cached = old
+                .remove(name)
+                .filter(|(seen, _)| Arc::ptr_eq(seen, listener));
+            let entry = cached.unwrap_or_else(|| {
+                let names = rds_names(std::iter::once(listener.as_ref()));
+                (Arc::clone(listener), names.into_iter().collect())
+            });
+            self.rds_by_listener.insert(name.clone(), entry);
+        }
     }
 
     /// How many resources the client holds of each type.
@@ -259,19 +360,23 @@ impl ClientState {
 /// The EDS names Envoy subscribes to for `clusters`: for each cluster of
 /// type EDS its `eds_cluster_config.service_name`, or its name.
 pub fn eds_names<'a>(clusters: impl Iterator<Item = &'a Cluster>) -> BTreeSet<String> {
-    clusters
-        .filter(|c| {
-            c.cluster_discovery_type == Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32))
-        })
-        .map(|c| {
-            c.eds_cluster_config
-                .as_ref()
-                .map(|e| e.service_name.as_str())
-                .filter(|s| !s.is_empty())
-                .unwrap_or(&c.name)
-                .to_string()
-        })
-        .collect()
+    clusters.filter_map(eds_name).map(str::to_string).collect()
+}
+
+/// The EDS name Envoy subscribes to for `cluster`, if it is of type EDS.
+pub fn eds_name(cluster: &Cluster) -> Option<&str> {
+    if cluster.cluster_discovery_type != Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32))
+    {
+        return None;
+    }
+    Some(
+        cluster
+            .eds_cluster_config
+            .as_ref()
+            .map(|e| e.service_name.as_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&cluster.name),
+    )
 }
 
 /// The RDS names Envoy subscribes to for `listeners`: the route config
@@ -350,6 +455,65 @@ mod tests {
         assert_eq!(names, ["b", "c", "svc-a"]);
     }
 
+    fn mk_listener(name: &str, routes: &[&str]) -> (String, Resource) {
+        let listener = Listener {
+            name: name.to_string(),
+            filter_chains: routes
+                .iter()
+                .map(|r| FilterChain {
+                    filters: vec![mk_hcm_filter(r)],
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        (name.to_string(), Resource::Listener(Arc::new(listener)))
+    }
+
+    #[test]
+    fn follow_ups_track_listener_and_cluster_changes() {
+        let now = Instant::now();
+        let mut state = ClientState::default();
+        assert_eq!(state.follow_up(ENDPOINT_TYPE), None);
+        let (a, b) = (
+            mk_listener("a", &["r1", "r2"]),
+            mk_listener("b", &["r2", "r3"]),
+        );
+        state.replace(now, LISTENER_TYPE, "1", BTreeMap::from([a.clone(), b]));
+        let want = |s: &ClientState, t| {
+            s.follow_up(t)
+                .map(|(ft, n)| (ft, n.into_iter().map(str::to_string).collect::<Vec<_>>()))
+        };
+        assert_eq!(
+            want(&state, LISTENER_TYPE),
+            Some((ROUTE_TYPE, vec!["r1".into(), "r2".into(), "r3".into()]))
+        );
+        // b changes (a new Arc), a stays (the same Arc, its names cached).
+        let b2 = mk_listener("b", &["r4"]);
+        state.apply_delta(now, LISTENER_TYPE, "2", BTreeMap::from([b2]), &[]);
+        assert_eq!(
+            want(&state, LISTENER_TYPE),
+            Some((ROUTE_TYPE, vec!["r1".into(), "r2".into(), "r4".into()]))
+        );
+        state.apply_delta(now, LISTENER_TYPE, "3", BTreeMap::new(), &["a".to_string()]);
+        assert_eq!(
+            want(&state, LISTENER_TYPE),
+            Some((ROUTE_TYPE, vec!["r4".into()]))
+        );
+        let cluster = mk_cluster("c", Some("svc-c"), DiscoveryType::Eds);
+        state.replace(
+            now,
+            CLUSTER_TYPE,
+            "1",
+            BTreeMap::from([("c".to_string(), Resource::Cluster(Arc::new(cluster)))]),
+        );
+        assert_eq!(
+            want(&state, CLUSTER_TYPE),
+            Some((ENDPOINT_TYPE, vec!["svc-c".into()]))
+        );
+        assert_eq!(want(&state, ROUTE_TYPE), None);
+    }
+
     #[test]
     fn rds_names_come_from_every_filter_chain_and_the_default_one() {
         let listener = Listener {
@@ -372,6 +536,14 @@ mod tests {
         };
         let names: Vec<_> = rds_names(std::iter::once(&listener)).into_iter().collect();
         assert_eq!(names, ["9080", "default", "router"]);
+    }
+
+    #[test]
+    fn a_resource_is_two_words() {
+        assert_eq!(
+            std::mem::size_of::<Resource>(),
+            2 * std::mem::size_of::<usize>()
+        );
     }
 
     #[test]
@@ -401,7 +573,7 @@ mod tests {
             now,
             CLUSTER_TYPE,
             "1",
-            BTreeMap::from([("a".to_string(), Resource::Cluster(Box::new(cluster)))]),
+            BTreeMap::from([("a".to_string(), Resource::Cluster(Arc::new(cluster)))]),
         );
         assert!(!state.synced());
         state.replace(now, LISTENER_TYPE, "1", BTreeMap::new());
@@ -412,7 +584,7 @@ mod tests {
             "1",
             BTreeMap::from([(
                 "a".to_string(),
-                Resource::Endpoint(Box::new(ClusterLoadAssignment {
+                Resource::Endpoint(Arc::new(ClusterLoadAssignment {
                     cluster_name: "a".to_string(),
                     ..Default::default()
                 })),

@@ -3,7 +3,10 @@
 //! `weft standalone` serving a copy of `examples/bookinfo`; after every
 //! client's initial sync the reviews VirtualService's weights are rewritten,
 //! and every client must ACK a version holding the new weights, none may
-//! NACK, and every recorded latency must be positive and finite.
+//! NACK, and every recorded latency must be positive and finite. The
+//! traffic counters must see the change (RDS responses and bytes grow by at
+//! least one response per client), and the clients must share decoded
+//! resources (far fewer decodes than resources received).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,6 +21,7 @@ use weft_loadgen::fleet::{Fleet, Protocol};
 use weft_loadgen::measure::{route_weight, summarize};
 use weft_loadgen::node::NodeSpec;
 use weft_loadgen::state::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+use weft_loadgen::traffic::difference;
 
 const CLIENTS: u32 = 20;
 const VS_FILE: &str = "virtual-services.yaml";
@@ -61,7 +65,25 @@ async fn twenty_clients_sotw_and_delta_ack_a_route_change_without_nacks() -> Res
     let vs_path = config.path().join(VS_FILE);
     let mut docs = parse_docs(&std::fs::read_to_string(&vs_path)?)?;
     set_route_weights(&mut docs, "reviews", &[("v1", 10), ("v2", 30), ("v3", 60)])?;
-    let since = fleet.mark(CHANGE, &route_weight(None, "v3", 60));
+    let stats = fleet.intern_stats();
+    let received = fleet.received();
+    let held: usize = fleet
+        .clients
+        .iter()
+        .map(|c| c.lock().state.counts().values().sum::<usize>())
+        .sum();
+    ensure!(
+        stats.decodes > 0 && 4 * stats.decodes <= held as u64,
+        "20 alike proxies hold {held} resources, but {} were decoded: not shared ({stats:?})",
+        stats.decodes
+    );
+    ensure!(
+        received.responses >= 4 * u64::from(CLIENTS) && received.bytes > 0,
+        "every client received CDS, LDS, EDS and RDS: {received:?}"
+    );
+    println!("after the initial sync: {received:?}, {held} resources held, {stats:?}");
+    let (before, acks_before) = (fleet.received_by_type(), fleet.acks());
+    let since = fleet.mark_after(CHANGE, ROUTE_TYPE, &route_weight(None, "v3", 60));
     let tmp = config.path().join(format!(".{VS_FILE}.tmp"));
     std::fs::write(&tmp, render_docs(&docs)?)?;
     std::fs::rename(&tmp, &vs_path).context("replacing the VirtualService file")?;
@@ -72,6 +94,15 @@ async fn twenty_clients_sotw_and_delta_ack_a_route_change_without_nacks() -> Res
         .with_context(|| format!("weft's log:\n{}", weft.process().log_tail(30)))?;
     let nacks = fleet.nacks();
     assert!(nacks.is_empty(), "clients sent NACKs: {nacks:#?}");
+    let rds = difference(&fleet.received_by_type(), &before)
+        .get(ROUTE_TYPE)
+        .copied()
+        .unwrap_or_default();
+    assert!(
+        rds.responses >= u64::from(CLIENTS) && rds.bytes >= rds.responses,
+        "the change reached every client as an RDS response: {rds:?}"
+    );
+    assert!(fleet.acks() >= acks_before + u64::from(CLIENTS));
     for client in &fleet.clients {
         let latency = client.latency(CHANGE).expect("waited for above");
         assert!(
