@@ -1,7 +1,7 @@
 # The two commands the README opens with, and their helpers.
 CARGO ?= cargo
 
-.PHONY: demo demo-cluster test build lint crds clean-tools
+.PHONY: demo demo-cluster test bench build lint crds clean-tools
 
 ## demo: Weft routing a real Envoy, standalone (bookinfo, then shifted weights)
 demo:
@@ -19,6 +19,18 @@ demo-cluster:
 test: lint
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+
+## bench: Weft and istiod side by side on one kube-apiserver (istiod is built
+## from the Go module proxy the first time: many minutes); writes the tables
+## into BENCHMARKS.md and the convergence CDFs into bench/convergence.png.
+## BENCH_ARGS="--sizes 100x100" runs a smaller matrix.
+BENCH_VENV := target/bench-venv
+bench:
+	test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib
+	$(CARGO) build --release --bin weft --bin weft-bench
+	./target/release/weft-bench $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python bench/plot.py target/bench/latencies.csv bench/convergence.png
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -52,7 +52,7 @@ pub const ETCD_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// objects and RBAC roles first; a busy two-core machine needs the margin).
 pub const APISERVER_START_TIMEOUT: Duration = Duration::from_secs(180);
 /// The range Services get cluster IPs from.
-pub const SERVICE_CLUSTER_IP_RANGE: &str = "10.0.0.0/24";
+pub const SERVICE_CLUSTER_IP_RANGE: &str = "10.96.0.0/16";
 /// Start attempts when a port picked as free was taken before the child
 /// bound it.
 const START_ATTEMPTS: usize = 3;
