@@ -181,6 +181,12 @@ pub fn markdown(header: &Header, cells: &[Cell]) -> String {
                 if result.nacks > 0 {
                     notes.push(format!("- {what}: {} NACKs", result.nacks));
                 }
+                if result.reconnects > 0 {
+                    notes.push(format!(
+                        "- {what}: clients reconnected {} times (the server ended or refused their streams)",
+                        result.reconnects
+                    ));
+                }
             }
         }
     }
@@ -250,6 +256,7 @@ mod tests {
                 },
             )],
             nacks: 0,
+            reconnects: 0,
         }
     }
 

@@ -96,6 +96,9 @@ pub struct RunResult {
     pub rss_with_proxies: u64,
     pub pushes: Vec<(Change, Push)>,
     pub nacks: usize,
+    /// Streams the clients had to open again (the server ended or refused
+    /// one; they back off and reconnect as Envoy does).
+    pub reconnects: u32,
 }
 
 impl RunResult {
@@ -183,7 +186,7 @@ impl Bench<'_> {
             }
             pushes.push((change, push));
         }
-        let nacks = fleet.nacks().len();
+        let (nacks, reconnects) = (fleet.nacks().len(), fleet.reconnects());
         drop(fleet);
         drop(running);
         Ok(RunResult {
@@ -192,6 +195,7 @@ impl Bench<'_> {
             rss_with_proxies,
             pushes,
             nacks,
+            reconnects,
         })
     }
 

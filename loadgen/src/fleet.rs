@@ -58,6 +58,13 @@ pub enum FleetError {
     },
 }
 
+/// A client whose stream fails connects again, as Envoy does, after a
+/// backoff doubling from this...
+const RECONNECT_FIRST: Duration = Duration::from_millis(500);
+/// ...up to this (a server that sheds load, as istiod's connection rate
+/// limit does, is retried, not given up on).
+const RECONNECT_MAX: Duration = Duration::from_secs(8);
+
 /// Running clients; dropping the fleet stops them.
 #[derive(Debug)]
 pub struct Fleet {
@@ -79,8 +86,11 @@ impl Fleet {
             let (task_client, address) = (client.clone(), address.to_string());
             let gate = Arc::clone(&gate);
             tasks.push(tokio::spawn(async move {
-                if let Err(err) = task_client.run_gated(&address, Some(&gate)).await {
-                    tracing::warn!(proxy = %task_client.spec.node_id(), %err, "client ended");
+                let mut backoff = RECONNECT_FIRST;
+                while let Err(err) = task_client.run_gated(&address, Some(&gate)).await {
+                    tracing::info!(proxy = %task_client.spec.node_id(), %err, ?backoff, "stream ended; reconnecting");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RECONNECT_MAX);
                 }
             }));
             clients.push(client);
@@ -90,6 +100,14 @@ impl Fleet {
             tasks,
             interner,
         }
+    }
+
+    /// Streams opened beyond one per client: how often clients reconnected.
+    pub fn reconnects(&self) -> u32 {
+        self.clients
+            .iter()
+            .map(|c| c.lock().streams.saturating_sub(1))
+            .sum()
     }
 
     /// Waits until every client completed its initial sync.
