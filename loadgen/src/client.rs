@@ -311,7 +311,11 @@ impl ClientHandle {
                     .state
                     .replace(at, &type_url, &response.version_info, resources);
                 shared.accepted(at, &type_url);
-                follow_up(&shared.state, &type_url, &subscribed)
+                let wanted = follow_up(&shared.state, &type_url, &subscribed);
+                if let Some((follow_type, names)) = &wanted {
+                    shared.state.retain(follow_type, names);
+                }
+                wanted
             };
             send(DiscoveryRequest {
                 type_url: type_url.clone(),

@@ -216,7 +216,12 @@ impl ClientState {
         })
     }
 
-    /// Replaces every resource of `type_url` (a state-of-the-world update).
+    /// Applies a state-of-the-world response. CDS and LDS responses hold
+    /// every resource: what they leave out is removed. EDS and RDS
+    /// responses may hold only what changed (istiod sends just the updated
+    /// load assignments): Envoy keeps the others while it is subscribed to
+    /// them, and so does this ([`ClientState::retain`] drops what is no
+    /// longer subscribed).
     pub fn replace(
         &mut self,
         at: Instant,
@@ -225,13 +230,19 @@ impl ClientState {
         resources: BTreeMap<String, Resource>,
     ) {
         let entry = self.types.entry(type_url.to_string()).or_default();
-        let removed = entry
-            .resources
-            .keys()
-            .filter(|k| !resources.contains_key(*k))
-            .count();
         let updated = resources.len();
-        entry.resources = resources;
+        let removed = if type_url == CLUSTER_TYPE || type_url == LISTENER_TYPE {
+            let removed = entry
+                .resources
+                .keys()
+                .filter(|k| !resources.contains_key(*k))
+                .count();
+            entry.resources = resources;
+            removed
+        } else {
+            entry.resources.extend(resources);
+            0
+        };
         entry.version = version.to_string();
         entry.received = true;
         if type_url == LISTENER_TYPE {
@@ -244,6 +255,14 @@ impl ClientState {
             updated,
             removed,
         });
+    }
+
+    /// Drops the resources of `type_url` not in `names` (the client
+    /// unsubscribed from them).
+    pub fn retain(&mut self, type_url: &str, names: &BTreeSet<String>) {
+        if let Some(entry) = self.types.get_mut(type_url) {
+            entry.resources.retain(|name, _| names.contains(name));
+        }
     }
 
     /// Adds, updates and removes resources of `type_url` (a delta update).
@@ -596,5 +615,36 @@ mod tests {
         state.apply_delta(now, ENDPOINT_TYPE, "2", BTreeMap::new(), &["a".to_string()]);
         assert!(!state.synced());
         assert_eq!(state.history.last().map(|h| h.removed), Some(1));
+    }
+
+    #[test]
+    fn sotw_cds_replaces_while_eds_keeps_what_a_response_leaves_out() {
+        let now = Instant::now();
+        let mut state = ClientState::default();
+        let cla = |name: &str| {
+            let assignment = ClusterLoadAssignment {
+                cluster_name: name.to_string(),
+                ..Default::default()
+            };
+            BTreeMap::from([(name.to_string(), Resource::Endpoint(Arc::new(assignment)))])
+        };
+        let cluster = |name: &str| {
+            let cluster = mk_cluster(name, None, DiscoveryType::Eds);
+            BTreeMap::from([(name.to_string(), Resource::Cluster(Arc::new(cluster)))])
+        };
+        state.replace(now, ENDPOINT_TYPE, "1", cla("a"));
+        state.replace(now, ENDPOINT_TYPE, "2", cla("b"));
+        assert_eq!(state.counts().get(ENDPOINT_TYPE), Some(&2));
+        state.replace(now, CLUSTER_TYPE, "1", cluster("a"));
+        state.replace(now, CLUSTER_TYPE, "2", cluster("b"));
+        assert_eq!(state.counts().get(CLUSTER_TYPE), Some(&1));
+        state.retain(ENDPOINT_TYPE, &BTreeSet::from(["b".to_string()]));
+        assert_eq!(
+            state
+                .resources(ENDPOINT_TYPE)
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>(),
+            ["b"]
+        );
     }
 }

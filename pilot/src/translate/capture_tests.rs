@@ -311,5 +311,8 @@ fn capture_proxies_share_resources_when_their_addresses_serve_the_same_ports() {
     // By labels, without addresses, the same workload is not confused
     // with an address-less client either.
     let by_labels = captured(&[], &[("app", "reviews")]);
-    assert_ne!(sharing_key(&mesh, &by_labels), sharing_key(&mesh, &captured(&[], &[])));
+    assert_ne!(
+        sharing_key(&mesh, &by_labels),
+        sharing_key(&mesh, &captured(&[], &[]))
+    );
 }
