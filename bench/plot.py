@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 CHANGES = [
     ("full", "full push (connect)"),
@@ -46,6 +47,7 @@ def main(source, target):
                 fractions = [(i + 1) / len(values) for i in range(len(values))]
                 ax.step(values, fractions, where="post", color=color, label=system)
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_ylim(0, 1.02)
             ax.grid(True, which="both", alpha=0.3)
             ax.set_title(f"{title}\n{size[0]} services, {size[1]} proxies", fontsize=9)
