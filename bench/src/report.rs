@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use weft_loadgen::measure::summarize;
+
 use crate::run::{Change, Push, RunResult};
 use crate::systems::System;
 
@@ -43,15 +45,6 @@ fn mib(bytes: u64) -> String {
 
 fn ms(d: Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1000.0)
-}
-
-/// The `q` quantile (nearest rank) of `samples`.
-pub fn quantile(samples: &[Duration], q: f64) -> Option<Duration> {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let last = sorted.len().checked_sub(1)?;
-    let rank = ((q * sorted.len() as f64).ceil() as usize).saturating_sub(1);
-    sorted.get(rank.min(last)).copied()
 }
 
 fn ratio(weft: f64, istiod: f64) -> String {
@@ -115,12 +108,13 @@ pub fn markdown(header: &Header, cells: &[Cell]) -> String {
     out.push_str("| services | proxies | change | Weft p50 | Weft p99 | istiod p50 | istiod p99 | p99 Weft / istiod |\n|---|---|---|---|---|---|---|---|\n");
     for &size in &sizes {
         for change in Change::MEASURED {
-            let q = |s: System, q: f64| {
-                push(cells, s, size, change).and_then(|p| quantile(&p.latencies, q))
-            };
+            let summary =
+                |s: System| push(cells, s, size, change).and_then(|p| summarize(&p.latencies));
+            let p50 = |s: System| summary(s).map(|sum| sum.p50);
+            let p99 = |s: System| summary(s).map(|sum| sum.p99);
             let show = |d: Option<Duration>| d.map_or("-".into(), ms);
-            let r = q(System::Weft, 0.99)
-                .zip(q(System::Istiod, 0.99))
+            let r = p99(System::Weft)
+                .zip(p99(System::Istiod))
                 .map_or("-".into(), |(w, i)| ratio(w.as_secs_f64(), i.as_secs_f64()));
             let _ = writeln!(
                 out,
@@ -128,10 +122,10 @@ pub fn markdown(header: &Header, cells: &[Cell]) -> String {
                 size.0,
                 size.1,
                 change.label(),
-                show(q(System::Weft, 0.5)),
-                show(q(System::Weft, 0.99)),
-                show(q(System::Istiod, 0.5)),
-                show(q(System::Istiod, 0.99)),
+                show(p50(System::Weft)),
+                show(p99(System::Weft)),
+                show(p50(System::Istiod)),
+                show(p99(System::Istiod)),
                 r
             );
         }
@@ -272,9 +266,10 @@ mod tests {
     #[test]
     fn quantiles_use_the_nearest_rank() {
         let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(quantile(&samples, 0.5), Some(Duration::from_millis(50)));
-        assert_eq!(quantile(&samples, 0.99), Some(Duration::from_millis(99)));
-        assert_eq!(quantile(&[], 0.5), None);
+        let summary = summarize(&samples);
+        assert_eq!(summary.map(|s| s.p50), Some(Duration::from_millis(50)));
+        assert_eq!(summary.map(|s| s.p99), Some(Duration::from_millis(99)));
+        assert_eq!(summarize(&[]), None);
     }
 
     #[test]

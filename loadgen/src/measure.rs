@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::address;
-use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    ClusterLoadAssignment, lb_endpoint::HostIdentifier,
+};
 use envoy_types::pb::envoy::config::route::v3::{
     RouteConfiguration, route::Action, route_action::ClusterSpecifier,
 };
@@ -110,19 +112,39 @@ pub fn route_weight(route_config: Option<&str>, subset: &str, weight: u32) -> Pr
 }
 
 fn sends_weight(route: &RouteConfiguration, cluster_part: &str, weight: u32) -> bool {
+    weighted_clusters(route).any(|(name, w)| name.contains(cluster_part) && w == Some(weight))
+}
+
+/// Every (cluster, weight) of the weighted-cluster routes of `route`.
+pub fn weighted_clusters(route: &RouteConfiguration) -> impl Iterator<Item = (&str, Option<u32>)> {
     route
         .virtual_hosts
         .iter()
         .flat_map(|vh| vh.routes.iter())
         .filter_map(|r| match &r.action {
-            Some(Action::Route(action)) => action.cluster_specifier.as_ref(),
+            Some(Action::Route(action)) => match &action.cluster_specifier {
+                Some(ClusterSpecifier::WeightedClusters(w)) => Some(w.clusters.iter()),
+                _ => None,
+            },
             _ => None,
         })
-        .any(|spec| match spec {
-            ClusterSpecifier::WeightedClusters(w) => w.clusters.iter().any(|c| {
-                c.name.contains(cluster_part) && c.weight.as_ref().map(|w| w.value) == Some(weight)
-            }),
-            _ => false,
+        .flatten()
+        .map(|c| (c.name.as_str(), c.weight.as_ref().map(|w| w.value)))
+}
+
+/// The socket addresses (IPs, without ports) of a load assignment.
+pub fn addresses(assignment: &ClusterLoadAssignment) -> impl Iterator<Item = &str> {
+    assignment
+        .endpoints
+        .iter()
+        .flat_map(|l| l.lb_endpoints.iter())
+        .filter_map(|lb| match &lb.host_identifier {
+            Some(HostIdentifier::Endpoint(ep)) => ep.address.as_ref(),
+            _ => None,
+        })
+        .filter_map(|a| match &a.address {
+            Some(address::Address::SocketAddress(sa)) => Some(sa.address.as_str()),
+            _ => None,
         })
 }
 
@@ -132,16 +154,7 @@ pub fn endpoint_address(cluster: &str, ip: &str) -> Predicate {
     Arc::new(move |s: &ClientState| {
         s.endpoints()
             .filter(|e| e.cluster_name == cluster)
-            .flat_map(|e| e.endpoints.iter())
-            .flat_map(|l| l.lb_endpoints.iter())
-            .filter_map(|lb| match &lb.host_identifier {
-                Some(HostIdentifier::Endpoint(ep)) => ep.address.as_ref(),
-                _ => None,
-            })
-            .any(|a| match &a.address {
-                Some(address::Address::SocketAddress(sa)) => sa.address == ip,
-                _ => false,
-            })
+            .any(|e| addresses(e).any(|a| a == ip))
     })
 }
 
