@@ -70,6 +70,34 @@ async fn install_on(pair: &SidecarPair, servers: &[&Sidecar], yaml: &str) -> any
     Ok(())
 }
 
+/// Waits until the calling sidecar's cluster for reviews balances round robin.
+async fn wait_for_round_robin(pair: &SidecarPair) -> anyhow::Result<()> {
+    weft_e2e::wait_for(
+        "the client's Envoy to balance reviews round robin",
+        Duration::from_secs(20),
+        || async {
+            let dump = pair.client().config_dump().await.ok()?;
+            let dump: serde_json::Value = serde_json::from_str(&dump).ok()?;
+            let reviews: Vec<_> = dump["configs"]
+                .as_array()?
+                .iter()
+                .filter_map(|config| config["dynamic_active_clusters"].as_array())
+                .flatten()
+                .map(|active| &active["cluster"])
+                .filter(|cluster| {
+                    cluster["name"]
+                        .as_str()
+                        .is_some_and(|n| n.contains("reviews"))
+                })
+                .collect();
+            // ROUND_ROBIN is the proto default, which the dump leaves out.
+            let round_robin = reviews.iter().all(|c| c.get("lb_policy").is_none());
+            (!reviews.is_empty() && round_robin).then_some(())
+        },
+    )
+    .await
+}
+
 /// The amount in `x-ratelimit-limit` (`5, 5;w=10` -> `5`).
 fn limit_of(reply: &Reply) -> Option<String> {
     let value = reply.header("x-ratelimit-limit")?;
@@ -254,12 +282,26 @@ async fn two_instances_together_admit_no_more_than_the_global_budget() -> anyhow
     const BUDGET: u64 = 6;
     let pair = SidecarPair::start(SidecarOptions::default()).await?;
     let second = pair.start_server_instance().await?;
+    // Round robin (the sidecars run one worker) alternates the calls over
+    // the two instances, so each admits some: with Envoy's default least
+    // request, a run of six picks of one instance is a 1-in-32 chance.
+    let round_robin = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+";
     install_on(
         &pair,
         &[pair.server(), second.sidecar()],
-        &global_quota(BUDGET as u32, "Closed"),
+        &format!(
+            "{}---\n{round_robin}",
+            global_quota(BUDGET as u32, "Closed")
+        ),
     )
     .await?;
+    wait_for_round_robin(&pair).await?;
     pair.app().reset_requests();
     second.app().reset_requests();
 
