@@ -163,7 +163,13 @@ impl Stores {
                 changes.clone(),
                 metrics.clone(),
             ),
-            pods: watch::watch_all(client, "Pod", changes.clone(), metrics.clone()),
+            pods: watch::watch_all_trimmed(
+                client,
+                "Pod",
+                changes.clone(),
+                metrics.clone(),
+                watch::trim_pod,
+            ),
         }
     }
 

@@ -13,6 +13,7 @@
 use std::fmt::Debug;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -63,8 +64,9 @@ impl WatchMetrics {
     }
 }
 
-/// Starts watching every `K` in the cluster; returns the store it keeps.
-/// The watch runs until the process ends; its failures count in `metrics`.
+/// Starts watching every `K` in the cluster; returns the store it keeps
+/// (without [`strip_bookkeeping`]'s fields). The watch runs until the
+/// process ends; its failures count in `metrics`.
 pub fn watch_all<K>(
     client: &Client,
     kind: &'static str,
@@ -74,10 +76,25 @@ pub fn watch_all<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    watch_all_trimmed(client, kind, changes, metrics, strip_bookkeeping)
+}
+
+/// [`watch_all`], keeping of each object what `trim` leaves.
+pub fn watch_all_trimmed<K>(
+    client: &Client,
+    kind: &'static str,
+    changes: mpsc::UnboundedSender<()>,
+    metrics: WatchMetrics,
+    trim: fn(&mut K),
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let (reader, writer) = reflector::store();
     let api: Api<K> = Api::all(client.clone());
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(trim)
         .reflect(writer);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -103,12 +120,99 @@ where
     reader
 }
 
+/// Drops what the apiserver and kubectl add to objects and Weft never
+/// reads: the field managers, and kubectl's copy of the last applied
+/// object. They are often most of a small object's size, and the stores
+/// hold every Pod in the cluster.
+pub fn strip_bookkeeping<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+/// Of a Pod, Weft reads the name, namespace, labels and service account
+/// (of the endpoints whose EndpointSlice `targetRef` names it); the rest
+/// (containers, volumes, annotations, status) is most of its size and is
+/// dropped.
+pub fn trim_pod(pod: &mut Pod) {
+    let service_account = pod
+        .spec
+        .as_mut()
+        .and_then(|spec| spec.service_account_name.take());
+    pod.spec = Some(PodSpec {
+        service_account_name: service_account,
+        ..PodSpec::default()
+    });
+    pod.status = None;
+    pod.metadata.annotations = None;
+    strip_bookkeeping(pod);
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use prometheus_client::encoding::text::encode;
 
     use super::*;
+
+    #[test]
+    fn bookkeeping_is_stripped_and_the_rest_kept() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("reviews-1".into());
+        pod.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+        pod.metadata.annotations = Some(
+            [
+                (LAST_APPLIED.to_string(), "{}".to_string()),
+                ("sidecar.istio.io/inject".to_string(), "true".to_string()),
+            ]
+            .into(),
+        );
+        strip_bookkeeping(&mut pod);
+        assert_eq!(pod.metadata.managed_fields, None);
+        assert_eq!(
+            pod.metadata.annotations,
+            Some([("sidecar.istio.io/inject".to_string(), "true".to_string())].into())
+        );
+        assert_eq!(pod.metadata.name.as_deref(), Some("reviews-1"));
+
+        pod.metadata.annotations = Some([(LAST_APPLIED.to_string(), "{}".to_string())].into());
+        strip_bookkeeping(&mut pod);
+        assert_eq!(pod.metadata.annotations, None);
+    }
+
+    #[test]
+    fn a_pod_keeps_its_name_labels_and_service_account_only() {
+        use k8s_openapi::api::core::v1::{Container, PodStatus};
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("reviews-1".into());
+        pod.metadata.namespace = Some("default".into());
+        pod.metadata.labels = Some([("app".to_string(), "reviews".to_string())].into());
+        pod.metadata.annotations = Some([("a".to_string(), "b".to_string())].into());
+        pod.spec = Some(PodSpec {
+            service_account_name: Some("bookinfo-reviews".into()),
+            containers: vec![Container::default()],
+            ..PodSpec::default()
+        });
+        pod.status = Some(PodStatus::default());
+        let mut expected = Pod::default();
+        expected.metadata.name = pod.metadata.name.clone();
+        expected.metadata.namespace = pod.metadata.namespace.clone();
+        expected.metadata.labels = pod.metadata.labels.clone();
+        expected.spec = Some(PodSpec {
+            service_account_name: Some("bookinfo-reviews".into()),
+            ..PodSpec::default()
+        });
+        trim_pod(&mut pod);
+        assert_eq!(pod, expected);
+    }
 
     #[test]
     fn restarts_are_counted_per_kind_from_zero() {

@@ -1,12 +1,20 @@
 //! One ADS stream's state: what the proxy subscribed to, what it was sent,
 //! and what it accepted. Pure: requests and new resource sets in,
 //! responses out; the server does the I/O.
+//!
+//! Clusters and listeners are sent whole: a state-of-the-world response
+//! for a wildcard type removes what it leaves out. Load assignments and
+//! route configurations are named, and a response need not repeat the ones
+//! the proxy already holds, so a push sends only those whose content
+//! changed (as istiod does for endpoints): churn in one service no longer
+//! re-sends every service's endpoints to every proxy.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
-use super::resources::version_of;
+use super::resources::{Resource, version_of};
 use super::{TypeUrl, ViewResources};
 
 #[derive(Debug)]
@@ -24,6 +32,9 @@ struct Watch {
     sent: Option<(String, String)>,
     /// The last version the proxy accepted.
     acked: Option<String>,
+    /// Of a named type, the content hash of each resource sent, by a hash
+    /// of its name; empty when the next response must be whole.
+    held: HashMap<u64, u64>,
 }
 
 /// What a request meant, for logs and metrics.
@@ -87,6 +98,8 @@ impl Connection {
                     .map(|(v, _)| v.clone())
                     .unwrap_or_default();
                 watch.names = names;
+                // What it kept is unknown: the next response is whole.
+                watch.held.clear();
                 let outcome = RequestOutcome::Nack {
                     version: rejected,
                     kept: watch.acked.clone(),
@@ -105,7 +118,7 @@ impl Connection {
         if !request.response_nonce.is_empty() {
             watch.acked = Some(request.version_info.clone());
         }
-        let response = self.respond(type_url, resources);
+        let response = self.respond(type_url, resources, Content::All);
         (RequestOutcome::Subscribe, vec![response])
     }
 
@@ -124,22 +137,50 @@ impl Connection {
             let changed = watch.sent.as_ref().map(|(v, _)| v) != Some(&version);
             let follows = type_url.follows().is_some_and(|t| sent.contains(&t));
             if changed || follows {
-                responses.push(self.respond(type_url, resources));
+                // Clusters and listeners being replaced wait for all of
+                // their endpoints and routes: send those whole.
+                let content = if follows {
+                    Content::All
+                } else {
+                    Content::Changed
+                };
+                responses.push(self.respond(type_url, resources, content));
                 sent.insert(type_url);
             }
         }
         responses
     }
 
-    fn respond(&mut self, type_url: TypeUrl, resources: &ViewResources) -> DiscoveryResponse {
+    fn respond(
+        &mut self,
+        type_url: TypeUrl,
+        resources: &ViewResources,
+        content: Content,
+    ) -> DiscoveryResponse {
         self.next_nonce += 1;
         let nonce = self.next_nonce.to_string();
         let watch = self.watches.entry(type_url).or_default();
         let selected = resources.select(type_url, watch.names.as_ref());
         let version = version_of(&selected);
+        let included: Vec<&Resource> = if type_url.is_wildcard() {
+            selected.iter().map(|(_, r)| *r).collect()
+        } else {
+            let held = std::mem::take(&mut watch.held);
+            watch.held = selected
+                .iter()
+                .map(|(name, r)| (name_hash(name), r.hash))
+                .collect();
+            selected
+                .iter()
+                .filter(|(name, r)| {
+                    content == Content::All || held.get(&name_hash(name)) != Some(&r.hash)
+                })
+                .map(|(_, r)| *r)
+                .collect()
+        };
         let response = DiscoveryResponse {
             version_info: version.clone(),
-            resources: selected.iter().map(|(_, r)| (*r.any).clone()).collect(),
+            resources: included.iter().map(|r| (*r.any).clone()).collect(),
             type_url: type_url.as_str().to_string(),
             nonce: nonce.clone(),
             ..Default::default()
@@ -147,6 +188,19 @@ impl Connection {
         watch.sent = Some((version, nonce));
         response
     }
+}
+
+/// Whether a response of a named type repeats what the proxy holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Content {
+    All,
+    Changed,
+}
+
+fn name_hash(name: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    name.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// `None` for a wildcard subscription: a wildcard type with no names, or
@@ -264,6 +318,87 @@ mod tests {
             vec![TypeUrl::ClusterLoadAssignment.as_str()],
             "endpoint churn touches EDS only"
         );
+    }
+
+    /// Two services, `ratings` always at 10.0.1.1.
+    fn two_services(version: u64, reviews_at: &str) -> MeshSnapshot {
+        let mut snapshot = mk_snapshot(version, reviews_at);
+        let mut ratings = snapshot.services[REVIEWS].clone();
+        ratings.hostname = "ratings.default.svc.cluster.local".into();
+        ratings.endpoints[0].address = "10.0.1.1".into();
+        snapshot.services.insert(ratings.hostname.clone(), ratings);
+        snapshot
+    }
+
+    const REVIEWS: &str = "reviews.default.svc.cluster.local";
+    const RATINGS_EDS: &str = "outbound|9080||ratings.default.svc.cluster.local";
+
+    fn eds_names(response: &DiscoveryResponse) -> Vec<String> {
+        response
+            .resources
+            .iter()
+            .map(|any| {
+                use prost::Message;
+                envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment::decode(
+                    any.value.as_slice(),
+                )
+                .unwrap()
+                .cluster_name
+            })
+            .collect()
+    }
+
+    /// Subscribes to both services' endpoints and ACKs; returns the EDS
+    /// response.
+    fn subscribed(conn: &mut Connection, r: &ViewResources) -> DiscoveryResponse {
+        let names = [EDS_NAME, RATINGS_EDS];
+        let (_, cds) = conn.on_request(&mk_request(TypeUrl::Cluster, &[], None), r);
+        conn.on_request(&mk_request(TypeUrl::Cluster, &[], Some(&cds[0])), r);
+        let (_, eds) =
+            conn.on_request(&mk_request(TypeUrl::ClusterLoadAssignment, &names, None), r);
+        conn.on_request(
+            &mk_request(TypeUrl::ClusterLoadAssignment, &names, Some(&eds[0])),
+            r,
+        );
+        eds[0].clone()
+    }
+
+    #[test]
+    fn an_endpoint_push_sends_only_the_load_assignments_that_changed() {
+        let r1 = resources(&two_services(1, "10.0.0.1"));
+        let mut conn = Connection::new("p1");
+        let first = subscribed(&mut conn, &r1);
+        assert_eq!(eds_names(&first).len(), 2, "the first response is whole");
+
+        let r2 = resources(&two_services(2, "10.0.0.2"));
+        let pushed = conn.on_resources(&r2);
+        assert_eq!(pushed.len(), 1);
+        assert_eq!(eds_names(&pushed[0]), [EDS_NAME]);
+        assert_ne!(pushed[0].version_info, first.version_info);
+    }
+
+    #[test]
+    fn after_a_nack_the_next_endpoint_push_is_whole() {
+        let r1 = resources(&two_services(1, "10.0.0.1"));
+        let mut conn = Connection::new("p1");
+        subscribed(&mut conn, &r1);
+        let r2 = resources(&two_services(2, "10.0.0.2"));
+        let pushed = conn.on_resources(&r2);
+        let mut nack = mk_request(
+            TypeUrl::ClusterLoadAssignment,
+            &[EDS_NAME, RATINGS_EDS],
+            Some(&pushed[0]),
+        );
+        nack.error_detail = Some(Status {
+            code: 3,
+            message: "bad endpoints".into(),
+            details: vec![],
+        });
+        conn.on_request(&nack, &r2);
+
+        let r3 = resources(&two_services(3, "10.0.0.3"));
+        let pushed = conn.on_resources(&r3);
+        assert_eq!(eds_names(&pushed[0]).len(), 2);
     }
 
     #[test]

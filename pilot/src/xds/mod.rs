@@ -19,6 +19,7 @@
 mod cache;
 mod connection;
 mod delta;
+mod grpc;
 mod incremental;
 pub mod metrics;
 pub mod node;
@@ -29,6 +30,7 @@ mod server;
 pub use cache::ResourceCache;
 pub use connection::{Connection, RequestOutcome};
 pub use delta::DeltaConnection;
+pub use grpc::AdsService;
 pub use incremental::{ChangeSet, diff};
 pub use metrics::XdsMetrics;
 pub use node::proxy_view;

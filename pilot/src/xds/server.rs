@@ -1,31 +1,26 @@
-//! The tonic service: one task per ADS stream, state of the world or delta.
+//! The ADS server: one task per stream, state of the world or delta;
+//! [`super::grpc`] frames its responses.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-    aggregated_discovery_service_server::{
-        AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-    },
 };
-use futures::Stream;
+use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::grpc::AdsService;
 use super::metrics::XdsProtocol;
 use super::{
     Connection, DeltaConnection, Rejections, RequestOutcome, ResourceCache, TypeUrl, ViewResources,
     XdsMetrics, proxy_view,
 };
 use crate::model::MeshSnapshot;
-
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Responses a stream may have queued before it waits for the proxy to
 /// read. While it waits, newer snapshots replace older ones in the watch
@@ -66,21 +61,21 @@ impl AdsServer {
         self
     }
 
-    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<Self> {
-        AggregatedDiscoveryServiceServer::new(self)
+    /// The gRPC service (`tonic::transport::Server::add_service`).
+    pub fn into_service(self) -> AdsService {
+        AdsService::new(self)
     }
 
-    fn spawn<P: Protocol>(
+    /// Serves one stream, from `peer`, in a task of its own; returns the
+    /// responses it queues.
+    pub(super) fn spawn<P: Protocol>(
         &self,
-        request: Request<Streaming<P::Request>>,
-    ) -> ResponseStream<P::Response> {
-        let peer = request
-            .remote_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        inbound: Streaming<P::Request>,
+        peer: String,
+    ) -> mpsc::Receiver<Result<P::Response, Status>> {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let stream = AdsStream::<P> {
-            inbound: request.into_inner(),
+            inbound,
             outbound: tx,
             snapshots: self.snapshots.clone(),
             cache: self.cache.clone(),
@@ -92,37 +87,17 @@ impl AdsServer {
                 .run()
                 .instrument(info_span!("ads", %peer, protocol = P::NAME)),
         );
-        Box::pin(ReceiverStream::new(rx))
-    }
-}
-
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsServer {
-    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
-    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
-
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.spawn::<Connection>(request)))
-    }
-
-    async fn delta_aggregated_resources(
-        &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.spawn::<DeltaConnection>(request)))
+        rx
     }
 }
 
 /// What differs between state-of-the-world and delta streams; the stream
 /// loop is the same.
-trait Protocol: Sized + Send + 'static {
+pub(super) trait Protocol: Sized + Send + 'static {
     const NAME: &'static str;
     const PROTOCOL: XdsProtocol;
-    type Request: Send + Sync + 'static + std::fmt::Debug;
-    type Response: Send + 'static;
+    type Request: Message + Default + Send + Sync + 'static + std::fmt::Debug;
+    type Response: Message + Default + Send + 'static;
     fn new(proxy: String) -> Self;
     fn node(request: &Self::Request) -> Option<&Node>;
     fn type_url(request: &Self::Request) -> &str;
