@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
@@ -27,7 +28,8 @@ pub struct Connection {
 #[derive(Debug, Default)]
 struct Watch {
     /// `None`: every resource of the type (wildcard).
-    names: Option<BTreeSet<String>>,
+    /// The names are the resource sets' own strings (see `delta::Held`).
+    names: Option<BTreeSet<Arc<str>>>,
     /// Version and nonce of the last response sent.
     sent: Option<(String, String)>,
     /// The last version the proxy accepted.
@@ -83,7 +85,7 @@ impl Connection {
         let Some(type_url) = TypeUrl::parse(&request.type_url) else {
             return (RequestOutcome::UnknownType, Vec::new());
         };
-        let names = requested_names(type_url, &request.resource_names);
+        let names = requested_names(type_url, &request.resource_names, resources);
         let watch = self.watches.entry(type_url).or_default();
         let first = watch.sent.is_none();
         if !request.response_nonce.is_empty() {
@@ -205,11 +207,20 @@ fn name_hash(name: &str) -> u64 {
 
 /// `None` for a wildcard subscription: a wildcard type with no names, or
 /// with `*` among them.
-fn requested_names(type_url: TypeUrl, names: &[String]) -> Option<BTreeSet<String>> {
+fn requested_names(
+    type_url: TypeUrl,
+    names: &[String],
+    resources: &ViewResources,
+) -> Option<BTreeSet<Arc<str>>> {
     if type_url.is_wildcard() && (names.is_empty() || names.iter().any(|n| n == "*")) {
         None
     } else {
-        Some(names.iter().cloned().collect())
+        Some(
+            names
+                .iter()
+                .map(|n| resources.shared_name(type_url, n))
+                .collect(),
+        )
     }
 }
 

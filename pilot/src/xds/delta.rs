@@ -4,6 +4,7 @@
 //! removals are named. Pure, like [`super::Connection`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as PbResource,
@@ -19,14 +20,20 @@ pub struct DeltaConnection {
     next_nonce: u64,
 }
 
+/// Resource name -> version (the content hash) the proxy holds. The names
+/// are the resource sets' own strings, shared by every connection: with
+/// thousands of clusters, copies of them were most of a connection's size.
+/// `None`: a version Weft did not write (sent by a reconnecting proxy).
+type Held = BTreeMap<Arc<str>, Option<u64>>;
+
 #[derive(Debug, Default)]
 struct DeltaWatch {
     wildcard: bool,
-    names: BTreeSet<String>,
+    names: BTreeSet<Arc<str>>,
     /// What the proxy holds (or will, once it accepts what is in flight).
-    known: BTreeMap<String, String>,
+    known: Held,
     /// The last response not yet answered, and what the proxy held before it.
-    pending: Option<(String, BTreeMap<String, String>)>,
+    pending: Option<(String, Held)>,
     answered_once: bool,
 }
 
@@ -36,14 +43,18 @@ impl DeltaWatch {
         &self,
         type_url: TypeUrl,
         resources: &'a ViewResources,
-    ) -> Vec<(&'a str, &'a Resource)> {
+    ) -> Vec<(&'a Arc<str>, &'a Resource)> {
         let names = (!self.wildcard).then_some(&self.names);
-        resources.select(type_url, names)
+        resources.select_shared(type_url, names)
     }
 }
 
-fn resource_version(resource: &Resource) -> String {
-    format!("{:016x}", resource.hash)
+fn resource_version(hash: u64) -> String {
+    format!("{hash:016x}")
+}
+
+fn parse_version(version: &str) -> Option<u64> {
+    u64::from_str_radix(version, 16).ok()
 }
 
 impl DeltaConnection {
@@ -60,8 +71,16 @@ impl DeltaConnection {
     }
 
     /// The resources (name -> version) the proxy holds of `type_url`.
-    pub fn known(&self, type_url: TypeUrl) -> Option<&BTreeMap<String, String>> {
-        self.watches.get(&type_url).map(|w| &w.known)
+    pub fn known(&self, type_url: TypeUrl) -> Option<BTreeMap<String, String>> {
+        let watch = self.watches.get(&type_url)?;
+        let version = |v: &Option<u64>| v.map(resource_version).unwrap_or_default();
+        Some(
+            watch
+                .known
+                .iter()
+                .map(|(name, v)| (name.to_string(), version(v)))
+                .collect(),
+        )
     }
 
     pub fn on_request(
@@ -101,7 +120,7 @@ impl DeltaConnection {
             watch.known = request
                 .initial_resource_versions
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (resources.shared_name(type_url, k), parse_version(v)))
                 .collect();
             watch.wildcard = type_url.is_wildcard() && request.resource_names_subscribe.is_empty();
         }
@@ -111,10 +130,10 @@ impl DeltaConnection {
             if name == "*" {
                 watch.wildcard = true;
             } else {
-                watch.names.insert(name.clone());
+                watch.names.insert(resources.shared_name(type_url, name));
                 // Asked again: the proxy wants it sent even if it had it.
                 if !first {
-                    watch.known.remove(name);
+                    watch.known.remove(name.as_str());
                 }
             }
         }
@@ -122,8 +141,8 @@ impl DeltaConnection {
             if name == "*" {
                 watch.wildcard = false;
             } else {
-                watch.names.remove(name);
-                watch.known.remove(name);
+                watch.names.remove(name.as_str());
+                watch.known.remove(name.as_str());
             }
         }
         if !changed_subscription || matches!(outcome, RequestOutcome::Nack { .. }) {
@@ -150,7 +169,7 @@ impl DeltaConnection {
                 Some(parent) if updated.contains_key(&parent) => self
                     .watches
                     .get(&type_url)
-                    .map(|w| w.names.clone())
+                    .map(|w| w.names.iter().map(|n| n.to_string()).collect())
                     .unwrap_or_default(),
                 _ => BTreeSet::new(),
             };
@@ -176,25 +195,20 @@ impl DeltaConnection {
     ) -> Option<DeltaDiscoveryResponse> {
         let watch = self.watches.get_mut(&type_url)?;
         let wanted = watch.wanted(type_url, resources);
-        let present: BTreeSet<&str> = wanted.iter().map(|(n, _)| *n).collect();
-        let changed: Vec<PbResource> = wanted
+        let present: BTreeSet<&str> = wanted.iter().map(|(n, _)| &***n).collect();
+        let changed: Vec<(&Arc<str>, &Resource)> = wanted
             .iter()
             .filter(|(name, r)| {
-                resend.contains(*name) || watch.known.get(*name) != Some(&resource_version(r))
+                resend.contains(&***name) || watch.known.get(&***name) != Some(&Some(r.hash))
             })
-            .map(|(name, r)| PbResource {
-                name: name.to_string(),
-                version: resource_version(r),
-                resource: Some((*r.any).clone()),
-                ..Default::default()
-            })
+            .copied()
             .collect();
         // Held but gone, and subscribed names that do not exist (so that
         // Envoy stops waiting for them).
-        let mut removed: BTreeSet<String> = watch
+        let mut removed: BTreeSet<Arc<str>> = watch
             .known
             .keys()
-            .filter(|n| !present.contains(n.as_str()))
+            .filter(|n| !present.contains(&***n))
             .cloned()
             .collect();
         if always {
@@ -202,7 +216,7 @@ impl DeltaConnection {
                 watch
                     .names
                     .iter()
-                    .filter(|n| !present.contains(n.as_str()))
+                    .filter(|n| !present.contains(&***n))
                     .cloned(),
             );
         }
@@ -210,8 +224,8 @@ impl DeltaConnection {
             return None;
         }
         let before = watch.known.clone();
-        for r in &changed {
-            watch.known.insert(r.name.clone(), r.version.clone());
+        for (name, r) in &changed {
+            watch.known.insert(Arc::clone(name), Some(r.hash));
         }
         for name in &removed {
             watch.known.remove(name);
@@ -220,11 +234,20 @@ impl DeltaConnection {
         let nonce = self.next_nonce.to_string();
         watch.pending = Some((nonce.clone(), before));
         watch.answered_once = true;
+        let version_set: Vec<(&str, &Resource)> = wanted.iter().map(|(n, r)| (&***n, *r)).collect();
         Some(DeltaDiscoveryResponse {
-            system_version_info: version_of(&wanted),
-            resources: changed,
+            system_version_info: version_of(&version_set),
+            resources: changed
+                .iter()
+                .map(|(name, r)| PbResource {
+                    name: name.to_string(),
+                    version: resource_version(r.hash),
+                    resource: Some((*r.any).clone()),
+                    ..Default::default()
+                })
+                .collect(),
             type_url: type_url.as_str().to_string(),
-            removed_resources: removed.into_iter().collect(),
+            removed_resources: removed.iter().map(|n| n.to_string()).collect(),
             nonce,
             ..Default::default()
         })

@@ -74,11 +74,15 @@ pub struct Resource {
     pub hash: u64,
 }
 
+/// Resources by name. The names are shared, so that connections can keep
+/// the names they were sent without copies of their own.
+type Named = BTreeMap<Arc<str>, Resource>;
+
 /// Every resource of one view, by type and name, plus the router's virtual
 /// hosts by service host, so that an update can replace some of them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ViewResources {
-    by_type: BTreeMap<TypeUrl, BTreeMap<String, Resource>>,
+    by_type: BTreeMap<TypeUrl, Named>,
     router_hosts: BTreeMap<String, Arc<RouterHost>>,
     router_template: Option<RouteConfiguration>,
 }
@@ -155,18 +159,13 @@ impl ViewResources {
         next
     }
 
-    fn set(&mut self, type_url: TypeUrl, resources: BTreeMap<String, Resource>) {
+    fn set(&mut self, type_url: TypeUrl, resources: Named) {
         self.by_type.insert(type_url, resources);
     }
 
     /// Replaces the resources of `hosts` (by the host their name ends
     /// with, `outbound|port|subset|host`) with `built`'s.
-    fn replace_hosts(
-        &mut self,
-        type_url: TypeUrl,
-        hosts: &BTreeSet<String>,
-        built: BTreeMap<String, Resource>,
-    ) {
+    fn replace_hosts(&mut self, type_url: TypeUrl, hosts: &BTreeSet<String>, built: Named) {
         let current = self.by_type.entry(type_url).or_default();
         current.retain(|name, _| !cluster_host(name).is_some_and(|h| hosts.contains(h)));
         current.extend(
@@ -181,19 +180,39 @@ impl ViewResources {
     pub fn select<'a>(
         &'a self,
         type_url: TypeUrl,
-        names: Option<&std::collections::BTreeSet<String>>,
+        names: Option<&BTreeSet<Arc<str>>>,
     ) -> Vec<(&'a str, &'a Resource)> {
+        self.select_shared(type_url, names)
+            .into_iter()
+            .map(|(n, r)| (&**n, r))
+            .collect()
+    }
+
+    /// [`ViewResources::select`], with the names as the set holds them.
+    pub fn select_shared<'a>(
+        &'a self,
+        type_url: TypeUrl,
+        names: Option<&BTreeSet<Arc<str>>>,
+    ) -> Vec<(&'a Arc<str>, &'a Resource)> {
         let Some(all) = self.by_type.get(&type_url) else {
             return Vec::new();
         };
         match names {
-            None => all.iter().map(|(n, r)| (n.as_str(), r)).collect(),
+            None => all.iter().collect(),
             Some(names) => names
                 .iter()
-                .filter_map(|n| all.get_key_value(n))
-                .map(|(n, r)| (n.as_str(), r))
+                .filter_map(|n| all.get_key_value(&**n))
                 .collect(),
         }
+    }
+
+    /// `name` as the set holds it, if it holds a `type_url` of that name;
+    /// else a string of its own.
+    pub fn shared_name(&self, type_url: TypeUrl, name: &str) -> Arc<str> {
+        self.by_type
+            .get(&type_url)
+            .and_then(|all| all.get_key_value(name))
+            .map_or_else(|| Arc::from(name), |(n, _)| n.clone())
     }
 
     /// Takes route configurations; with `only`, just the router's virtual
@@ -244,7 +263,7 @@ impl ViewResources {
         let mut encoded = encode(configs, |r| r.name.clone());
         if let Some(template) = &self.router_template {
             encoded.insert(
-                template.name.clone(),
+                template.name.as_str().into(),
                 assemble_router(template, &self.router_hosts),
             );
         }
@@ -278,14 +297,11 @@ pub fn version_of(selected: &[(&str, &Resource)]) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-fn encode<T: prost::Name + prost::Message>(
-    items: Vec<T>,
-    name: impl Fn(&T) -> String,
-) -> BTreeMap<String, Resource> {
+fn encode<T: prost::Name + prost::Message>(items: Vec<T>, name: impl Fn(&T) -> String) -> Named {
     items
         .into_iter()
         .map(|item| {
-            let key = name(&item);
+            let key: Arc<str> = name(&item).into();
             let any = pack_any(item);
             let mut hasher = DefaultHasher::new();
             any.value.hash(&mut hasher);

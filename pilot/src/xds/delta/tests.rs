@@ -104,7 +104,7 @@ fn a_nack_restores_what_the_proxy_holds() {
     let mut conn = DeltaConnection::new("p1");
     let (_, first) = conn.on_request(&mk_request(TypeUrl::Cluster, &[], None), &one);
     conn.on_request(&mk_request(TypeUrl::Cluster, &[], Some(&first[0])), &one);
-    let held = conn.known(TypeUrl::Cluster).cloned();
+    let held = conn.known(TypeUrl::Cluster);
 
     let two = resources(&docs(&[
         mk_service_entry("reviews", &["v1"]),
@@ -120,7 +120,7 @@ fn a_nack_restores_what_the_proxy_holds() {
     let (outcome, out) = conn.on_request(&nack, &two);
     assert!(matches!(outcome, RequestOutcome::Nack { ref message, .. } if message == "rejected"));
     assert!(out.is_empty());
-    assert_eq!(conn.known(TypeUrl::Cluster).cloned(), held);
+    assert_eq!(conn.known(TypeUrl::Cluster), held);
 }
 
 #[test]
