@@ -29,11 +29,32 @@ pub fn free_port() -> Result<u16> {
 
 /// A port that was free on `ip` a moment ago, e.g. for a gateway server's
 /// `bind` address.
+///
+/// The ports come from below Linux's ephemeral range (32768-60999): a port
+/// the kernel picked for `:0` is ephemeral, and an outgoing connection of
+/// another test could take it before the process it is meant for binds it.
+/// Each test process starts at its own offset; within one, a counter moves
+/// on, so parallel tests are not handed the same port.
 pub fn free_port_on(ip: std::net::IpAddr) -> Result<u16> {
-    let listener =
-        TcpListener::bind(SocketAddr::new(ip, 0)).with_context(|| format!("binding {ip}:0"))?;
-    Ok(listener.local_addr()?.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    let offset = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let Ok(port) = u16::try_from((offset + n) % span) else {
+            continue;
+        };
+        let port = TEST_PORTS.start + port;
+        if TcpListener::bind(SocketAddr::new(ip, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port on {ip} in {TEST_PORTS:?}")
 }
+
+/// Where [`free_port_on`] looks.
+const TEST_PORTS: std::ops::Range<u16> = 15000..32000;
 
 /// Output lines of a process, ANSI colours removed, shared with the threads
 /// that read its pipes.
