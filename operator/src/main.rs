@@ -6,7 +6,8 @@ use weft_operator::{agent, bootstrap, inject, operator, standalone, telemetry, v
 
 /// mimalloc rather than the system allocator: every ADS push allocates and
 /// frees a copy of each proxy's resources, and glibc's heaps, fragmented
-/// by them, kept about a megabyte per connected proxy that nothing used.
+/// by them, kept freed memory (about 400 KiB per connected proxy at 1,000
+/// services, measured with `make bench`'s RSS per proxy).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

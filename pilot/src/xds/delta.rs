@@ -195,11 +195,11 @@ impl DeltaConnection {
     ) -> Option<DeltaDiscoveryResponse> {
         let watch = self.watches.get_mut(&type_url)?;
         let wanted = watch.wanted(type_url, resources);
-        let present: BTreeSet<&str> = wanted.iter().map(|(n, _)| &***n).collect();
+        let present: BTreeSet<&str> = wanted.iter().map(|&(n, _)| &**n).collect();
         let changed: Vec<(&Arc<str>, &Resource)> = wanted
             .iter()
-            .filter(|(name, r)| {
-                resend.contains(&***name) || watch.known.get(&***name) != Some(&Some(r.hash))
+            .filter(|&&(name, r)| {
+                resend.contains(&**name) || watch.known.get(&**name) != Some(&Some(r.hash))
             })
             .copied()
             .collect();
@@ -208,7 +208,7 @@ impl DeltaConnection {
         let mut removed: BTreeSet<Arc<str>> = watch
             .known
             .keys()
-            .filter(|n| !present.contains(&***n))
+            .filter(|&n| !present.contains(&**n))
             .cloned()
             .collect();
         if always {
@@ -216,7 +216,7 @@ impl DeltaConnection {
                 watch
                     .names
                     .iter()
-                    .filter(|n| !present.contains(&***n))
+                    .filter(|&n| !present.contains(&**n))
                     .cloned(),
             );
         }
@@ -234,7 +234,7 @@ impl DeltaConnection {
         let nonce = self.next_nonce.to_string();
         watch.pending = Some((nonce.clone(), before));
         watch.answered_once = true;
-        let version_set: Vec<(&str, &Resource)> = wanted.iter().map(|(n, r)| (&***n, *r)).collect();
+        let version_set: Vec<(&str, &Resource)> = wanted.iter().map(|&(n, r)| (&**n, r)).collect();
         Some(DeltaDiscoveryResponse {
             system_version_info: version_of(&version_set),
             resources: changed
