@@ -15,7 +15,7 @@ COPY . .
 # Cargo.lock is committed: --locked builds exactly what CI tested.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p weft-operator --bin weft \
+    cargo build --release --locked -p weft --bin weft \
     && install -D -m 0755 target/release/weft /out/weft
 
 # glibc and libgcc (the binary links them dynamically), CA certificates,

@@ -19,7 +19,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p weft-operator --bin weft \
+    cargo build --release --locked -p weft --bin weft \
     && install -D -m 0755 target/release/weft /out/weft
 
 # Ubuntu-based, with Envoy at /usr/local/bin/envoy (on PATH, so `weft

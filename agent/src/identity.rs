@@ -7,7 +7,7 @@ use rcgen::{CertificateParams, DistinguishedName, KeyPair, PKCS_ECDSA_P256_SHA25
 
 /// Who the agent asks to be (`spiffe://<trust_domain>/ns/<ns>/sa/<sa>`):
 /// citadel's identity type, the same on both ends of the CSR.
-pub use weft_citadel::Identity;
+pub use weft_identity::Identity;
 
 /// A fresh private key and the CSR for it.
 pub struct KeyAndCsr {

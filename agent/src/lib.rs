@@ -11,7 +11,7 @@
 //!                  ▼
 //!          watch<CertBundle> ─▶ sds (Unix socket, 0600) ─▶ Envoy: `default`, `ROOTCA`
 //!                  ▲ again at ½ lifetime ± 10%; on errors backoff
-//!   envoy: bootstrap (weft-pilot's, with sds-grpc) written, Envoy started,
+//!   envoy: bootstrap (weft-translate's, with sds-grpc) written, Envoy started,
 //!          restarted when it dies, drained and SIGTERMed on shutdown
 //! ```
 //!

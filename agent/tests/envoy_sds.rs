@@ -82,7 +82,7 @@ fn bootstrap(admin_port: u16, tls_port: u16, socket: &Path) -> serde_json::Value
                     }],
                 }],
             }],
-            "clusters": [weft_pilot::bootstrap::sds_cluster(&socket.display().to_string())],
+            "clusters": [weft_translate::bootstrap::sds_cluster(&socket.display().to_string())],
         },
     })
 }

@@ -13,43 +13,17 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::kind::Kind;
 use crate::networking::{
     DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, SidecarSpec, VirtualServiceSpec,
 };
-use crate::policy::{POLICY_GROUP, POLICY_SERVED_VERSIONS, QuotaSpec};
-use crate::security::{
-    AuthorizationPolicySpec, PeerAuthenticationSpec, SECURITY_GROUP, SECURITY_SERVED_VERSIONS,
-};
+use crate::policy::{POLICY_GROUP, QuotaSpec};
+use crate::security::{AuthorizationPolicySpec, PeerAuthenticationSpec, SECURITY_GROUP};
 
 /// The API group of the kinds in this crate.
 pub const GROUP: &str = "networking.istio.io";
 /// Versions of [`GROUP`] that are served; all share one schema.
 pub const SERVED_VERSIONS: [&str; 3] = ["v1alpha3", "v1beta1", "v1"];
-/// The version objects are stored in.
-pub const STORAGE_VERSION: &str = "v1";
-/// Kinds this crate understands, as written in `kind:`.
-pub const KINDS: [&str; 8] = [
-    "VirtualService",
-    "DestinationRule",
-    "ServiceEntry",
-    "Gateway",
-    "Sidecar",
-    "PeerAuthentication",
-    "AuthorizationPolicy",
-    "Quota",
-];
-
-/// The API group of a kind of [`KINDS`] and the versions it is served as.
-pub fn group_of(kind: &str) -> (&'static str, &'static [&'static str]) {
-    if matches!(kind, "PeerAuthentication" | "AuthorizationPolicy") {
-        (SECURITY_GROUP, &SECURITY_SERVED_VERSIONS)
-    } else if kind == "Quota" {
-        (POLICY_GROUP, &POLICY_SERVED_VERSIONS)
-    } else {
-        (GROUP, &SERVED_VERSIONS)
-    }
-}
-
 /// The subset of Kubernetes object metadata a standalone document needs.
 /// Unknown fields (`uid`, `resourceVersion`, ...) are ignored.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -96,17 +70,17 @@ pub enum MeshResource {
 }
 
 impl MeshResource {
-    /// The `kind:` of this resource, e.g. `"VirtualService"`.
-    pub fn kind_name(&self) -> &'static str {
+    /// The kind of this resource.
+    pub fn kind(&self) -> Kind {
         match self {
-            MeshResource::VirtualService(_) => "VirtualService",
-            MeshResource::DestinationRule(_) => "DestinationRule",
-            MeshResource::ServiceEntry(_) => "ServiceEntry",
-            MeshResource::Gateway(_) => "Gateway",
-            MeshResource::Sidecar(_) => "Sidecar",
-            MeshResource::PeerAuthentication(_) => "PeerAuthentication",
-            MeshResource::AuthorizationPolicy(_) => "AuthorizationPolicy",
-            MeshResource::Quota(_) => "Quota",
+            MeshResource::VirtualService(_) => Kind::VirtualService,
+            MeshResource::DestinationRule(_) => Kind::DestinationRule,
+            MeshResource::ServiceEntry(_) => Kind::ServiceEntry,
+            MeshResource::Gateway(_) => Kind::Gateway,
+            MeshResource::Sidecar(_) => Kind::Sidecar,
+            MeshResource::PeerAuthentication(_) => Kind::PeerAuthentication,
+            MeshResource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
+            MeshResource::Quota(_) => Kind::Quota,
         }
     }
 
@@ -219,9 +193,7 @@ pub enum DocumentError {
         api_version: String,
     },
     /// `kind` is not one Weft serves.
-    #[error(
-        "kind: {kind} is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar, PeerAuthentication, AuthorizationPolicy, Quota)"
-    )]
+    #[error("kind: {kind} is not a kind Weft serves ({})", served_kinds())]
     UnsupportedKind {
         /// The value found.
         kind: String,
@@ -261,6 +233,11 @@ impl DocumentError {
             DocumentError::InvalidField { .. } => "invalid_field",
         }
     }
+}
+
+/// The served kinds, comma-separated, for messages.
+fn served_kinds() -> String {
+    Kind::ALL.map(Kind::as_str).join(", ")
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -310,7 +287,7 @@ fn parse_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, Docume
 
 impl MeshDocument {
     /// Reads one object: `apiVersion` must be `networking.istio.io/` plus
-    /// one of [`SERVED_VERSIONS`], `kind` one of [`KINDS`], `metadata.name`
+    /// one of [`SERVED_VERSIONS`], `kind` a [`Kind`], `metadata.name`
     /// must be set, and `spec` must parse (an absent spec is read as `{}`).
     pub fn from_value(value: Value) -> Result<MeshDocument, DocumentError> {
         let mut object = match value {
@@ -332,15 +309,14 @@ impl MeshDocument {
             return Err(DocumentError::UnsupportedApiVersion { api_version });
         }
 
-        let kind = take_string(&mut object, "kind")?;
-        if !KINDS.contains(&kind.as_str()) {
-            return Err(DocumentError::UnsupportedKind { kind });
-        }
-        let (group, versions) = group_of(&kind);
+        let kind_name = take_string(&mut object, "kind")?;
+        let Some(kind) = Kind::from_name(&kind_name) else {
+            return Err(DocumentError::UnsupportedKind { kind: kind_name });
+        };
         let served = api_version
-            .strip_prefix(group)
+            .strip_prefix(kind.group())
             .and_then(|rest| rest.strip_prefix('/'))
-            .is_some_and(|version| versions.contains(&version));
+            .is_some_and(|version| kind.served_versions().contains(&version));
         if !served {
             return Err(DocumentError::UnsupportedApiVersion { api_version });
         }
@@ -389,16 +365,15 @@ impl MeshDocument {
             None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
             Some(spec) => spec,
         };
-        let resource = match kind.as_str() {
-            "VirtualService" => MeshResource::VirtualService(parse_at("spec", spec)?),
-            "DestinationRule" => MeshResource::DestinationRule(parse_at("spec", spec)?),
-            "ServiceEntry" => MeshResource::ServiceEntry(parse_at("spec", spec)?),
-            "Gateway" => MeshResource::Gateway(parse_at("spec", spec)?),
-            "Sidecar" => MeshResource::Sidecar(parse_at("spec", spec)?),
-            "PeerAuthentication" => MeshResource::PeerAuthentication(parse_at("spec", spec)?),
-            "AuthorizationPolicy" => MeshResource::AuthorizationPolicy(parse_at("spec", spec)?),
-            "Quota" => MeshResource::Quota(parse_at("spec", spec)?),
-            _ => return Err(DocumentError::UnsupportedKind { kind }),
+        let resource = match kind {
+            Kind::VirtualService => MeshResource::VirtualService(parse_at("spec", spec)?),
+            Kind::DestinationRule => MeshResource::DestinationRule(parse_at("spec", spec)?),
+            Kind::ServiceEntry => MeshResource::ServiceEntry(parse_at("spec", spec)?),
+            Kind::Gateway => MeshResource::Gateway(parse_at("spec", spec)?),
+            Kind::Sidecar => MeshResource::Sidecar(parse_at("spec", spec)?),
+            Kind::PeerAuthentication => MeshResource::PeerAuthentication(parse_at("spec", spec)?),
+            Kind::AuthorizationPolicy => MeshResource::AuthorizationPolicy(parse_at("spec", spec)?),
+            Kind::Quota => MeshResource::Quota(parse_at("spec", spec)?),
         };
 
         Ok(MeshDocument { meta, resource })
@@ -408,8 +383,8 @@ impl MeshDocument {
     /// the inverse of [`MeshDocument::from_value`].
     pub fn to_value(&self, version: &str) -> Result<Value, serde_json::Error> {
         Ok(serde_json::json!({
-            "apiVersion": format!("{}/{version}", group_of(self.resource.kind_name()).0),
-            "kind": self.resource.kind_name(),
+            "apiVersion": format!("{}/{version}", self.resource.kind().group()),
+            "kind": self.resource.kind().as_str(),
             "metadata": serde_json::to_value(&self.meta)?,
             "spec": self.resource.spec_value()?,
         }))

@@ -85,28 +85,28 @@ fn normalize(v: Value) -> Value {
 fn vs(d: &MeshDocument) -> &VirtualServiceSpec {
     match &d.resource {
         MeshResource::VirtualService(spec) => spec,
-        other => panic!("expected a VirtualService, got {}", other.kind_name()),
+        other => panic!("expected a VirtualService, got {}", other.kind()),
     }
 }
 
 fn dr(d: &MeshDocument) -> &DestinationRuleSpec {
     match &d.resource {
         MeshResource::DestinationRule(spec) => spec,
-        other => panic!("expected a DestinationRule, got {}", other.kind_name()),
+        other => panic!("expected a DestinationRule, got {}", other.kind()),
     }
 }
 
 fn se(d: &MeshDocument) -> &ServiceEntrySpec {
     match &d.resource {
         MeshResource::ServiceEntry(spec) => spec,
-        other => panic!("expected a ServiceEntry, got {}", other.kind_name()),
+        other => panic!("expected a ServiceEntry, got {}", other.kind()),
     }
 }
 
 #[test]
 fn virtual_service_parses_every_field_group() {
     let d = doc(REVIEWS_VS);
-    assert_eq!(d.resource.kind_name(), "VirtualService");
+    assert_eq!(d.resource.kind(), weft_crds::Kind::VirtualService);
     assert_eq!(d.meta.name, "reviews");
     assert_eq!(d.meta.namespace.as_deref(), Some("bookinfo"));
     assert_eq!(d.meta.generation, Some(3));
@@ -526,21 +526,21 @@ fn document_errors_name_the_field() {
 fn gw(d: &MeshDocument) -> &GatewaySpec {
     match &d.resource {
         MeshResource::Gateway(spec) => spec,
-        other => panic!("expected a Gateway, got {}", other.kind_name()),
+        other => panic!("expected a Gateway, got {}", other.kind()),
     }
 }
 
 fn sidecar(d: &MeshDocument) -> &SidecarSpec {
     match &d.resource {
         MeshResource::Sidecar(spec) => spec,
-        other => panic!("expected a Sidecar, got {}", other.kind_name()),
+        other => panic!("expected a Sidecar, got {}", other.kind()),
     }
 }
 
 #[test]
 fn gateway_parses_every_field_group() {
     let d = doc(GATEWAY);
-    assert_eq!(d.resource.kind_name(), "Gateway");
+    assert_eq!(d.resource.kind(), weft_crds::Kind::Gateway);
     assert_eq!(d.meta.namespace.as_deref(), Some("istio-ingress"));
     let spec = gw(&d);
     assert_eq!(spec.selector["istio"], "ingressgateway");
@@ -628,7 +628,7 @@ fn gateway_tls_modes_and_versions_parse_by_istio_name() {
 #[test]
 fn sidecar_parses_every_field_group() {
     let d = doc(SIDECAR);
-    assert_eq!(d.resource.kind_name(), "Sidecar");
+    assert_eq!(d.resource.kind(), weft_crds::Kind::Sidecar);
     let spec = sidecar(&d);
     assert_eq!(
         spec.workload_selector

@@ -200,7 +200,7 @@ pub fn operator_identity(plane: &ControlPlane) -> Result<OperatorOptions> {
     apply(plane, &rendered)?;
     let kubeconfig =
         plane.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT)?;
-    Ok(OperatorOptions::new(&kubeconfig).args(["--lease-namespace", OPERATOR_NAMESPACE]))
+    Ok(OperatorOptions::new(&kubeconfig).args(["--control-plane-namespace", OPERATOR_NAMESPACE]))
 }
 
 impl KubeMesh {

@@ -161,7 +161,7 @@ fn tail(bytes: &[u8], lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// The `weft` binary built by `cargo build -p weft-operator --bin weft`:
+/// The `weft` binary built by `cargo build -p weft --bin weft`:
 /// next to the current executable, or in its parent directory (test
 /// executables live in `target/<profile>/deps`). `WEFT_BIN` overrides.
 pub fn weft_binary() -> Result<PathBuf> {
@@ -172,7 +172,7 @@ pub fn weft_binary() -> Result<PathBuf> {
         }
         bail!("WEFT_BIN={} is not a file", path.display());
     }
-    workspace_binary("weft", "cargo build -p weft-operator --bin weft")
+    workspace_binary("weft", "cargo build -p weft --bin weft")
 }
 
 /// A binary cargo built into the target directory of the running test or

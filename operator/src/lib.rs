@@ -1,40 +1,43 @@
-//! # weft-operator: Weft's runtime
+//! # weft-operator: Weft on Kubernetes
 //!
-//! This crate wires the libraries into the `weft` binary. It owns the
-//! command line, process concerns (logging, signals, sockets), the
-//! Kubernetes adapter ([`k8s`]: every Kubernetes type stays here) and the
-//! validating admission webhook ([`webhook`]). It holds no
-//! translation or xDS logic of its own: that is `weft-pilot`'s.
+//! This crate owns everything that talks to a kube-apiserver, and nothing
+//! else: the watches of the mesh kinds and of the cluster's Services,
+//! EndpointSlices, Pods and Namespaces, turned into the same
+//! [`weft_config::Input`]s the file source makes; status conditions on
+//! every mesh object; leader election; the CA's root on Secrets with
+//! TokenReview; and the admission webhooks (validation and sidecar
+//! injection). It takes plain config structs ([`leader::LeaseConfig`],
+//! [`webhook_certs::WebhookCertConfig`], [`inject::InjectConfig`]) and
+//! knows no command line: the `weft` binary parses flags and wires these
+//! parts together. It holds no translation or xDS logic.
 //!
 //! ```text
-//! weft standalone --config-dir DIR
-//!     files ─▶ pilot::source::files ─▶ pilot::config::ConfigStore ─▶ watch<MeshSnapshot>
-//!                                                                      │
-//!                                            pilot::xds::AdsServer ◀───┘ ─▶ Envoy (ADS, :15010)
-//!     monitoring (:15014): /metrics (XdsMetrics, ConfigMetrics), /healthz, /readyz
-//! weft operator [--kubeconfig F]
-//!     kube-apiserver watches ─▶ k8s::Stores ─▶ (debounce) ─▶ the same ConfigStore,
-//!     xDS and monitoring as standalone (server.rs holds what both share)
-//!     webhook (:15017, HTTPS, with --webhook-tls-cert/key, or --webhook-service: a certificate
-//!     from Weft's CA, renewed, caBundle kept current by k8s::webhook_certs): POST /validate,
-//!     the candidate checked with the cluster's inputs by validate_inputs
-//! weft bootstrap ...   prints the Envoy bootstrap that points at that server
-//! weft validate -f F   runs the same source + ConfigStore checks once and prints the errors
-//! weft inject -f F     prints the Pod with the sidecar the webhook's POST /inject adds (inject)
-//! weft agent ...       the sidecar agent (weft-agent): certificates from the CA, SDS on a
-//!                      Unix socket, Envoy started with bootstrap + sds-grpc and supervised
+//! kube-apiserver ──watch (reflectors)──▶ stores::Stores ──observe()──▶ Vec<Input> + MeshObjects
+//!   mesh kinds (weft_crds::Kind::ALL) ─▶ mesh.rs ─▶ weft_config::convert
+//!   Services + EndpointSlices + Pods  ─▶ services.rs (namespaces picked by discovery.rs)
+//!
+//! ConfigStore::apply (in the binary) ─▶ status::build_outcomes ─▶ status::writer (leader only,
+//!                                          server-side apply of /status, Accepted / Ready)
+//! weft_xds::Rejections ─▶ blame.rs: NACKs blamed on the objects changed since the last ACK
+//! leader.rs: a coordination.k8s.io Lease (every replica serves xDS; the leader writes)
+//! cluster_ca.rs: the CA's root in Secret weft-ca (or plug-in cacerts), TokenReview,
+//!                the root published to every namespace
+//! webhook/ (HTTPS, axum over rustls): POST /validate ─▶ decide.rs ─▶ weft_config::validate_inputs
+//!                                     POST /inject   ─▶ inject/ (pure: decision, template, JSONPatch)
+//! webhook_certs.rs: the webhook's certificate from Weft's CA, renewed; caBundle kept by the leader
 //! ```
 
-pub mod agent;
-pub mod bootstrap;
-pub mod ca;
-pub mod cli;
+pub mod blame;
+pub mod cluster_ca;
+pub mod discovery;
 pub mod inject;
-pub mod k8s;
-pub mod monitoring;
-pub mod operator;
-pub mod server;
-pub mod standalone;
-pub mod telemetry;
-pub mod validate;
+pub mod leader;
+pub mod mesh;
+pub mod services;
+pub mod status;
+pub mod stores;
+pub mod watch;
 pub mod webhook;
+pub mod webhook_certs;
+
+pub use stores::{Observed, Stores, origin};

@@ -2,7 +2,7 @@
 //! accepts per time window, by default and per kind of caller, counted
 //! by each destination instance (`Local`) or by Weft for the whole mesh
 //! (`Global`). Defaults (scope Local, failureMode Open) are applied by
-//! weft-pilot, not here.
+//! weft-config, not here.
 
 use std::collections::BTreeMap;
 

@@ -28,7 +28,7 @@
 //! annotation, a name clash) is allowed unchanged with a warning: the
 //! webhook's `failurePolicy` is for outages, not for one odd Pod.
 
-pub mod command;
+pub mod documents;
 pub mod patch;
 pub mod policy;
 pub mod review;

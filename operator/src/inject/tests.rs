@@ -443,7 +443,7 @@ spec: {containers: [{name: app, image: app}]}
 ";
     let labels = ns(&[("weft-injection", "enabled")]);
     let out =
-        command::inject_documents(text, "default", &labels, &InjectConfig::default()).unwrap();
+        documents::inject_documents(text, "default", &labels, &InjectConfig::default()).unwrap();
     assert_eq!(
         out.yaml.matches("name: weft-proxy").count(),
         1,
@@ -475,56 +475,4 @@ fn base64_decode(text: &str) -> Vec<u8> {
         }
     }
     out
-}
-
-#[test]
-fn the_injected_containers_run_commands_weft_understands() {
-    use clap::Parser;
-
-    use crate::cli::{AgentCommand, Cli, Command};
-
-    let pod = injected(&mk_pod(
-        &[("app", "reviews"), ("version", "v1")],
-        &[
-            (
-                "traffic.sidecar.istio.io/excludeOutboundIPRanges",
-                "10.0.0.0/8",
-            ),
-            ("traffic.sidecar.istio.io/excludeOutboundPorts", "3306"),
-        ],
-    ));
-    let args_of = |i: usize| -> Vec<String> {
-        let container = &pod["spec"]["initContainers"][i];
-        let mut argv = vec![container["command"][0].as_str().unwrap().to_string()];
-        argv.extend(
-            container["args"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap().to_string()),
-        );
-        argv
-    };
-    let init = Cli::try_parse_from(args_of(0)).map_err(|e| e.to_string());
-    assert!(
-        matches!(
-            init,
-            Ok(Cli {
-                command: Command::Agent(AgentCommand::Iptables(_)),
-                ..
-            })
-        ),
-        "{init:?}"
-    );
-    let proxy = Cli::try_parse_from(args_of(1)).map_err(|e| e.to_string());
-    match proxy {
-        Ok(Cli {
-            command: Command::Agent(AgentCommand::Run(args)),
-            ..
-        }) => assert!(
-            args.bootstrap.capture,
-            "the proxy gets the capture listeners"
-        ),
-        other => panic!("{other:?}"),
-    }
 }

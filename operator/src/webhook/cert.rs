@@ -2,7 +2,7 @@
 //! [`ResolvesServerCert`] whose certificate and key are swapped in place
 //! ([`RotatingCert::swap`]), so a renewed certificate is presented from the
 //! next handshake on without a restart or a dropped connection. Issuing and
-//! renewing is [`crate::k8s::webhook_certs`]'s.
+//! renewing is [`crate::webhook_certs`]'s.
 
 use std::sync::{Arc, PoisonError, RwLock};
 

@@ -3,9 +3,9 @@
 //! clock, so every rule below is unit-tested on fabricated objects.
 //!
 //! The candidate object is converted as the watches convert it
-//! ([`crate::k8s::mesh::build_mesh_inputs`]), put in place of the object of
+//! ([`crate::mesh::build_mesh_inputs`]), put in place of the object of
 //! the same kind, namespace and name among the cluster's inputs, and the
-//! whole set goes through [`crate::validate::validate_inputs`], the code
+//! whole set goes through [`weft_config::validate_inputs`], the code
 //! `weft validate -f` runs. Only errors about the candidate count:
 //!
 //! | reason | answer |
@@ -37,7 +37,7 @@
 //! allowed): those objects' status reports them, as `weft validate` would.
 //!
 //! Always allowed: DELETE and CONNECT, subresources (`status`: Weft's own
-//! status writes), kinds other than [`weft_crds::KINDS`], updates of an
+//! status writes), kinds other than [`Kind`], updates of an
 //! object being deleted, and updates that leave `spec` as it was (so
 //! labels and finalizers of an object admitted before stay editable).
 //! Dry-run requests are validated like the others.
@@ -47,23 +47,21 @@ use std::sync::Arc;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, Operation};
 use serde_json::Value;
+use weft_config::{ConfigError, ErrorReason, Input};
 use weft_crds::{
-    AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, Quota, ServiceEntry,
+    AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota, ServiceEntry,
     Sidecar, VirtualService,
 };
-use weft_pilot::config::{ConfigError, ErrorReason, Input};
-use weft_pilot::model::{MeshSnapshot, ResourceId, qualify_host};
+use weft_model::{MeshSnapshot, ResourceId, qualify_host};
 
-use crate::k8s::mesh;
-use crate::validate::validate_inputs;
+use weft_config::validate_inputs;
+
+use crate::mesh::{self, MeshKind};
 
 /// `kind` of `group` if the webhook validates it: every kind Weft serves
-/// ([`weft_crds::KINDS`]), in its own API group, any served version.
-pub fn validated_kind(group: &str, kind: &str) -> Option<&'static str> {
-    weft_crds::KINDS
-        .iter()
-        .find(|k| **k == kind && weft_crds::group_of(k).0 == group)
-        .copied()
+/// ([`Kind`]), in its own API group, any served version.
+pub fn validated_kind(group: &str, kind: &str) -> Option<Kind> {
+    Kind::from_group_and_name(group, kind)
 }
 
 /// The webhook's answer to one request.
@@ -94,7 +92,7 @@ enum Verdict {
 }
 
 /// Decides `request`; `cluster` gives the cluster's current inputs (state
-/// of the world, as [`crate::k8s::Stores::observe`] makes them) and is
+/// of the world, as [`crate::Stores::observe`] makes them) and is
 /// called only when the request needs validating.
 pub fn decide(
     request: &AdmissionRequest<DynamicObject>,
@@ -198,34 +196,24 @@ fn leaves_spec_alone(request: &AdmissionRequest<DynamicObject>, object: &Dynamic
 }
 
 /// The candidate as the watches would make it an input.
-pub(super) fn candidate_input(kind: &'static str, object: DynamicObject) -> Result<Input, String> {
-    fn one<K>(
-        kind: &'static str,
-        object: DynamicObject,
-        spec: impl Fn(&K) -> weft_crds::MeshResource,
-    ) -> Result<Input, String>
-    where
-        K: kube::Resource + serde::de::DeserializeOwned,
-    {
+pub(super) fn candidate_input(kind: Kind, object: DynamicObject) -> Result<Input, String> {
+    fn one<K: MeshKind>(object: DynamicObject) -> Result<Input, String> {
         let typed: K = object
             .try_parse()
-            .map_err(|err| format!("cannot be read as a {kind}: {err}"))?;
-        mesh::build_mesh_inputs(kind, &[Arc::new(typed)], spec)
+            .map_err(|err| format!("cannot be read as a {}: {err}", K::KIND))?;
+        mesh::build_mesh_inputs(&[Arc::new(typed)])
             .pop()
-            .ok_or_else(|| format!("the {kind} made no input"))
+            .ok_or_else(|| format!("the {} made no input", K::KIND))
     }
     match kind {
-        "VirtualService" => one::<VirtualService>(kind, object, mesh::virtual_service),
-        "DestinationRule" => one::<DestinationRule>(kind, object, mesh::destination_rule),
-        "ServiceEntry" => one::<ServiceEntry>(kind, object, mesh::service_entry),
-        "Gateway" => one::<Gateway>(kind, object, mesh::gateway),
-        "Sidecar" => one::<Sidecar>(kind, object, mesh::sidecar),
-        "PeerAuthentication" => one::<PeerAuthentication>(kind, object, mesh::peer_authentication),
-        "AuthorizationPolicy" => {
-            one::<AuthorizationPolicy>(kind, object, mesh::authorization_policy)
-        }
-        "Quota" => one::<Quota>(kind, object, mesh::quota),
-        other => Err(format!("{other} is not a kind the webhook validates")),
+        Kind::VirtualService => one::<VirtualService>(object),
+        Kind::DestinationRule => one::<DestinationRule>(object),
+        Kind::ServiceEntry => one::<ServiceEntry>(object),
+        Kind::Gateway => one::<Gateway>(object),
+        Kind::Sidecar => one::<Sidecar>(object),
+        Kind::PeerAuthentication => one::<PeerAuthentication>(object),
+        Kind::AuthorizationPolicy => one::<AuthorizationPolicy>(object),
+        Kind::Quota => one::<Quota>(object),
     }
 }
 

@@ -8,7 +8,7 @@ use prometheus_client::registry::Registry;
 /// The labels of one answered review.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ReviewLabels {
-    /// One of [`weft_crds::KINDS`], `Pod` (injection), or `other`.
+    /// A [`weft_crds::Kind`], `Pod` (injection), or `other`.
     pub kind: &'static str,
     /// `true` or `false`.
     pub allowed: &'static str,

@@ -1,7 +1,6 @@
 //! The validating admission webhook of `weft operator`: an HTTPS server
 //! (axum over rustls) whose `POST /validate` answers `admission.k8s.io/v1`
-//! AdmissionReviews for VirtualService, DestinationRule, ServiceEntry,
-//! Gateway and Sidecar, so that `kubectl apply` of a resource Weft would
+//! AdmissionReviews for every mesh kind ([`weft_crds::Kind`]), so that `kubectl apply` of a resource Weft would
 //! reject fails at once, with the field and the reason.
 //!
 //! ```text
@@ -11,15 +10,14 @@
 //!                             review.rs: AdmissionReview ⇄ Decision
 //!                                            │ request + Stores::observe().inputs
 //!                                            ▼
-//!            decide.rs: candidate ─▶ k8s::mesh (as the watches) ─▶ validate::validate_inputs
+//!            decide.rs: candidate ─▶ crate::mesh (as the watches) ─▶ weft_config::validate_inputs
 //! ```
 //!
 //! What is denied and what only warns is [`decide`]'s to say. The server
-//! is started by [`crate::operator`] once the watches listed every kind,
-//! with the certificate files `--webhook-tls-cert` / `--webhook-tls-key`,
-//! or, given `--webhook-service`, with a certificate Weft's CA issues for
+//! is started by `weft operator` once the watches listed every kind,
+//! with certificate files, or with a certificate Weft's CA issues for
 //! that Service and renews in place ([`cert`],
-//! [`crate::k8s::webhook_certs`]).
+//! [`crate::webhook_certs`]).
 //! Each answer is counted in `weft_webhook_reviews_total{kind,allowed}`.
 //!
 //! The same server answers `POST /inject`, the mutating webhook of sidecar

@@ -8,7 +8,7 @@ use kube::core::DynamicObject;
 use kube::core::Status;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use tracing::info;
-use weft_pilot::config::Input;
+use weft_config::Input;
 
 use super::decide::{decide, validated_kind};
 
@@ -19,7 +19,7 @@ pub struct Reply {
     /// An AdmissionReview (JSON) when `status` is 200, else a plain-text
     /// message.
     pub body: String,
-    /// For the metrics: the reviewed kind (one of [`weft_crds::KINDS`] or `other`)
+    /// For the metrics: the reviewed kind (a [`weft_crds::Kind`] or `other`)
     /// and whether it was allowed; `None` when the body was no review.
     pub reviewed: Option<(&'static str, bool)>,
 }
@@ -31,7 +31,8 @@ pub fn respond(body: &[u8], cluster: impl FnOnce() -> Vec<Input>) -> Reply {
         Err(reply) => return reply,
     };
     let decision = decide(&request, cluster);
-    let kind = validated_kind(&request.kind.group, &request.kind.kind).unwrap_or("other");
+    let kind = validated_kind(&request.kind.group, &request.kind.kind)
+        .map_or("other", weft_crds::Kind::as_str);
     info!(
         kind = %request.kind.kind,
         namespace = request.namespace.as_deref().unwrap_or_default(),

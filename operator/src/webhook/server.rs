@@ -28,7 +28,7 @@ use super::cert::RotatingCert;
 use super::metrics::WebhookMetrics;
 use super::review::{Reply, respond};
 use crate::inject::InjectConfig;
-use weft_pilot::config::Input;
+use weft_config::Input;
 
 /// The cluster's current inputs, on demand (in `weft operator`,
 /// `Stores::observe().inputs`).

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use kube::core::DynamicObject;
 use kube::core::admission::AdmissionRequest;
 use serde_json::{Value, json};
-use weft_pilot::config::Input;
+use weft_config::Input;
 
 use super::decide::{Decision, candidate_input, decide, lookup};
 use super::review::respond;

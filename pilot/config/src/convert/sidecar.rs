@@ -1,0 +1,216 @@
+//! Sidecar -> model.
+//!
+//! Translated: `workloadSelector`, `egress[].hosts` (the services a sidecar
+//! receives; no egress listener means `*/*`, as in Istio),
+//! `outboundTrafficPolicy.mode: REGISTRY_ONLY` (what the router listener
+//! does anyway: it routes registry services only) and `ingress` listeners
+//! (`port`, `bind`, `defaultEndpoint` as `IP:PORT`: Istio's way to declare
+//! a workload's inbound ports without traffic capture).
+//! Rejected as not supported yet: ingress `captureMode: IPTABLES`, `tls`,
+//! `connectionPool` and `unix://` endpoints, `inboundConnectionPool`,
+//! egress `port` / `bind` / `captureMode` (they need traffic capture),
+//! `ALLOW_ANY` and `egressProxy` (the router has no original destination).
+
+use weft_crds::{CaptureMode, IstioIngressListener, OutboundTrafficMode, SidecarSpec};
+
+use super::gateway::{host_selector, unsupported_because};
+use super::{Errors, port_number};
+use weft_model::{IngressListener, Protocol, ResourceId, Sidecar};
+
+pub(super) fn convert(id: &ResourceId, spec: &SidecarSpec, errors: &mut Errors) -> Sidecar {
+    let ingress: Vec<IngressListener> = spec
+        .ingress
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| ingress_listener(&format!("spec.ingress[{i}]"), l, errors))
+        .collect();
+    for (i, l) in ingress.iter().enumerate() {
+        if ingress[..i]
+            .iter()
+            .any(|o| o.port == l.port && o.bind == l.bind)
+        {
+            errors.push(
+                format!("spec.ingress[{i}].port.number"),
+                format!("port {} is declared twice on {}", l.port, l.bind),
+            );
+        }
+    }
+    if spec.inbound_connection_pool.is_some() {
+        errors.unsupported("spec.inboundConnectionPool");
+    }
+    if let Some(policy) = &spec.outbound_traffic_policy {
+        if policy.mode == Some(OutboundTrafficMode::AllowAny) {
+            unsupported_because(
+                errors,
+                "spec.outboundTrafficPolicy.mode",
+                "ALLOW_ANY needs traffic capture to know where unknown traffic was going; not supported by Weft yet (REGISTRY_ONLY is what Weft does)",
+            );
+        }
+        if policy.egress_proxy.is_some() {
+            errors.unsupported("spec.outboundTrafficPolicy.egressProxy");
+        }
+    }
+    if spec.egress.len() > 1 {
+        errors.push(
+            "spec.egress",
+            "only one egress listener is supported (listeners with their own port need traffic capture); put every host in one",
+        );
+    }
+    let selector = spec.workload_selector.as_ref().map(|s| s.labels.clone());
+    if selector.as_ref().is_some_and(|l| l.is_empty()) {
+        errors.push(
+            "spec.workloadSelector.labels",
+            "at least one label is required; omit workloadSelector to apply to the whole namespace",
+        );
+    }
+    let mut egress_hosts = Vec::new();
+    for (i, listener) in spec.egress.iter().enumerate() {
+        let path = format!("spec.egress[{i}]");
+        if listener.port.is_some() {
+            errors.unsupported(format!("{path}.port"));
+        }
+        if listener.bind.is_some() {
+            errors.unsupported(format!("{path}.bind"));
+        }
+        if listener.capture_mode.is_some() {
+            errors.unsupported(format!("{path}.captureMode"));
+        }
+        if listener.hosts.is_empty() {
+            errors.push(format!("{path}.hosts"), "at least one host is required");
+        }
+        for (k, host) in listener.hosts.iter().enumerate() {
+            let field = format!("{path}.hosts[{k}]");
+            if !host.contains('/') {
+                errors.push(
+                    &field,
+                    format!("{host:?} needs a namespace: write it as namespace/host (`*/`, `./` or `~/` allowed)"),
+                );
+                continue;
+            }
+            egress_hosts.extend(host_selector(&field, host, &id.namespace, true, errors));
+        }
+    }
+    if spec.egress.is_empty() {
+        if spec.ingress.is_empty() {
+            errors.push(
+                "spec.egress",
+                "at least one egress listener with hosts, or one ingress listener, is required",
+            );
+        }
+        // Istio: without egress listeners a sidecar reaches every service.
+        egress_hosts.extend(host_selector(
+            "spec.egress",
+            "*/*",
+            &id.namespace,
+            true,
+            errors,
+        ));
+    }
+    Sidecar {
+        id: id.clone(),
+        workload_selector: selector,
+        egress_hosts,
+        ingress,
+    }
+}
+
+fn ingress_listener(
+    path: &str,
+    l: &IstioIngressListener,
+    errors: &mut Errors,
+) -> Option<IngressListener> {
+    if l.capture_mode == Some(CaptureMode::Iptables) {
+        unsupported_because(
+            errors,
+            format!("{path}.captureMode"),
+            "IPTABLES needs traffic capture, which Weft does not set up (not supported by Weft yet); use NONE (or leave it unset) with a defaultEndpoint",
+        );
+    }
+    if l.tls.is_some() {
+        errors.unsupported(format!("{path}.tls"));
+    }
+    if l.connection_pool.is_some() {
+        errors.unsupported(format!("{path}.connectionPool"));
+    }
+    let Some(port) = &l.port else {
+        errors.push(format!("{path}.port"), "the port is required");
+        return None;
+    };
+    let number = port_number(&format!("{path}.port.number"), port.number, errors);
+    let protocol = match port.protocol.as_deref() {
+        None | Some("") => {
+            errors.push(
+                format!("{path}.port.protocol"),
+                "the protocol is required (HTTP, HTTP2, GRPC or TCP)",
+            );
+            Protocol::Unknown
+        }
+        Some(p) => match Protocol::parse(p) {
+            proto @ (Protocol::Http | Protocol::Http2 | Protocol::Grpc | Protocol::Tcp) => proto,
+            _ => {
+                errors.push(
+                    format!("{path}.port.protocol"),
+                    format!(
+                        "{p:?} is not supported on ingress listeners; use HTTP, HTTP2, GRPC or TCP"
+                    ),
+                );
+                Protocol::Unknown
+            }
+        },
+    };
+    let bind = l
+        .bind
+        .clone()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "0.0.0.0".to_string());
+    if bind.parse::<std::net::IpAddr>().is_err() {
+        errors.push(
+            format!("{path}.bind"),
+            format!("{bind:?} is not an IP address"),
+        );
+    }
+    let endpoint = default_endpoint(
+        &format!("{path}.defaultEndpoint"),
+        l.default_endpoint.as_deref(),
+        errors,
+    );
+    Some(IngressListener {
+        port: number?,
+        protocol,
+        name: port.name.clone().unwrap_or_default(),
+        bind,
+        endpoint: endpoint?,
+    })
+}
+
+/// `127.0.0.1:PORT` (or another IP): where the application listens.
+fn default_endpoint(field: &str, text: Option<&str>, errors: &mut Errors) -> Option<(String, u16)> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        errors.push(
+            field,
+            "a defaultEndpoint (e.g. 127.0.0.1:8080, where the application listens) is required without traffic capture",
+        );
+        return None;
+    };
+    if text.starts_with("unix://") {
+        errors.unsupported(field);
+        return None;
+    }
+    let parsed = text
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .filter(|a| a.port() > 0);
+    match parsed {
+        // Istio's 0.0.0.0:PORT means the workload's own address; without
+        // capture the application is reached on loopback.
+        Some(addr) if addr.ip().is_unspecified() => Some(("127.0.0.1".to_string(), addr.port())),
+        Some(addr) => Some((addr.ip().to_string(), addr.port())),
+        None => {
+            errors.push(
+                field,
+                format!("{text:?} is not IP:PORT (e.g. 127.0.0.1:8080)"),
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! From user resources (Istio YAML, as `weft-crds` types) to the model.
+//!
+//! - [`convert`] turns one resource into model objects, or lists every field
+//!   that is wrong with it (path and reason). Pure, no context needed.
+//! - [`ConfigStore`] assembles converted resources into a [`MeshSnapshot`]:
+//!   it checks what needs the whole mesh (a subset must be defined, a host
+//!   declared once), and when a resource is bad it keeps serving that
+//!   resource's last good version, so a bad edit never takes traffic down.
+
+mod convert;
+mod documents;
+pub mod metrics;
+mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+mod validate;
+
+pub use convert::{ConvertedResource, convert};
+pub use documents::{DEFAULT_NAMESPACE, parse_documents};
+pub use store::{Applied, ConfigStore, Input, Origin};
+pub use validate::{Validation, validate_inputs};
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use weft_model::ResourceId;
+
+/// One thing wrong with one field of a resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path in the resource, e.g. `spec.http[0].route[1].destination.subset`.
+    pub field: String,
+    pub message: String,
+    pub reason: ErrorReason,
+}
+
+impl FieldError {
+    pub fn new(reason: ErrorReason, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+            reason,
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// Why a document or a resource was not applied, and where it is.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {}{error}", self.resource.as_ref().map(|r| format!("{r}: ")).unwrap_or_default())]
+pub struct ConfigError {
+    pub origin: Origin,
+    /// `None` when the document is too broken to name a resource.
+    pub resource: Option<ResourceId>,
+    pub error: FieldError,
+}
+
+/// What kind of failure a [`ConfigError`] is, for metrics and status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorReason {
+    /// The file could not be read or is not YAML.
+    Unreadable,
+    /// The document is not a resource Weft serves, or its fields do not
+    /// parse.
+    Invalid,
+    /// A field is valid but names something that does not exist, or
+    /// conflicts with another resource.
+    UnresolvedReference,
+    /// Valid Istio config that Weft does not translate yet.
+    Unsupported,
+}
+
+impl ErrorReason {
+    pub fn kind(self) -> &'static str {
+        match self {
+            ErrorReason::Unreadable => "unreadable",
+            ErrorReason::Invalid => "invalid",
+            ErrorReason::UnresolvedReference => "unresolved_reference",
+            ErrorReason::Unsupported => "unsupported",
+        }
+    }
+}
+
+#[cfg(test)]
+mod golden_tmp;

@@ -1,0 +1,29 @@
+//! Conversion and store tests, by kind, on meshes written as YAML.
+
+use super::*;
+use weft_model::{LbPolicy, LoadBalancer, Resolution, ResourceId, StringMatch};
+use crate::testing::*;
+
+fn errors_of(yaml: &str) -> Vec<String> {
+    ConfigStore::default()
+        .apply(mk_inputs(yaml))
+        .errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+fn reviews_mesh(http: &str) -> String {
+    docs(&[
+        mk_service_entry("reviews", &["v1", "v2"]),
+        mk_destination_rule("reviews", &["v1", "v2"]),
+        mk_virtual_service("reviews", http),
+    ])
+}
+
+mod basics;
+mod gateways_and_sidecars;
+mod http_features;
+mod mtls;
+mod quotas;
+mod traffic_policy;

@@ -1,0 +1,330 @@
+//! Transparent capture: the listeners, routes and clusters of a sidecar
+//! whose pod's traffic `weft agent iptables` redirects to Envoy
+//! ([`ProxyView::capture`], Istio's `INTERCEPTION_MODE: REDIRECT`), as
+//! Istio builds them:
+//!
+//! ```text
+//!  app ─connect(VIP:9080)─▶ iptables ─▶ virtualOutbound :15001 (use_original_dst)
+//!        ├─ ADDR_P      (TCP service address, bind_to_port false) ─▶ outbound|P||host
+//!        ├─ 0.0.0.0_P   (HTTP port, bind_to_port false) ─▶ RDS "P" ─▶ by Host / VIP
+//!        └─ otherwise ─▶ PassthroughCluster (ORIGINAL_DST)
+//!  peer ─▶ iptables ─▶ virtualInbound :15006 (original_dst, tls_inspector)
+//!        ├─ destination_port P (a port of a service this workload serves)
+//!        │     STRICT / PERMISSIVE / DISABLE chains as `inbound` builds them
+//!        │     ─▶ inbound|P|| ─▶ 127.0.0.1:P
+//!        └─ other ports ─▶ InboundPassthroughCluster (ORIGINAL_DST)
+//! ```
+//!
+//! Inbound forwards to `127.0.0.1:P` (Istio before 1.10; since then the pod
+//! IP), so the application must listen on all addresses or loopback.
+//! The workload's ports are those of services with an endpoint that is
+//! this proxy: by address when the proxy said its `INSTANCE_IPS`, else an
+//! endpoint of a service of its namespace carrying all its labels.
+//! Service addresses that are CIDR ranges get no TCP listener.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use envoy_types::pb::envoy::config::cluster::v3::{
+    Cluster,
+    cluster::{ClusterDiscoveryType, DiscoveryType, LbPolicy},
+};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, Listener, ListenerFilter, filter, listener_filter,
+};
+use envoy_types::pb::envoy::config::route::v3::{
+    Route, RouteAction, RouteConfiguration, VirtualHost, route::Action,
+    route_action::ClusterSpecifier,
+};
+use envoy_types::pb::envoy::extensions::filters::listener::original_dst::v3::OriginalDst;
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+    TcpProxy, tcp_proxy::ClusterSpecifier as TcpClusterSpecifier,
+};
+use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
+use envoy_types::util::pack_any;
+
+use super::inbound::{build_chains, build_cluster, build_mode_chains, tls_inspector};
+use super::inbound_policy::inbound_http_filters;
+use super::listener::rds_http_listener;
+use super::route::{mesh_route_config, mesh_virtual_hosts, single_address};
+use super::{ProxyView, inbound_mode, outbound_cluster_name, pb_duration, socket_address};
+use weft_model::{Endpoint, IngressListener, MeshSnapshot, Service};
+
+/// The listener `weft agent iptables` redirects outbound connections to.
+pub const VIRTUAL_OUTBOUND: &str = "virtualOutbound";
+/// The listener `weft agent iptables` redirects inbound connections to.
+pub const VIRTUAL_INBOUND: &str = "virtualInbound";
+/// `--outbound-capture-port`'s default.
+pub const OUTBOUND_CAPTURE_PORT: u16 = 15001;
+/// `--inbound-capture-port`'s default.
+pub const INBOUND_CAPTURE_PORT: u16 = 15006;
+/// Outbound connections to no known service go where they were headed.
+pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
+/// Inbound connections to a port no service names go where they were
+/// headed.
+pub const INBOUND_PASSTHROUGH_CLUSTER: &str = "InboundPassthroughCluster";
+
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `virtualOutbound`, `virtualInbound` and the per-port outbound
+/// listeners (not bound: `virtualOutbound` hands connections to them).
+pub(super) fn build_capture_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listener> {
+    if !view.capture {
+        return Vec::new();
+    }
+    let mut listeners = vec![virtual_outbound(), virtual_inbound(snapshot, view)];
+    listeners.extend(http_ports(snapshot, view).into_iter().map(http_listener));
+    listeners.extend(tcp_listeners(snapshot, view));
+    listeners
+}
+
+/// One route configuration per HTTP port, named by the port.
+pub(super) fn build_capture_route_configs(
+    snapshot: &MeshSnapshot,
+    view: &ProxyView,
+) -> Vec<RouteConfiguration> {
+    http_ports(snapshot, view)
+        .into_iter()
+        .map(|port| {
+            let mut hosts = mesh_virtual_hosts(snapshot, view, Some(port));
+            hosts.push(allow_any());
+            mesh_route_config(&port.to_string(), view, hosts)
+        })
+        .collect()
+}
+
+/// The two passthrough clusters and `inbound|P||` per workload port.
+pub(super) fn build_capture_clusters(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Cluster> {
+    if !view.capture {
+        return Vec::new();
+    }
+    let mut clusters = vec![
+        original_dst_cluster(PASSTHROUGH_CLUSTER),
+        original_dst_cluster(INBOUND_PASSTHROUGH_CLUSTER),
+    ];
+    clusters.extend(workload_ports(snapshot, view).iter().map(build_cluster));
+    clusters
+}
+
+/// The HTTP ports of the services the proxy sees.
+fn http_ports(snapshot: &MeshSnapshot, view: &ProxyView) -> BTreeSet<u16> {
+    if !view.capture {
+        return BTreeSet::new();
+    }
+    super::visible_services(snapshot, view)
+        .flat_map(|s| &s.ports)
+        .filter(|p| p.protocol.is_http())
+        .map(|p| p.number)
+        .collect()
+}
+
+fn virtual_outbound() -> Listener {
+    Listener {
+        name: VIRTUAL_OUTBOUND.to_string(),
+        address: Some(socket_address("0.0.0.0", OUTBOUND_CAPTURE_PORT)),
+        use_original_dst: Some(BoolValue { value: true }),
+        filter_chains: vec![FilterChain {
+            name: "virtualOutbound-catchall-tcp".to_string(),
+            filters: vec![tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn http_listener(port: u16) -> Listener {
+    let name = format!("0.0.0.0_{port}");
+    Listener {
+        bind_to_port: Some(BoolValue { value: false }),
+        ..rds_http_listener(
+            &name,
+            &format!("outbound_{name}"),
+            "0.0.0.0",
+            port,
+            &port.to_string(),
+        )
+    }
+}
+
+/// `ADDR_P` for every address of every non-HTTP port of the services the
+/// proxy sees; the first service (by hostname) wins an address.
+fn tcp_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listener> {
+    let mut by_name = BTreeMap::new();
+    for service in super::visible_services(snapshot, view) {
+        for port in service.ports.iter().filter(|p| !p.protocol.is_http()) {
+            for address in service.addresses.iter().filter_map(|a| single_address(a)) {
+                let name = format!("{address}_{}", port.number);
+                let cluster = outbound_cluster_name(port.number, None, &service.hostname);
+                by_name.entry(name.clone()).or_insert_with(|| Listener {
+                    name,
+                    address: Some(socket_address(address, port.number)),
+                    bind_to_port: Some(BoolValue { value: false }),
+                    filter_chains: vec![FilterChain {
+                        filters: vec![tcp_proxy(&cluster, &cluster)],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    by_name.into_values().collect()
+}
+
+fn virtual_inbound(snapshot: &MeshSnapshot, view: &ProxyView) -> Listener {
+    let mut filter_chains = Vec::new();
+    for l in workload_ports(snapshot, view) {
+        let filters = inbound_http_filters(snapshot, view, l.port);
+        let (chains, _) = build_chains(&l, inbound_mode(snapshot, view, l.port), &filters);
+        filter_chains.extend(chains.into_iter().map(|mut chain| {
+            chain.name = format!("{}_{}", l.port, chain.name);
+            let mut m = chain.filter_chain_match.take().unwrap_or_default();
+            m.destination_port = Some(UInt32Value {
+                value: u32::from(l.port),
+            });
+            chain.filter_chain_match = Some(m);
+            chain
+        }));
+    }
+    // Ports no service names: the workload-wide mode, then where the
+    // connection was headed.
+    let (passthrough, _) = build_mode_chains(inbound_mode(snapshot, view, 0), false, |_| {
+        tcp_proxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)
+    });
+    filter_chains.extend(passthrough.into_iter().map(|mut chain| {
+        chain.name = format!("virtualInbound-passthrough-{}", chain.name);
+        chain
+    }));
+    Listener {
+        name: VIRTUAL_INBOUND.to_string(),
+        address: Some(socket_address("0.0.0.0", INBOUND_CAPTURE_PORT)),
+        listener_filters: vec![original_dst(), tls_inspector()],
+        filter_chains,
+        ..Default::default()
+    }
+}
+
+/// What a view's resources depend on in `snapshot`. A captured proxy's
+/// addresses (`instance_ips`) matter only through the ports its workload
+/// serves ([`workload_ports`]), so the key holds those instead: replicas of
+/// one deployment, or proxies whose addresses are no service's endpoint,
+/// share one computation although every address differs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SharingKey {
+    view: ProxyView,
+    workload: Vec<IngressListener>,
+}
+
+/// The [`SharingKey`] of `view` in `snapshot`. Only captured proxies have
+/// workload ports (by address, or by labels when they sent no address);
+/// nothing else reads `instance_ips`.
+pub fn sharing_key(snapshot: &MeshSnapshot, view: &ProxyView) -> SharingKey {
+    SharingKey {
+        workload: if view.capture {
+            workload_ports(snapshot, view)
+        } else {
+            Vec::new()
+        },
+        view: ProxyView {
+            instance_ips: Vec::new(),
+            ..view.clone()
+        },
+    }
+}
+
+/// The ports this workload serves: per service with an endpoint that is
+/// this proxy, each port's target port on that endpoint (sorted; the first
+/// service by hostname wins a port).
+fn workload_ports(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<IngressListener> {
+    let mut ports = BTreeMap::new();
+    for service in snapshot.services.values() {
+        let Some(endpoint) = service
+            .endpoints
+            .iter()
+            .find(|e| is_this_proxy(service, e, view))
+        else {
+            continue;
+        };
+        for port in &service.ports {
+            let target = endpoint.port_for(port);
+            ports.entry(target).or_insert_with(|| IngressListener {
+                port: target,
+                protocol: port.protocol,
+                name: port.name.clone(),
+                bind: "0.0.0.0".to_string(),
+                endpoint: ("127.0.0.1".to_string(), target),
+            });
+        }
+    }
+    ports.into_values().collect()
+}
+
+fn is_this_proxy(service: &Service, endpoint: &Endpoint, view: &ProxyView) -> bool {
+    if !view.instance_ips.is_empty() {
+        return view.instance_ips.contains(&endpoint.address);
+    }
+    !view.labels.is_empty() && service.namespace == view.namespace && endpoint.matches(&view.labels)
+}
+
+/// Istio's `allow_any` virtual host: HTTP to unknown hosts passes through.
+fn allow_any() -> VirtualHost {
+    VirtualHost {
+        name: "allow_any".to_string(),
+        domains: vec!["*".to_string()],
+        routes: vec![Route {
+            name: "allow_any".to_string(),
+            r#match: Some(envoy_types::pb::envoy::config::route::v3::RouteMatch {
+                path_specifier: Some(
+                    envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier::Prefix(
+                        "/".to_string(),
+                    ),
+                ),
+                ..Default::default()
+            }),
+            action: Some(Action::Route(RouteAction {
+                cluster_specifier: Some(ClusterSpecifier::Cluster(PASSTHROUGH_CLUSTER.to_string())),
+                timeout: Some(pb_duration(std::time::Duration::ZERO)),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn tcp_proxy(stat_prefix: &str, cluster: &str) -> Filter {
+    let tcp = TcpProxy {
+        stat_prefix: stat_prefix.to_string(),
+        cluster_specifier: Some(TcpClusterSpecifier::Cluster(cluster.to_string())),
+        ..Default::default()
+    };
+    Filter {
+        name: "envoy.filters.network.tcp_proxy".to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(pack_any(tcp))),
+    }
+}
+
+fn original_dst() -> ListenerFilter {
+    ListenerFilter {
+        name: "envoy.filters.listener.original_dst".to_string(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+            OriginalDst::default(),
+        ))),
+        ..Default::default()
+    }
+}
+
+fn original_dst_cluster(name: &str) -> Cluster {
+    Cluster {
+        name: name.to_string(),
+        connect_timeout: Some(pb_duration(CONNECT_TIMEOUT)),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(
+            DiscoveryType::OriginalDst as i32,
+        )),
+        lb_policy: LbPolicy::ClusterProvided as i32,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+#[path = "capture_tests.rs"]
+mod tests;

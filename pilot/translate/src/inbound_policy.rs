@@ -1,0 +1,28 @@
+//! The HTTP filters of a workload's inbound HTTP chains: the workload's
+//! access and rate policies, in the order Envoy must run them, ahead of the
+//! filters every HTTP chain has ([`build_http_filters`]).
+
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
+
+use super::ProxyView;
+use super::authorization::rbac_filters;
+use super::http_filters::build_http_filters;
+use weft_model::{MeshSnapshot, policies_for};
+
+/// The filters of the proxy's inbound HTTP chains on its own `port`:
+/// authorization ([`super::authorization`]), then quotas ([`super::quota`]).
+pub(super) fn inbound_http_filters(
+    snapshot: &MeshSnapshot,
+    view: &ProxyView,
+    port: u16,
+) -> Vec<HttpFilter> {
+    let policies = policies_for(
+        &snapshot.authorization_policies,
+        &view.namespace,
+        &view.labels,
+    );
+    let mut filters = rbac_filters(&policies);
+    filters.extend(super::quota::quota_filters(snapshot, view, port));
+    filters.extend(build_http_filters());
+    filters
+}

@@ -1,0 +1,228 @@
+//! `weft agent`: turns the flags into `weft_agent`'s configuration (the
+//! Envoy bootstrap is `weft bootstrap`'s plus the `sds-grpc` cluster) and
+//! runs the agent until SIGTERM or Ctrl-C; `weft agent iptables` turns
+//! its flags into `weft_agent::iptables`'s options and installs (or
+//! prints) the capture rules.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use weft_agent::{AgentConfig, CaClientConfig, EnvoyConfig, Identity};
+
+use crate::cli::{AgentArgs, IptablesArgs};
+use crate::commands::bootstrap;
+use weft_agent::iptables::{self as capture, CaptureOptions};
+
+/// Runs the agent (and Envoy unless `--no-envoy`) until SIGTERM / Ctrl-C.
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let root_pem = std::fs::read(&args.ca_root).with_context(|| {
+        format!(
+            "cannot read --ca-root {:?} (the CA's root certificate, PEM)",
+            args.ca_root
+        )
+    })?;
+    let config = agent_config(&args, root_pem)?;
+    let envoy = envoy_config(&args)?;
+    weft_agent::run(config, envoy, crate::control_plane::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `weft agent iptables`: prints the rules (`--dry-run`) or installs them.
+pub fn iptables(args: &IptablesArgs) -> anyhow::Result<()> {
+    let rules = capture::render_rules(&capture_options(args)?);
+    if args.dry_run {
+        print!("{rules}");
+        return Ok(());
+    }
+    capture::apply(&args.iptables_restore, &rules)?;
+    Ok(())
+}
+
+/// The capture options the flags say.
+pub fn capture_options(args: &IptablesArgs) -> anyhow::Result<CaptureOptions> {
+    Ok(CaptureOptions {
+        proxy_uid: args.proxy_uid,
+        inbound_capture_port: args.inbound_capture_port,
+        outbound_capture_port: args.outbound_capture_port,
+        include_inbound_ports: capture::parse_inbound_ports(&args.include_inbound_ports)?,
+        exclude_inbound_ports: capture::parse_ports(
+            "--exclude-inbound-ports",
+            &args.exclude_inbound_ports,
+        )?,
+        exclude_outbound_ports: capture::parse_ports(
+            "--exclude-outbound-ports",
+            &args.exclude_outbound_ports,
+        )?,
+        exclude_outbound_ip_ranges: capture::parse_cidrs(
+            "--exclude-outbound-ip-ranges",
+            &args.exclude_outbound_ip_ranges,
+        )?,
+    })
+}
+
+/// The certificate side's configuration.
+pub fn agent_config(args: &AgentArgs, root_pem: Vec<u8>) -> anyhow::Result<AgentConfig> {
+    let server_name = match &args.ca_server_name {
+        Some(name) => name.clone(),
+        None => host_of(&args.ca_address)?,
+    };
+    Ok(AgentConfig {
+        ca: CaClientConfig {
+            address: args.ca_address.clone(),
+            server_name,
+            root_pem,
+            token_file: args.token_file.clone(),
+        },
+        identity: Identity {
+            trust_domain: args.trust_domain.clone(),
+            namespace: args.bootstrap.namespace.clone(),
+            service_account: args.service_account(),
+        },
+        cert_ttl: args.cert_ttl.into(),
+        sds_socket: args.sds_socket(),
+        retry_initial: Duration::from_secs(1),
+        retry_max: Duration::from_secs(60),
+    })
+}
+
+/// Envoy's configuration, `None` with `--no-envoy`.
+pub fn envoy_config(args: &AgentArgs) -> anyhow::Result<Option<EnvoyConfig>> {
+    if args.no_envoy {
+        return Ok(None);
+    }
+    let bootstrap_path = args
+        .bootstrap_out
+        .clone()
+        .context("--bootstrap-out FILE is required unless --no-envoy is given")?;
+    Ok(Some(EnvoyConfig {
+        binary: args.envoy_binary.clone(),
+        bootstrap_path,
+        bootstrap: render_bootstrap(args)?,
+        admin_port: args.bootstrap.admin_port,
+        drain_duration: args.drain_duration.into(),
+        extra_args: Vec::new(),
+    }))
+}
+
+/// `weft bootstrap`'s bootstrap, its `sds-grpc` cluster on the agent's
+/// socket.
+fn render_bootstrap(args: &AgentArgs) -> anyhow::Result<serde_json::Value> {
+    let mut params = bootstrap::params(&args.bootstrap)?;
+    params.sds_socket = Some(args.sds_socket().display().to_string());
+    Ok(weft_translate::bootstrap::build_bootstrap(&params))
+}
+
+fn host_of(address: &str) -> anyhow::Result<String> {
+    let (host, _port) = address
+        .rsplit_once(':')
+        .with_context(|| format!("--ca-address {address:?} must be HOST:PORT"))?;
+    Ok(host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{AgentCommand, Cli, Command};
+
+    fn args(argv: &[&str]) -> AgentArgs {
+        let mut full = vec!["weft", "agent", "--node-id", "p", "--ca-root", "/root.pem"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).unwrap().command {
+            Command::Agent(AgentCommand::Run(args)) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn iptables_args(argv: &[&str]) -> IptablesArgs {
+        let mut full = vec!["weft", "agent", "iptables"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).unwrap().command {
+            Command::Agent(AgentCommand::Iptables(args)) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn iptables_is_a_subcommand_with_istios_defaults() {
+        let options = capture_options(&iptables_args(&["--dry-run"])).unwrap();
+        assert_eq!(options, CaptureOptions::default());
+        let options = capture_options(&iptables_args(&[
+            "--proxy-uid",
+            "2000",
+            "--exclude-outbound-ip-ranges",
+            "10.0.0.0/8",
+            "--include-inbound-ports",
+            "9080",
+        ]))
+        .unwrap();
+        assert_eq!(options.proxy_uid, 2000);
+        assert_eq!(options.exclude_outbound_ip_ranges.len(), 1);
+        assert_eq!(
+            options.include_inbound_ports,
+            capture::InboundPorts::Only(vec![9080])
+        );
+        let err = capture_options(&iptables_args(&["--exclude-inbound-ports", "ssh"])).unwrap_err();
+        assert!(err.to_string().contains("--exclude-inbound-ports"), "{err}");
+        // The agent's own flags and the subcommand do not mix.
+        let err = Cli::try_parse_from(["weft", "agent", "--node-id", "p", "iptables"]).unwrap_err();
+        assert!(!err.to_string().is_empty());
+    }
+
+    #[test]
+    fn defaults_follow_istio_and_the_identity_uses_the_namespace() {
+        let args = args(&[
+            "--no-envoy",
+            "--namespace",
+            "ns1",
+            "--service-account",
+            "reviews",
+        ]);
+        let config = agent_config(&args, b"PEM".to_vec()).unwrap();
+        assert_eq!(config.ca.address, "127.0.0.1:15012");
+        assert_eq!(config.ca.server_name, "127.0.0.1");
+        assert_eq!(config.cert_ttl, Duration::ZERO);
+        assert_eq!(
+            config.identity.spiffe_id(),
+            "spiffe://cluster.local/ns/ns1/sa/reviews"
+        );
+        assert!(envoy_config(&args).unwrap().is_none());
+    }
+
+    #[test]
+    fn envoy_needs_a_bootstrap_path_and_gets_the_sds_cluster() {
+        let err =
+            Cli::try_parse_from(["weft", "agent", "--node-id", "p", "--ca-root", "r"]).unwrap_err();
+        assert!(err.to_string().contains("--bootstrap-out"), "{err}");
+        let args = args(&[
+            "--bootstrap-out",
+            "/tmp/b.yaml",
+            "--sds-socket",
+            "/run/sds",
+            "--admin-port",
+            "15001",
+            "--ca-address",
+            "istiod.istio-system.svc:15012",
+            "--cert-ttl",
+            "1h",
+        ]);
+        let envoy = envoy_config(&args).unwrap().unwrap();
+        assert_eq!(envoy.admin_port, 15001);
+        let clusters = envoy.bootstrap["static_resources"]["clusters"]
+            .as_array()
+            .unwrap();
+        let names: Vec<&str> = clusters
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["weft-xds", "sds-grpc"]);
+        let config = agent_config(&args, Vec::new()).unwrap();
+        assert_eq!(config.ca.server_name, "istiod.istio-system.svc");
+        assert_eq!(config.cert_ttl, Duration::from_secs(3600));
+    }
+}

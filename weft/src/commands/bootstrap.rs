@@ -1,0 +1,183 @@
+//! `weft bootstrap`: print an Envoy bootstrap.
+
+use anyhow::Context;
+use weft_translate::bootstrap::{BootstrapParams, build_bootstrap};
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::cli::{BootstrapArgs, ProxyRoleArg};
+
+/// Renders the bootstrap YAML for `args`.
+pub fn render(args: &BootstrapArgs) -> anyhow::Result<String> {
+    Ok(serde_yaml::to_string(&build_bootstrap(&params(args)?))?)
+}
+
+/// What `args` say about the proxy, for [`build_bootstrap`].
+pub fn params(args: &BootstrapArgs) -> anyhow::Result<BootstrapParams> {
+    let (host, port) = args
+        .xds_address
+        .rsplit_once(':')
+        .with_context(|| format!("--xds-address {:?} must be HOST:PORT", args.xds_address))?;
+    let port: u16 = port.parse().with_context(|| {
+        format!(
+            "--xds-address {:?}: {port:?} is not a port",
+            args.xds_address
+        )
+    })?;
+    let gateway = args.role == ProxyRoleArg::Gateway;
+    if gateway && args.capture {
+        anyhow::bail!(
+            "--capture is for sidecars; a gateway listens on the ports of its Gateway servers"
+        );
+    }
+    for ip in args.instance_ip.iter().filter(|ip| !ip.is_empty()) {
+        ip.parse::<IpAddr>()
+            .with_context(|| format!("--instance-ip {ip:?} is not an IP address"))?;
+    }
+    if gateway && args.outbound_port.is_some() {
+        anyhow::bail!(
+            "--outbound-port is for sidecars; a gateway listens on the ports of the Gateway servers that select its --labels"
+        );
+    }
+    let mut labels = BTreeMap::new();
+    for label in args.labels.iter().filter(|l| !l.is_empty()) {
+        let (key, value) = label
+            .split_once('=')
+            .with_context(|| format!("--labels {label:?} must be KEY=VALUE"))?;
+        if key.is_empty() {
+            anyhow::bail!("--labels {label:?}: the key must not be empty");
+        }
+        labels.insert(key.to_string(), value.to_string());
+    }
+    let params = BootstrapParams {
+        node_id: args.node_id.clone(),
+        node_cluster: args
+            .service_cluster
+            .clone()
+            .unwrap_or_else(|| args.node_id.clone()),
+        namespace: args.namespace.clone(),
+        xds_host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        xds_port: port,
+        admin_address: "127.0.0.1".to_string(),
+        admin_port: args.admin_port,
+        delta: args.delta,
+        router: args
+            .outbound_port
+            .map(|p| (args.outbound_address.clone(), p)),
+        gateway,
+        labels,
+        sds_socket: args.sds_socket.clone().filter(|p| !p.is_empty()),
+        service_account: args.service_account.clone().filter(|s| !s.is_empty()),
+        capture: args.capture,
+        instance_ips: args
+            .instance_ip
+            .iter()
+            .filter(|ip| !ip.is_empty())
+            .cloned()
+            .collect(),
+    };
+    Ok(params)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn args(argv: &[&str]) -> BootstrapArgs {
+        let mut full = vec!["weft", "bootstrap", "--node-id", "p"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).unwrap().command {
+            Command::Bootstrap(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sds_socket_and_service_account_flags_reach_the_bootstrap() {
+        let yaml = render(&args(&[
+            "--sds-socket",
+            "/run/weft/sds.sock",
+            "--service-account",
+            "reviews",
+        ]))
+        .unwrap();
+        let value: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(value["node"]["metadata"]["SERVICE_ACCOUNT"], "reviews");
+        assert_eq!(value["static_resources"]["clusters"][1]["name"], "sds-grpc");
+        assert!(yaml.contains("/run/weft/sds.sock"));
+    }
+
+    #[test]
+    fn capture_and_instance_ips_reach_the_node_metadata() {
+        let yaml = render(&args(&[
+            "--capture",
+            "--instance-ip",
+            "10.0.0.2",
+            "--instance-ip",
+            "10.0.0.3",
+        ]))
+        .unwrap();
+        let value: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(value["node"]["metadata"]["INTERCEPTION_MODE"], "REDIRECT");
+        assert_eq!(
+            value["node"]["metadata"]["INSTANCE_IPS"],
+            "10.0.0.2,10.0.0.3"
+        );
+        let err = render(&args(&["--instance-ip", "pod"])).unwrap_err();
+        assert!(err.to_string().contains("not an IP address"), "{err}");
+        let err = render(&args(&["--role", "gateway", "--capture"])).unwrap_err();
+        assert!(
+            err.to_string().contains("--capture is for sidecars"),
+            "{err}"
+        );
+        let plain = render(&args(&[])).unwrap();
+        assert!(!plain.contains("INTERCEPTION_MODE"));
+    }
+
+    #[test]
+    fn a_gateway_bootstrap_carries_role_and_labels_and_no_router() {
+        let yaml = render(&args(&[
+            "--role",
+            "gateway",
+            "--labels",
+            "istio=ingressgateway,app=edge",
+            "--labels",
+            "tier=front",
+        ]))
+        .unwrap();
+        let value: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        let metadata = &value["node"]["metadata"];
+        assert_eq!(metadata["WEFT_ROLE"], "gateway");
+        assert_eq!(metadata["LABELS"]["istio"], "ingressgateway");
+        assert_eq!(metadata["LABELS"]["app"], "edge");
+        assert_eq!(metadata["LABELS"]["tier"], "front");
+        assert!(metadata.get("WEFT_ROUTER_ADDRESS").is_none());
+    }
+
+    #[test]
+    fn a_gateway_has_no_outbound_port_and_labels_need_a_key() {
+        let err = render(&args(&["--role", "gateway", "--outbound-port", "15080"])).unwrap_err();
+        assert!(
+            err.to_string().contains("--outbound-port is for sidecars"),
+            "{err}"
+        );
+        let err = render(&args(&["--labels", "novalue"])).unwrap_err();
+        assert!(err.to_string().contains("must be KEY=VALUE"), "{err}");
+        let err = render(&args(&["--labels", "=x"])).unwrap_err();
+        assert!(
+            err.to_string().contains("the key must not be empty"),
+            "{err}"
+        );
+        let sidecar = render(&args(&["--outbound-port", "15080", "--labels", "app=web"])).unwrap();
+        assert!(sidecar.contains("WEFT_ROUTER_ADDRESS"));
+        assert!(!sidecar.contains("WEFT_ROLE"));
+    }
+}

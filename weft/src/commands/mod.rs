@@ -1,0 +1,9 @@
+//! One module per subcommand: each turns its flags into the libraries'
+//! plain configs and runs them.
+
+pub mod agent;
+pub mod bootstrap;
+pub mod inject;
+pub mod operator;
+pub mod standalone;
+pub mod validate;

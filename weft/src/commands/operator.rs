@@ -1,0 +1,250 @@
+//! `weft operator`: the control plane over a Kubernetes cluster. Same
+//! config store, xDS and monitoring as `weft standalone`; the inputs come
+//! from the [`weft_operator::Stores`] watches instead of files. After each apply, the
+//! status of every mesh object is brought up to date by
+//! [`weft_operator::status::writer`], while this replica holds the leader
+//! Lease ([`weft_operator::leader`]); every replica serves xDS. With
+//! certificate files, or with `--webhook-service` (a certificate from
+//! Weft's CA, [`weft_operator::webhook_certs`]), the admission webhook
+//! ([`weft_operator::webhook`]) is served once the watches listed.
+//!
+//! Readiness while the apiserver is unreachable: `/readyz` stays 200. Once
+//! the first config is applied and xDS listens, Weft serves the last config
+//! it built from its watches' stores, which a broken watch leaves as they
+//! were; the watches retry with backoff and count their failures in
+//! `weft_watch_restarts_total{kind}` (alert on that, not on readiness).
+//! Turning readiness off would only take a working xDS server out of
+//! rotation while nothing better is available.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+use weft_citadel::{CertificateAuthority, CitadelMetrics};
+use weft_config::ConfigStore;
+use weft_model::MeshSnapshot;
+use weft_xds::RejectionMap;
+
+use crate::cli::OperatorArgs;
+use crate::control_plane::{ConfigRecorder, ControlPlane, shutdown_signal};
+use weft_operator::Stores;
+use weft_operator::blame::StatusFeed;
+use weft_operator::cluster_ca;
+use weft_operator::discovery::DiscoverySelectors;
+use weft_operator::leader::{self, LeaderMetrics, Leadership};
+use weft_operator::status::{
+    self,
+    writer::{StatusMetrics, StatusUpdate},
+};
+use weft_operator::stores::watched_kinds;
+use weft_operator::watch::WatchMetrics;
+use weft_operator::webhook::{self, WebhookMetrics};
+use weft_operator::webhook_certs::{self, WebhookCertMetrics};
+use weft_source::debounce::Debouncer;
+
+pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
+    // Up first, so that health answers while the watches list.
+    let lease = args.lease_config()?;
+    let discovery = DiscoverySelectors::parse(&args.discovery_selector)?;
+    let mut status_metrics = StatusMetrics::default();
+    let mut watch_metrics = WatchMetrics::default();
+    let mut webhook_metrics = WebhookMetrics::default();
+    let mut leader_metrics = LeaderMetrics::default();
+    let mut citadel_metrics = CitadelMetrics::default();
+    let mut webhook_cert_metrics = WebhookCertMetrics::default();
+    let plane = ControlPlane::start_monitoring_with(args.monitoring_address, |registry| {
+        citadel_metrics = CitadelMetrics::register(registry);
+        status_metrics = StatusMetrics::register(registry);
+        watch_metrics = WatchMetrics::register(registry, &watched_kinds());
+        webhook_metrics = WebhookMetrics::register(registry);
+        leader_metrics = LeaderMetrics::register(registry);
+        webhook_cert_metrics = WebhookCertMetrics::register(registry);
+    })
+    .await?;
+    let client = client(&args).await?;
+    let leadership = leader::spawn(client.clone(), lease, leader_metrics);
+
+    let (changes, receiver) = mpsc::unbounded_channel();
+    let stores = Stores::watch(&client, &changes, &watch_metrics, discovery);
+    drop(changes);
+    let debouncer = Debouncer::new(receiver, args.debounce_quiet.0, args.debounce_max.0);
+    info!("waiting for the first list of every watched kind");
+    stores.wait_until_listed().await?;
+    let ca =
+        start_certificate_service(&args, &client, &stores, &leadership, citadel_metrics).await?;
+    // It validates against the cluster's state: up once that is known.
+    match webhook_serving_cert(&args, &client, ca, &leadership, webhook_cert_metrics)? {
+        Some(tls) => {
+            let stores = stores.clone();
+            let namespaces = stores.clone();
+            let cluster: webhook::ClusterInputs = Arc::new(move || stores.observe().inputs);
+            let injection = webhook::Injection {
+                config: args
+                    .proxy
+                    .inject_config(&args.ca.trust_domain, &args.control_plane_namespace),
+                namespaces: Arc::new(move |name| namespaces.namespace_labels(name)),
+            };
+            webhook::start(
+                args.webhook_address,
+                &tls,
+                cluster,
+                injection,
+                webhook_metrics,
+            )
+            .await?;
+        }
+        None => info!(
+            "validating webhook not served: neither --webhook-service nor --webhook-tls-cert / --webhook-tls-key given"
+        ),
+    }
+
+    let mut store = ConfigStore::default();
+    let observed = stores.observe();
+    let applied = store.apply(observed.inputs);
+    let recorder = plane.recorder();
+    recorder.record(&applied);
+    // Statuses are written by a task of their own: a slow apiserver never
+    // holds back a reload or xDS.
+    let outcomes = status::build_outcomes(&applied);
+    let statuses = status::writer::spawn(
+        client.clone(),
+        status_metrics,
+        StatusUpdate {
+            objects: observed.objects.clone(),
+            outcomes: outcomes.clone(),
+        },
+        leadership.subscribe(),
+    );
+    let mut statuses = StatusFeed::new(statuses);
+    let rejections = plane.rejections().subscribe();
+    let standing = rejections.borrow().clone();
+    statuses.applied(observed.objects, outcomes, &standing, SystemTime::now());
+    let (snapshots, receiver) = watch::channel(applied.snapshot);
+    tokio::spawn(reload_on_change(
+        stores, debouncer, store, snapshots, recorder, statuses, rejections,
+    ));
+    tokio::spawn(release_on_shutdown(leadership));
+    plane.serve_xds(args.xds_address, receiver).await
+}
+
+/// The webhook's certificate: the files given, or one from `ca` for
+/// `--webhook-service`, renewed, with the configurations' `caBundle` kept
+/// current while this replica leads; `None` without either.
+fn webhook_serving_cert(
+    args: &OperatorArgs,
+    client: &Client,
+    ca: CertificateAuthority,
+    leadership: &Leadership,
+    metrics: WebhookCertMetrics,
+) -> anyhow::Result<Option<webhook::ServingCert>> {
+    if let Some(files) = args.webhook_tls() {
+        return Ok(Some(webhook::ServingCert::Files(files)));
+    }
+    let Some(config) = args.webhook_cert() else {
+        return Ok(None);
+    };
+    tokio::spawn(webhook_certs::keep_ca_bundles(
+        client.clone(),
+        ca.root_pem().to_string(),
+        config.clone(),
+        leadership.subscribe(),
+        metrics.clone(),
+    ));
+    let cert = webhook_certs::start_rotating(ca, &config, metrics)?;
+    Ok(Some(webhook::ServingCert::Rotating(cert)))
+}
+
+/// The CA from the cluster ([`cluster_ca::load_or_create_ca`]), its root
+/// published to every namespace while this replica leads, and the
+/// certificate service checking tokens by TokenReview; returns the CA.
+async fn start_certificate_service(
+    args: &OperatorArgs,
+    client: &Client,
+    stores: &Stores,
+    leadership: &Leadership,
+    metrics: CitadelMetrics,
+) -> anyhow::Result<CertificateAuthority> {
+    let ca = cluster_ca::load_or_create_ca(
+        client,
+        &args.control_plane_namespace,
+        args.ca.ca_key_type.into(),
+        &args.ca.trust_domain,
+    )
+    .await?;
+    let namespaces = stores.clone();
+    tokio::spawn(cluster_ca::publish_roots(
+        client.clone(),
+        ca.root_pem().to_string(),
+        move || namespaces.namespace_names(),
+        leadership.subscribe(),
+    ));
+    let reviewer = cluster_ca::TokenReviewer::new(client.clone(), args.ca.trust_domain.clone());
+    crate::certificate_service::start(&args.ca, ca.clone(), reviewer, metrics).await?;
+    Ok(ca)
+}
+
+/// On SIGTERM or Ctrl-C, releases the Lease if held, so that another
+/// replica takes over at once.
+async fn release_on_shutdown(leadership: Leadership) {
+    shutdown_signal().await;
+    leadership.release().await;
+}
+
+/// The client for `--kubeconfig`, or the inferred one (in-cluster, then
+/// `$KUBECONFIG` / `~/.kube/config`).
+async fn client(args: &OperatorArgs) -> anyhow::Result<Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("cannot use the kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no Kubernetes config (in-cluster or kubeconfig) found; pass --kubeconfig")?,
+    };
+    info!(server = %config.cluster_url, "watching the Kubernetes API server at {}", config.cluster_url);
+    Client::try_from(config).context("cannot create the Kubernetes client")
+}
+
+/// Applies the watched state after each debounced change, and keeps the
+/// statuses current with each apply and each change of what proxies reject.
+async fn reload_on_change(
+    stores: Stores,
+    mut debouncer: Debouncer,
+    mut store: ConfigStore,
+    snapshots: watch::Sender<Arc<MeshSnapshot>>,
+    recorder: ConfigRecorder,
+    mut statuses: StatusFeed,
+    mut rejections: watch::Receiver<Arc<RejectionMap>>,
+) {
+    loop {
+        tokio::select! {
+            changed = debouncer.changed() => {
+                if changed.is_none() {
+                    break;
+                }
+                let observed = stores.observe();
+                let applied = store.apply(observed.inputs);
+                recorder.record(&applied);
+                let outcomes = status::build_outcomes(&applied);
+                let standing = rejections.borrow_and_update().clone();
+                statuses.applied(observed.objects, outcomes, &standing, SystemTime::now());
+                if applied.changed {
+                    snapshots.send_replace(applied.snapshot);
+                }
+            }
+            Ok(()) = rejections.changed() => {
+                let standing = rejections.borrow_and_update().clone();
+                statuses.publish(&standing);
+            }
+        }
+    }
+    warn!("every Kubernetes watch stopped; serving the last config");
+}
