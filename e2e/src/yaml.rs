@@ -108,6 +108,20 @@ spec:
     yaml
 }
 
+/// A VirtualService `name` in `default` for host `reviews` with these
+/// `http` rules (YAML list items, indented two spaces).
+pub fn mk_reviews_virtual_service(name: &str, http: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: {name}, namespace: default}}
+spec:
+  hosts: [reviews]
+  http:
+{http}"
+    )
+}
+
 /// Joins documents into one multi-document YAML file.
 pub fn multi_doc(docs: &[String]) -> String {
     docs.join("---\n")

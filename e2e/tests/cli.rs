@@ -150,6 +150,41 @@ fn validate_prints_each_error_like_standalone_and_exits_1() {
     assert!(!text.contains("ok:"), "{text}");
 }
 
+/// A document whose spec does not parse is named by its kind, namespace
+/// and name, whatever its kind (the security kinds and Quota were once
+/// reported as broken files with no name).
+#[test]
+fn validate_names_malformed_documents_of_every_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("malformed.yaml");
+    let documents = [
+        ("security.istio.io/v1", "AuthorizationPolicy"),
+        ("security.istio.io/v1", "PeerAuthentication"),
+        ("policy.weft.dev/v1alpha1", "Quota"),
+        ("networking.istio.io/v1", "VirtualService"),
+    ]
+    .map(|(api_version, kind)| {
+        format!("apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: broken, namespace: prod}}\nspec: 42\n")
+    });
+    std::fs::write(&path, documents.join("---\n")).unwrap();
+    let out = weft(&["validate", "-f", path.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "exit 1: {text}");
+    for (document, kind) in [
+        "AuthorizationPolicy",
+        "PeerAuthentication",
+        "Quota",
+        "VirtualService",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let needle = format!("document {document}: {kind} prod/broken: spec: ");
+        assert!(text.contains(&needle), "names {needle:?}: {text}");
+    }
+    assert!(text.contains("failed: 4 errors in 4 resources"), "{text}");
+}
+
 #[test]
 fn validate_accepts_the_bookinfo_example_directory() {
     let bookinfo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bookinfo");

@@ -599,6 +599,21 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// `--lease-namespace`, the option's old name, still sets the control
+    /// plane's namespace.
+    #[test]
+    fn the_lease_namespace_flag_is_an_alias_of_the_control_plane_namespace() {
+        for flag in ["--control-plane-namespace", "--lease-namespace"] {
+            let cli = Cli::try_parse_from(["weft", "operator", flag, "mesh-system"]);
+            match cli.map(|cli| cli.command) {
+                Ok(Command::Operator(args)) => {
+                    assert_eq!(args.control_plane_namespace, "mesh-system", "{flag}")
+                }
+                other => panic!("{flag}: {other:?}"),
+            }
+        }
+    }
+
     /// The injected init container and proxy run `weft agent` commands
     /// this command line parses.
     #[test]

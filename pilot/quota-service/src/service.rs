@@ -8,6 +8,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::{
     rate_limit_response::{Code, DescriptorStatus},
     rate_limit_service_server::{RateLimitService, RateLimitServiceServer},
 };
+use envoy_types::pb::google::protobuf::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter as PromCounter;
 use prometheus_client::metrics::family::Family;
@@ -16,7 +17,6 @@ use tokio::sync::watch;
 
 use super::counter::Counter;
 use weft_model::MeshSnapshot;
-use weft_translate::pb_duration;
 use weft_translate::quota::{QUOTA_DOMAIN, override_name, parse_descriptor};
 
 /// `weft_quota_requests_total` labels: the quota (`ns/name`), the override
@@ -108,7 +108,14 @@ impl QuotaService {
         let counter = windows.current_for(&snapshot);
         for descriptor in &request.descriptors {
             let found = (request.domain == QUOTA_DOMAIN)
-                .then(|| parse_descriptor(descriptor))
+                .then(|| {
+                    parse_descriptor(
+                        descriptor
+                            .entries
+                            .iter()
+                            .map(|e| (e.key.as_str(), e.value.as_str())),
+                    )
+                })
                 .flatten()
                 .and_then(|(key, index)| {
                     let quota = snapshot.quotas.iter().find(|q| q.key() == key)?;
@@ -142,7 +149,10 @@ impl QuotaService {
                     },
                 ),
                 limit_remaining: decision.remaining,
-                duration_until_reset: Some(pb_duration(decision.reset)),
+                duration_until_reset: Some(Duration {
+                    seconds: i64::try_from(decision.reset.as_secs()).unwrap_or(i64::MAX),
+                    nanos: i32::try_from(decision.reset.subsec_nanos()).unwrap_or(0),
+                }),
                 ..Default::default()
             });
         }

@@ -17,22 +17,22 @@
 //! and namespaces are read from the peer's mTLS certificate (its SPIFFE
 //! ID), so they never match a plain-text caller.
 
-use envoy_types::pb::envoy::config::core::v3::CidrRange;
-use envoy_types::pb::envoy::config::rbac::v3::{
+use weft_envoy_api::pb::envoy::config::core::v3::CidrRange;
+use weft_envoy_api::pb::envoy::config::rbac::v3::{
     Permission, Policy, Principal, Rbac, permission, principal, rbac::Action,
 };
-use envoy_types::pb::envoy::config::route::v3::{
+use weft_envoy_api::pb::envoy::config::route::v3::{
     HeaderMatcher, header_matcher::HeaderMatchSpecifier,
 };
-use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac as RbacFilter;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::http::rbac::v3::Rbac as RbacFilter;
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpFilter, http_filter,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::{
+use weft_envoy_api::pb::envoy::r#type::matcher::v3::{
     PathMatcher, RegexMatcher, StringMatcher, path_matcher, string_matcher::MatchPattern,
 };
-use envoy_types::pb::google::protobuf::UInt32Value;
-use envoy_types::util::pack_any;
+use weft_envoy_api::pb::google::protobuf::UInt32Value;
+use weft_envoy_api::util::pack_any;
 
 use weft_model::{
     AuthorizationAction, AuthorizationPolicy, AuthorizationRule, Cidr, ConditionKey,

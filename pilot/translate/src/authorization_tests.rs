@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use envoy_types::pb::envoy::config::rbac::v3::{Rbac, permission, principal, rbac::Action};
-use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac as RbacFilter;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter;
-use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
 use prost::Message;
+use weft_envoy_api::pb::envoy::config::rbac::v3::{Rbac, permission, principal, rbac::Action};
+use weft_envoy_api::pb::envoy::extensions::filters::http::rbac::v3::Rbac as RbacFilter;
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter;
+use weft_envoy_api::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
 
 use super::rbac_filters;
 use weft_config::ConfigStore;

@@ -24,23 +24,23 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use envoy_types::pb::envoy::config::cluster::v3::{
+use weft_envoy_api::pb::envoy::config::cluster::v3::{
     Cluster,
     cluster::{ClusterDiscoveryType, DiscoveryType, LbPolicy},
 };
-use envoy_types::pb::envoy::config::listener::v3::{
+use weft_envoy_api::pb::envoy::config::listener::v3::{
     Filter, FilterChain, Listener, ListenerFilter, filter, listener_filter,
 };
-use envoy_types::pb::envoy::config::route::v3::{
+use weft_envoy_api::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, VirtualHost, route::Action,
     route_action::ClusterSpecifier,
 };
-use envoy_types::pb::envoy::extensions::filters::listener::original_dst::v3::OriginalDst;
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::listener::original_dst::v3::OriginalDst;
+use weft_envoy_api::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     TcpProxy, tcp_proxy::ClusterSpecifier as TcpClusterSpecifier,
 };
-use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
-use envoy_types::util::pack_any;
+use weft_envoy_api::pb::google::protobuf::{BoolValue, UInt32Value};
+use weft_envoy_api::util::pack_any;
 
 use super::inbound::{build_chains, build_cluster, build_mode_chains, tls_inspector};
 use super::inbound_policy::inbound_http_filters;
@@ -272,9 +272,9 @@ fn allow_any() -> VirtualHost {
         domains: vec!["*".to_string()],
         routes: vec![Route {
             name: "allow_any".to_string(),
-            r#match: Some(envoy_types::pb::envoy::config::route::v3::RouteMatch {
+            r#match: Some(weft_envoy_api::pb::envoy::config::route::v3::RouteMatch {
                 path_specifier: Some(
-                    envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier::Prefix(
+                    weft_envoy_api::pb::envoy::config::route::v3::route_match::PathSpecifier::Prefix(
                         "/".to_string(),
                     ),
                 ),

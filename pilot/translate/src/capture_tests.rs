@@ -1,18 +1,18 @@
 //! Captured sidecars' config on fabricated meshes.
 
-use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+use prost::Message;
+use weft_envoy_api::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, DiscoveryType, LbPolicy,
 };
-use envoy_types::pb::envoy::config::core::v3::address;
-use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
-use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+use weft_envoy_api::pb::envoy::config::core::v3::address;
+use weft_envoy_api::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
+use weft_envoy_api::pb::envoy::config::listener::v3::{Listener, filter};
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager::RouteSpecifier,
 };
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     TcpProxy, tcp_proxy::ClusterSpecifier as TcpClusterSpecifier,
 };
-use prost::Message;
 
 use super::super::{
     ProxyView, build_clusters, build_listeners, build_route_configs, check_consistency,
@@ -174,7 +174,7 @@ fn capture_client_listeners_hand_off_by_original_destination() {
     );
     assert_eq!(
         listener(&listeners, "virtualOutbound").use_original_dst,
-        Some(envoy_types::pb::google::protobuf::BoolValue { value: true })
+        Some(weft_envoy_api::pb::google::protobuf::BoolValue { value: true })
     );
     insta::assert_snapshot!(summary(&listeners));
     assert_eq!(check_consistency(&snapshot, &view), Vec::<String>::new());

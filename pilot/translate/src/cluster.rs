@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use envoy_types::pb::envoy::config::cluster::v3::{
+use weft_envoy_api::pb::envoy::config::cluster::v3::{
     CircuitBreakers, Cluster, OutlierDetection as PbOutlier, UpstreamConnectionOptions,
     circuit_breakers::Thresholds,
     cluster::{
@@ -13,19 +13,19 @@ use envoy_types::pb::envoy::config::cluster::v3::{
         RoundRobinLbConfig, SlowStartConfig,
     },
 };
-use envoy_types::pb::envoy::config::core::v3::{
+use weft_envoy_api::pb::envoy::config::core::v3::{
     Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions as CoreHttpOptions,
     RuntimeDouble, TcpKeepalive as PbKeepalive, UpstreamHttpProtocolOptions,
 };
-use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+use weft_envoy_api::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions,
     http_protocol_options::{
         ExplicitHttpConfig, UpstreamProtocolOptions, UseDownstreamHttpConfig, explicit_http_config,
     },
 };
-use envoy_types::pb::envoy::r#type::v3::Percent;
-use envoy_types::pb::google::protobuf::{Any, UInt32Value, UInt64Value};
-use envoy_types::util::pack_any;
+use weft_envoy_api::pb::envoy::r#type::v3::Percent;
+use weft_envoy_api::pb::google::protobuf::{Any, UInt32Value, UInt64Value};
+use weft_envoy_api::util::pack_any;
 
 use super::applicable_rule::{applicable_rule, cluster_policy};
 use super::{

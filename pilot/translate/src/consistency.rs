@@ -4,19 +4,21 @@
 
 use std::collections::BTreeSet;
 
-use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
-use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
-use envoy_types::pb::envoy::config::route::v3::{
+use prost::{Message, Name};
+use weft_envoy_api::pb::envoy::config::cluster::v3::cluster::{
+    ClusterDiscoveryType, DiscoveryType,
+};
+use weft_envoy_api::pb::envoy::config::listener::v3::{Listener, filter};
+use weft_envoy_api::pb::envoy::config::route::v3::{
     RouteConfiguration, route::Action, route_action::ClusterSpecifier,
 };
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager::RouteSpecifier,
 };
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     TcpProxy, tcp_proxy::ClusterSpecifier as TcpClusterSpecifier,
 };
-use envoy_types::pb::google::protobuf::Any;
-use prost::{Message, Name};
+use weft_envoy_api::pb::google::protobuf::Any;
 
 use super::{
     ProxyView, build_clusters, build_listeners, build_load_assignments, build_route_configs,

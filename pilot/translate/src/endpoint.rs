@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use envoy_types::pb::envoy::config::core::v3::Locality as PbLocality;
-use envoy_types::pb::envoy::config::endpoint::v3::{
+use weft_envoy_api::pb::envoy::config::core::v3::Locality as PbLocality;
+use weft_envoy_api::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint as PbEndpoint, LbEndpoint, LocalityLbEndpoints,
     lb_endpoint::HostIdentifier,
 };
-use envoy_types::pb::google::protobuf::UInt32Value;
+use weft_envoy_api::pb::google::protobuf::UInt32Value;
 
 use super::applicable_rule::{applicable_rule, cluster_policy};
 use super::cluster::is_passthrough;

@@ -18,23 +18,23 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use envoy_types::pb::envoy::config::listener::v3::{
+use weft_envoy_api::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
 };
-use envoy_types::pb::envoy::config::route::v3::{
+use weft_envoy_api::pb::envoy::config::route::v3::{
     RouteConfiguration, VirtualHost, virtual_host::TlsRequirementType,
 };
-use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, Rds,
     http_connection_manager::{RouteSpecifier, StripPortMode},
 };
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     TcpProxy,
     tcp_proxy::{ClusterSpecifier, WeightedCluster, weighted_cluster::ClusterWeight},
 };
-use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
-use envoy_types::util::pack_any;
+use weft_envoy_api::pb::google::protobuf::{BoolValue, UInt32Value};
+use weft_envoy_api::util::pack_any;
 
 use super::http_filters::build_http_filters;
 use super::route::build_http_routes;

@@ -3,24 +3,24 @@
 
 use std::collections::BTreeMap;
 
-use envoy_types::pb::envoy::config::core::v3::DataSource;
-use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
-use envoy_types::pb::envoy::config::core::v3::transport_socket;
-use envoy_types::pb::envoy::config::listener::v3::{FilterChain, Listener, filter};
-use envoy_types::pb::envoy::config::route::v3::{
+use prost::Message;
+use weft_envoy_api::pb::envoy::config::core::v3::DataSource;
+use weft_envoy_api::pb::envoy::config::core::v3::data_source::Specifier;
+use weft_envoy_api::pb::envoy::config::core::v3::transport_socket;
+use weft_envoy_api::pb::envoy::config::listener::v3::{FilterChain, Listener, filter};
+use weft_envoy_api::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, route::Action,
     route_action::ClusterSpecifier as RouteCluster, virtual_host::TlsRequirementType,
 };
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager::RouteSpecifier,
 };
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     TcpProxy, tcp_proxy::ClusterSpecifier,
 };
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+use weft_envoy_api::pb::envoy::extensions::transport_sockets::tls::v3::{
     DownstreamTlsContext, common_tls_context::ValidationContextType, tls_parameters::TlsProtocol,
 };
-use prost::Message;
 
 use super::*;
 use weft_config::testing::*;

@@ -1,13 +1,13 @@
 //! Envoy's `DownstreamTlsContext` for a gateway server that terminates TLS
 //! (modes SIMPLE, MUTUAL, OPTIONAL_MUTUAL), from files on the proxy's disk.
 
-use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+use weft_envoy_api::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
+use weft_envoy_api::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, TlsCertificate,
     TlsParameters, common_tls_context::ValidationContextType, tls_parameters::TlsProtocol,
 };
-use envoy_types::pb::google::protobuf::BoolValue;
-use envoy_types::util::pack_any;
+use weft_envoy_api::pb::google::protobuf::BoolValue;
+use weft_envoy_api::util::pack_any;
 
 use super::upstream_tls::{file, san_matcher};
 use weft_model::{TlsTermination, TlsVersion};

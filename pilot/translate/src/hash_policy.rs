@@ -4,7 +4,7 @@
 //! balancer ([`super::cluster`]) and, on the route, what to hash. The
 //! route builder asks for the second half here.
 
-use envoy_types::pb::envoy::config::route::v3::route_action::{
+use weft_envoy_api::pb::envoy::config::route::v3::route_action::{
     HashPolicy,
     hash_policy::{ConnectionProperties, Cookie, Header, PolicySpecifier, QueryParameter},
 };

@@ -3,14 +3,14 @@
 //! empty here (they do nothing by default) and per route, by the
 //! `typed_per_filter_config` of the routes VirtualServices produce.
 
-use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
-use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
-use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::http::cors::v3::Cors;
+use weft_envoy_api::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
+use weft_envoy_api::pb::envoy::extensions::filters::http::router::v3::Router;
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpFilter, http_filter,
 };
-use envoy_types::pb::google::protobuf::Any;
-use envoy_types::util::pack_any;
+use weft_envoy_api::pb::google::protobuf::Any;
+use weft_envoy_api::util::pack_any;
 
 /// The CORS filter's name: the key of its per-route config.
 pub const CORS: &str = "envoy.filters.http.cors";

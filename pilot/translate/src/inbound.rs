@@ -22,36 +22,36 @@
 
 use std::collections::HashMap;
 
-use envoy_types::pb::envoy::config::cluster::v3::{
+use weft_envoy_api::pb::envoy::config::cluster::v3::{
     Cluster,
     cluster::{ClusterDiscoveryType, DiscoveryType},
 };
-use envoy_types::pb::envoy::config::core::v3::Http2ProtocolOptions;
-use envoy_types::pb::envoy::config::endpoint::v3::{
+use weft_envoy_api::pb::envoy::config::core::v3::Http2ProtocolOptions;
+use weft_envoy_api::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint::HostIdentifier,
 };
-use envoy_types::pb::envoy::config::listener::v3::{
+use weft_envoy_api::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
 };
-use envoy_types::pb::envoy::config::route::v3::{
+use weft_envoy_api::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route::Action,
     route_action::ClusterSpecifier, route_match::PathSpecifier,
 };
-use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter,
     http_connection_manager::{
         ForwardClientCertDetails, RouteSpecifier, SetCurrentClientCertDetails,
     },
 };
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     TcpProxy, tcp_proxy::ClusterSpecifier as TcpClusterSpecifier,
 };
-use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+use weft_envoy_api::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions,
     http_protocol_options::{ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config},
 };
-use envoy_types::util::pack_any;
+use weft_envoy_api::util::pack_any;
 
 use super::inbound_policy::inbound_http_filters;
 use super::mtls::{ISTIO_ALPN, istio_mutual_downstream_socket};
@@ -213,7 +213,7 @@ fn hcm_filter(l: &IngressListener, tls: bool, http_filters: &[HttpFilter]) -> Fi
             }],
             ..Default::default()
         }],
-        validate_clusters: Some(envoy_types::pb::google::protobuf::BoolValue { value: false }),
+        validate_clusters: Some(weft_envoy_api::pb::google::protobuf::BoolValue { value: false }),
         // Applied by the router, after the quota filters read it.
         request_headers_to_remove: vec![SOURCE_HEADER.to_string()],
         ..Default::default()

@@ -2,7 +2,7 @@
 //! access and rate policies, in the order Envoy must run them, ahead of the
 //! filters every HTTP chain has ([`build_http_filters`]).
 
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 
 use super::ProxyView;
 use super::authorization::rbac_filters;

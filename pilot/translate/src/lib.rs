@@ -53,11 +53,11 @@ pub use route::{ROUTER_ROUTE_CONFIG, build_route_configs};
 pub use scope::{sidecar_for, visible_services};
 pub use view::{ProxyRole, ProxyView};
 
-use envoy_types::pb::envoy::config::core::v3::{
+use weft_envoy_api::pb::envoy::config::core::v3::{
     Address, AggregatedConfigSource, ApiVersion, ConfigSource, SocketAddress, address,
     config_source::ConfigSourceSpecifier, socket_address::PortSpecifier,
 };
-use envoy_types::pb::google::protobuf::Duration as PbDuration;
+use weft_envoy_api::pb::google::protobuf::Duration as PbDuration;
 
 /// Istio's cluster name: `outbound|<port>|<subset>|<host>`.
 pub fn outbound_cluster_name(port: u16, subset: Option<&str>, host: &str) -> String {

@@ -11,11 +11,11 @@
 //! `tls` rules bound to `mesh` are still rejected by the config store
 //! (captured proxies' TCP listeners forward to the service's own cluster).
 
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+use weft_envoy_api::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, Rds, http_connection_manager::RouteSpecifier,
 };
-use envoy_types::util::pack_any;
+use weft_envoy_api::util::pack_any;
 
 use super::http_filters::build_http_filters;
 use super::{ProxyRole, ProxyView, ROUTER_ROUTE_CONFIG, ads_config_source, socket_address};

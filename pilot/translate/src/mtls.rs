@@ -3,26 +3,26 @@
 //! on the bootstrap cluster [`SDS_CLUSTER`], and the upstream and
 //! downstream TLS contexts built from them.
 
-use envoy_types::pb::envoy::config::core::v3::{
+use weft_envoy_api::pb::envoy::config::core::v3::{
     ApiConfigSource, ApiVersion, ConfigSource, GrpcService, TransportSocket,
     api_config_source::ApiType,
     config_source::ConfigSourceSpecifier,
     grpc_service::{EnvoyGrpc, TargetSpecifier},
     transport_socket::ConfigType,
 };
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+use weft_envoy_api::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
     SubjectAltNameMatcher, UpstreamTlsContext,
     common_tls_context::{CombinedCertificateValidationContext, ValidationContextType},
     subject_alt_name_matcher::SanType,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
-use envoy_types::pb::google::protobuf::BoolValue;
-use envoy_types::util::pack_any;
+use weft_envoy_api::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
+use weft_envoy_api::pb::google::protobuf::BoolValue;
+use weft_envoy_api::util::pack_any;
 
-use envoy_types::pb::envoy::config::cluster::v3::cluster::TransportSocketMatch;
-use envoy_types::pb::envoy::config::core::v3::Metadata;
-use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+use weft_envoy_api::pb::envoy::config::cluster::v3::cluster::TransportSocketMatch;
+use weft_envoy_api::pb::envoy::config::core::v3::Metadata;
+use weft_envoy_api::pb::google::protobuf::{Struct, Value, value::Kind};
 
 use weft_model::{
     Endpoint, MtlsMode, PeerAuthentication, Service, ServicePort, TRUST_DOMAIN,
@@ -240,7 +240,7 @@ pub(super) fn auto_mtls_matches(
             transport_socket: Some(TransportSocket {
                 name: "envoy.transport_sockets.raw_buffer".to_string(),
                 config_type: Some(ConfigType::TypedConfig(pack_any(
-                    envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer::default(),
+                    weft_envoy_api::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer::default(),
                 ))),
             }),
         },

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+use weft_envoy_api::pb::envoy::config::core::v3::Node;
+use weft_envoy_api::pb::google::protobuf::{Struct, Value, value::Kind};
 
 use crate::{ProxyRole, ProxyView};
 

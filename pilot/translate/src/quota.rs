@@ -30,30 +30,31 @@
 
 use std::collections::BTreeMap;
 
-use envoy_types::pb::envoy::config::core::v3::{
+use weft_envoy_api::pb::envoy::config::core::v3::{
     GrpcService, RuntimeFractionalPercent, grpc_service::EnvoyGrpc, grpc_service::TargetSpecifier,
 };
-use envoy_types::pb::envoy::config::ratelimit::v3::RateLimitServiceConfig;
-use envoy_types::pb::envoy::config::route::v3::{
+use weft_envoy_api::pb::envoy::config::ratelimit::v3::RateLimitServiceConfig;
+use weft_envoy_api::pb::envoy::config::route::v3::{
     HeaderMatcher, RateLimit,
     header_matcher::HeaderMatchSpecifier,
     rate_limit::{Action, action::ActionSpecifier, action::GenericKey, action::HeaderValueMatch},
 };
-use envoy_types::pb::envoy::extensions::common::ratelimit::v3::{
-    LocalRateLimitDescriptor, RateLimitDescriptor, XRateLimitHeadersRfcVersion,
-    rate_limit_descriptor::Entry,
+use weft_envoy_api::pb::envoy::extensions::common::ratelimit::v3::{
+    LocalRateLimitDescriptor, XRateLimitHeadersRfcVersion, rate_limit_descriptor::Entry,
 };
-use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
-use envoy_types::pb::envoy::extensions::filters::http::ratelimit::v3::RateLimit as RateLimitFilter;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
+use weft_envoy_api::pb::envoy::extensions::filters::http::ratelimit::v3::RateLimit as RateLimitFilter;
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpFilter, http_filter,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::{
+use weft_envoy_api::pb::envoy::r#type::matcher::v3::{
     RegexMatcher, StringMatcher, string_matcher::MatchPattern,
 };
-use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, HttpStatus, StatusCode, TokenBucket};
-use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
-use envoy_types::util::pack_any;
+use weft_envoy_api::pb::envoy::r#type::v3::{
+    FractionalPercent, HttpStatus, StatusCode, TokenBucket,
+};
+use weft_envoy_api::pb::google::protobuf::{BoolValue, UInt32Value};
+use weft_envoy_api::util::pack_any;
 
 use super::{ProxyView, pb_duration};
 use weft_model::{CallerMatch, MeshSnapshot, Quota, QuotaScope, Service};
@@ -369,7 +370,7 @@ fn rate_limits(descriptors: Vec<(Option<usize>, Vec<Action>)>) -> Vec<RateLimit>
         .collect()
 }
 
-fn filter(name: &str, config: envoy_types::pb::google::protobuf::Any) -> HttpFilter {
+fn filter(name: &str, config: weft_envoy_api::pb::google::protobuf::Any) -> HttpFilter {
     HttpFilter {
         name: name.to_string(),
         config_type: Some(http_filter::ConfigType::TypedConfig(config)),
@@ -377,16 +378,18 @@ fn filter(name: &str, config: envoy_types::pb::google::protobuf::Any) -> HttpFil
     }
 }
 
-/// A descriptor of a request as the quota service receives it: the
-/// quota's key and the override index (`None`: the default), or `None`
-/// when the descriptor is not a quota's.
-pub fn parse_descriptor(descriptor: &RateLimitDescriptor) -> Option<(String, Option<usize>)> {
+/// A descriptor of a request as the quota service receives it, as its
+/// entries' (key, value) pairs: the quota's key and the override index
+/// (`None`: the default), or `None` when the descriptor is not a quota's.
+pub fn parse_descriptor<'a>(
+    entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<(String, Option<usize>)> {
     let mut quota = None;
     let mut index = None;
-    for entry in &descriptor.entries {
-        match entry.key.as_str() {
-            KEY_QUOTA => quota = Some(entry.value.clone()),
-            KEY_OVERRIDE => index = entry.value.strip_prefix('o')?.parse().ok(),
+    for (key, value) in entries {
+        match key {
+            KEY_QUOTA => quota = Some(value.to_string()),
+            KEY_OVERRIDE => index = value.strip_prefix('o')?.parse().ok(),
             _ => {}
         }
     }

@@ -2,8 +2,8 @@
 //! precedence, and the outbound `x-weft-source` header.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use prost::Message;
+use weft_envoy_api::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 
 use super::*;
 use weft_config::testing::mk_snapshot;
@@ -162,14 +162,13 @@ fn global_quotas_ask_the_quota_service_and_parse_back() {
     let config = RateLimitFilter::decode(any.value.as_slice()).unwrap();
     assert!(config.failure_mode_deny);
     assert_eq!(config.domain, QUOTA_DOMAIN);
-    let descriptor = |actions: &[Action]| RateLimitDescriptor {
-        entries: entries(actions),
-        ..Default::default()
-    };
     let parsed: Vec<_> = config
         .rate_limits
         .iter()
-        .map(|r| parse_descriptor(&descriptor(&r.actions)))
+        .map(|r| {
+            let entries = entries(&r.actions);
+            parse_descriptor(entries.iter().map(|e| (e.key.as_str(), e.value.as_str())))
+        })
         .collect();
     assert_eq!(
         parsed,
@@ -238,8 +237,8 @@ fn every_override_needs_a_client_certificate() {
 /// `x-weft-source` (in the router, after the quota filter read it).
 #[test]
 fn inbound_chains_strip_the_source_header_and_plain_text_has_no_certificate() {
-    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
-    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    use weft_envoy_api::pb::envoy::config::listener::v3::filter::ConfigType;
+    use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
         HttpConnectionManager, http_connection_manager::ForwardClientCertDetails,
         http_connection_manager::RouteSpecifier,
     };

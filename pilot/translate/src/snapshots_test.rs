@@ -1,9 +1,9 @@
 //! Snapshot tests of the Envoy config generated for `examples/`: a change
 //! in translation shows up as a readable diff (`cargo insta review`).
 
-use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use prost::Message;
+use weft_envoy_api::pb::envoy::config::listener::v3::filter::ConfigType;
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 
 use super::*;
 use weft_config::ConfigStore;

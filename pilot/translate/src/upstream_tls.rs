@@ -1,16 +1,16 @@
 //! DestinationRule `tls` (DISABLE, SIMPLE, MUTUAL with files) -> an Envoy
 //! upstream TLS transport socket. ISTIO_MUTUAL is [`super::mtls`]'s.
 
-use envoy_types::pb::envoy::config::core::v3::{
+use weft_envoy_api::pb::envoy::config::core::v3::{
     DataSource, TransportSocket, data_source::Specifier, transport_socket::ConfigType,
 };
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+use weft_envoy_api::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, TlsCertificate,
     UpstreamTlsContext, common_tls_context::ValidationContextType,
     subject_alt_name_matcher::SanType,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
-use envoy_types::util::pack_any;
+use weft_envoy_api::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
+use weft_envoy_api::util::pack_any;
 
 use weft_model::{ClientTls, TlsMode};
 

@@ -4,8 +4,8 @@
 //!
 //! `cargo bench -p weft-xds --bench connection_state`
 
-use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use weft_config::ConfigStore;
+use weft_envoy_api::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use weft_translate::ProxyView;
 use weft_xds::{DeltaConnection, SotwConnection, TypeUrl, ViewResources};
 

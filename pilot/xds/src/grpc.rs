@@ -16,9 +16,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use http_body::Frame;
 use http_body_util::StreamBody;
@@ -31,6 +28,9 @@ use tonic::codegen::Service;
 use tonic::server::NamedService;
 use tonic::transport::server::TcpConnectInfo;
 use tonic_prost::ProstCodec;
+use weft_envoy_api::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
 
 use super::server::AdsServer;
 use super::{DeltaConnection, SotwConnection};

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use envoy_types::pb::google::protobuf::Any;
-use envoy_types::util::pack_any;
+use weft_envoy_api::pb::google::protobuf::Any;
+use weft_envoy_api::util::pack_any;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use prost::{Message, Name};
+use weft_envoy_api::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 
 use super::incremental::{ChangeSet, diff, narrowed_to_hosts, narrowed_to_routes};
 use weft_model::MeshSnapshot;

@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
 use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
+use weft_envoy_api::pb::envoy::config::core::v3::Node;
+use weft_envoy_api::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
 
 use super::grpc::AdsService;
 use super::metrics::XdsProtocol;

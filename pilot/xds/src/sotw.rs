@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use weft_envoy_api::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
 use super::resources::{Resource, version_of};
 use super::{TypeUrl, ViewResources};
@@ -227,7 +227,7 @@ fn requested_names(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use envoy_types::pb::google::rpc::Status;
+    use weft_envoy_api::pb::google::rpc::Status;
     use weft_model::{
         Endpoint, MeshSnapshot, Protocol, Resolution, ResourceId, Service, ServicePort,
     };
@@ -350,7 +350,7 @@ mod tests {
             .iter()
             .map(|any| {
                 use prost::Message;
-                envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment::decode(
+                weft_envoy_api::pb::envoy::config::endpoint::v3::ClusterLoadAssignment::decode(
                     any.value.as_slice(),
                 )
                 .unwrap()

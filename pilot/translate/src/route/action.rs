@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use envoy_types::pb::envoy::config::core::v3::{
+use weft_envoy_api::pb::envoy::config::core::v3::{
     DataSource, HeaderValue, HeaderValueOption, RuntimeFractionalPercent, data_source::Specifier,
     header_value_option::HeaderAppendAction,
 };
-use envoy_types::pb::envoy::config::route::v3::{
+use weft_envoy_api::pb::envoy::config::route::v3::{
     DirectResponseAction, RedirectAction, RetryPolicy as PbRetryPolicy, Route, RouteAction,
     WeightedCluster,
     redirect_action::{PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier},
@@ -16,11 +16,11 @@ use envoy_types::pb::envoy::config::route::v3::{
     route_action::{ClusterSpecifier, HostRewriteSpecifier, RequestMirrorPolicy},
     weighted_cluster::ClusterWeight,
 };
-use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
-use envoy_types::pb::envoy::extensions::retry::priority::previous_priorities::v3::PreviousPrioritiesConfig;
-use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
-use envoy_types::pb::google::protobuf::{Any, UInt32Value};
-use envoy_types::util::pack_any;
+use weft_envoy_api::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
+use weft_envoy_api::pb::envoy::extensions::retry::priority::previous_priorities::v3::PreviousPrioritiesConfig;
+use weft_envoy_api::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
+use weft_envoy_api::pb::google::protobuf::{Any, UInt32Value};
+use weft_envoy_api::util::pack_any;
 
 use super::filters;
 use super::matching::regex_matcher;
@@ -285,7 +285,7 @@ pub(super) fn build_retry_policy(policy: Option<&RetryPolicy>) -> PbRetryPolicy 
         vec![RetryHostPredicate {
             name: "envoy.retry_host_predicates.previous_hosts".to_string(),
             config_type: Some(
-                envoy_types::pb::envoy::config::route::v3::retry_policy::retry_host_predicate::ConfigType::TypedConfig(
+                weft_envoy_api::pb::envoy::config::route::v3::retry_policy::retry_host_predicate::ConfigType::TypedConfig(
                     pack_any(PreviousHostsPredicate::default()),
                 ),
             ),
@@ -305,7 +305,7 @@ pub(super) fn build_retry_policy(policy: Option<&RetryPolicy>) -> PbRetryPolicy 
         retry_priority: policy.filter(|p| p.retry_remote_localities).map(|_| RetryPriority {
             name: "envoy.retry_priorities.previous_priorities".to_string(),
             config_type: Some(
-                envoy_types::pb::envoy::config::route::v3::retry_policy::retry_priority::ConfigType::TypedConfig(
+                weft_envoy_api::pb::envoy::config::route::v3::retry_policy::retry_priority::ConfigType::TypedConfig(
                     pack_any(PreviousPrioritiesConfig { update_frequency: 2 }),
                 ),
             ),

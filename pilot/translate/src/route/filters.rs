@@ -1,16 +1,18 @@
 //! Per-route config of the HCM's fault and CORS filters (see
 //! `translate::http_filters`, which names them).
 
-use envoy_types::pb::envoy::extensions::filters::common::fault::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::common::fault::v3::{
     FaultDelay, fault_delay::FaultDelaySecifier,
 };
-use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy as PbCorsPolicy;
-use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy as PbCorsPolicy;
+use weft_envoy_api::pb::envoy::extensions::filters::http::fault::v3::{
     FaultAbort, HttpFault, fault_abort::ErrorType,
 };
-use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent::DenominatorType};
-use envoy_types::pb::google::protobuf::{Any, BoolValue};
-use envoy_types::util::pack_any;
+use weft_envoy_api::pb::envoy::r#type::v3::{
+    FractionalPercent, fractional_percent::DenominatorType,
+};
+use weft_envoy_api::pb::google::protobuf::{Any, BoolValue};
+use weft_envoy_api::util::pack_any;
 
 use super::matching::string_matcher;
 pub(crate) use crate::http_filters::{CORS, FAULT};

@@ -1,14 +1,14 @@
 //! Istio's HTTP match conditions -> Envoy route matches.
 
-use envoy_types::pb::envoy::config::route::v3::{
+use weft_envoy_api::pb::envoy::config::route::v3::{
     HeaderMatcher, QueryParameterMatcher, RouteMatch as PbRouteMatch,
     header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier,
     route_match::PathSpecifier,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::{
+use weft_envoy_api::pb::envoy::r#type::matcher::v3::{
     RegexMatcher, StringMatcher, string_matcher::MatchPattern,
 };
-use envoy_types::pb::google::protobuf::BoolValue;
+use weft_envoy_api::pb::google::protobuf::BoolValue;
 
 use weft_model::{RouteMatch, StringMatch};
 

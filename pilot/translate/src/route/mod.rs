@@ -15,14 +15,14 @@ mod matching;
 
 use std::collections::BTreeSet;
 
-use envoy_types::pb::envoy::config::core::v3::{
+use weft_envoy_api::pb::envoy::config::core::v3::{
     HeaderValue, HeaderValueOption, header_value_option,
 };
-use envoy_types::pb::envoy::config::route::v3::{
+use weft_envoy_api::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, RouteMatch as PbRouteMatch, VirtualHost, route::Action,
     route_action::ClusterSpecifier, route_match::PathSpecifier,
 };
-use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
+use weft_envoy_api::pb::google::protobuf::{BoolValue, UInt32Value};
 
 use super::{ProxyView, outbound_cluster_name, pb_duration};
 use weft_model::{

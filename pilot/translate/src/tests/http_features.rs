@@ -1,14 +1,14 @@
 //! Every HTTP feature of VirtualService, translated.
 
-use envoy_types::pb::envoy::config::route::v3::{
+use prost::Message;
+use weft_envoy_api::pb::envoy::config::route::v3::{
     query_parameter_matcher::QueryParameterMatchSpecifier, redirect_action::RedirectResponseCode,
     route_action::HostRewriteSpecifier,
 };
-use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy as PbCors;
-use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy as PbCors;
+use weft_envoy_api::pb::envoy::extensions::filters::http::fault::v3::{
     HttpFault, fault_abort::ErrorType,
 };
-use prost::Message;
 
 use super::*;
 use weft_model::RouteContext;
@@ -203,12 +203,12 @@ fn fault_and_cors_are_per_route_filter_config() {
 
     let listener = &build_listeners(&snapshot, &router_view("default"))[0];
     let filter = &listener.filter_chains[0].filters[0];
-    let Some(envoy_types::pb::envoy::config::listener::v3::filter::ConfigType::TypedConfig(any)) =
+    let Some(weft_envoy_api::pb::envoy::config::listener::v3::filter::ConfigType::TypedConfig(any)) =
         &filter.config_type
     else {
         panic!()
     };
-    let hcm = envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager::decode(any.value.as_slice()).unwrap();
+    let hcm = weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager::decode(any.value.as_slice()).unwrap();
     let names: Vec<&str> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
         names,
@@ -282,7 +282,7 @@ fn header_rules_go_on_routes_and_weighted_clusters() {
     assert_eq!(set.header.as_ref().unwrap().key, "x-d");
     assert_eq!(
             set.append_action,
-            envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd as i32
+            weft_envoy_api::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd as i32
         );
     assert_eq!(w.clusters[0].response_headers_to_remove, ["x-r"]);
     assert!(w.clusters[1].request_headers_to_add.is_empty());

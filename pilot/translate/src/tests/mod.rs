@@ -1,13 +1,13 @@
-use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+use weft_envoy_api::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, DiscoveryType, LbPolicy,
 };
-use envoy_types::pb::envoy::config::core::v3::address;
-use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
-use envoy_types::pb::envoy::config::route::v3::{
+use weft_envoy_api::pb::envoy::config::core::v3::address;
+use weft_envoy_api::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
+use weft_envoy_api::pb::envoy::config::route::v3::{
     Route, RouteAction, VirtualHost, header_matcher::HeaderMatchSpecifier, route::Action,
     route_action::ClusterSpecifier, route_match::PathSpecifier,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
+use weft_envoy_api::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
 
 use super::*;
 use weft_config::testing::*;
@@ -152,7 +152,7 @@ spec:
             .map(|e| {
                 let Some(HostIdentifier::Endpoint(ep)) = &e.host_identifier else { panic!() };
                 let Some(address::Address::SocketAddress(sa)) = &ep.address.as_ref().unwrap().address else { panic!() };
-                let Some(envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(port)) = sa.port_specifier else { panic!() };
+                let Some(weft_envoy_api::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(port)) = sa.port_specifier else { panic!() };
                 (sa.address.clone(), port, e.load_balancing_weight.as_ref().map(|w| w.value))
             })
             .collect()
@@ -463,7 +463,7 @@ fn workload_selectors_do_not_cross_namespaces() {
 
 #[test]
 fn each_hash_key_becomes_its_route_hash_policy() {
-    use envoy_types::pb::envoy::config::route::v3::route_action::hash_policy::PolicySpecifier;
+    use weft_envoy_api::pb::envoy::config::route::v3::route_action::hash_policy::PolicySpecifier;
     let policy_for = |hash: &str| {
         let snapshot = mk_snapshot(&docs(&[
             mk_service_entry("reviews", &["v1"]),

@@ -2,18 +2,18 @@
 //! (STRICT, PERMISSIVE, DISABLE, port-level, precedence), ISTIO_MUTUAL and
 //! auto mTLS upstream.
 
-use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
-use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+use prost::{Message, Name};
+use weft_envoy_api::pb::envoy::config::cluster::v3::Cluster;
+use weft_envoy_api::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
+use weft_envoy_api::pb::envoy::config::listener::v3::{Listener, filter};
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager::ForwardClientCertDetails,
 };
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+use weft_envoy_api::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+use weft_envoy_api::pb::envoy::extensions::transport_sockets::tls::v3::{
     DownstreamTlsContext, UpstreamTlsContext, common_tls_context::ValidationContextType,
 };
-use envoy_types::pb::google::protobuf::Any;
-use prost::{Message, Name};
+use weft_envoy_api::pb::google::protobuf::Any;
 
 use super::*;
 

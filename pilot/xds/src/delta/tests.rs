@@ -1,4 +1,4 @@
-use envoy_types::pb::google::rpc::Status;
+use weft_envoy_api::pb::google::rpc::Status;
 
 use super::*;
 use weft_config::testing::{docs, mk_destination_rule, mk_service_entry, mk_snapshot};

@@ -149,8 +149,8 @@ fn nothing_changed_is_an_empty_change_set() {
 
 #[test]
 fn the_assembled_router_decodes_to_what_translation_built() {
-    use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
     use prost::Message;
+    use weft_envoy_api::pb::envoy::config::route::v3::RouteConfiguration;
 
     let snapshot = mk_snapshot(&base((80, 20), &["v1", "v2"]));
     let view = &views()[0];
