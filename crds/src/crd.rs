@@ -106,3 +106,29 @@ pub fn render_crd_yaml(crd: &CustomResourceDefinition) -> Result<String, CrdErro
     })?;
     Ok(format!("{GENERATED_HEADER}\n{body}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind's CRD is the kube type of that kind, in its group, serving
+    /// its versions: the derives and [`Kind`] agree.
+    #[test]
+    fn every_kind_has_its_own_crd() {
+        for kind in Kind::ALL {
+            let crd = crd_of(kind);
+            assert_eq!(crd.spec.names.kind, kind.as_str());
+            assert_eq!(crd.spec.group, kind.group());
+            let versions: Vec<&str> = crd.spec.versions.iter().map(|v| v.name.as_str()).collect();
+            assert_eq!(versions, kind.served_versions(), "{kind}");
+            let stored: Vec<&str> = crd
+                .spec
+                .versions
+                .iter()
+                .filter(|v| v.storage)
+                .map(|v| v.name.as_str())
+                .collect();
+            assert_eq!(stored.len(), 1, "{kind}: one storage version");
+        }
+    }
+}

@@ -104,6 +104,5 @@ fn document_error(err: &DocumentError, reason: ErrorReason) -> FieldError {
     }
 }
 
-
 #[cfg(test)]
 mod tests;

@@ -1,11 +1,12 @@
 //! From user resources (Istio YAML, as `weft-crds` types) to the model.
 //!
-//! - [`convert`] turns one resource into model objects, or lists every field
+//! - [`convert()`] turns one resource into model objects, or lists every field
 //!   that is wrong with it (path and reason). Pure, no context needed.
-//! - [`ConfigStore`] assembles converted resources into a [`MeshSnapshot`]:
-//!   it checks what needs the whole mesh (a subset must be defined, a host
-//!   declared once), and when a resource is bad it keeps serving that
-//!   resource's last good version, so a bad edit never takes traffic down.
+//! - [`ConfigStore`] assembles converted resources into a
+//!   [`MeshSnapshot`](weft_model::MeshSnapshot): it checks what needs the
+//!   whole mesh (a subset must be defined, a host declared once), and when a
+//!   resource is bad it keeps serving that resource's last good version, so
+//!   a bad edit never takes traffic down.
 
 mod convert;
 mod documents;
@@ -43,6 +44,18 @@ impl FieldError {
             message: message.into(),
             reason,
         }
+    }
+
+    /// Valid Istio config that Weft does not translate yet. `message` says
+    /// so in its own words, and what to do instead.
+    pub(crate) fn unsupported(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(ErrorReason::Unsupported, field, message)
+    }
+
+    /// A reference the mesh cannot satisfy, or a conflict with another
+    /// resource.
+    pub(crate) fn unresolved(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(ErrorReason::UnresolvedReference, field, message)
     }
 }
 
@@ -91,6 +104,3 @@ impl ErrorReason {
         }
     }
 }
-
-#[cfg(test)]
-mod golden_tmp;

@@ -71,7 +71,10 @@ impl ConfigMetrics {
     pub fn record(&self, applied: &Applied) {
         for error in &applied.errors {
             let labels = ErrorLabels {
-                kind: error.resource.as_ref().map_or(UNKNOWN_KIND, |r| r.kind.as_str()),
+                kind: error
+                    .resource
+                    .as_ref()
+                    .map_or(UNKNOWN_KIND, |r| r.kind.as_str()),
                 reason: error.error.reason.kind(),
             };
             self.errors.get_or_create(&labels).inc();
@@ -111,8 +114,8 @@ mod tests {
     use prometheus_client::encoding::text::encode;
 
     use super::*;
-    use crate::{ConfigStore, ErrorReason, Input};
     use crate::documents::parse_documents;
+    use crate::{ConfigStore, ErrorReason, Input};
 
     const GOOD_VS: &str = "apiVersion: networking.istio.io/v1
 kind: VirtualService

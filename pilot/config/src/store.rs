@@ -1,18 +1,40 @@
 //! Assembling converted resources into snapshots, keeping last good ones.
+//!
+//! A reload runs in three steps:
+//!
+//! 1. [`inputs`] sorts the inputs: resources that converted (the first
+//!    definition of each), and errors.
+//! 2. [`LastGood`] serves the last good version of each resource that
+//!    failed to convert or whose source could not be read.
+//! 3. [`assemble`] runs one whole-mesh pass per kind ([`hosts`] for
+//!    ServiceEntries and DestinationRules, [`sidecars`], [`quotas`],
+//!    [`references`] for VirtualServices): each takes the resources of its
+//!    kind and returns what it serves and the errors of what it rejects.
+//!    One function settles every pass's rejections with [`LastGood`]: a
+//!    rejected VirtualService is served at its last good version when that
+//!    one passes; other rejected resources are dropped. Reports that leave
+//!    resources in place come last ([`virtual_services`] conflicts and
+//!    [`delegates`], [`gateways`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use super::{ConfigError, ConvertedResource, ErrorReason, FieldError};
-use weft_model::{
-    AuthorizationPolicy, DestinationRule, Gateway, MeshSnapshot, PeerAuthentication, Quota,
-    ResourceId, Service, Sidecar, VirtualService,
-};
+use weft_model::{MeshSnapshot, ResourceId};
 
+mod assemble;
+mod delegates;
 mod gateways;
+mod hosts;
+mod inputs;
+mod last_good;
 mod quotas;
+mod references;
+mod sidecars;
 mod virtual_services;
+
+use last_good::LastGood;
 
 /// Where a resource came from: a file and the index of the document in it
 /// (0-based), or another source's name for its objects.
@@ -61,6 +83,7 @@ pub struct Applied {
     pub kept: Vec<ResourceId>,
 }
 
+/// A resource as applied: where it came from and its model form.
 #[derive(Clone, Debug)]
 struct Accepted {
     origin: Origin,
@@ -81,69 +104,18 @@ impl ConfigStore {
     }
 
     pub fn apply(&mut self, inputs: Vec<Input>) -> Applied {
-        let mut errors = Vec::new();
-        let mut accepted: BTreeMap<ResourceId, Accepted> = BTreeMap::new();
-        let mut failed = Vec::new();
-        let mut broken_sources = BTreeSet::new();
-        for input in inputs {
-            match input {
-                Input::Resource {
-                    origin,
-                    id,
-                    result: Ok(resource),
-                } => {
-                    if let Some(first) = accepted.get(&id) {
-                        let message = format!(
-                            "{id} is defined twice; the first one, at {}, is used",
-                            first.origin
-                        );
-                        errors.push(error(
-                            origin,
-                            Some(id),
-                            ErrorReason::Invalid,
-                            "metadata.name",
-                            message,
-                        ));
-                    } else {
-                        accepted.insert(id, Accepted { origin, resource });
-                    }
-                }
-                Input::Resource {
-                    origin,
-                    id,
-                    result: Err(field_errors),
-                } => {
-                    errors.extend(field_errors.into_iter().map(|e| ConfigError {
-                        origin: origin.clone(),
-                        resource: Some(id.clone()),
-                        error: e,
-                    }));
-                    failed.push(id);
-                }
-                Input::Broken { origin, error } => {
-                    broken_sources.insert(origin.source.clone());
-                    errors.push(ConfigError {
-                        origin,
-                        resource: None,
-                        error,
-                    });
-                }
-                Input::Unserved { origin, error } => errors.push(ConfigError {
-                    origin,
-                    resource: None,
-                    error,
-                }),
-            }
-        }
-        let mut kept = Vec::new();
-        for (id, previous) in &self.last_good {
-            let fallback = failed.contains(id) || broken_sources.contains(&previous.origin.source);
-            if fallback && !accepted.contains_key(id) {
-                accepted.insert(id.clone(), previous.clone());
-                kept.push(id.clone());
-            }
-        }
-        let snapshot = self.assemble(&mut accepted, &mut errors, &mut kept);
+        let inputs::Sorted {
+            mut converted,
+            mut errors,
+            failed,
+            broken_sources,
+        } = inputs::sort(inputs);
+        let mut last_good = LastGood::new(&self.last_good);
+        last_good.stand_in_for_failed(&mut converted, &failed, &broken_sources);
+        let assembled = assemble::assemble(self.current.version + 1, converted, &mut last_good);
+        let kept = last_good.kept();
+        errors.extend(assembled.errors);
+        let snapshot = assembled.snapshot;
         let changed = {
             let mut previous = (*self.current).clone();
             previous.version = snapshot.version;
@@ -152,7 +124,7 @@ impl ConfigStore {
         if changed {
             self.current = Arc::new(snapshot);
         }
-        self.last_good = accepted;
+        self.last_good = assembled.accepted;
         Applied {
             snapshot: self.current.clone(),
             changed,
@@ -160,214 +132,27 @@ impl ConfigStore {
             kept,
         }
     }
-
-    /// Checks what needs the whole mesh and builds the snapshot. Resources
-    /// that fail are replaced by their last good version when that one
-    /// passes, and dropped otherwise.
-    fn assemble(
-        &self,
-        accepted: &mut BTreeMap<ResourceId, Accepted>,
-        errors: &mut Vec<ConfigError>,
-        kept: &mut Vec<ResourceId>,
-    ) -> MeshSnapshot {
-        let mut services: BTreeMap<String, Service> = BTreeMap::new();
-        let mut destination_rules: BTreeMap<String, DestinationRule> = BTreeMap::new();
-        let mut gateways: Vec<Gateway> = Vec::new();
-        let mut sidecars: Vec<Sidecar> = Vec::new();
-        let mut peer_authentications: Vec<PeerAuthentication> = Vec::new();
-        let mut authorization_policies: Vec<AuthorizationPolicy> = Vec::new();
-        let mut quotas: Vec<Quota> = Vec::new();
-        let mut bad_sidecars = Vec::new();
-        for (id, a) in accepted.iter() {
-            match &a.resource {
-                ConvertedResource::Services(list) => {
-                    for (i, service) in list.iter().enumerate() {
-                        if let Some(other) = services.get(&service.hostname) {
-                            let message = format!(
-                                "host {} is already declared by {}",
-                                service.hostname, other.origin
-                            );
-                            errors.push(error(
-                                a.origin.clone(),
-                                Some(id.clone()),
-                                ErrorReason::UnresolvedReference,
-                                format!("spec.hosts[{i}]"),
-                                message,
-                            ));
-                        } else {
-                            services.insert(service.hostname.clone(), service.clone());
-                        }
-                    }
-                }
-                ConvertedResource::DestinationRule(rule) => {
-                    if let Some(other) = destination_rules.get(&rule.host) {
-                        let message = format!(
-                            "host {} already has {}; one DestinationRule applies per host",
-                            rule.host, other.id
-                        );
-                        errors.push(error(
-                            a.origin.clone(),
-                            Some(id.clone()),
-                            ErrorReason::UnresolvedReference,
-                            "spec.host",
-                            message,
-                        ));
-                    } else {
-                        destination_rules.insert(rule.host.clone(), rule.clone());
-                    }
-                }
-                ConvertedResource::VirtualService(_) => {}
-                ConvertedResource::PeerAuthentication(policy) => {
-                    peer_authentications.push(policy.clone())
-                }
-                ConvertedResource::AuthorizationPolicy(policy) => {
-                    authorization_policies.push(policy.clone())
-                }
-                ConvertedResource::Quota(quota) => quotas.push(quota.clone()),
-                ConvertedResource::Gateway(gateway) => gateways.push(gateway.clone()),
-                ConvertedResource::Sidecar(sidecar) => {
-                    match gateways::sidecar_conflict(&sidecars, sidecar) {
-                        Some(problem) => {
-                            errors.push(ConfigError {
-                                origin: a.origin.clone(),
-                                resource: Some(id.clone()),
-                                error: problem,
-                            });
-                            bad_sidecars.push(id.clone());
-                        }
-                        None => sidecars.push(sidecar.clone()),
-                    }
-                }
-            }
-        }
-        for id in bad_sidecars {
-            accepted.remove(&id);
-        }
-        let mut quotas_out = Vec::new();
-        for quota in quotas {
-            match quotas::unresolved(&quota, &services) {
-                None => quotas_out.push(quota),
-                Some(problem) => {
-                    if let Some(a) = accepted.remove(&quota.id) {
-                        errors.push(ConfigError {
-                            origin: a.origin,
-                            resource: Some(quota.id.clone()),
-                            error: problem,
-                        });
-                    }
-                }
-            }
-        }
-        let quotas = quotas_out;
-        let mut snapshot = MeshSnapshot {
-            version: self.current.version + 1,
-            services,
-            virtual_services: Vec::new(),
-            destination_rules,
-            gateways,
-            sidecars,
-            peer_authentications,
-            authorization_policies,
-            quotas,
-        };
-        let mut rejected = Vec::new();
-        for (id, a) in accepted.iter_mut() {
-            let ConvertedResource::VirtualService(vs) = &a.resource else {
-                continue;
-            };
-            let problems = unresolved_references(&snapshot, vs);
-            if problems.is_empty() {
-                snapshot.virtual_services.push((**vs).clone());
-                continue;
-            }
-            errors.extend(problems.into_iter().map(|e| ConfigError {
-                origin: a.origin.clone(),
-                resource: Some(id.clone()),
-                error: e,
-            }));
-            match self.last_good.get(id) {
-                Some(previous) if previous_passes(&snapshot, previous) => {
-                    if let ConvertedResource::VirtualService(vs) = &previous.resource {
-                        snapshot.virtual_services.push((**vs).clone());
-                    }
-                    *a = previous.clone();
-                    if !kept.contains(id) {
-                        kept.push(id.clone());
-                    }
-                }
-                _ => rejected.push(id.clone()),
-            }
-        }
-        for id in rejected {
-            accepted.remove(&id);
-        }
-        let origins = accepted
-            .iter()
-            .map(|(id, a)| (id.clone(), a.origin.clone()))
-            .collect();
-        virtual_services::finish(&mut snapshot, &origins, errors);
-        gateways::report_missing_gateways(&snapshot, &origins, errors);
-        gateways::report_port_conflicts(&snapshot.gateways, &origins, errors);
-        snapshot
-    }
 }
 
-fn previous_passes(snapshot: &MeshSnapshot, previous: &Accepted) -> bool {
-    match &previous.resource {
-        ConvertedResource::VirtualService(vs) => unresolved_references(snapshot, vs).is_empty(),
-        _ => false,
-    }
+/// Where an error about `id` is reported: its origin, or its name when
+/// it has none.
+fn origin_of(origin: Option<&Origin>, id: &ResourceId) -> Origin {
+    origin.cloned().unwrap_or_else(|| Origin {
+        source: id.to_string(),
+        document: None,
+    })
 }
 
-/// References a virtual service makes that the mesh cannot satisfy.
-fn unresolved_references(snapshot: &MeshSnapshot, vs: &VirtualService) -> Vec<FieldError> {
-    let mut problems = gateways::gateway_references(snapshot, vs);
-    for (i, route) in vs.http.iter().enumerate() {
-        let destinations = route
-            .destinations
-            .iter()
-            .enumerate()
-            .map(|(k, d)| (format!("spec.http[{i}].route[{k}].destination.subset"), d));
-        let mirrors = route.mirrors.iter().enumerate().map(|(k, m)| {
-            (
-                format!("spec.http[{i}].mirrors[{k}].destination.subset"),
-                &m.destination,
-            )
-        });
-        for (field, d) in destinations.chain(mirrors) {
-            let Some(subset) = &d.subset else { continue };
-            if snapshot.subset(&d.host, subset).is_none() {
-                let message = match snapshot.destination_rules.get(&d.host) {
-                    Some(rule) => format!(
-                        "subset {subset} is not defined by {} for {}",
-                        rule.id, d.host
-                    ),
-                    None => format!(
-                        "subset {subset} is not defined by any DestinationRule for {}",
-                        d.host
-                    ),
-                };
-                problems.push(FieldError::new(
-                    ErrorReason::UnresolvedReference,
-                    field,
-                    message,
-                ));
-            }
-        }
-    }
-    problems
-}
-
-fn error(
-    origin: Origin,
-    resource: Option<ResourceId>,
-    reason: ErrorReason,
+/// An error about a reference `id` makes that the mesh cannot satisfy.
+fn unresolved(
+    origins: &BTreeMap<ResourceId, Origin>,
+    id: &ResourceId,
     field: impl Into<String>,
     message: String,
 ) -> ConfigError {
     ConfigError {
-        origin,
-        resource,
-        error: FieldError::new(reason, field, message),
+        origin: origin_of(origins.get(id), id),
+        resource: Some(id.clone()),
+        error: FieldError::unresolved(field, message),
     }
 }

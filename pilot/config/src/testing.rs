@@ -1,8 +1,8 @@
 //! Test fixtures: meshes written as the YAML a user would write.
 
+use crate::documents::parse_documents;
 use crate::{ConfigStore, Input};
 use weft_model::MeshSnapshot;
-use crate::documents::parse_documents;
 
 /// The inputs of one YAML text, as if read from `mesh.yaml`.
 pub fn mk_inputs(yaml: &str) -> Vec<Input> {

@@ -16,6 +16,7 @@ use weft_crds::{
 };
 
 use super::Errors;
+use super::common::selector_labels;
 use weft_model::{
     AuthorizationAction, AuthorizationPolicy, AuthorizationRule, Cidr, ConditionKey,
     ConditionMatch, Matches, OperationMatch, Pattern, ResourceId, SourceMatch,
@@ -26,22 +27,20 @@ pub(super) fn convert(
     spec: &AuthorizationPolicySpec,
     errors: &mut Errors,
 ) -> AuthorizationPolicy {
-    let selector = spec.selector.as_ref().map(|s| s.match_labels.clone());
-    if selector.as_ref().is_some_and(|l| l.is_empty()) {
-        errors.push(
-            "spec.selector.matchLabels",
-            "at least one label is required; omit selector to apply to the whole namespace",
-        );
-    }
-    if spec.target_ref.is_some() {
-        errors.unsupported("spec.targetRef");
-    }
-    if !spec.target_refs.is_empty() {
-        errors.unsupported("spec.targetRefs");
-    }
-    if spec.provider.is_some() {
-        errors.unsupported("spec.provider");
-    }
+    let selector = selector_labels(
+        "spec.selector.matchLabels",
+        "selector",
+        spec.selector.as_ref().map(|s| &s.match_labels),
+        errors,
+    );
+    errors.unsupported_each_set(
+        "spec",
+        &[
+            ("targetRef", spec.target_ref.is_some()),
+            ("targetRefs", !spec.target_refs.is_empty()),
+            ("provider", spec.provider.is_some()),
+        ],
+    );
     let action = match spec.action.unwrap_or_default() {
         CrdAction::Allow => AuthorizationAction::Allow,
         CrdAction::Deny => AuthorizationAction::Deny,
@@ -90,12 +89,13 @@ pub(super) fn convert(
 }
 
 fn source(field: &str, s: &AuthorizationSource, errors: &mut Errors) -> SourceMatch {
-    if !s.request_principals.is_empty() {
-        errors.unsupported(format!("{field}.requestPrincipals"));
-    }
-    if !s.not_request_principals.is_empty() {
-        errors.unsupported(format!("{field}.notRequestPrincipals"));
-    }
+    errors.unsupported_each_set(
+        field,
+        &[
+            ("requestPrincipals", !s.request_principals.is_empty()),
+            ("notRequestPrincipals", !s.not_request_principals.is_empty()),
+        ],
+    );
     SourceMatch {
         principals: parsed(
             field,

@@ -12,8 +12,8 @@ use weft_crds::{
     PortTrafficPolicy, SimpleLb, TlsMode as CrdTlsMode, TrafficPolicy as CrdTrafficPolicy,
 };
 
+use super::common::export_to;
 use super::{Errors, port_number};
-use crate::{ErrorReason, FieldError};
 use weft_model::{
     ClientTls, ConnectionPool, ConsistentHash, DestinationRule, HashAlgorithm, HashKey, LbPolicy,
     LoadBalancer, OutlierDetection, PolicySettings, ResourceId, Subset, TcpKeepalive, TlsMode,
@@ -84,43 +84,15 @@ pub(super) fn convert(
     }
 }
 
-/// `exportTo` entries: `*`, `.`, `~` or a namespace name.
-pub(super) fn export_to(path: &str, export_to: &[String], errors: &mut Errors) {
-    for (i, e) in export_to.iter().enumerate() {
-        let valid = matches!(e.as_str(), "*" | "." | "~")
-            || (!e.is_empty()
-                && e.len() <= 63
-                && e.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
-        if !valid {
-            errors.push(
-                format!("{path}[{i}]"),
-                format!("{e:?} is not \"*\", \".\", \"~\" or a namespace name"),
-            );
-        }
-    }
-}
-
-/// A field Weft does not translate, with the reason and what to do.
-fn unsupported_because(errors: &mut Errors, field: impl Into<String>, reason: &str) {
-    errors.0.push(FieldError::new(
-        ErrorReason::Unsupported,
-        field,
-        format!("not supported by Weft yet: {reason}"),
-    ));
-}
-
 fn traffic_policy(path: &str, policy: &CrdTrafficPolicy, errors: &mut Errors) -> TrafficPolicy {
-    let unsupported = [
-        ("tunnel", policy.tunnel.is_some()),
-        ("proxyProtocol", policy.proxy_protocol.is_some()),
-        ("retryBudget", policy.retry_budget.is_some()),
-    ];
-    for (field, present) in unsupported {
-        if present {
-            errors.unsupported(format!("{path}.{field}"));
-        }
-    }
+    errors.unsupported_each_set(
+        path,
+        &[
+            ("tunnel", policy.tunnel.is_some()),
+            ("proxyProtocol", policy.proxy_protocol.is_some()),
+            ("retryBudget", policy.retry_budget.is_some()),
+        ],
+    );
     let rule_settings = settings(
         path,
         policy.load_balancer.as_ref(),
@@ -197,10 +169,9 @@ fn load_balancer(
             && locality.failover.is_empty()
             && locality.failover_priority.is_empty();
         if !only_disables {
-            unsupported_because(
-                errors,
+            errors.unsupported_because(
                 format!("{path}.localityLbSetting"),
-                "locality load balancing needs the proxy's own locality, which `weft bootstrap` \
+                "not supported by Weft yet: locality load balancing needs the proxy's own locality, which `weft bootstrap` \
                  does not send yet; remove it (endpoint localities are still sent to Envoy)",
             );
         }
@@ -293,6 +264,13 @@ fn consistent_hash(
     hash: &ConsistentHashLb,
     errors: &mut Errors,
 ) -> Option<ConsistentHash> {
+    let key = hash_key(path, hash, errors)?;
+    let algorithm = hash_algorithm(path, hash, errors)?;
+    Some(ConsistentHash { key, algorithm })
+}
+
+/// What requests are hashed by: exactly one of the four keys.
+fn hash_key(path: &str, hash: &ConsistentHashLb, errors: &mut Errors) -> Option<HashKey> {
     let mut keys = Vec::new();
     if let Some(h) = &hash.http_header_name {
         if h.is_empty() || !h.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
@@ -334,24 +312,23 @@ fn consistent_hash(
             "set exactly one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName",
         );
     }
-    let Some(key) = keys.into_iter().next() else {
+    let key = keys.into_iter().next();
+    if key.is_none() {
         errors.push(
             path,
             "a hash key is required: httpHeaderName, httpCookie, useSourceIp or httpQueryParameterName",
         );
-        return None;
-    };
-    let ring_size = |field: String, size: Option<u64>, errors: &mut Errors| match size {
-        Some(0) | None => None,
-        Some(n) if n > MAX_RING_SIZE => {
-            errors.push(
-                field,
-                format!("{n} is larger than Envoy's largest ring ({MAX_RING_SIZE})"),
-            );
-            None
-        }
-        Some(n) => Some(n),
-    };
+    }
+    key
+}
+
+/// Ring hash (the default, sized by `ringHash.minimumRingSize` or the
+/// deprecated `minimumRingSize`) or maglev.
+fn hash_algorithm(
+    path: &str,
+    hash: &ConsistentHashLb,
+    errors: &mut Errors,
+) -> Option<HashAlgorithm> {
     let algorithm = match (&hash.ring_hash, &hash.maglev) {
         (Some(_), Some(_)) => {
             errors.push(path, "set either ringHash or maglev, not both");
@@ -364,18 +341,13 @@ fn consistent_hash(
                     "minimumRingSize is for ring hash; remove it with maglev",
                 );
             }
-            let table_size = match m.table_size {
-                Some(0) | None => None,
-                Some(n) if n >= MAGLEV_TABLE_LIMIT || !is_prime(n) => {
-                    errors.push(
-                        format!("{path}.maglev.tableSize"),
-                        format!("{n} must be a prime number less than {MAGLEV_TABLE_LIMIT}"),
-                    );
-                    None
-                }
-                Some(n) => Some(n),
-            };
-            HashAlgorithm::Maglev { table_size }
+            HashAlgorithm::Maglev {
+                table_size: maglev_table_size(
+                    &format!("{path}.maglev.tableSize"),
+                    m.table_size,
+                    errors,
+                ),
+            }
         }
         (Some(r), None) => {
             if hash.minimum_ring_size.is_some() {
@@ -400,7 +372,38 @@ fn consistent_hash(
             ),
         },
     };
-    Some(ConsistentHash { key, algorithm })
+    Some(algorithm)
+}
+
+/// A ring size Envoy takes; zero (and absent) mean its default.
+fn ring_size(field: String, size: Option<u64>, errors: &mut Errors) -> Option<u64> {
+    match size {
+        Some(0) | None => None,
+        Some(n) if n > MAX_RING_SIZE => {
+            errors.push(
+                field,
+                format!("{n} is larger than Envoy's largest ring ({MAX_RING_SIZE})"),
+            );
+            None
+        }
+        Some(n) => Some(n),
+    }
+}
+
+/// A maglev table size: a prime below the limit; zero (and absent) mean
+/// Envoy's default.
+fn maglev_table_size(field: &str, size: Option<u64>, errors: &mut Errors) -> Option<u64> {
+    match size {
+        Some(0) | None => None,
+        Some(n) if n >= MAGLEV_TABLE_LIMIT || !is_prime(n) => {
+            errors.push(
+                field,
+                format!("{n} must be a prime number less than {MAGLEV_TABLE_LIMIT}"),
+            );
+            None
+        }
+        Some(n) => Some(n),
+    }
 }
 
 fn is_prime(n: u64) -> bool {
@@ -556,10 +559,9 @@ fn outlier_detection(path: &str, o: &CrdOutlier, errors: &mut Errors) -> Outlier
 fn client_tls(path: &str, tls: &ClientTlsSettings, errors: &mut Errors) -> Option<ClientTls> {
     let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
     if non_empty(&tls.credential_name).is_some() {
-        unsupported_because(
-            errors,
+        errors.unsupported_because(
             format!("{path}.credentialName"),
-            "credentialName needs the Kubernetes operator (secrets); in standalone mode use \
+            "not supported by Weft yet: credentialName needs the Kubernetes operator (secrets); in standalone mode use \
              clientCertificate, privateKey and caCertificates file paths",
         );
     }
@@ -573,18 +575,15 @@ fn client_tls(path: &str, tls: &ClientTlsSettings, errors: &mut Errors) -> Optio
     let private_key = non_empty(&tls.private_key);
     if mode == TlsMode::IstioMutual {
         // Istio ignores the file fields under ISTIO_MUTUAL; saying so is kinder.
-        for (field, value) in [
-            ("clientCertificate", &client_certificate),
-            ("privateKey", &private_key),
-            ("caCertificates", &non_empty(&tls.ca_certificates)),
-        ] {
-            if value.is_some() {
-                errors.push(
-                    format!("{path}.{field}"),
-                    "ISTIO_MUTUAL uses the mesh's certificates from the sidecar agent; remove this field or use MUTUAL",
-                );
-            }
-        }
+        errors.push_each_set(
+            path,
+            &[
+                ("clientCertificate", client_certificate.is_some()),
+                ("privateKey", private_key.is_some()),
+                ("caCertificates", non_empty(&tls.ca_certificates).is_some()),
+            ],
+            "ISTIO_MUTUAL uses the mesh's certificates from the sidecar agent; remove this field or use MUTUAL",
+        );
     } else if mode == TlsMode::Mutual {
         if client_certificate.is_none() {
             errors.push(

@@ -1,16 +1,18 @@
-//! Gateway -> model.
+//! Gateway -> model: servers, their ports, binds and hosts here; a
+//! server's TLS in `tls`.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use weft_crds::{GatewaySpec, Server, ServerTlsMode, ServerTlsSettings, TlsProtocol};
+use weft_crds::{GatewaySpec, Server};
 
+use super::common::host_selector;
 use super::{Errors, port_number};
-use crate::{ErrorReason, FieldError};
-use weft_model::{
-    Gateway, GatewayServer, HostSelector, NamespaceSelector, Protocol, ResourceId, ServerTls,
-    TlsTermination, TlsVersion,
-};
+use weft_model::{Gateway, GatewayServer, Protocol, ResourceId};
+
+mod tls;
+
+use tls::{TlsHandling, server_tls};
 
 pub(super) fn convert(id: &ResourceId, spec: &GatewaySpec, errors: &mut Errors) -> Gateway {
     if spec.servers.is_empty() {
@@ -130,7 +132,10 @@ fn server(path: &str, s: &Server, namespace: &str, errors: &mut Errors) -> Optio
             host_selector(&format!("{path}.hosts[{k}]"), h, namespace, false, errors)
         })
         .collect();
-    let (tls, https_redirect) = server_tls(path, s.tls.as_ref(), protocol, errors);
+    let TlsHandling {
+        tls,
+        https_redirect,
+    } = server_tls(path, s.tls.as_ref(), protocol, errors);
     Some(GatewayServer {
         port: number,
         listen_port,
@@ -142,283 +147,4 @@ fn server(path: &str, s: &Server, namespace: &str, errors: &mut Errors) -> Optio
         https_redirect,
         name: s.name.clone().filter(|n| !n.is_empty()),
     })
-}
-
-/// Parses `[namespace/]dnsName`: `*/` (or none) any namespace, `./` the
-/// resource's own, `~/` none (Sidecar only).
-pub(super) fn host_selector(
-    path: &str,
-    text: &str,
-    own_namespace: &str,
-    allow_nowhere: bool,
-    errors: &mut Errors,
-) -> Option<HostSelector> {
-    let (namespace, host) = match text.split_once('/') {
-        None => (NamespaceSelector::Any, text),
-        Some(("*", host)) => (NamespaceSelector::Any, host),
-        Some((".", host)) => (NamespaceSelector::Named(own_namespace.to_string()), host),
-        Some(("~", host)) if allow_nowhere => (NamespaceSelector::Nowhere, host),
-        Some((ns, host)) if is_dns_label(ns) => (NamespaceSelector::Named(ns.to_string()), host),
-        Some((ns, _)) => {
-            errors.push(
-                path,
-                format!(
-                    "{ns:?} is not a namespace; use a namespace name, `*` or `.`{}",
-                    if allow_nowhere { " or `~`" } else { "" }
-                ),
-            );
-            return None;
-        }
-    };
-    let host = host.to_ascii_lowercase();
-    let name = host.strip_prefix("*.").unwrap_or(&host);
-    let valid = host == "*"
-        || (!name.is_empty()
-            && name.split('.').all(|l| {
-                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            }));
-    if !valid {
-        errors.push(
-            path,
-            format!("{host:?} is not a host: use a DNS name, `*.suffix` or `*`"),
-        );
-        return None;
-    }
-    Some(HostSelector { namespace, host })
-}
-
-fn is_dns_label(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 63
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-/// The server's TLS handling and whether plain HTTP is redirected.
-fn server_tls(
-    path: &str,
-    tls: Option<&ServerTlsSettings>,
-    protocol: Protocol,
-    errors: &mut Errors,
-) -> (Option<ServerTls>, bool) {
-    let path = format!("{path}.tls");
-    let secure = matches!(protocol, Protocol::Https | Protocol::Tls);
-    let Some(tls) = tls else {
-        if secure {
-            errors.push(
-                &path,
-                "HTTPS and TLS servers need tls settings (mode, and certificates to terminate)",
-            );
-        }
-        return (None, false);
-    };
-    let https_redirect = tls.https_redirect.unwrap_or(false);
-    if !secure {
-        if https_redirect && !protocol.is_http() {
-            errors.push(
-                format!("{path}.httpsRedirect"),
-                "httpsRedirect applies to HTTP servers only",
-            );
-        }
-        let set = [
-            ("mode", tls.mode.is_some()),
-            ("serverCertificate", tls.server_certificate.is_some()),
-            ("privateKey", tls.private_key.is_some()),
-            ("caCertificates", tls.ca_certificates.is_some()),
-            ("credentialName", tls.credential_name.is_some()),
-        ];
-        for (field, present) in set {
-            if present {
-                errors.push(
-                    format!("{path}.{field}"),
-                    "TLS settings apply to HTTPS and TLS servers only; set port.protocol to HTTPS or TLS",
-                );
-            }
-        }
-        return (None, https_redirect);
-    }
-    if https_redirect {
-        errors.push(
-            format!("{path}.httpsRedirect"),
-            "httpsRedirect applies to plain HTTP servers; remove it from this HTTPS/TLS server",
-        );
-    }
-    if tls.credential_name.is_some() {
-        unsupported_because(
-            errors,
-            format!("{path}.credentialName"),
-            "credentialName needs the Kubernetes operator (certificates from Secrets); in standalone mode use serverCertificate and privateKey files",
-        );
-    }
-    if !tls.credential_names.is_empty() {
-        unsupported_because(
-            errors,
-            format!("{path}.credentialNames"),
-            "credentialNames needs the Kubernetes operator (certificates from Secrets); in standalone mode use serverCertificate and privateKey files",
-        );
-    }
-    if !tls.tls_certificates.is_empty() {
-        errors.unsupported(format!("{path}.tlsCertificates"));
-    }
-    let mode = tls.mode.unwrap_or_default();
-    let file = |field: &str, value: &Option<String>, errors: &mut Errors| -> Option<String> {
-        match value.as_deref().filter(|v| !v.is_empty()) {
-            Some(v) => Some(v.to_string()),
-            None => {
-                errors.push(
-                    format!("{path}.{field}"),
-                    format!("required with mode {}", mode_name(mode)),
-                );
-                None
-            }
-        }
-    };
-    match mode {
-        ServerTlsMode::Passthrough => {
-            let extra = [
-                ("serverCertificate", tls.server_certificate.is_some()),
-                ("privateKey", tls.private_key.is_some()),
-                ("caCertificates", tls.ca_certificates.is_some()),
-                ("caCrl", tls.ca_crl.is_some()),
-                ("subjectAltNames", !tls.subject_alt_names.is_empty()),
-                ("minProtocolVersion", tls.min_protocol_version.is_some()),
-                ("maxProtocolVersion", tls.max_protocol_version.is_some()),
-                ("cipherSuites", !tls.cipher_suites.is_empty()),
-            ];
-            for (field, present) in extra {
-                if present {
-                    errors.push(
-                        format!("{path}.{field}"),
-                        "PASSTHROUGH does not terminate TLS, so this has no effect; remove it or use SIMPLE / MUTUAL",
-                    );
-                }
-            }
-            (Some(ServerTls::Passthrough), false)
-        }
-        ServerTlsMode::AutoPassthrough => {
-            unsupported_because(
-                errors,
-                format!("{path}.mode"),
-                "AUTO_PASSTHROUGH routes by SNI-encoded mesh cluster names and needs mesh mTLS, which Weft does not have yet; not supported by Weft yet (use PASSTHROUGH with VirtualService tls rules)",
-            );
-            (None, false)
-        }
-        ServerTlsMode::IstioMutual => {
-            unsupported_because(
-                errors,
-                format!("{path}.mode"),
-                "ISTIO_MUTUAL needs the gateway's mesh certificate from Weft's CA, which is not available yet; not supported by Weft yet (use MUTUAL with certificate files)",
-            );
-            (None, false)
-        }
-        ServerTlsMode::Simple | ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual => {
-            let mutual = mode != ServerTlsMode::Simple;
-            let certificate_file = file("serverCertificate", &tls.server_certificate, errors);
-            let private_key_file = file("privateKey", &tls.private_key, errors);
-            let client_ca_file = if mutual {
-                file("caCertificates", &tls.ca_certificates, errors)
-            } else {
-                if tls.ca_certificates.is_some() {
-                    errors.push(
-                        format!("{path}.caCertificates"),
-                        "SIMPLE does not ask for client certificates; use MUTUAL or OPTIONAL_MUTUAL to verify them",
-                    );
-                }
-                None
-            };
-            if !mutual {
-                let client_checks = [
-                    ("caCrl", tls.ca_crl.is_some()),
-                    ("subjectAltNames", !tls.subject_alt_names.is_empty()),
-                    (
-                        "verifyCertificateSpki",
-                        !tls.verify_certificate_spki.is_empty(),
-                    ),
-                    (
-                        "verifyCertificateHash",
-                        !tls.verify_certificate_hash.is_empty(),
-                    ),
-                ];
-                for (field, present) in client_checks {
-                    if present {
-                        errors.push(
-                            format!("{path}.{field}"),
-                            "verifies client certificates, which SIMPLE does not ask for; use MUTUAL or OPTIONAL_MUTUAL",
-                        );
-                    }
-                }
-            }
-            let min_version = tls
-                .min_protocol_version
-                .and_then(tls_version)
-                .unwrap_or(TlsVersion::V1_2);
-            let max_version = tls.max_protocol_version.and_then(tls_version);
-            if max_version.is_some_and(|max| max < min_version) {
-                errors.push(
-                    format!("{path}.maxProtocolVersion"),
-                    "is below minProtocolVersion (TLS 1.2 when unset)",
-                );
-            }
-            for (k, cipher) in tls.cipher_suites.iter().enumerate() {
-                if cipher.is_empty()
-                    || !cipher
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                {
-                    errors.push(
-                        format!("{path}.cipherSuites[{k}]"),
-                        format!("{cipher:?} is not a cipher suite name"),
-                    );
-                }
-            }
-            let termination = TlsTermination {
-                certificate_file: certificate_file.unwrap_or_default(),
-                private_key_file: private_key_file.unwrap_or_default(),
-                client_ca_file,
-                require_client_certificate: mode == ServerTlsMode::Mutual,
-                crl_file: tls.ca_crl.clone().filter(|c| !c.is_empty()),
-                subject_alt_names: tls.subject_alt_names.clone(),
-                verify_certificate_spki: tls.verify_certificate_spki.clone(),
-                verify_certificate_hash: tls.verify_certificate_hash.clone(),
-                min_version,
-                max_version,
-                cipher_suites: tls.cipher_suites.clone(),
-            };
-            (Some(ServerTls::Terminate(termination)), false)
-        }
-    }
-}
-
-fn tls_version(p: TlsProtocol) -> Option<TlsVersion> {
-    match p {
-        TlsProtocol::TlsAuto => None,
-        TlsProtocol::TlsV1_0 => Some(TlsVersion::V1_0),
-        TlsProtocol::TlsV1_1 => Some(TlsVersion::V1_1),
-        TlsProtocol::TlsV1_2 => Some(TlsVersion::V1_2),
-        TlsProtocol::TlsV1_3 => Some(TlsVersion::V1_3),
-    }
-}
-
-fn mode_name(mode: ServerTlsMode) -> &'static str {
-    match mode {
-        ServerTlsMode::Passthrough => "PASSTHROUGH",
-        ServerTlsMode::Simple => "SIMPLE",
-        ServerTlsMode::Mutual => "MUTUAL",
-        ServerTlsMode::AutoPassthrough => "AUTO_PASSTHROUGH",
-        ServerTlsMode::IstioMutual => "ISTIO_MUTUAL",
-        ServerTlsMode::OptionalMutual => "OPTIONAL_MUTUAL",
-    }
-}
-
-/// Valid Istio that Weft cannot translate yet, with the reason and what to
-/// do instead.
-pub(super) fn unsupported_because(
-    errors: &mut Errors,
-    field: impl Into<String>,
-    message: impl Into<String>,
-) {
-    errors
-        .0
-        .push(FieldError::new(ErrorReason::Unsupported, field, message));
 }

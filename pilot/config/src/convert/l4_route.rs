@@ -12,6 +12,7 @@ use weft_crds::{
     TlsMatchAttributes, TlsRoute as CrdTlsRoute,
 };
 
+use super::common::{route_weight, settle_weights};
 use super::{Errors, port_number};
 use weft_model::{
     L4Match, RouteDestination, TcpRoute, TlsMatch, TlsRoute, qualify_gateway, qualify_host,
@@ -69,22 +70,25 @@ pub(super) fn convert_tls(
         .collect()
 }
 
+/// [`CommonMatch`] of a TCP or a TLS match (the two types name the shared
+/// fields alike).
+macro_rules! common_attributes {
+    ($m:expr) => {
+        CommonMatch {
+            destination_subnets: &$m.destination_subnets,
+            port: $m.port,
+            source_labels: &$m.source_labels,
+            gateways: &$m.gateways,
+            source_namespace: $m.source_namespace.as_deref(),
+        }
+    };
+}
+
 fn l4_match(path: &str, m: &L4MatchAttributes, namespace: &str, errors: &mut Errors) -> L4Match {
     if m.source_subnet.is_some() {
         errors.unsupported(format!("{path}.sourceSubnet"));
     }
-    common_match(
-        path,
-        CommonMatch {
-            destination_subnets: &m.destination_subnets,
-            port: m.port,
-            source_labels: &m.source_labels,
-            gateways: &m.gateways,
-            source_namespace: m.source_namespace.as_deref(),
-        },
-        namespace,
-        errors,
-    )
+    common_match(path, common_attributes!(m), namespace, errors)
 }
 
 fn tls_match(path: &str, m: &TlsMatchAttributes, namespace: &str, errors: &mut Errors) -> TlsMatch {
@@ -105,21 +109,11 @@ fn tls_match(path: &str, m: &TlsMatchAttributes, namespace: &str, errors: &mut E
         }
         sni_hosts.push(host);
     }
-    let l4 = common_match(
-        path,
-        CommonMatch {
-            destination_subnets: &m.destination_subnets,
-            port: m.port,
-            source_labels: &m.source_labels,
-            gateways: &m.gateways,
-            source_namespace: m.source_namespace.as_deref(),
-        },
-        namespace,
-        errors,
-    );
+    let l4 = common_match(path, common_attributes!(m), namespace, errors);
     TlsMatch { sni_hosts, l4 }
 }
 
+/// The attributes TCP and TLS matches share, borrowed from either.
 struct CommonMatch<'a> {
     destination_subnets: &'a [String],
     port: Option<u32>,
@@ -190,12 +184,7 @@ fn destinations(
                 "a destination host is required",
             );
         }
-        if d.weight < 0 {
-            errors.push(
-                format!("{field}.weight"),
-                format!("weight {} is negative", d.weight),
-            );
-        }
+        let weight = route_weight(&field, d.weight, errors);
         let port = d.destination.port.as_ref().and_then(|p| p.number);
         let port =
             port.and_then(|p| port_number(&format!("{field}.destination.port.number"), p, errors));
@@ -203,22 +192,10 @@ fn destinations(
             host: qualify_host(&d.destination.host, namespace),
             subset: d.destination.subset.clone().filter(|s| !s.is_empty()),
             port,
-            weight: u32::try_from(d.weight).unwrap_or(0),
+            weight,
             ..Default::default()
         });
     }
-    // Istio: a single destination without a weight takes all traffic.
-    if let [only] = destinations.as_mut_slice()
-        && only.weight == 0
-    {
-        only.weight = 100;
-    }
-    let total: u64 = destinations.iter().map(|d| u64::from(d.weight)).sum();
-    if total != 100 {
-        errors.push(
-            format!("{path}.route"),
-            format!("destination weights sum to {total}; they must sum to 100"),
-        );
-    }
+    settle_weights(path, &mut destinations, true, errors);
     destinations
 }

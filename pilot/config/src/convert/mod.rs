@@ -1,6 +1,17 @@
 //! One resource at a time: `weft-crds` spec -> model objects.
+//!
+//! One module per kind (a VirtualService's `tcp` / `tls` rules in
+//! `l4_route`, a Gateway server's TLS in `gateway::tls`); checks that
+//! several kinds share in `common`. Every problem goes into [`Errors`],
+//! named by its field path: [`Errors::push`] for invalid values,
+//! [`Errors::unsupported`] and [`Errors::unsupported_because`] for valid
+//! Istio that Weft does not translate yet, and [`Errors::push_each_set`] /
+//! [`Errors::unsupported_each_set`] for lists of fields that must not be
+//! set. Nothing is accepted and silently ignored: a field Weft cannot honour
+//! is an error.
 
 mod authorization_policy;
+mod common;
 mod destination_rule;
 mod gateway;
 mod l4_route;
@@ -72,22 +83,59 @@ pub fn convert(
     }
 }
 
+/// Everything wrong with one resource, in the order it was found.
 #[derive(Default)]
 pub(super) struct Errors(Vec<FieldError>);
 
+/// What an unsupported field says when there is nothing more to say.
+const NOT_SUPPORTED_YET: &str =
+    "not supported by Weft yet; remove it or wait for a release that translates it";
+
 impl Errors {
+    /// `field` is wrong: `message` says why.
     pub(super) fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0
             .push(FieldError::new(ErrorReason::Invalid, field, message));
     }
 
+    /// `field` is valid Istio that Weft does not translate yet.
     pub(super) fn unsupported(&mut self, field: impl Into<String>) {
-        self.0.push(FieldError::new(
-            ErrorReason::Unsupported,
-            field,
-            "not supported by Weft yet; remove it or wait for a release that translates it",
-        ));
+        self.unsupported_because(field, NOT_SUPPORTED_YET);
     }
+
+    /// `field` is valid Istio that Weft does not translate yet; `message`
+    /// says so, why, and what to do instead.
+    pub(super) fn unsupported_because(
+        &mut self,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.0.push(FieldError::unsupported(field, message));
+    }
+
+    /// [`Errors::push`] of `message` for each of `fields` (names under
+    /// `path`, each with whether it is set) that is set.
+    pub(super) fn push_each_set(&mut self, path: &str, fields: &[(&str, bool)], message: &str) {
+        for field in set_fields(path, fields) {
+            self.push(field, message);
+        }
+    }
+
+    /// [`Errors::unsupported`] for each of `fields` (names under `path`,
+    /// each with whether it is set) that is set.
+    pub(super) fn unsupported_each_set(&mut self, path: &str, fields: &[(&str, bool)]) {
+        for field in set_fields(path, fields) {
+            self.unsupported(field);
+        }
+    }
+}
+
+/// The paths of the fields that are set, in order.
+fn set_fields<'a>(path: &'a str, fields: &'a [(&str, bool)]) -> impl Iterator<Item = String> + 'a {
+    fields
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(move |(name, _)| format!("{path}.{name}"))
 }
 
 pub(super) fn port_number(field: &str, number: u32, errors: &mut Errors) -> Option<u16> {

@@ -7,6 +7,7 @@
 
 use weft_crds::{MtlsMode as CrdMode, PeerAuthenticationSpec};
 
+use super::common::selector_labels;
 use super::{Errors, port_number};
 use weft_model::{MtlsMode, PeerAuthentication, ResourceId};
 
@@ -15,13 +16,12 @@ pub(super) fn convert(
     spec: &PeerAuthenticationSpec,
     errors: &mut Errors,
 ) -> PeerAuthentication {
-    let selector = spec.selector.as_ref().map(|s| s.match_labels.clone());
-    if selector.as_ref().is_some_and(|l| l.is_empty()) {
-        errors.push(
-            "spec.selector.matchLabels",
-            "at least one label is required; omit selector to apply to the whole namespace",
-        );
-    }
+    let selector = selector_labels(
+        "spec.selector.matchLabels",
+        "selector",
+        spec.selector.as_ref().map(|s| &s.match_labels),
+        errors,
+    );
     let mode = |m: Option<CrdMode>| match m.unwrap_or_default() {
         CrdMode::Unset => MtlsMode::Unset,
         CrdMode::Disable => MtlsMode::Disable,

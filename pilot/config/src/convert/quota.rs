@@ -9,7 +9,10 @@
 
 use std::time::Duration;
 
-use weft_crds::{IstioDuration, QuotaFailureMode, QuotaScope as CrdScope, QuotaSpec};
+use weft_crds::{
+    IstioDuration, QuotaFailureMode, QuotaOverride as CrdQuotaOverride, QuotaScope as CrdScope,
+    QuotaSpec,
+};
 
 use super::{Errors, port_number};
 use weft_model::{
@@ -45,35 +48,7 @@ pub(super) fn convert(id: &ResourceId, spec: &QuotaSpec, errors: &mut Errors) ->
         .overrides
         .iter()
         .enumerate()
-        .map(|(i, o)| {
-            let field = format!("spec.overrides[{i}]");
-            let m = &o.match_;
-            if m.source_labels.is_empty()
-                && m.source_namespace.is_none()
-                && m.source_principal.is_none()
-            {
-                errors.push(
-                    format!("{field}.match"),
-                    "name at least one of sourceLabels, sourceNamespace, sourcePrincipal (the default applies to everyone else)",
-                );
-            }
-            if let Some(p) = &m.source_principal
-                && !p.starts_with("spiffe://")
-            {
-                errors.push(
-                    format!("{field}.match.sourcePrincipal"),
-                    format!("{p:?} is not a SPIFFE ID (spiffe://cluster.local/ns/NS/sa/SA)"),
-                );
-            }
-            QuotaOverride {
-                caller: CallerMatch {
-                    labels: m.source_labels.clone(),
-                    namespace: m.source_namespace.clone(),
-                    principal: m.source_principal.clone(),
-                },
-                amount: amount(&field, o.max_amount, o.valid_duration.as_ref(), errors),
-            }
-        })
+        .map(|(i, o)| quota_override(&format!("spec.overrides[{i}]"), o, errors))
         .collect();
     let scope = match spec.scope.unwrap_or_default() {
         CrdScope::Local => QuotaScope::Local,
@@ -97,6 +72,33 @@ pub(super) fn convert(id: &ResourceId, spec: &QuotaSpec, errors: &mut Errors) ->
             QuotaFailureMode::Open => FailureMode::Open,
             QuotaFailureMode::Closed => FailureMode::Closed,
         },
+    }
+}
+
+/// A caller-specific amount; the match must name a caller.
+fn quota_override(field: &str, o: &CrdQuotaOverride, errors: &mut Errors) -> QuotaOverride {
+    let m = &o.match_;
+    if m.source_labels.is_empty() && m.source_namespace.is_none() && m.source_principal.is_none() {
+        errors.push(
+            format!("{field}.match"),
+            "name at least one of sourceLabels, sourceNamespace, sourcePrincipal (the default applies to everyone else)",
+        );
+    }
+    if let Some(p) = &m.source_principal
+        && !p.starts_with("spiffe://")
+    {
+        errors.push(
+            format!("{field}.match.sourcePrincipal"),
+            format!("{p:?} is not a SPIFFE ID (spiffe://cluster.local/ns/NS/sa/SA)"),
+        );
+    }
+    QuotaOverride {
+        caller: CallerMatch {
+            labels: m.source_labels.clone(),
+            namespace: m.source_namespace.clone(),
+            principal: m.source_principal.clone(),
+        },
+        amount: amount(field, o.max_amount, o.valid_duration.as_ref(), errors),
     }
 }
 

@@ -11,15 +11,48 @@
 //! egress `port` / `bind` / `captureMode` (they need traffic capture),
 //! `ALLOW_ANY` and `egressProxy` (the router has no original destination).
 
-use weft_crds::{CaptureMode, IstioIngressListener, OutboundTrafficMode, SidecarSpec};
+use weft_crds::{
+    CaptureMode, IstioIngressListener, OutboundTrafficMode, OutboundTrafficPolicy, SidecarSpec,
+};
 
-use super::gateway::{host_selector, unsupported_because};
+use super::common::{host_selector, selector_labels};
 use super::{Errors, port_number};
-use weft_model::{IngressListener, Protocol, ResourceId, Sidecar};
+use weft_model::{HostSelector, IngressListener, Protocol, ResourceId, Sidecar};
 
 pub(super) fn convert(id: &ResourceId, spec: &SidecarSpec, errors: &mut Errors) -> Sidecar {
-    let ingress: Vec<IngressListener> = spec
-        .ingress
+    let ingress = ingress_listeners(&spec.ingress, errors);
+    if spec.inbound_connection_pool.is_some() {
+        errors.unsupported("spec.inboundConnectionPool");
+    }
+    if let Some(policy) = &spec.outbound_traffic_policy {
+        outbound_traffic_policy(policy, errors);
+    }
+    if spec.egress.len() > 1 {
+        errors.push(
+            "spec.egress",
+            "only one egress listener is supported (listeners with their own port need traffic capture); put every host in one",
+        );
+    }
+    let selector = selector_labels(
+        "spec.workloadSelector.labels",
+        "workloadSelector",
+        spec.workload_selector.as_ref().map(|s| &s.labels),
+        errors,
+    );
+    Sidecar {
+        id: id.clone(),
+        workload_selector: selector,
+        egress_hosts: egress_hosts(spec, &id.namespace, errors),
+        ingress,
+    }
+}
+
+/// The ingress listeners; no two on the same port and address.
+fn ingress_listeners(
+    listeners: &[IstioIngressListener],
+    errors: &mut Errors,
+) -> Vec<IngressListener> {
+    let ingress: Vec<IngressListener> = listeners
         .iter()
         .enumerate()
         .filter_map(|(i, l)| ingress_listener(&format!("spec.ingress[{i}]"), l, errors))
@@ -35,46 +68,35 @@ pub(super) fn convert(id: &ResourceId, spec: &SidecarSpec, errors: &mut Errors) 
             );
         }
     }
-    if spec.inbound_connection_pool.is_some() {
-        errors.unsupported("spec.inboundConnectionPool");
-    }
-    if let Some(policy) = &spec.outbound_traffic_policy {
-        if policy.mode == Some(OutboundTrafficMode::AllowAny) {
-            unsupported_because(
-                errors,
-                "spec.outboundTrafficPolicy.mode",
-                "ALLOW_ANY needs traffic capture to know where unknown traffic was going; not supported by Weft yet (REGISTRY_ONLY is what Weft does)",
-            );
-        }
-        if policy.egress_proxy.is_some() {
-            errors.unsupported("spec.outboundTrafficPolicy.egressProxy");
-        }
-    }
-    if spec.egress.len() > 1 {
-        errors.push(
-            "spec.egress",
-            "only one egress listener is supported (listeners with their own port need traffic capture); put every host in one",
+    ingress
+}
+
+/// Only what the router does anyway (REGISTRY_ONLY) is supported.
+fn outbound_traffic_policy(policy: &OutboundTrafficPolicy, errors: &mut Errors) {
+    if policy.mode == Some(OutboundTrafficMode::AllowAny) {
+        errors.unsupported_because(
+            "spec.outboundTrafficPolicy.mode",
+            "ALLOW_ANY needs traffic capture to know where unknown traffic was going; not supported by Weft yet (REGISTRY_ONLY is what Weft does)",
         );
     }
-    let selector = spec.workload_selector.as_ref().map(|s| s.labels.clone());
-    if selector.as_ref().is_some_and(|l| l.is_empty()) {
-        errors.push(
-            "spec.workloadSelector.labels",
-            "at least one label is required; omit workloadSelector to apply to the whole namespace",
-        );
+    if policy.egress_proxy.is_some() {
+        errors.unsupported("spec.outboundTrafficPolicy.egressProxy");
     }
+}
+
+/// The hosts of the egress listener (`*/*` without one, as in Istio).
+fn egress_hosts(spec: &SidecarSpec, namespace: &str, errors: &mut Errors) -> Vec<HostSelector> {
     let mut egress_hosts = Vec::new();
     for (i, listener) in spec.egress.iter().enumerate() {
         let path = format!("spec.egress[{i}]");
-        if listener.port.is_some() {
-            errors.unsupported(format!("{path}.port"));
-        }
-        if listener.bind.is_some() {
-            errors.unsupported(format!("{path}.bind"));
-        }
-        if listener.capture_mode.is_some() {
-            errors.unsupported(format!("{path}.captureMode"));
-        }
+        errors.unsupported_each_set(
+            &path,
+            &[
+                ("port", listener.port.is_some()),
+                ("bind", listener.bind.is_some()),
+                ("captureMode", listener.capture_mode.is_some()),
+            ],
+        );
         if listener.hosts.is_empty() {
             errors.push(format!("{path}.hosts"), "at least one host is required");
         }
@@ -87,7 +109,7 @@ pub(super) fn convert(id: &ResourceId, spec: &SidecarSpec, errors: &mut Errors) 
                 );
                 continue;
             }
-            egress_hosts.extend(host_selector(&field, host, &id.namespace, true, errors));
+            egress_hosts.extend(host_selector(&field, host, namespace, true, errors));
         }
     }
     if spec.egress.is_empty() {
@@ -98,20 +120,9 @@ pub(super) fn convert(id: &ResourceId, spec: &SidecarSpec, errors: &mut Errors) 
             );
         }
         // Istio: without egress listeners a sidecar reaches every service.
-        egress_hosts.extend(host_selector(
-            "spec.egress",
-            "*/*",
-            &id.namespace,
-            true,
-            errors,
-        ));
+        egress_hosts.extend(host_selector("spec.egress", "*/*", namespace, true, errors));
     }
-    Sidecar {
-        id: id.clone(),
-        workload_selector: selector,
-        egress_hosts,
-        ingress,
-    }
+    egress_hosts
 }
 
 fn ingress_listener(
@@ -120,18 +131,18 @@ fn ingress_listener(
     errors: &mut Errors,
 ) -> Option<IngressListener> {
     if l.capture_mode == Some(CaptureMode::Iptables) {
-        unsupported_because(
-            errors,
+        errors.unsupported_because(
             format!("{path}.captureMode"),
             "IPTABLES needs traffic capture, which Weft does not set up (not supported by Weft yet); use NONE (or leave it unset) with a defaultEndpoint",
         );
     }
-    if l.tls.is_some() {
-        errors.unsupported(format!("{path}.tls"));
-    }
-    if l.connection_pool.is_some() {
-        errors.unsupported(format!("{path}.connectionPool"));
-    }
+    errors.unsupported_each_set(
+        path,
+        &[
+            ("tls", l.tls.is_some()),
+            ("connectionPool", l.connection_pool.is_some()),
+        ],
+    );
     let Some(port) = &l.port else {
         errors.push(format!("{path}.port"), "the port is required");
         return None;

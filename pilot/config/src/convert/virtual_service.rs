@@ -4,21 +4,22 @@
 use std::collections::BTreeMap;
 
 use weft_crds::{
-    Destination, HttpMatchRequest, HttpRoute as CrdHttpRoute, Percent,
+    Delegate as CrdDelegate, Destination, HttpMatchRequest, HttpRoute as CrdHttpRoute,
     StringMatch as CrdStringMatch, VirtualServiceSpec,
 };
 
+use super::common::{route_weight, settle_weights};
 use super::{Errors, port_number};
 use weft_model::{
-    Body, DirectResponse, HeaderRules, HttpRoute, MAX_DIRECT_RESPONSE_BODY_BYTES, MESH_GATEWAY,
-    Mirror, ResourceId, RouteDestination, RouteMatch, StringMatch, VirtualService, qualify_gateway,
-    qualify_host,
+    HeaderRules, HttpRoute, MESH_GATEWAY, Mirror, ResourceId, RouteDestination, RouteMatch,
+    StringMatch, VirtualService, qualify_gateway, qualify_host,
 };
 
 mod actions;
 
 use actions::{
-    cors, decode_base64, fault, header_rules, percent, redirect, retry_policy, rewrite, unsupported,
+    cors, direct_response, fault, header_rules, percent, percent_or_deprecated, redirect,
+    retry_policy, rewrite,
 };
 
 pub(super) fn convert(
@@ -86,30 +87,7 @@ fn http_route(path: &str, route: &CrdHttpRoute, namespace: &str, errors: &mut Er
         .enumerate()
         .map(|(j, m)| route_match(&format!("{path}.match[{j}]"), m, namespace, errors))
         .collect();
-    let actions: Vec<&str> = [
-        ("route", !route.route.is_empty()),
-        ("redirect", route.redirect.is_some()),
-        ("directResponse", route.direct_response.is_some()),
-        ("delegate", route.delegate.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(name, set)| set.then_some(name))
-    .collect();
-    if actions.len() > 1 {
-        errors.push(
-            path,
-            format!(
-                "sets {}; a rule forwards (route), redirects, answers (directResponse) or delegates: one of them",
-                actions.join(" and ")
-            ),
-        );
-    }
-    if actions.is_empty() {
-        errors.push(
-            format!("{path}.route"),
-            "at least one destination is required (or a redirect, directResponse or delegate)",
-        );
-    }
+    check_one_action(path, route, errors);
     let destinations = if route.route.is_empty() {
         Vec::new()
     } else {
@@ -125,65 +103,14 @@ fn http_route(path: &str, route: &CrdHttpRoute, namespace: &str, errors: &mut Er
             "a redirect answers the client itself; rewrite only applies to forwarded requests",
         );
     }
-    let direct_response = route.direct_response.as_ref().and_then(|d| {
-        let field = format!("{path}.directResponse");
-        let status = u16::try_from(d.status)
-            .ok()
-            .filter(|s| (200..=599).contains(s));
-        if status.is_none() {
-            errors.push(
-                format!("{field}.status"),
-                format!("{} is not an HTTP status (200-599)", d.status),
-            );
-        }
-        let body = d.body.as_ref().and_then(|b| match (&b.string, &b.bytes) {
-            (Some(_), Some(_)) => {
-                errors.push(format!("{field}.body"), "set string or bytes, not both");
-                None
-            }
-            (Some(s), None) => Some(Body::Text(s.clone())),
-            (None, Some(encoded)) => match decode_base64(encoded) {
-                Some(bytes) => Some(Body::Bytes(bytes)),
-                None => {
-                    errors.push(format!("{field}.body.bytes"), "not valid base64");
-                    None
-                }
-            },
-            (None, None) => None,
-        });
-        let size = body.as_ref().map_or(0, |b| match b {
-            Body::Text(t) => t.len(),
-            Body::Bytes(b) => b.len(),
-        });
-        if u32::try_from(size).map_or(true, |s| s > MAX_DIRECT_RESPONSE_BODY_BYTES) {
-            errors.push(
-                format!("{field}.body"),
-                format!(
-                    "the body has {size} bytes; at most {MAX_DIRECT_RESPONSE_BODY_BYTES} (1 MiB) are allowed"
-                ),
-            );
-        }
-        Some(DirectResponse {
-            status: status?,
-            body,
-        })
-    });
-    let delegate = route.delegate.as_ref().and_then(|d| {
-        let Some(name) = d.name.as_deref().filter(|n| !n.is_empty()) else {
-            errors.push(
-                format!("{path}.delegate.name"),
-                "the delegate VirtualService's name is required",
-            );
-            return None;
-        };
-        let ns = d
-            .namespace
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .unwrap_or(namespace);
-        Some(ResourceId::new(weft_crds::Kind::VirtualService, ns, name))
-    });
-    let mut mirrors = Vec::new();
+    let direct_response = route
+        .direct_response
+        .as_ref()
+        .and_then(|d| direct_response(&format!("{path}.directResponse"), d, errors));
+    let delegate = route
+        .delegate
+        .as_ref()
+        .and_then(|d| delegate_target(&format!("{path}.delegate"), d, namespace, errors));
     if route.mirror.is_some() && !route.mirrors.is_empty() {
         errors.push(
             format!("{path}.mirrors"),
@@ -192,52 +119,12 @@ fn http_route(path: &str, route: &CrdHttpRoute, namespace: &str, errors: &mut Er
     }
     let answers_itself = route.redirect.is_some() || route.direct_response.is_some();
     if answers_itself && route.fault.is_some() && route.cors_policy.is_some() {
-        unsupported(
-            errors,
+        errors.unsupported_because(
             format!("{path}.fault"),
             "not supported by Weft yet together with corsPolicy on a rule that redirects or answers directly; move the fault to a rule that forwards (route)",
         );
     }
-    if let Some(m) = &route.mirror {
-        let field = format!("{path}.mirror");
-        let percentage = match (route.mirror_percentage, route.mirror_percent) {
-            (Some(p), _) => percent(&format!("{path}.mirrorPercentage"), Some(p), errors),
-            (None, Some(p)) => percent(
-                &format!("{path}.mirrorPercent"),
-                Some(Percent {
-                    value: f64::from(p),
-                }),
-                errors,
-            ),
-            (None, None) => 100.0,
-        };
-        if let Some(destination) = destination(&field, m, namespace, errors) {
-            mirrors.push(Mirror {
-                destination,
-                percentage,
-            });
-        }
-    } else if route.mirror_percentage.is_some() || route.mirror_percent.is_some() {
-        errors.push(
-            format!("{path}.mirrorPercentage"),
-            "applies to `mirror`, which is not set (`mirrors` carry their own percentage)",
-        );
-    }
-    for (k, m) in route.mirrors.iter().enumerate() {
-        let field = format!("{path}.mirrors[{k}]");
-        let percentage = percent(&format!("{field}.percentage"), m.percentage, errors);
-        if let Some(destination) = destination(
-            &format!("{field}.destination"),
-            &m.destination,
-            namespace,
-            errors,
-        ) {
-            mirrors.push(Mirror {
-                destination,
-                percentage,
-            });
-        }
-    }
+    let mirrors = mirrors(path, route, namespace, errors);
     HttpRoute {
         name: route.name.clone(),
         matches,
@@ -265,6 +152,100 @@ fn http_route(path: &str, route: &CrdHttpRoute, namespace: &str, errors: &mut Er
             .map(|c| cors(&format!("{path}.corsPolicy"), c, errors)),
         headers: header_rules(&format!("{path}.headers"), route.headers.as_ref(), errors),
     }
+}
+
+/// A rule forwards, redirects, answers or delegates: exactly one.
+fn check_one_action(path: &str, route: &CrdHttpRoute, errors: &mut Errors) {
+    let actions: Vec<&str> = [
+        ("route", !route.route.is_empty()),
+        ("redirect", route.redirect.is_some()),
+        ("directResponse", route.direct_response.is_some()),
+        ("delegate", route.delegate.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    if actions.len() > 1 {
+        errors.push(
+            path,
+            format!(
+                "sets {}; a rule forwards (route), redirects, answers (directResponse) or delegates: one of them",
+                actions.join(" and ")
+            ),
+        );
+    }
+    if actions.is_empty() {
+        errors.push(
+            format!("{path}.route"),
+            "at least one destination is required (or a redirect, directResponse or delegate)",
+        );
+    }
+}
+
+/// The VirtualService a rule delegates to; a namespace defaults to the
+/// rule's own.
+fn delegate_target(
+    path: &str,
+    d: &CrdDelegate,
+    namespace: &str,
+    errors: &mut Errors,
+) -> Option<ResourceId> {
+    let Some(name) = d.name.as_deref().filter(|n| !n.is_empty()) else {
+        errors.push(
+            format!("{path}.name"),
+            "the delegate VirtualService's name is required",
+        );
+        return None;
+    };
+    let ns = d
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(namespace);
+    Some(ResourceId::new(weft_crds::Kind::VirtualService, ns, name))
+}
+
+/// `mirror` (with `mirrorPercentage` or the older `mirrorPercent`) and
+/// `mirrors`, in that order.
+fn mirrors(path: &str, route: &CrdHttpRoute, namespace: &str, errors: &mut Errors) -> Vec<Mirror> {
+    let mut mirrors = Vec::new();
+    if let Some(m) = &route.mirror {
+        let field = format!("{path}.mirror");
+        let percentage = percent_or_deprecated(
+            &format!("{path}.mirrorPercentage"),
+            route.mirror_percentage,
+            &format!("{path}.mirrorPercent"),
+            route.mirror_percent.map(f64::from),
+            errors,
+        );
+        if let Some(destination) = destination(&field, m, namespace, errors) {
+            mirrors.push(Mirror {
+                destination,
+                percentage,
+            });
+        }
+    } else if route.mirror_percentage.is_some() || route.mirror_percent.is_some() {
+        errors.push(
+            format!("{path}.mirrorPercentage"),
+            "applies to `mirror`, which is not set (`mirrors` carry their own percentage)",
+        );
+    }
+    for (k, m) in route.mirrors.iter().enumerate() {
+        let field = format!("{path}.mirrors[{k}]");
+        let percentage = percent(&format!("{field}.percentage"), m.percentage, errors);
+        if let Some(destination) = destination(
+            &format!("{field}.destination"),
+            &m.destination,
+            namespace,
+            errors,
+        ) {
+            mirrors.push(Mirror {
+                destination,
+                percentage,
+            });
+        }
+    }
+    mirrors
 }
 
 fn destination(
@@ -297,12 +278,7 @@ fn route_destinations(
     let mut destinations = Vec::new();
     for (k, d) in route.route.iter().enumerate() {
         let field = format!("{path}.route[{k}]");
-        if d.weight < 0 {
-            errors.push(
-                format!("{field}.weight"),
-                format!("weight {} is negative", d.weight),
-            );
-        }
+        let weight = route_weight(&field, d.weight, errors);
         let Some(mut destination) = destination(
             &format!("{field}.destination"),
             &d.destination,
@@ -311,23 +287,12 @@ fn route_destinations(
         ) else {
             continue;
         };
-        destination.weight = u32::try_from(d.weight).unwrap_or(0);
+        destination.weight = weight;
         destination.headers = header_rules(&format!("{field}.headers"), d.headers.as_ref(), errors);
         destinations.push(destination);
     }
-    // Istio: a single destination without a weight takes all traffic.
-    if let [only] = destinations.as_mut_slice()
-        && only.weight == 0
-    {
-        only.weight = 100;
-    }
-    let total: u64 = destinations.iter().map(|d| u64::from(d.weight)).sum();
-    if total != 100 && destinations.len() == route.route.len() {
-        errors.push(
-            format!("{path}.route"),
-            format!("destination weights sum to {total}; they must sum to 100"),
-        );
-    }
+    let complete = destinations.len() == route.route.len();
+    settle_weights(path, &mut destinations, complete, errors);
     destinations
 }
 

@@ -1,14 +1,11 @@
-//! Whole-mesh rules for Gateways and Sidecars, and for the VirtualServices
-//! that bind to gateways: a gateway a VirtualService names must exist;
-//! `tcp` / `tls` rules must be able to apply where they are bound.
+//! Whole-mesh reports about gateways: a gateway a VirtualService names
+//! should exist, and servers of different Gateways on the same proxies
+//! must be able to share a port. Both leave the resources in place.
 
 use std::collections::BTreeMap;
 
-use super::{ConfigError, ErrorReason, FieldError, Origin};
-use weft_model::{
-    Gateway, GatewayServer, MESH_GATEWAY, MeshSnapshot, ResourceId, RouteDestination, Sidecar,
-    VirtualService, qualify_gateway,
-};
+use super::{ConfigError, Origin, unresolved};
+use weft_model::{Gateway, GatewayServer, MESH_GATEWAY, MeshSnapshot, ResourceId, qualify_gateway};
 
 /// Reports gateways that applied VirtualServices name but that do not
 /// exist. As in Istio, the VirtualService still applies where it can (its
@@ -48,148 +45,16 @@ pub(super) fn report_missing_gateways(
             if known(&gateway) {
                 continue;
             }
-            errors.push(ConfigError {
-                origin: origins.get(&vs.id).cloned().unwrap_or_else(|| Origin {
-                    source: vs.id.to_string(),
-                    document: None,
-                }),
-                resource: Some(vs.id.clone()),
-                error: FieldError::new(
-                    ErrorReason::UnresolvedReference,
-                    field,
-                    format!(
-                        "gateway {gateway} does not exist; the rules apply to the VirtualService's other gateways only (define the Gateway, or use `mesh` for sidecars)"
-                    ),
-                ),
-            });
-        }
-    }
-}
-
-/// A second namespace-wide Sidecar (no `workloadSelector`) in the same
-/// namespace as an earlier one: Istio uses one, Weft reports the other.
-pub(super) fn sidecar_conflict(sidecars: &[Sidecar], sidecar: &Sidecar) -> Option<FieldError> {
-    if sidecar.workload_selector.is_some() {
-        return None;
-    }
-    let other = sidecars
-        .iter()
-        .find(|s| s.id.namespace == sidecar.id.namespace && s.workload_selector.is_none())?;
-    Some(FieldError::new(
-        ErrorReason::UnresolvedReference,
-        "spec.workloadSelector",
-        format!(
-            "namespace {} already has a Sidecar without workloadSelector ({}); only one may apply to the whole namespace",
-            sidecar.id.namespace, other.id
-        ),
-    ))
-}
-
-/// What a VirtualService's L4 rules need from the mesh: a place where
-/// they can apply (a gateway; not `mesh` yet) and destinations whose
-/// cluster is known.
-pub(super) fn gateway_references(snapshot: &MeshSnapshot, vs: &VirtualService) -> Vec<FieldError> {
-    let mut problems = Vec::new();
-    let vs_gateways: Vec<String> = if vs.gateways.is_empty() {
-        vec![MESH_GATEWAY.to_string()]
-    } else {
-        vs.gateways
-            .iter()
-            .map(|g| qualify_gateway(g, &vs.id.namespace))
-            .collect()
-    };
-    let l4_rules = vs
-        .tcp
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let gateways: Vec<&[String]> =
-                r.matches.iter().map(|m| m.gateways.as_slice()).collect();
-            (format!("spec.tcp[{i}]"), gateways, &r.destinations)
-        })
-        .chain(vs.tls.iter().enumerate().map(|(i, r)| {
-            let gateways: Vec<&[String]> =
-                r.matches.iter().map(|m| m.l4.gateways.as_slice()).collect();
-            (format!("spec.tls[{i}]"), gateways, &r.destinations)
-        }));
-    for (path, match_gateways, destinations) in l4_rules {
-        // Where the rule applies: each match's own gateways, else the
-        // VirtualService's.
-        let mut bound: Vec<&str> = Vec::new();
-        if match_gateways.is_empty() {
-            bound.extend(vs_gateways.iter().map(String::as_str));
-        }
-        for gateways in &match_gateways {
-            if gateways.is_empty() {
-                bound.extend(vs_gateways.iter().map(String::as_str));
-            } else {
-                bound.extend(gateways.iter().map(String::as_str));
-            }
-        }
-        if bound.contains(&MESH_GATEWAY) {
-            problems.push(FieldError::new(
-                ErrorReason::Unsupported,
-                path.clone(),
-                "TCP and TLS routes for sidecars (gateway `mesh`) need traffic capture, which Weft does not have yet; not supported by Weft yet: bind the VirtualService (or the match) to a Gateway with `gateways:`",
-            ));
-        }
-        problems.extend(l4_destination_ports(snapshot, &path, destinations));
-    }
-    problems
-}
-
-/// An L4 destination without a port must name a service with exactly one
-/// port (there is no request port to fall back on).
-fn l4_destination_ports(
-    snapshot: &MeshSnapshot,
-    path: &str,
-    destinations: &[RouteDestination],
-) -> Vec<FieldError> {
-    let mut problems = Vec::new();
-    for (k, d) in destinations.iter().enumerate() {
-        let field = format!("{path}.route[{k}].destination");
-        let Some(service) = snapshot.services.get(&d.host) else {
-            problems.push(FieldError::new(
-                ErrorReason::UnresolvedReference,
-                format!("{field}.host"),
+            errors.push(unresolved(
+                origins,
+                &vs.id,
+                field,
                 format!(
-                    "{} is not a service of the mesh (no ServiceEntry declares it)",
-                    d.host
-                ),
-            ));
-            continue;
-        };
-        match d.port {
-            Some(port) if service.port(port).is_none() => problems.push(FieldError::new(
-                ErrorReason::UnresolvedReference,
-                format!("{field}.port.number"),
-                format!("{} has no port {port}", d.host),
-            )),
-            None if service.ports.len() != 1 => problems.push(FieldError::new(
-                ErrorReason::UnresolvedReference,
-                format!("{field}.port"),
-                format!(
-                    "{} has {} ports; say which one with port.number",
-                    d.host,
-                    service.ports.len()
-                ),
-            )),
-            _ => {}
-        }
-        if let Some(subset) = &d.subset
-            && snapshot.subset(&d.host, subset).is_none()
-        {
-            problems.push(FieldError::new(
-                ErrorReason::UnresolvedReference,
-                format!("{field}.subset"),
-                format!(
-                    "subset {subset} is not defined by any DestinationRule for {}",
-                    d.host
+                    "gateway {gateway} does not exist; the rules apply to the VirtualService's other gateways only (define the Gateway, or use `mesh` for sidecars)"
                 ),
             ));
         }
     }
-    problems
 }
 
 /// Reports servers of different Gateways that a proxy selected by both
@@ -222,21 +87,15 @@ pub(super) fn report_port_conflicts(
             if mine == theirs && mine != "TCP" {
                 continue;
             }
-            errors.push(ConfigError {
-                origin: origins.get(&later.id).cloned().unwrap_or_else(|| Origin {
-                    source: later.id.to_string(),
-                    document: None,
-                }),
-                resource: Some(later.id.clone()),
-                error: FieldError::new(
-                    ErrorReason::UnresolvedReference,
-                    format!("spec.servers[{i}].port"),
-                    format!(
-                        "port {} is already used by a {theirs} server of {} on the proxies both Gateways select; a {mine} server cannot share it, so {} keeps the port and this server is left out there",
-                        server.listen_port, earlier.id, earlier.id
-                    ),
+            errors.push(unresolved(
+                origins,
+                &later.id,
+                format!("spec.servers[{i}].port"),
+                format!(
+                    "port {} is already used by a {theirs} server of {} on the proxies both Gateways select; a {mine} server cannot share it, so {} keeps the port and this server is left out there",
+                    server.listen_port, earlier.id, earlier.id
                 ),
-            });
+            ));
         }
     }
 }

@@ -233,7 +233,11 @@ fn a_bad_edit_keeps_the_last_good_version() {
     assert!(!second.changed, "the mesh still serves the good version");
     assert_eq!(
         second.kept,
-        [ResourceId::new(weft_crds::Kind::VirtualService, "default", "reviews")]
+        [ResourceId::new(
+            weft_crds::Kind::VirtualService,
+            "default",
+            "reviews"
+        )]
     );
     assert_eq!(
         second.snapshot.virtual_services[0].http[0].destinations[0]

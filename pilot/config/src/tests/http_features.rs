@@ -15,8 +15,8 @@ fn assert_error(errors: &[String], needle: &str) {
 
 #[test]
 fn every_http_feature_converts_to_the_model() {
-    use weft_model::{AbortError, Body, RedirectPort};
     use std::time::Duration;
+    use weft_model::{AbortError, Body, RedirectPort};
     let snapshot = mk_snapshot(&reviews_mesh(
         "  - name: all
     match:

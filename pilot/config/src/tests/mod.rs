@@ -1,8 +1,8 @@
 //! Conversion and store tests, by kind, on meshes written as YAML.
 
 use super::*;
-use weft_model::{LbPolicy, LoadBalancer, Resolution, ResourceId, StringMatch};
 use crate::testing::*;
+use weft_model::{LbPolicy, LoadBalancer, Resolution, ResourceId, StringMatch};
 
 fn errors_of(yaml: &str) -> Vec<String> {
     ConfigStore::default()

@@ -4,16 +4,18 @@
 use std::collections::BTreeMap;
 
 use weft_crds::{
-    CorsPolicy as CrdCorsPolicy, HeaderOperations as CrdHeaderOperations, Headers as CrdHeaders,
+    Abort as CrdFaultAbort, CorsPolicy as CrdCorsPolicy, Delay as CrdFaultDelay,
+    HeaderOperations as CrdHeaderOperations, Headers as CrdHeaders, HttpBody, HttpDirectResponse,
     HttpFaultInjection, HttpRedirect, HttpRetry, HttpRewrite, Percent, RedirectPortSelection,
     UnmatchedPreflights,
 };
 
-use super::super::{ErrorReason, Errors, FieldError, port_number};
+use super::super::{Errors, port_number};
 use super::{is_header_name, string_match};
 use weft_model::{
-    AbortError, CorsPolicy, Fault, FaultAbort, FaultDelay, HeaderOperations, HeaderRules, Redirect,
-    RedirectPort, RetryPolicy, Rewrite, StringMatch,
+    AbortError, Body, CorsPolicy, DirectResponse, Fault, FaultAbort, FaultDelay, HeaderOperations,
+    HeaderRules, MAX_DIRECT_RESPONSE_BODY_BYTES, Redirect, RedirectPort, RetryPolicy, Rewrite,
+    StringMatch,
 };
 
 /// The retry conditions Envoy knows (`x-envoy-retry-on` and gRPC ones).
@@ -262,91 +264,113 @@ pub(super) fn percent(path: &str, p: Option<Percent>, errors: &mut Errors) -> f6
     p.value
 }
 
+/// A percentage set as a `Percent` at `field`, or in its deprecated whole
+/// number form at `deprecated_field`; the first wins, unset is 100.
+pub(super) fn percent_or_deprecated(
+    field: &str,
+    value: Option<Percent>,
+    deprecated_field: &str,
+    deprecated: Option<f64>,
+    errors: &mut Errors,
+) -> f64 {
+    match (value, deprecated) {
+        (Some(p), _) => percent(field, Some(p), errors),
+        (None, Some(value)) => percent(deprecated_field, Some(Percent { value }), errors),
+        (None, None) => 100.0,
+    }
+}
+
 pub(super) fn fault(path: &str, f: &HttpFaultInjection, errors: &mut Errors) -> Fault {
     if f.delay.is_none() && f.abort.is_none() {
         errors.push(path, "set delay, abort or both");
     }
-    let delay = f.delay.as_ref().and_then(|d| {
-        let field = format!("{path}.delay");
-        if d.exponential_delay.is_some() {
-            unsupported(
-                errors,
-                format!("{field}.exponentialDelay"),
-                "not supported by Weft yet: Istio does not translate it either (Envoy's fault filter has fixed delays only); use fixedDelay",
-            );
-        }
-        let percentage = match (d.percentage, d.percent) {
-            (Some(p), _) => percent(&format!("{field}.percentage"), Some(p), errors),
-            (None, Some(p)) => percent(
-                &format!("{field}.percent"),
-                Some(Percent {
-                    value: f64::from(p),
-                }),
-                errors,
-            ),
-            (None, None) => 100.0,
-        };
-        let Some(fixed) = d.fixed_delay.map(|d| d.0) else {
-            errors.push(format!("{field}.fixedDelay"), "a fixedDelay is required");
-            return None;
-        };
-        if fixed.is_zero() {
-            errors.push(format!("{field}.fixedDelay"), "must be more than 0s");
-        }
-        Some(FaultDelay {
-            fixed_delay: fixed,
-            percentage,
-        })
-    });
-    let abort = f.abort.as_ref().and_then(|a| {
-        let field = format!("{path}.abort");
-        let percentage = percent(&format!("{field}.percentage"), a.percentage, errors);
-        let error = match (a.http_status, &a.grpc_status, &a.http2_error) {
-            (Some(s), None, None) => match u16::try_from(s).ok().filter(|s| (200..600).contains(s)) {
-                Some(s) => AbortError::HttpStatus(s),
-                None => {
-                    errors.push(
-                        format!("{field}.httpStatus"),
-                        format!("{s} is not an HTTP status (200-599)"),
-                    );
-                    return None;
-                }
-            },
-            (None, Some(name), None) => {
-                match GRPC_STATUSES.iter().position(|g| g == name) {
-                    Some(code) => AbortError::GrpcStatus(u32::try_from(code).unwrap_or(2)),
-                    None => {
-                        errors.push(
-                            format!("{field}.grpcStatus"),
-                            format!(
-                                "unknown gRPC status {name:?}; use one of {}",
-                                GRPC_STATUSES.join(", ")
-                            ),
-                        );
-                        return None;
-                    }
-                }
-            }
-            (None, None, Some(_)) => {
-                unsupported(
-                    errors,
-                    format!("{field}.http2Error"),
-                    "not supported by Weft yet: Envoy's fault filter cannot abort with an HTTP/2 error (Istio does not translate it either); use httpStatus or grpcStatus",
+    let delay = f
+        .delay
+        .as_ref()
+        .and_then(|d| fault_delay(&format!("{path}.delay"), d, errors));
+    let abort = f
+        .abort
+        .as_ref()
+        .and_then(|a| fault_abort(&format!("{path}.abort"), a, errors));
+    Fault { delay, abort }
+}
+
+fn fault_delay(path: &str, d: &CrdFaultDelay, errors: &mut Errors) -> Option<FaultDelay> {
+    if d.exponential_delay.is_some() {
+        errors.unsupported_because(
+            format!("{path}.exponentialDelay"),
+            "not supported by Weft yet: Istio does not translate it either (Envoy's fault filter has fixed delays only); use fixedDelay",
+        );
+    }
+    let percentage = percent_or_deprecated(
+        &format!("{path}.percentage"),
+        d.percentage,
+        &format!("{path}.percent"),
+        d.percent.map(f64::from),
+        errors,
+    );
+    let Some(fixed) = d.fixed_delay.map(|d| d.0) else {
+        errors.push(format!("{path}.fixedDelay"), "a fixedDelay is required");
+        return None;
+    };
+    if fixed.is_zero() {
+        errors.push(format!("{path}.fixedDelay"), "must be more than 0s");
+    }
+    Some(FaultDelay {
+        fixed_delay: fixed,
+        percentage,
+    })
+}
+
+fn fault_abort(path: &str, a: &CrdFaultAbort, errors: &mut Errors) -> Option<FaultAbort> {
+    let percentage = percent(&format!("{path}.percentage"), a.percentage, errors);
+    let error = match (a.http_status, &a.grpc_status, &a.http2_error) {
+        (Some(s), None, None) => match u16::try_from(s).ok().filter(|s| (200..600).contains(s)) {
+            Some(s) => AbortError::HttpStatus(s),
+            None => {
+                errors.push(
+                    format!("{path}.httpStatus"),
+                    format!("{s} is not an HTTP status (200-599)"),
                 );
                 return None;
             }
-            (None, None, None) => {
-                errors.push(&field, "one of httpStatus, grpcStatus or http2Error is required");
-                return None;
-            }
-            _ => {
-                errors.push(&field, "set only one of httpStatus, grpcStatus, http2Error");
-                return None;
-            }
-        };
-        Some(FaultAbort { error, percentage })
-    });
-    Fault { delay, abort }
+        },
+        (None, Some(name), None) => AbortError::GrpcStatus(grpc_status(path, name, errors)?),
+        (None, None, Some(_)) => {
+            errors.unsupported_because(
+                format!("{path}.http2Error"),
+                "not supported by Weft yet: Envoy's fault filter cannot abort with an HTTP/2 error (Istio does not translate it either); use httpStatus or grpcStatus",
+            );
+            return None;
+        }
+        (None, None, None) => {
+            errors.push(
+                path,
+                "one of httpStatus, grpcStatus or http2Error is required",
+            );
+            return None;
+        }
+        _ => {
+            errors.push(path, "set only one of httpStatus, grpcStatus, http2Error");
+            return None;
+        }
+    };
+    Some(FaultAbort { error, percentage })
+}
+
+/// The code of a gRPC status name.
+fn grpc_status(path: &str, name: &str, errors: &mut Errors) -> Option<u32> {
+    let Some(code) = GRPC_STATUSES.iter().position(|g| *g == name) else {
+        errors.push(
+            format!("{path}.grpcStatus"),
+            format!(
+                "unknown gRPC status {name:?}; use one of {}",
+                GRPC_STATUSES.join(", ")
+            ),
+        );
+        return None;
+    };
+    Some(u32::try_from(code).unwrap_or(2))
 }
 
 pub(super) fn cors(path: &str, c: &CrdCorsPolicy, errors: &mut Errors) -> CorsPolicy {
@@ -384,15 +408,62 @@ pub(super) fn cors(path: &str, c: &CrdCorsPolicy, errors: &mut Errors) -> CorsPo
     }
 }
 
-/// A valid field Weft does not translate, with why and what to do instead.
-pub(super) fn unsupported(errors: &mut Errors, field: String, message: &str) {
-    errors
-        .0
-        .push(FieldError::new(ErrorReason::Unsupported, field, message));
+pub(super) fn direct_response(
+    path: &str,
+    d: &HttpDirectResponse,
+    errors: &mut Errors,
+) -> Option<DirectResponse> {
+    let status = u16::try_from(d.status)
+        .ok()
+        .filter(|s| (200..=599).contains(s));
+    if status.is_none() {
+        errors.push(
+            format!("{path}.status"),
+            format!("{} is not an HTTP status (200-599)", d.status),
+        );
+    }
+    let body = d
+        .body
+        .as_ref()
+        .and_then(|b| direct_response_body(&format!("{path}.body"), b, errors));
+    let size = body.as_ref().map_or(0, |b| match b {
+        Body::Text(t) => t.len(),
+        Body::Bytes(b) => b.len(),
+    });
+    if u32::try_from(size).map_or(true, |s| s > MAX_DIRECT_RESPONSE_BODY_BYTES) {
+        errors.push(
+            format!("{path}.body"),
+            format!(
+                "the body has {size} bytes; at most {MAX_DIRECT_RESPONSE_BODY_BYTES} (1 MiB) are allowed"
+            ),
+        );
+    }
+    Some(DirectResponse {
+        status: status?,
+        body,
+    })
+}
+
+fn direct_response_body(path: &str, b: &HttpBody, errors: &mut Errors) -> Option<Body> {
+    match (&b.string, &b.bytes) {
+        (Some(_), Some(_)) => {
+            errors.push(path, "set string or bytes, not both");
+            None
+        }
+        (Some(s), None) => Some(Body::Text(s.clone())),
+        (None, Some(encoded)) => match decode_base64(encoded) {
+            Some(bytes) => Some(Body::Bytes(bytes)),
+            None => {
+                errors.push(format!("{path}.bytes"), "not valid base64");
+                None
+            }
+        },
+        (None, None) => None,
+    }
 }
 
 /// Standard base64 (with or without padding), as Kubernetes encodes bytes.
-pub(super) fn decode_base64(text: &str) -> Option<Vec<u8>> {
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let mut buffer = 0u32;
     let mut bits = 0u32;
