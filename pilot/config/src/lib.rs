@@ -1,5 +1,14 @@
-//! From user resources (Istio YAML, as `weft-crds` types) to the model.
+//! # weft-config: from user resources to the model
 //!
+//! This crate owns what Weft makes of the user's mesh config (Istio YAML,
+//! as `weft-crds` types): the model objects, every error with its resource,
+//! field path and reason, and the snapshots. It does no I/O and depends on
+//! no tokio, tonic or notify: weft-source reads files, weft-operator
+//! watches Kubernetes, and both hand it [`Input`]s.
+//!
+//! - [`parse_documents`] turns multi-document YAML text into inputs; a
+//!   document whose spec does not parse is still named by its kind,
+//!   namespace and name, whatever its [`weft_crds::Kind`].
 //! - [`convert()`] turns one resource into model objects, or lists every field
 //!   that is wrong with it (path and reason). Pure, no context needed.
 //! - [`ConfigStore`] assembles converted resources into a
@@ -7,6 +16,10 @@
 //!   whole mesh (a subset must be defined, a host declared once), and when a
 //!   resource is bad it keeps serving that resource's last good version, so
 //!   a bad edit never takes traffic down.
+//! - [`validate_inputs`] is that assembly on an empty store: what `weft
+//!   validate`, the validating webhook and standalone all check.
+//! - `testing` (feature `testing`): meshes written as YAML for other
+//!   crates' tests.
 
 mod convert;
 mod documents;
