@@ -193,11 +193,6 @@ impl Stores {
             .collect()
     }
 
-    /// Every input the current state makes (state of the world).
-    pub fn inputs(&self) -> Vec<Input> {
-        self.observe().inputs
-    }
-
     /// Every input the current state makes, and the mesh objects they were
     /// made from (read from the same state, so generations match).
     pub fn observe(&self) -> Observed {

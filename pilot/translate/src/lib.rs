@@ -83,7 +83,7 @@ pub(crate) fn socket_address(address: &str, port: u16) -> Address {
     }
 }
 
-pub fn pb_duration(d: std::time::Duration) -> PbDuration {
+pub(crate) fn pb_duration(d: std::time::Duration) -> PbDuration {
     PbDuration {
         seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
