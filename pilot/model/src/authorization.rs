@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::{ROOT_NAMESPACE, ResourceId};
+use super::ResourceId;
 
 /// One AuthorizationPolicy.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,9 +29,14 @@ pub struct AuthorizationPolicy {
 
 impl AuthorizationPolicy {
     /// Whether the policy applies to a workload of `namespace` with
-    /// `labels`.
-    pub fn applies_to(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
-        (self.id.namespace == namespace || self.id.namespace == ROOT_NAMESPACE)
+    /// `labels` (policies of `root_namespace` apply mesh-wide).
+    pub fn applies_to(
+        &self,
+        root_namespace: &str,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> bool {
+        (self.id.namespace == namespace || self.id.namespace == root_namespace)
             && self
                 .selector
                 .as_ref()
@@ -43,12 +48,13 @@ impl AuthorizationPolicy {
 /// `labels`, in the snapshot's order (namespace, name).
 pub fn policies_for<'a>(
     policies: &'a [AuthorizationPolicy],
+    root_namespace: &str,
     namespace: &str,
     labels: &BTreeMap<String, String>,
 ) -> Vec<&'a AuthorizationPolicy> {
     policies
         .iter()
-        .filter(|p| p.applies_to(namespace, labels))
+        .filter(|p| p.applies_to(root_namespace, namespace, labels))
         .collect()
 }
 
@@ -244,6 +250,7 @@ impl ConditionKey {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::DEFAULT_ROOT_NAMESPACE as ROOT_NAMESPACE;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -264,12 +271,30 @@ mod tests {
     #[test]
     fn policies_apply_by_namespace_selector_and_root_namespace() {
         let app = labels(&[("app", "ratings")]);
-        assert!(mk_policy("default", None).applies_to("default", &app));
-        assert!(mk_policy("default", Some(&[("app", "ratings")])).applies_to("default", &app));
-        assert!(!mk_policy("default", Some(&[("app", "reviews")])).applies_to("default", &app));
-        assert!(!mk_policy("other", None).applies_to("default", &app));
-        assert!(mk_policy(ROOT_NAMESPACE, None).applies_to("default", &app));
-        assert!(mk_policy(ROOT_NAMESPACE, Some(&[("app", "ratings")])).applies_to("default", &app));
+        assert!(mk_policy("default", None).applies_to(ROOT_NAMESPACE, "default", &app));
+        assert!(
+            mk_policy("default", Some(&[("app", "ratings")])).applies_to(
+                ROOT_NAMESPACE,
+                "default",
+                &app
+            )
+        );
+        assert!(
+            !mk_policy("default", Some(&[("app", "reviews")])).applies_to(
+                ROOT_NAMESPACE,
+                "default",
+                &app
+            )
+        );
+        assert!(!mk_policy("other", None).applies_to(ROOT_NAMESPACE, "default", &app));
+        assert!(mk_policy(ROOT_NAMESPACE, None).applies_to(ROOT_NAMESPACE, "default", &app));
+        assert!(
+            mk_policy(ROOT_NAMESPACE, Some(&[("app", "ratings")])).applies_to(
+                ROOT_NAMESPACE,
+                "default",
+                &app
+            )
+        );
     }
 
     #[test]

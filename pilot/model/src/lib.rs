@@ -14,24 +14,29 @@ mod authorization;
 mod destination_rule;
 mod gateway;
 mod l4_route;
+mod mesh_config;
 mod peer_authentication;
 mod quota;
 mod service;
 mod sidecar;
+mod telemetry;
 mod virtual_service;
 
 pub use authorization::*;
 pub use destination_rule::*;
 pub use gateway::*;
 pub use l4_route::*;
+pub use mesh_config::*;
 pub use peer_authentication::*;
 pub use quota::*;
 pub use service::*;
 pub use sidecar::*;
+pub use telemetry::*;
 pub use virtual_service::*;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 pub use weft_crds::Kind;
 
@@ -140,6 +145,10 @@ pub struct MeshSnapshot {
     pub authorization_policies: Vec<AuthorizationPolicy>,
     /// Quotas whose destination exists, sorted by namespace and name.
     pub quotas: Vec<Quota>,
+    /// Telemetry resources, sorted by namespace and name.
+    pub telemetries: Vec<Telemetry>,
+    /// The mesh-wide settings (shared: it changes far less often).
+    pub mesh_config: Arc<MeshConfig>,
 }
 
 impl MeshSnapshot {

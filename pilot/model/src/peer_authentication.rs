@@ -10,14 +10,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{ROOT_NAMESPACE, ResourceId};
-
-/// The mesh's SPIFFE trust domain.
-pub const TRUST_DOMAIN: &str = "cluster.local";
+use super::ResourceId;
 
 /// A workload's identity: `spiffe://<trust-domain>/ns/<ns>/sa/<sa>`.
-pub fn spiffe_id(namespace: &str, service_account: &str) -> String {
-    format!("spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{service_account}")
+pub fn spiffe_id(trust_domain: &str, namespace: &str, service_account: &str) -> String {
+    format!("spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}")
 }
 
 /// PeerAuthentication `mtls.mode`.
@@ -54,10 +51,12 @@ impl PeerAuthentication {
 }
 
 /// The effective mode for `port` of a workload of `namespace` with
-/// `labels`, never [`MtlsMode::Unset`]. `policies` is the snapshot's list,
+/// `labels`, never [`MtlsMode::Unset`]; mesh-wide policies are those of
+/// `root_namespace`. `policies` is the snapshot's list,
 /// sorted by namespace and name.
 pub fn effective_mtls_mode(
     policies: &[PeerAuthentication],
+    root_namespace: &str,
     namespace: &str,
     labels: &BTreeMap<String, String>,
     port: u16,
@@ -72,7 +71,7 @@ pub fn effective_mtls_mode(
         .map(|p| p.mode);
     let mesh = policies
         .iter()
-        .find(|p| p.id.namespace == ROOT_NAMESPACE && p.selector.is_none())
+        .find(|p| p.id.namespace == root_namespace && p.selector.is_none())
         .map(|p| p.mode);
     [workload, namespace_wide, mesh]
         .into_iter()
@@ -84,6 +83,8 @@ pub fn effective_mtls_mode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ROOT: &str = crate::DEFAULT_ROOT_NAMESPACE;
 
     fn mk_pa(
         ns: &str,
@@ -113,14 +114,14 @@ mod tests {
     #[test]
     fn default_is_permissive() {
         assert_eq!(
-            effective_mtls_mode(&[], "default", &labels(&[]), 80),
+            effective_mtls_mode(&[], ROOT, "default", &labels(&[]), 80),
             MtlsMode::Permissive
         );
     }
 
     #[test]
     fn workload_beats_namespace_beats_mesh_and_unset_inherits() {
-        let mesh = mk_pa(ROOT_NAMESPACE, "default", None, MtlsMode::Strict);
+        let mesh = mk_pa(ROOT, "default", None, MtlsMode::Strict);
         let ns = mk_pa("prod", "default", None, MtlsMode::Disable);
         let mut wl = mk_pa("prod", "web", Some(&[("app", "web")]), MtlsMode::Unset);
         wl.port_modes.insert(8080, MtlsMode::Strict);
@@ -129,15 +130,18 @@ mod tests {
         let web = labels(&[("app", "web")]);
         // Workload UNSET inherits the namespace's DISABLE; its port 8080 is STRICT.
         assert_eq!(
-            effective_mtls_mode(&all, "prod", &web, 80),
+            effective_mtls_mode(&all, ROOT, "prod", &web, 80),
             MtlsMode::Disable
         );
         assert_eq!(
-            effective_mtls_mode(&all, "prod", &web, 8080),
+            effective_mtls_mode(&all, ROOT, "prod", &web, 8080),
             MtlsMode::Strict
         );
         // Another namespace only has the mesh policy.
-        assert_eq!(effective_mtls_mode(&all, "dev", &web, 80), MtlsMode::Strict);
+        assert_eq!(
+            effective_mtls_mode(&all, ROOT, "dev", &web, 80),
+            MtlsMode::Strict
+        );
         // A selector in another namespace does not apply.
         assert_eq!(
             effective_mtls_mode(
@@ -147,6 +151,7 @@ mod tests {
                     Some(&[("app", "web")]),
                     MtlsMode::Disable
                 )],
+                ROOT,
                 "dev",
                 &web,
                 80
@@ -154,9 +159,9 @@ mod tests {
             MtlsMode::Permissive
         );
         // Mesh UNSET is PERMISSIVE.
-        let unset = mk_pa(ROOT_NAMESPACE, "default", None, MtlsMode::Unset);
+        let unset = mk_pa(ROOT, "default", None, MtlsMode::Unset);
         assert_eq!(
-            effective_mtls_mode(&[unset], "dev", &web, 80),
+            effective_mtls_mode(&[unset], ROOT, "dev", &web, 80),
             MtlsMode::Permissive
         );
         let _ = (ns, mesh);
@@ -165,7 +170,7 @@ mod tests {
     #[test]
     fn identities_are_spiffe_uris() {
         assert_eq!(
-            spiffe_id("ns1", "reviews"),
+            spiffe_id("cluster.local", "ns1", "reviews"),
             "spiffe://cluster.local/ns/ns1/sa/reviews"
         );
     }

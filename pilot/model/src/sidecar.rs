@@ -5,10 +5,6 @@ use std::collections::BTreeMap;
 
 use super::{HostSelector, Protocol, ResourceId};
 
-/// Istio's root namespace: a Sidecar there without a workload selector is
-/// the mesh-wide default.
-pub const ROOT_NAMESPACE: &str = "istio-system";
-
 /// A Sidecar resource: narrows the services its sidecars receive.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sidecar {

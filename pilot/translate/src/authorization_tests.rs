@@ -28,6 +28,7 @@ fn rbacs(yaml: &str, namespace: &str, workload: &[(&str, &str)]) -> Vec<Rbac> {
     let snapshot = mk_snapshot(yaml);
     let policies = policies_for(
         &snapshot.authorization_policies,
+        &snapshot.mesh_config.root_namespace,
         namespace,
         &labels(workload),
     );

@@ -110,11 +110,7 @@ fn build_cluster(
             Resolution::Dns | Resolution::DnsRoundRobin => {
                 cluster.dns_lookup_family = DnsLookupFamily::V4Only as i32;
                 cluster.load_assignment = Some(endpoint::build_load_assignment(
-                    &name,
-                    service,
-                    port,
-                    subset,
-                    &snapshot.peer_authentications,
+                    &name, service, port, subset, snapshot,
                 ));
                 if service.resolution == Resolution::Dns {
                     DiscoveryType::StrictDns
@@ -166,15 +162,21 @@ fn apply_tls(
         )
     };
     let http = port.protocol.is_http().then(|| port.protocol.is_http2());
+    let trust_domain = &snapshot.mesh_config.trust_domain;
     match &policy.tls {
         Some(tls) if tls.mode == TlsMode::IstioMutual => {
             let identities = if tls.subject_alt_names.is_empty() {
-                mtls::service_identities(service)
+                mtls::service_identities(trust_domain, service)
             } else {
                 tls.subject_alt_names.clone()
             };
             let sni = tls.sni.clone().unwrap_or_else(sni);
-            cluster.transport_socket = Some(mtls::istio_mutual_socket(sni, &identities, http));
+            cluster.transport_socket = Some(mtls::istio_mutual_socket(
+                trust_domain,
+                sni,
+                &identities,
+                http,
+            ));
         }
         Some(tls) => cluster.transport_socket = upstream_tls::build_transport_socket(tls),
         None => {
@@ -182,13 +184,11 @@ fn apply_tls(
                 .endpoints
                 .iter()
                 .filter(|e| subset.is_none_or(|s| e.matches(&s.labels)))
-                .any(|e| {
-                    mtls::endpoint_speaks_mtls(&snapshot.peer_authentications, service, e, port)
-                });
+                .any(|e| mtls::endpoint_speaks_mtls(snapshot, service, e, port));
             if any_mtls && !is_passthrough(service, policy) {
-                let identities = mtls::service_identities(service);
+                let identities = mtls::service_identities(trust_domain, service);
                 cluster.transport_socket_matches =
-                    mtls::auto_mtls_matches(sni(), &identities, http);
+                    mtls::auto_mtls_matches(trust_domain, sni(), &identities, http);
             }
         }
     }

@@ -14,9 +14,7 @@ use super::applicable_rule::{applicable_rule, cluster_policy};
 use super::cluster::is_passthrough;
 use super::mtls::{endpoint_speaks_mtls, mtls_endpoint_metadata};
 use super::{ProxyView, outbound_cluster_name, socket_address};
-use weft_model::{
-    Locality, MeshSnapshot, PeerAuthentication, Resolution, Service, ServicePort, Subset,
-};
+use weft_model::{Locality, MeshSnapshot, Resolution, Service, ServicePort, Subset};
 
 /// A load assignment for every EDS cluster [`super::build_clusters`] emits,
 /// sorted by cluster name.
@@ -37,13 +35,7 @@ pub fn build_load_assignments(
             };
             if !passthrough(None) {
                 let name = outbound_cluster_name(port.number, None, &service.hostname);
-                assignments.push(build_load_assignment(
-                    &name,
-                    service,
-                    port,
-                    None,
-                    &snapshot.peer_authentications,
-                ));
+                assignments.push(build_load_assignment(&name, service, port, None, snapshot));
             }
             for subset in subsets.iter().filter(|s| !passthrough(Some(s))) {
                 let name =
@@ -53,7 +45,7 @@ pub fn build_load_assignments(
                     service,
                     port,
                     Some(subset),
-                    &snapshot.peer_authentications,
+                    snapshot,
                 ));
             }
         }
@@ -69,7 +61,7 @@ pub(super) fn build_load_assignment(
     service: &Service,
     port: &ServicePort,
     subset: Option<&Subset>,
-    policies: &[PeerAuthentication],
+    snapshot: &MeshSnapshot,
 ) -> ClusterLoadAssignment {
     let mut by_locality: BTreeMap<Option<&Locality>, Vec<LbEndpoint>> = BTreeMap::new();
     for e in service
@@ -86,7 +78,7 @@ pub(super) fn build_load_assignment(
                     ..Default::default()
                 })),
                 load_balancing_weight: e.weight.map(|value| UInt32Value { value }),
-                metadata: endpoint_speaks_mtls(policies, service, e, port)
+                metadata: endpoint_speaks_mtls(snapshot, service, e, port)
                     .then(mtls_endpoint_metadata),
                 ..Default::default()
             });

@@ -82,6 +82,7 @@ fn ingress_of<'a>(snapshot: &'a MeshSnapshot, view: &ProxyView) -> &'a [IngressL
 pub fn inbound_mode(snapshot: &MeshSnapshot, view: &ProxyView, port: u16) -> MtlsMode {
     effective_mtls_mode(
         &snapshot.peer_authentications,
+        &snapshot.mesh_config.root_namespace,
         &view.namespace,
         &view.labels,
         port,

@@ -18,6 +18,7 @@ pub(super) fn inbound_http_filters(
 ) -> Vec<HttpFilter> {
     let policies = policies_for(
         &snapshot.authorization_policies,
+        &snapshot.mesh_config.root_namespace,
         &view.namespace,
         &view.labels,
     );

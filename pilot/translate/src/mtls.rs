@@ -25,8 +25,7 @@ use weft_envoy_api::pb::envoy::config::core::v3::Metadata;
 use weft_envoy_api::pb::google::protobuf::{Struct, Value, value::Kind};
 
 use weft_model::{
-    Endpoint, MtlsMode, PeerAuthentication, Service, ServicePort, TRUST_DOMAIN,
-    effective_mtls_mode, spiffe_id,
+    Endpoint, MeshSnapshot, MtlsMode, Service, ServicePort, effective_mtls_mode, spiffe_id,
 };
 
 /// Istio's label of a workload with a sidecar (set by injection).
@@ -114,13 +113,14 @@ pub(super) fn istio_sni(port: u16, subset: Option<&str>, host: &str) -> String {
 /// `identities` (SPIFFE URIs), or any identity of the trust domain when
 /// none is known. `http2` picks the ALPN offered after Istio's marker.
 pub(super) fn istio_mutual_socket(
+    trust_domain: &str,
     sni: String,
     identities: &[String],
     http: Option<bool>,
 ) -> TransportSocket {
     let sans = if identities.is_empty() {
         vec![uri_san(MatchPattern::Prefix(format!(
-            "spiffe://{TRUST_DOMAIN}/"
+            "spiffe://{trust_domain}/"
         )))]
     } else {
         identities
@@ -163,14 +163,15 @@ pub(super) fn istio_mutual_downstream_socket(http: bool) -> TransportSocket {
 /// sidecar (`security.istio.io/tlsMode: istio`) and its effective
 /// PeerAuthentication is not DISABLE.
 pub(super) fn endpoint_speaks_mtls(
-    policies: &[PeerAuthentication],
+    snapshot: &MeshSnapshot,
     service: &Service,
     endpoint: &Endpoint,
     port: &ServicePort,
 ) -> bool {
     endpoint.labels.get(TLS_MODE_LABEL).map(String::as_str) == Some("istio")
         && effective_mtls_mode(
-            policies,
+            &snapshot.peer_authentications,
+            &snapshot.mesh_config.root_namespace,
             &service.namespace,
             &endpoint.labels,
             endpoint.port_for(port),
@@ -200,12 +201,12 @@ pub(super) fn mtls_endpoint_metadata() -> Metadata {
 
 /// The SPIFFE identities of `service`'s endpoints that name a service
 /// account, sorted and deduplicated.
-pub(super) fn service_identities(service: &Service) -> Vec<String> {
+pub(super) fn service_identities(trust_domain: &str, service: &Service) -> Vec<String> {
     let mut ids: Vec<String> = service
         .endpoints
         .iter()
         .filter_map(|e| e.service_account.as_deref())
-        .map(|sa| spiffe_id(&service.namespace, sa))
+        .map(|sa| spiffe_id(trust_domain, &service.namespace, sa))
         .collect();
     ids.sort();
     ids.dedup();
@@ -215,6 +216,7 @@ pub(super) fn service_identities(service: &Service) -> Vec<String> {
 /// Auto mTLS: endpoints marked by [`mtls_endpoint_metadata`] get mesh
 /// mTLS, every other endpoint plain text.
 pub(super) fn auto_mtls_matches(
+    trust_domain: &str,
     sni: String,
     identities: &[String],
     http: Option<bool>,
@@ -232,7 +234,7 @@ pub(super) fn auto_mtls_matches(
             r#match: Some(Struct {
                 fields: criteria.into_iter().collect(),
             }),
-            transport_socket: Some(istio_mutual_socket(sni, identities, http)),
+            transport_socket: Some(istio_mutual_socket(trust_domain, sni, identities, http)),
         },
         TransportSocketMatch {
             name: "tlsMode-disabled".to_string(),

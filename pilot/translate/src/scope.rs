@@ -7,7 +7,7 @@
 //! else the mesh default (a Sidecar without selector in the root namespace
 //! `istio-system`). Gateways are never scoped by a Sidecar.
 
-use weft_model::{MeshSnapshot, ROOT_NAMESPACE, Service, Sidecar, is_exported};
+use weft_model::{MeshSnapshot, Service, Sidecar, is_exported};
 
 use super::{ProxyRole, ProxyView};
 
@@ -43,9 +43,9 @@ pub fn sidecar_for<'a>(snapshot: &'a MeshSnapshot, view: &ProxyView) -> Option<&
         })
         .or_else(|| in_namespace().find(|s| s.workload_selector.is_none()))
         .or_else(|| {
-            snapshot
-                .sidecars
-                .iter()
-                .find(|s| s.id.namespace == ROOT_NAMESPACE && s.workload_selector.is_none())
+            snapshot.sidecars.iter().find(|s| {
+                s.id.namespace == snapshot.mesh_config.root_namespace
+                    && s.workload_selector.is_none()
+            })
         })
 }

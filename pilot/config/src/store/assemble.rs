@@ -123,6 +123,8 @@ fn run_passes(
         peer_authentications: cloned(&by_kind.peer_authentications),
         authorization_policies: cloned(&by_kind.authorization_policies),
         quotas,
+        telemetries: Vec::new(),
+        mesh_config: Default::default(),
     };
     let checked = references::resolve(&by_kind.virtual_services, &snapshot);
     let virtual_services = settled.settle(checked, |served, id, previous| {
