@@ -37,6 +37,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .enable_type_names()
         .type_name_domain(["."], "type.googleapis.com")
         .compile_well_known_types()
+        .btree_map(["."])
         .include_file("mod.rs")
         .compile_fds(descriptors)?;
     Ok(())

@@ -2,7 +2,7 @@
 //! each with the DestinationRule policy that applies to it (see
 //! [`weft_model::DestinationRule::policy_for`] for the merge rules).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use weft_envoy_api::pb::envoy::config::cluster::v3::{
     CircuitBreakers, Cluster, OutlierDetection as PbOutlier, UpstreamConnectionOptions,
@@ -320,7 +320,7 @@ fn http_options(
     port: &ServicePort,
     pool: &ConnectionPool,
     policy: &PolicySettings,
-) -> HashMap<String, Any> {
+) -> BTreeMap<String, Any> {
     let http2 = port.protocol.is_http2() || pool.h2_upgrade == Some(true);
     let http2_options = || Http2ProtocolOptions {
         max_concurrent_streams: pool
@@ -369,7 +369,7 @@ fn http_options(
             ..Default::default()
         });
     if protocol.is_none() && common.is_none() && upstream_http.is_none() {
-        return HashMap::new();
+        return BTreeMap::new();
     }
     let protocol = protocol.unwrap_or_else(|| {
         UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
@@ -384,5 +384,5 @@ fn http_options(
         upstream_protocol_options: Some(protocol),
         ..Default::default()
     };
-    HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), pack_any(options))])
+    BTreeMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), pack_any(options))])
 }

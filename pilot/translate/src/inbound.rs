@@ -20,7 +20,7 @@
 //! the header (on mTLS chains; plain-text chains have no
 //! `x-forwarded-client-cert`, without which no quota override matches).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use weft_envoy_api::pb::envoy::config::cluster::v3::{
     Cluster,
@@ -286,7 +286,7 @@ pub(super) fn build_cluster(l: &IngressListener) -> Cluster {
             ..Default::default()
         };
         cluster.typed_extension_protocol_options =
-            HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), pack_any(options))]);
+            BTreeMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), pack_any(options))]);
     }
     cluster
 }

@@ -189,7 +189,7 @@ pub(super) fn mtls_endpoint_metadata() -> Metadata {
         },
     );
     Metadata {
-        filter_metadata: std::collections::HashMap::from([(
+        filter_metadata: std::collections::BTreeMap::from([(
             TRANSPORT_SOCKET_MATCH.to_string(),
             Struct {
                 fields: fields.into_iter().collect(),

@@ -1,7 +1,7 @@
 //! What a matched request gets: forwarded (weighted clusters, rewrites,
 //! retries, mirrors), redirected, or answered directly; plus header rules.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use weft_envoy_api::pb::envoy::config::core::v3::{
     DataSource, HeaderValue, HeaderValueOption, RuntimeFractionalPercent, data_source::Specifier,
@@ -43,7 +43,7 @@ pub(super) fn build_route(
     port: u16,
     service_port: Option<u16>,
 ) -> Route {
-    let mut typed_per_filter_config = HashMap::new();
+    let mut typed_per_filter_config = BTreeMap::new();
     let fault = rule.fault.as_ref().map(filters::build_fault);
     if let Some(cors) = &rule.cors {
         typed_per_filter_config.insert(filters::CORS.to_string(), filters::build_cors(cors));
@@ -79,7 +79,7 @@ pub(super) fn build_route(
         Action::Route(action)
     };
     // A route's per-filter map holds at most one entry (CORS, or the fault
-    // of a rule that does not forward): Envoy's type is a HashMap, and more
+    // of a rule that does not forward): Envoy's type is a BTreeMap, and more
     // entries would encode in a random order, changing content hashes.
     Route {
         name: rule.name.clone().unwrap_or_default(),
