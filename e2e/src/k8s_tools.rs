@@ -1,7 +1,9 @@
-//! Building (once) the Kubernetes tools the harness runs: kube-apiserver
-//! and kubectl v1.36.2, etcd 3.6.8, helm v4.2.4, and istiod
-//! (`pilot-discovery`, the head of Istio's release-1.30 branch) as the
-//! reference control plane for benchmarks.
+//! Building (once) the Go tools the harness runs: kube-apiserver and
+//! kubectl v1.36.2, etcd 3.6.8, helm v4.2.4, istiod (`pilot-discovery`, the
+//! head of Istio's release-1.30 branch) as the reference control plane for
+//! benchmarks, and the telemetry tools: Jaeger v2.12.0 (traces, see
+//! [`crate::jaeger`]) and fortio v1.66.5 (Istio's load generator, see
+//! [`crate::fortio`]).
 //!
 //! None of them can be `go install`ed (their own modules replace packages
 //! by local paths), so `e2e/tools/` holds small Go modules of ours with
@@ -10,8 +12,10 @@
 //! `v0.36.2`; `e2e/tools/etcd/go.mod` requires `go.etcd.io/etcd/server/v3`
 //! on its own, without those replaces; `e2e/tools/helm/go.mod` pins
 //! `helm.sh/helm/v4`; `e2e/tools/istiod/go.mod` pins `istio.io/istio` and
-//! is built from a patched copy of it (see [`crate::istio_source`]). The
-//! machine's `go` (>= 1.26, used
+//! is built from a patched copy of it (see [`crate::istio_source`]);
+//! `e2e/tools/jaeger/go.mod` pins `github.com/jaegertracing/jaeger` (and
+//! repeats its one replace) and `e2e/tools/fortio/go.mod` pins
+//! `fortio.org/fortio`. The machine's `go` (>= 1.26, used
 //! as is: `GOTOOLCHAIN=local`) builds them from the Go module proxy into
 //! `~/.cache/weft-tools/<name>-<version>` (`WEFT_TOOLS_CACHE` overrides the
 //! directory), where later runs find them after checking `--version`.
@@ -46,6 +50,12 @@ pub const HELM_VERSION: &str = "v4.2.4";
 pub const ISTIO_VERSION: &str = "1.30-9739e10eb9d7";
 /// The istio.io/istio commit [`ISTIO_VERSION`] is built from.
 pub const ISTIO_COMMIT: &str = "9739e10eb9d7";
+/// The Jaeger v2 release: Go module `github.com/jaegertracing/jaeger`
+/// v1.75.0 (the module keeps v1 numbers; its v2 binary is `cmd/jaeger`).
+pub const JAEGER_VERSION: &str = "v2.12.0";
+/// The fortio release (newer ones need `grol.io` modules the proxy here
+/// does not serve).
+pub const FORTIO_VERSION: &str = "v1.66.5";
 /// The oldest Go that builds Kubernetes 1.36, as (major, minor).
 pub const MIN_GO: (u32, u32) = (1, 26);
 /// Set this to a directory to cache the built tools there instead of
@@ -145,6 +155,34 @@ const ISTIOD: GoTool = GoTool {
     source: Source::PatchedIstio,
 };
 
+const JAEGER: GoTool = GoTool {
+    name: "jaeger",
+    version: JAEGER_VERSION,
+    module: "jaeger",
+    package: "github.com/jaegertracing/jaeger/cmd/jaeger",
+    stamp: Stamp::Jaeger,
+    // Prints {"gitCommit":"","gitVersion":"v2.12.0","buildDate":""}.
+    version_args: &["version"],
+    version_text: "\"gitVersion\":\"v2.12.0\"",
+    cold_minutes: 9,
+    source: Source::Proxy,
+};
+
+const FORTIO: GoTool = GoTool {
+    name: "fortio",
+    version: FORTIO_VERSION,
+    module: "fortio",
+    package: "fortio.org/fortio",
+    // Nothing to stamp: fortio reads its version from the build info, where
+    // the main package's module is fortio.org/fortio itself; `buildinfo`
+    // prints it as "mod\tfortio.org/fortio\tv1.66.5\th1:...".
+    stamp: Stamp::None,
+    version_args: &["buildinfo"],
+    version_text: "fortio.org/fortio\tv1.66.5\t",
+    cold_minutes: 1,
+    source: Source::Proxy,
+};
+
 /// The `-X` flags a tool's build needs to report its own release.
 #[derive(Clone, Copy)]
 enum Stamp {
@@ -156,6 +194,8 @@ enum Stamp {
     Helm,
     /// Istio's version (`pilot-discovery version`, istiod's logs).
     Istio,
+    /// Jaeger's version (`jaeger version`; empty otherwise).
+    Jaeger,
 }
 
 /// kube-apiserver v1.36.2, built once (see the module docs).
@@ -187,6 +227,19 @@ pub fn helm_binary() -> Result<PathBuf> {
 pub fn istiod_binary() -> Result<PathBuf> {
     static FOUND: OnceLock<PathBuf> = OnceLock::new();
     cached(&FOUND, &ISTIOD)
+}
+
+/// Jaeger [`JAEGER_VERSION`] (`cmd/jaeger`, the v2 collector and query
+/// service in one binary), built once (see the module docs).
+pub fn jaeger_binary() -> Result<PathBuf> {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    cached(&FOUND, &JAEGER)
+}
+
+/// fortio [`FORTIO_VERSION`], built once (see the module docs).
+pub fn fortio_binary() -> Result<PathBuf> {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    cached(&FOUND, &FORTIO)
 }
 
 /// `$WEFT_TOOLS_CACHE`, else `$XDG_CACHE_HOME/weft-tools`, else
@@ -306,6 +359,12 @@ fn build_locked(tool: &GoTool, binary: &Path) -> Result<PathBuf> {
         }
         Stamp::Istio => {
             command.arg("-ldflags").arg(istio_ldflags(tool.version));
+        }
+        Stamp::Jaeger => {
+            command.arg("-ldflags").arg(format!(
+                "-X github.com/jaegertracing/jaeger/internal/version.latestVersion={}",
+                tool.version
+            ));
         }
     }
     command
@@ -462,7 +521,8 @@ pub fn go_binary() -> Result<PathBuf> {
         }
     }
     bail!(
-        "building kube-apiserver, kubectl, etcd, helm and istiod for the end-to-end tests needs Go >= {}.{} \
+        "building kube-apiserver, kubectl, etcd, helm, istiod, jaeger and fortio for the end-to-end \
+         tests needs Go >= {}.{} \
          ({}); {install}",
         MIN_GO.0,
         MIN_GO.1,

@@ -21,9 +21,9 @@
 //! - [`tokens`]: service-account JWTs signed by the test (expired,
 //!   forged), for token-checking tests.
 //! - [`tcp`]: plain TCP echo servers and clients, for TCP routes.
-//! - [`k8s_tools`]: builds kube-apiserver, kubectl, etcd, helm and istiod
-//!   once from the Go module proxy (committed wrapper modules in
-//!   `e2e/tools/`) into `~/.cache/weft-tools`.
+//! - [`k8s_tools`]: builds kube-apiserver, kubectl, etcd, helm, istiod,
+//!   Jaeger and fortio once from the Go module proxy (committed wrapper
+//!   modules in `e2e/tools/`) into `~/.cache/weft-tools`.
 //! - [`istio_source`]: the pinned istio.io/istio module (its CRD file) and
 //!   the patched copy istiod is built from.
 //! - [`istiod`]: the [`Istiod`] fixture, a real istiod on the test
@@ -40,6 +40,13 @@
 //! - [`capture`]: the `CapturedPair` fixture: two pods in network
 //!   namespaces whose traffic `weft agent iptables` sends through their
 //!   sidecars.
+//! - Telemetry backends, real processes on free loopback ports, for the
+//!   mesh's metrics, traces and load: [`prometheus`] runs Debian's
+//!   Prometheus scraping the targets a test names and answers PromQL (and
+//!   parses the text exposition format); [`jaeger`] runs Jaeger v2 with
+//!   in-memory storage, receiving Zipkin and OTLP spans and reading traces
+//!   back through its query API; [`fortio`] runs Istio's load generator and
+//!   reads its JSON report (rate, percentiles, status codes).
 //! - [`client`]: a small HTTP client and the `wait_for` / `wait_until`
 //!   polling helpers (tests poll; they never sleep for a fixed long time).
 //!
@@ -60,13 +67,16 @@ pub mod client;
 pub mod control_plane;
 pub mod demo;
 pub mod examples;
+pub mod fortio;
 pub mod istio_source;
 pub mod istiod;
+pub mod jaeger;
 pub mod k8s_tools;
 pub mod kube_mesh;
 pub mod mesh;
 pub mod netns;
 pub mod procs;
+pub mod prometheus;
 pub mod sidecar;
 pub mod sidecars;
 pub mod tcp;
@@ -76,15 +86,19 @@ pub mod tools;
 pub mod upstream;
 pub mod yaml;
 
-pub use client::{Reply, http_get, wait_for, wait_until};
+pub use client::{Reply, http_get, http_post, wait_for, wait_until};
 pub use control_plane::ControlPlane;
+pub use fortio::{LoadResult, LoadSpec, run_load};
 pub use istio_source::istio_crds_file;
 pub use istiod::{Istiod, IstiodOptions, install_istio_crds};
+pub use jaeger::{Jaeger, Trace, ZipkinSpan};
 pub use k8s_tools::{
-    etcd_binary, helm_binary, istiod_binary, kube_apiserver_binary, kubectl_binary,
+    etcd_binary, fortio_binary, helm_binary, istiod_binary, jaeger_binary, kube_apiserver_binary,
+    kubectl_binary,
 };
 pub use kube_mesh::KubeMesh;
 pub use mesh::{APPLY_TIMEOUT, Mesh, MeshBuilder};
 pub use procs::{Envoy, OperatorOptions, Process, Weft, free_port};
+pub use prometheus::{Prometheus, Sample, ScrapeTarget, samples_of};
 pub use tools::{envoy_binary, weft_binary};
 pub use upstream::{Upstream, start_upstreams};
