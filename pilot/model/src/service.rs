@@ -154,6 +154,9 @@ pub struct Endpoint {
     pub network: Option<String>,
     /// The workload's service account (its mesh identity); kept for mTLS.
     pub service_account: Option<String>,
+    /// The workload (Deployment, StatefulSet, ...) it belongs to, when
+    /// known: `destination_workload` in Istio's metrics.
+    pub workload_name: Option<String>,
 }
 
 /// Where an endpoint runs (WorkloadEntry `locality`).

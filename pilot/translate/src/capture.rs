@@ -46,8 +46,9 @@ use super::inbound::{build_chains, build_cluster, build_mode_chains, tls_inspect
 use super::inbound_policy::inbound_http_filters;
 use super::listener::rds_http_listener;
 use super::route::{mesh_route_config, mesh_virtual_hosts, single_address};
+use super::telemetry::ListenerTelemetry;
 use super::{ProxyView, inbound_mode, outbound_cluster_name, pb_duration, socket_address};
-use weft_model::{Endpoint, IngressListener, MeshSnapshot, Service};
+use weft_model::{Endpoint, IngressListener, MeshSnapshot, Service, Side};
 
 /// The listener `weft agent iptables` redirects outbound connections to.
 pub const VIRTUAL_OUTBOUND: &str = "virtualOutbound";
@@ -71,9 +72,18 @@ pub(super) fn build_capture_listeners(snapshot: &MeshSnapshot, view: &ProxyView)
     if !view.capture {
         return Vec::new();
     }
-    let mut listeners = vec![virtual_outbound(), virtual_inbound(snapshot, view)];
-    listeners.extend(http_ports(snapshot, view).into_iter().map(http_listener));
-    listeners.extend(tcp_listeners(snapshot, view));
+    let client = ListenerTelemetry::new(snapshot, view, Side::Client);
+    let server = ListenerTelemetry::new(snapshot, view, Side::Server);
+    let mut listeners = vec![
+        virtual_outbound(&client),
+        virtual_inbound(snapshot, view, &server),
+    ];
+    listeners.extend(
+        http_ports(snapshot, view)
+            .into_iter()
+            .map(|port| http_listener(&client, port)),
+    );
+    listeners.extend(tcp_listeners(snapshot, view, &client));
     listeners
 }
 
@@ -101,7 +111,11 @@ pub(super) fn build_capture_clusters(snapshot: &MeshSnapshot, view: &ProxyView) 
         original_dst_cluster(PASSTHROUGH_CLUSTER),
         original_dst_cluster(INBOUND_PASSTHROUGH_CLUSTER),
     ];
-    clusters.extend(workload_ports(snapshot, view).iter().map(build_cluster));
+    clusters.extend(
+        workload_ports(snapshot, view)
+            .iter()
+            .map(|l| build_cluster(l, inbound_service(snapshot, view, l.port))),
+    );
     clusters
 }
 
@@ -117,25 +131,30 @@ fn http_ports(snapshot: &MeshSnapshot, view: &ProxyView) -> BTreeSet<u16> {
         .collect()
 }
 
-fn virtual_outbound() -> Listener {
+fn virtual_outbound(telemetry: &ListenerTelemetry<'_>) -> Listener {
     Listener {
         name: VIRTUAL_OUTBOUND.to_string(),
         address: Some(socket_address("0.0.0.0", OUTBOUND_CAPTURE_PORT)),
         use_original_dst: Some(BoolValue { value: true }),
         filter_chains: vec![FilterChain {
             name: "virtualOutbound-catchall-tcp".to_string(),
-            filters: vec![tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)],
+            filters: vec![tcp_proxy(
+                telemetry,
+                PASSTHROUGH_CLUSTER,
+                PASSTHROUGH_CLUSTER,
+            )],
             ..Default::default()
         }],
         ..Default::default()
     }
 }
 
-fn http_listener(port: u16) -> Listener {
+fn http_listener(telemetry: &ListenerTelemetry<'_>, port: u16) -> Listener {
     let name = format!("0.0.0.0_{port}");
     Listener {
         bind_to_port: Some(BoolValue { value: false }),
         ..rds_http_listener(
+            telemetry,
             &name,
             &format!("outbound_{name}"),
             "0.0.0.0",
@@ -147,7 +166,11 @@ fn http_listener(port: u16) -> Listener {
 
 /// `ADDR_P` for every address of every non-HTTP port of the services the
 /// proxy sees; the first service (by hostname) wins an address.
-fn tcp_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listener> {
+fn tcp_listeners(
+    snapshot: &MeshSnapshot,
+    view: &ProxyView,
+    telemetry: &ListenerTelemetry<'_>,
+) -> Vec<Listener> {
     let mut by_name = BTreeMap::new();
     for service in super::visible_services(snapshot, view) {
         for port in service.ports.iter().filter(|p| !p.protocol.is_http()) {
@@ -159,7 +182,7 @@ fn tcp_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listener> {
                     address: Some(socket_address(address, port.number)),
                     bind_to_port: Some(BoolValue { value: false }),
                     filter_chains: vec![FilterChain {
-                        filters: vec![tcp_proxy(&cluster, &cluster)],
+                        filters: vec![tcp_proxy(telemetry, &cluster, &cluster)],
                         ..Default::default()
                     }],
                     ..Default::default()
@@ -170,11 +193,16 @@ fn tcp_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listener> {
     by_name.into_values().collect()
 }
 
-fn virtual_inbound(snapshot: &MeshSnapshot, view: &ProxyView) -> Listener {
+fn virtual_inbound(
+    snapshot: &MeshSnapshot,
+    view: &ProxyView,
+    telemetry: &ListenerTelemetry<'_>,
+) -> Listener {
     let mut filter_chains = Vec::new();
     for l in workload_ports(snapshot, view) {
         let filters = inbound_http_filters(snapshot, view, l.port);
-        let (chains, _) = build_chains(&l, inbound_mode(snapshot, view, l.port), &filters);
+        let mode = inbound_mode(snapshot, view, l.port);
+        let (chains, _) = build_chains(&l, mode, &filters, telemetry);
         filter_chains.extend(chains.into_iter().map(|mut chain| {
             chain.name = format!("{}_{}", l.port, chain.name);
             let mut m = chain.filter_chain_match.take().unwrap_or_default();
@@ -188,7 +216,11 @@ fn virtual_inbound(snapshot: &MeshSnapshot, view: &ProxyView) -> Listener {
     // Ports no service names: the workload-wide mode, then where the
     // connection was headed.
     let (passthrough, _) = build_mode_chains(inbound_mode(snapshot, view, 0), false, |_| {
-        tcp_proxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)
+        tcp_proxy(
+            telemetry,
+            INBOUND_PASSTHROUGH_CLUSTER,
+            INBOUND_PASSTHROUGH_CLUSTER,
+        )
     });
     filter_chains.extend(passthrough.into_iter().map(|mut chain| {
         chain.name = format!("virtualInbound-passthrough-{}", chain.name);
@@ -212,18 +244,26 @@ fn virtual_inbound(snapshot: &MeshSnapshot, view: &ProxyView) -> Listener {
 pub struct SharingKey {
     view: ProxyView,
     workload: Vec<IngressListener>,
+    /// The services those ports serve (inbound clusters name them).
+    services: Vec<String>,
 }
 
 /// The [`SharingKey`] of `view` in `snapshot`. Only captured proxies have
 /// workload ports (by address, or by labels when they sent no address);
 /// nothing else reads `instance_ips`.
 pub fn sharing_key(snapshot: &MeshSnapshot, view: &ProxyView) -> SharingKey {
+    let workload = if view.capture {
+        workload_ports(snapshot, view)
+    } else {
+        Vec::new()
+    };
     SharingKey {
-        workload: if view.capture {
-            workload_ports(snapshot, view)
-        } else {
-            Vec::new()
-        },
+        services: workload
+            .iter()
+            .filter_map(|l| inbound_service(snapshot, view, l.port))
+            .map(|s| s.hostname.clone())
+            .collect(),
+        workload,
         view: ProxyView {
             instance_ips: Vec::new(),
             ..view.clone()
@@ -256,6 +296,21 @@ fn workload_ports(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<IngressListe
         }
     }
     ports.into_values().collect()
+}
+
+/// The service whose port `port` of this workload serves (the first by
+/// hostname, as [`workload_ports`] picks): `destination_service` of the
+/// inbound cluster.
+pub(super) fn inbound_service<'a>(
+    snapshot: &'a MeshSnapshot,
+    view: &ProxyView,
+    port: u16,
+) -> Option<&'a Service> {
+    snapshot.services.values().find(|service| {
+        service.endpoints.iter().any(|e| {
+            is_this_proxy(service, e, view) && service.ports.iter().any(|p| e.port_for(p) == port)
+        })
+    })
 }
 
 fn is_this_proxy(service: &Service, endpoint: &Endpoint, view: &ProxyView) -> bool {
@@ -291,12 +346,13 @@ fn allow_any() -> VirtualHost {
     }
 }
 
-fn tcp_proxy(stat_prefix: &str, cluster: &str) -> Filter {
-    let tcp = TcpProxy {
+fn tcp_proxy(telemetry: &ListenerTelemetry<'_>, stat_prefix: &str, cluster: &str) -> Filter {
+    let mut tcp = TcpProxy {
         stat_prefix: stat_prefix.to_string(),
         cluster_specifier: Some(TcpClusterSpecifier::Cluster(cluster.to_string())),
         ..Default::default()
     };
+    telemetry.apply_to_tcp(&mut tcp);
     Filter {
         name: "envoy.filters.network.tcp_proxy".to_string(),
         config_type: Some(filter::ConfigType::TypedConfig(pack_any(tcp))),

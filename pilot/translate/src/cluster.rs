@@ -2,6 +2,7 @@
 //! each with the DestinationRule policy that applies to it (see
 //! [`weft_model::DestinationRule::policy_for`] for the merge rules).
 
+use super::telemetry;
 use std::collections::BTreeMap;
 
 use weft_envoy_api::pb::envoy::config::cluster::v3::{
@@ -94,6 +95,10 @@ fn build_cluster(
         ..Default::default()
     };
     apply_load_balancer(&mut cluster, policy);
+    cluster.metadata = Some(telemetry::metadata::cluster_metadata(
+        cluster.metadata.take(),
+        service,
+    ));
     let discovery = if is_passthrough(service, policy) {
         cluster.lb_policy = LbPolicy::ClusterProvided as i32;
         cluster.lb_config = None;

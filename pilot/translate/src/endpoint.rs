@@ -13,6 +13,7 @@ use weft_envoy_api::pb::google::protobuf::UInt32Value;
 use super::applicable_rule::{applicable_rule, cluster_policy};
 use super::cluster::is_passthrough;
 use super::mtls::{endpoint_speaks_mtls, mtls_endpoint_metadata};
+use super::telemetry::metadata::endpoint_metadata;
 use super::{ProxyView, outbound_cluster_name, socket_address};
 use weft_model::{Locality, MeshSnapshot, Resolution, Service, ServicePort, Subset};
 
@@ -78,8 +79,11 @@ pub(super) fn build_load_assignment(
                     ..Default::default()
                 })),
                 load_balancing_weight: e.weight.map(|value| UInt32Value { value }),
-                metadata: endpoint_speaks_mtls(snapshot, service, e, port)
-                    .then(mtls_endpoint_metadata),
+                metadata: endpoint_metadata(
+                    endpoint_speaks_mtls(snapshot, service, e, port).then(mtls_endpoint_metadata),
+                    service,
+                    e,
+                ),
                 ..Default::default()
             });
     }

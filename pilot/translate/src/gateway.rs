@@ -16,7 +16,9 @@
 //! [`RouteContext`]. The route configurations are sent inline in the
 //! listener (see [`build_gateway_route_configs`]).
 
+use super::telemetry::ListenerTelemetry;
 use std::collections::{BTreeMap, BTreeSet};
+use weft_model::Side;
 
 use weft_envoy_api::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
@@ -182,7 +184,12 @@ fn build_listener(
             let name = format!("http.{}", first.server.port);
             routes.push(build_http_route_config(snapshot, view, &name, &servers));
             chains.push(FilterChain {
-                filters: vec![build_hcm(&format!("outbound_{bind}_{listen_port}"), &name)],
+                filters: vec![build_hcm(
+                    snapshot,
+                    view,
+                    &format!("outbound_{bind}_{listen_port}"),
+                    &name,
+                )],
                 ..Default::default()
             });
         }
@@ -191,7 +198,7 @@ fn build_listener(
             // config store reports the others).
             chains.extend(
                 first_tcp_route(snapshot, view, first).map(|destinations| FilterChain {
-                    filters: vec![build_tcp_proxy(snapshot, destinations)],
+                    filters: vec![build_tcp_proxy(snapshot, view, destinations)],
                     ..Default::default()
                 }),
             );
@@ -294,7 +301,7 @@ fn build_tls_chains(
             vec![FilterChain {
                 name: name.clone(),
                 filter_chain_match: chain_match(names),
-                filters: vec![build_hcm(&name, &name)],
+                filters: vec![build_hcm(snapshot, view, &name, &name)],
                 transport_socket: Some(gateway_tls::build_transport_socket(
                     tls,
                     &["h2", "http/1.1"],
@@ -311,7 +318,7 @@ fn build_tls_chains(
             };
             vec![FilterChain {
                 filter_chain_match: chain_match(names),
-                filters: vec![build_tcp_proxy(snapshot, destinations)],
+                filters: vec![build_tcp_proxy(snapshot, view, destinations)],
                 transport_socket: Some(gateway_tls::build_transport_socket(tls, &[])),
                 ..Default::default()
             }]
@@ -336,7 +343,7 @@ fn build_tls_chains(
                         };
                         chains.push(FilterChain {
                             filter_chain_match: chain_match(names),
-                            filters: vec![build_tcp_proxy(snapshot, &rule.destinations)],
+                            filters: vec![build_tcp_proxy(snapshot, view, &rule.destinations)],
                             ..Default::default()
                         });
                     }
@@ -422,7 +429,13 @@ fn l4_cluster(snapshot: &MeshSnapshot, d: &RouteDestination) -> Option<String> {
     Some(outbound_cluster_name(port, d.subset.as_deref(), &d.host))
 }
 
-fn build_tcp_proxy(snapshot: &MeshSnapshot, destinations: &[RouteDestination]) -> Filter {
+/// A gateway's TCP proxy, reporting as Istio's gateways do (the client
+/// side: `reporter="source"`).
+fn build_tcp_proxy(
+    snapshot: &MeshSnapshot,
+    view: &ProxyView,
+    destinations: &[RouteDestination],
+) -> Filter {
     let weighted: Vec<(String, u32)> = destinations
         .iter()
         .filter(|d| d.weight > 0)
@@ -444,18 +457,25 @@ fn build_tcp_proxy(snapshot: &MeshSnapshot, destinations: &[RouteDestination]) -
             }),
         ),
     };
+    let mut tcp = TcpProxy {
+        stat_prefix,
+        cluster_specifier: Some(specifier),
+        ..Default::default()
+    };
+    ListenerTelemetry::new(snapshot, view, Side::Client).apply_to_tcp(&mut tcp);
     Filter {
         name: "envoy.filters.network.tcp_proxy".to_string(),
-        config_type: Some(filter::ConfigType::TypedConfig(pack_any(TcpProxy {
-            stat_prefix,
-            cluster_specifier: Some(specifier),
-            ..Default::default()
-        }))),
+        config_type: Some(filter::ConfigType::TypedConfig(pack_any(tcp))),
     }
 }
 
-fn build_hcm(stat_prefix: &str, route_config_name: &str) -> Filter {
-    let hcm = HttpConnectionManager {
+fn build_hcm(
+    snapshot: &MeshSnapshot,
+    view: &ProxyView,
+    stat_prefix: &str,
+    route_config_name: &str,
+) -> Filter {
+    let mut hcm = HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
         route_specifier: Some(RouteSpecifier::Rds(Rds {
             config_source: Some(super::ads_config_source()),
@@ -467,6 +487,7 @@ fn build_hcm(stat_prefix: &str, route_config_name: &str) -> Filter {
         use_remote_address: Some(BoolValue { value: true }),
         ..Default::default()
     };
+    ListenerTelemetry::new(snapshot, view, Side::Client).apply_to_hcm(&mut hcm);
     Filter {
         name: HCM.to_string(),
         config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),

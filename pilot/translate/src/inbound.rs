@@ -56,8 +56,9 @@ use weft_envoy_api::util::pack_any;
 use super::inbound_policy::inbound_http_filters;
 use super::mtls::{ISTIO_ALPN, istio_mutual_downstream_socket};
 use super::quota::SOURCE_HEADER;
+use super::telemetry::ListenerTelemetry;
 use super::{ProxyView, pb_duration, socket_address};
-use weft_model::{IngressListener, MeshSnapshot, MtlsMode, effective_mtls_mode};
+use weft_model::{IngressListener, MeshSnapshot, MtlsMode, Service, Side, effective_mtls_mode};
 
 const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -95,7 +96,13 @@ pub(super) fn build_inbound_listeners(snapshot: &MeshSnapshot, view: &ProxyView)
         .iter()
         .map(|l| {
             let filters = inbound_http_filters(snapshot, view, l.port);
-            build_listener(l, inbound_mode(snapshot, view, l.port), &filters)
+            let telemetry = ListenerTelemetry::new(snapshot, view, Side::Server);
+            build_listener(
+                l,
+                inbound_mode(snapshot, view, l.port),
+                &filters,
+                &telemetry,
+            )
         })
         .collect()
 }
@@ -104,12 +111,20 @@ pub(super) fn build_inbound_listeners(snapshot: &MeshSnapshot, view: &ProxyView)
 pub(super) fn build_inbound_clusters(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Cluster> {
     ingress_of(snapshot, view)
         .iter()
-        .map(build_cluster)
+        .map(|l| {
+            let service = super::capture::inbound_service(snapshot, view, l.port);
+            build_cluster(l, service)
+        })
         .collect()
 }
 
-fn build_listener(l: &IngressListener, mode: MtlsMode, http_filters: &[HttpFilter]) -> Listener {
-    let (filter_chains, listener_filters) = build_chains(l, mode, http_filters);
+fn build_listener(
+    l: &IngressListener,
+    mode: MtlsMode,
+    http_filters: &[HttpFilter],
+    telemetry: &ListenerTelemetry<'_>,
+) -> Listener {
+    let (filter_chains, listener_filters) = build_chains(l, mode, http_filters, telemetry);
     Listener {
         name: inbound_listener_name(l),
         address: Some(socket_address(&l.bind, l.port)),
@@ -121,19 +136,20 @@ fn build_listener(l: &IngressListener, mode: MtlsMode, http_filters: &[HttpFilte
 
 /// The filter chains of inbound port `l` in `mode` (to cluster
 /// `inbound|PORT||`), and the listener filters they need (`tls_inspector`
-/// when PERMISSIVE), HTTP chains running `http_filters`. Also the
-/// `virtualInbound` chains of captured proxies.
+/// when PERMISSIVE), HTTP chains running `http_filters`, all reporting
+/// `telemetry`. Also the `virtualInbound` chains of captured proxies.
 pub(super) fn build_chains(
     l: &IngressListener,
     mode: MtlsMode,
     http_filters: &[HttpFilter],
+    telemetry: &ListenerTelemetry<'_>,
 ) -> (Vec<FilterChain>, Vec<ListenerFilter>) {
     let http = l.protocol.is_http();
     build_mode_chains(mode, http, |tls| {
         if http {
-            hcm_filter(l, tls, http_filters)
+            hcm_filter(l, tls, http_filters, telemetry)
         } else {
-            tcp_filter(l)
+            tcp_filter(l, telemetry)
         }
     })
 }
@@ -190,7 +206,12 @@ pub(super) fn tls_inspector() -> ListenerFilter {
     }
 }
 
-fn hcm_filter(l: &IngressListener, tls: bool, http_filters: &[HttpFilter]) -> Filter {
+fn hcm_filter(
+    l: &IngressListener,
+    tls: bool,
+    http_filters: &[HttpFilter],
+    telemetry: &ListenerTelemetry<'_>,
+) -> Filter {
     let cluster = inbound_cluster_name(l.port);
     let route_config = RouteConfiguration {
         name: format!("inbound|{}||{}", l.port, l.name),
@@ -219,7 +240,7 @@ fn hcm_filter(l: &IngressListener, tls: bool, http_filters: &[HttpFilter]) -> Fi
         request_headers_to_remove: vec![SOURCE_HEADER.to_string()],
         ..Default::default()
     };
-    let hcm = HttpConnectionManager {
+    let mut hcm = HttpConnectionManager {
         stat_prefix: inbound_listener_name(l),
         route_specifier: Some(RouteSpecifier::RouteConfig(route_config)),
         http_filters: http_filters.to_vec(),
@@ -230,26 +251,29 @@ fn hcm_filter(l: &IngressListener, tls: bool, http_filters: &[HttpFilter]) -> Fi
         }),
         ..Default::default()
     };
+    telemetry.apply_to_hcm(&mut hcm);
     Filter {
         name: "envoy.filters.network.http_connection_manager".to_string(),
         config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
     }
 }
 
-fn tcp_filter(l: &IngressListener) -> Filter {
-    let tcp = TcpProxy {
+fn tcp_filter(l: &IngressListener, telemetry: &ListenerTelemetry<'_>) -> Filter {
+    let mut tcp = TcpProxy {
         stat_prefix: inbound_cluster_name(l.port),
         cluster_specifier: Some(TcpClusterSpecifier::Cluster(inbound_cluster_name(l.port))),
         ..Default::default()
     };
+    telemetry.apply_to_tcp(&mut tcp);
     Filter {
         name: "envoy.filters.network.tcp_proxy".to_string(),
         config_type: Some(filter::ConfigType::TypedConfig(pack_any(tcp))),
     }
 }
 
-/// Cluster `inbound|PORT||` to `l`'s default endpoint.
-pub(super) fn build_cluster(l: &IngressListener) -> Cluster {
+/// Cluster `inbound|PORT||` to `l`'s default endpoint; its metadata names
+/// `service`, what Istio's server-side metrics call the destination.
+pub(super) fn build_cluster(l: &IngressListener, service: Option<&Service>) -> Cluster {
     let name = inbound_cluster_name(l.port);
     let (address, port) = &l.endpoint;
     let mut cluster = Cluster {
@@ -270,6 +294,7 @@ pub(super) fn build_cluster(l: &IngressListener) -> Cluster {
             }],
             ..Default::default()
         }),
+        metadata: service.map(|s| super::telemetry::metadata::cluster_metadata(None, s)),
         ..Default::default()
     };
     if l.protocol.is_http2() {

@@ -22,7 +22,9 @@ pub(super) fn inbound_http_filters(
         &view.namespace,
         &view.labels,
     );
-    let mut filters = rbac_filters(&policies);
+    // The caller's metadata first, for every later filter and the logs.
+    let mut filters = vec![super::telemetry::peer::peer_metadata_filter()];
+    filters.extend(rbac_filters(&policies));
     filters.extend(super::quota::quota_filters(snapshot, view, port));
     filters.extend(build_http_filters());
     filters

@@ -35,6 +35,7 @@ pub mod node;
 pub mod quota;
 mod route;
 mod scope;
+mod telemetry;
 mod upstream_tls;
 mod view;
 

@@ -18,8 +18,9 @@ use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_man
 use weft_envoy_api::util::pack_any;
 
 use super::http_filters::build_http_filters;
+use super::telemetry::ListenerTelemetry;
 use super::{ProxyRole, ProxyView, ROUTER_ROUTE_CONFIG, ads_config_source, socket_address};
-use weft_model::MeshSnapshot;
+use weft_model::{MeshSnapshot, Side};
 
 /// The router listener's name.
 pub const ROUTER_LISTENER: &str = "router";
@@ -32,7 +33,7 @@ pub fn build_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listene
     let mut listeners: Vec<Listener> = view
         .router_address
         .iter()
-        .map(|(address, port)| build_router_listener(address, *port))
+        .map(|(address, port)| build_router_listener(snapshot, view, address, *port))
         .collect();
     listeners.extend(super::inbound::build_inbound_listeners(snapshot, view));
     listeners.extend(super::capture::build_capture_listeners(snapshot, view));
@@ -43,8 +44,14 @@ pub fn build_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listene
     listeners
 }
 
-fn build_router_listener(address: &str, port: u16) -> Listener {
+fn build_router_listener(
+    snapshot: &MeshSnapshot,
+    view: &ProxyView,
+    address: &str,
+    port: u16,
+) -> Listener {
     rds_http_listener(
+        &ListenerTelemetry::new(snapshot, view, Side::Client),
         ROUTER_LISTENER,
         ROUTER_LISTENER,
         address,
@@ -54,16 +61,17 @@ fn build_router_listener(address: &str, port: u16) -> Listener {
 }
 
 /// Listener `name` on `address:port`: one HTTP connection manager (stats
-/// under `stat_prefix`, the common HTTP filters) whose routes come over RDS
-/// as `route_config`.
+/// under `stat_prefix`, the common HTTP filters, `telemetry`) whose routes
+/// come over RDS as `route_config`.
 pub(super) fn rds_http_listener(
+    telemetry: &ListenerTelemetry<'_>,
     name: &str,
     stat_prefix: &str,
     address: &str,
     port: u16,
     route_config: &str,
 ) -> Listener {
-    let hcm = HttpConnectionManager {
+    let mut hcm = HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
         route_specifier: Some(RouteSpecifier::Rds(Rds {
             config_source: Some(ads_config_source()),
@@ -72,6 +80,7 @@ pub(super) fn rds_http_listener(
         http_filters: build_http_filters(),
         ..Default::default()
     };
+    telemetry.apply_to_hcm(&mut hcm);
     Listener {
         name: name.to_string(),
         address: Some(socket_address(address, port)),

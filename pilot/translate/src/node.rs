@@ -20,6 +20,8 @@ pub const META_ROLE: &str = "WEFT_ROLE";
 pub const META_INTERCEPTION_MODE: &str = "INTERCEPTION_MODE";
 /// Istio's: the workload's IPs, comma-separated.
 pub const META_INSTANCE_IPS: &str = "INSTANCE_IPS";
+/// Node metadata key: the workload the proxy belongs to (Istio's).
+pub const META_WORKLOAD_NAME: &str = "WORKLOAD_NAME";
 
 /// Reads a proxy's view from its node. Istio-style node ids
 /// (`sidecar~10.1.2.3~pod.ns~ns.svc.cluster.local`, `router~...` for
@@ -60,6 +62,7 @@ pub fn proxy_view(node: &Node) -> ProxyView {
         _ => {}
     }
     view.service_account = string_field(metadata, META_SERVICE_ACCOUNT).map(str::to_string);
+    view.workload_name = string_field(metadata, META_WORKLOAD_NAME).map(str::to_string);
     view.router_address = string_field(metadata, META_ROUTER_ADDRESS).and_then(parse_host_port);
     view.capture = string_field(metadata, META_INTERCEPTION_MODE) == Some("REDIRECT");
     let mut ips: Vec<String> = string_field(metadata, META_INSTANCE_IPS)

@@ -11,6 +11,9 @@ pub struct ProxyView {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
     pub service_account: Option<String>,
+    /// The workload it is a proxy of (Istio's `WORKLOAD_NAME`), for
+    /// telemetry.
+    pub workload_name: Option<String>,
     /// Where the HTTP "router" listener binds (`127.0.0.1:15080`), if the
     /// proxy asked for one.
     pub router_address: Option<(String, u16)>,
@@ -30,6 +33,7 @@ impl Default for ProxyView {
             namespace: "default".to_string(),
             labels: BTreeMap::new(),
             service_account: None,
+            workload_name: None,
             router_address: None,
             capture: false,
             instance_ips: Vec::new(),

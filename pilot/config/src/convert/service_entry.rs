@@ -228,6 +228,7 @@ fn endpoint(
         locality: locality(path, e.locality.as_deref(), errors),
         network: e.network.clone().filter(|n| !n.is_empty()),
         service_account: e.service_account.clone().filter(|s| !s.is_empty()),
+        workload_name: None,
     }
 }
 

@@ -13,7 +13,10 @@ mod action;
 mod filters;
 mod matching;
 
+use super::telemetry::WorkloadLabels;
+use super::telemetry::peer::peer_header;
 use std::collections::BTreeSet;
+use weft_model::Location;
 
 use weft_envoy_api::pb::envoy::config::core::v3::{
     HeaderValue, HeaderValueOption, header_value_option,
@@ -120,6 +123,11 @@ pub(super) fn mesh_virtual_hosts(
                 name: format!("{}:{}", service.hostname, port.number),
                 domains,
                 routes: build_mesh_routes(snapshot, view, service, port.number),
+                // Mesh workloads learn who calls them (see telemetry::peer).
+                request_headers_to_add: (service.location == Location::MeshInternal)
+                    .then(|| peer_header(&WorkloadLabels::of_proxy(view)))
+                    .into_iter()
+                    .collect(),
                 ..Default::default()
             });
         }
