@@ -144,12 +144,16 @@ fn same_beyond_services_and_rules(old: &MeshSnapshot, new: &MeshSnapshot) -> boo
         peer_authentications,
         authorization_policies,
         quotas,
+        telemetries,
+        mesh_config,
     } = old;
     *gateways == new.gateways
         && *sidecars == new.sidecars
         && *peer_authentications == new.peer_authentications
         && *authorization_policies == new.authorization_policies
         && *quotas == new.quotas
+        && *telemetries == new.telemetries
+        && *mesh_config == new.mesh_config
 }
 
 /// The input for rebuilding the clusters or load assignments of `hosts`:
@@ -165,6 +169,8 @@ pub fn narrowed_to_hosts(snapshot: &MeshSnapshot, hosts: &BTreeSet<String>) -> M
         peer_authentications: snapshot.peer_authentications.clone(),
         authorization_policies: snapshot.authorization_policies.clone(),
         quotas: snapshot.quotas.clone(),
+        telemetries: snapshot.telemetries.clone(),
+        mesh_config: snapshot.mesh_config.clone(),
     }
 }
 
@@ -196,6 +202,8 @@ pub fn narrowed_to_routes(snapshot: &MeshSnapshot, hosts: &BTreeSet<String>) -> 
         peer_authentications: snapshot.peer_authentications.clone(),
         authorization_policies: snapshot.authorization_policies.clone(),
         quotas: snapshot.quotas.clone(),
+        telemetries: snapshot.telemetries.clone(),
+        mesh_config: snapshot.mesh_config.clone(),
     }
 }
 
