@@ -1,4 +1,4 @@
-//! [`MeshDocument`]: one Istio networking object read from a plain YAML /
+//! [`MeshDocument`]: one mesh object (any [`Kind`]) read from a plain YAML /
 //! JSON document, without kube (used by standalone mode's file source).
 //!
 //! [`MeshDocument::from_value`] checks `apiVersion`, `kind`, `metadata` and
@@ -19,6 +19,7 @@ use crate::networking::{
 };
 use crate::policy::{POLICY_GROUP, QuotaSpec};
 use crate::security::{AuthorizationPolicySpec, PeerAuthenticationSpec, SECURITY_GROUP};
+use crate::telemetry::{TELEMETRY_GROUP, TelemetrySpec};
 
 /// The API group of the kinds in this crate.
 pub const GROUP: &str = "networking.istio.io";
@@ -67,6 +68,8 @@ pub enum MeshResource {
     AuthorizationPolicy(AuthorizationPolicySpec),
     /// A Quota's spec (policy.weft.dev).
     Quota(QuotaSpec),
+    /// A Telemetry's spec (telemetry.istio.io).
+    Telemetry(TelemetrySpec),
 }
 
 impl MeshResource {
@@ -81,6 +84,7 @@ impl MeshResource {
             MeshResource::PeerAuthentication(_) => Kind::PeerAuthentication,
             MeshResource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             MeshResource::Quota(_) => Kind::Quota,
+            MeshResource::Telemetry(_) => Kind::Telemetry,
         }
     }
 
@@ -95,6 +99,7 @@ impl MeshResource {
             MeshResource::PeerAuthentication(spec) => serde_json::to_value(spec),
             MeshResource::AuthorizationPolicy(spec) => serde_json::to_value(spec),
             MeshResource::Quota(spec) => serde_json::to_value(spec),
+            MeshResource::Telemetry(spec) => serde_json::to_value(spec),
         }
     }
 }
@@ -147,6 +152,12 @@ impl From<QuotaSpec> for MeshResource {
     }
 }
 
+impl From<TelemetrySpec> for MeshResource {
+    fn from(spec: TelemetrySpec) -> Self {
+        MeshResource::Telemetry(spec)
+    }
+}
+
 /// One parsed networking object: its metadata and its spec.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MeshDocument {
@@ -186,7 +197,7 @@ pub enum DocumentError {
     },
     /// `apiVersion` is not one Weft serves.
     #[error(
-        "apiVersion: {api_version} is not served by Weft for this kind (networking.istio.io/v1alpha3, v1beta1 or v1; security.istio.io/v1beta1 or v1 for PeerAuthentication and AuthorizationPolicy; policy.weft.dev/v1alpha1 for Quota)"
+        "apiVersion: {api_version} is not served by Weft for this kind (networking.istio.io/v1alpha3, v1beta1 or v1; security.istio.io/v1beta1 or v1 for PeerAuthentication and AuthorizationPolicy; policy.weft.dev/v1alpha1 for Quota; telemetry.istio.io/v1alpha1 or v1 for Telemetry)"
     )]
     UnsupportedApiVersion {
         /// The value found.
@@ -286,8 +297,8 @@ fn parse_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, Docume
 }
 
 impl MeshDocument {
-    /// Reads one object: `apiVersion` must be `networking.istio.io/` plus
-    /// one of [`SERVED_VERSIONS`], `kind` a [`Kind`], `metadata.name`
+    /// Reads one object: `kind` must be a [`Kind`] and `apiVersion` its
+    /// group plus one of its [`Kind::served_versions`], `metadata.name`
     /// must be set, and `spec` must parse (an absent spec is read as `{}`).
     pub fn from_value(value: Value) -> Result<MeshDocument, DocumentError> {
         let mut object = match value {
@@ -300,11 +311,13 @@ impl MeshDocument {
         };
 
         let api_version = take_string(&mut object, "apiVersion")?;
-        let known_group = [GROUP, SECURITY_GROUP, POLICY_GROUP].iter().any(|group| {
-            api_version
-                .strip_prefix(group)
-                .is_some_and(|rest| rest.starts_with('/'))
-        });
+        let known_group = [GROUP, SECURITY_GROUP, POLICY_GROUP, TELEMETRY_GROUP]
+            .iter()
+            .any(|group| {
+                api_version
+                    .strip_prefix(group)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            });
         if !known_group {
             return Err(DocumentError::UnsupportedApiVersion { api_version });
         }
@@ -374,6 +387,7 @@ impl MeshDocument {
             Kind::PeerAuthentication => MeshResource::PeerAuthentication(parse_at("spec", spec)?),
             Kind::AuthorizationPolicy => MeshResource::AuthorizationPolicy(parse_at("spec", spec)?),
             Kind::Quota => MeshResource::Quota(parse_at("spec", spec)?),
+            Kind::Telemetry => MeshResource::Telemetry(parse_at("spec", spec)?),
         };
 
         Ok(MeshDocument { meta, resource })

@@ -10,6 +10,7 @@ use std::fmt;
 use crate::document::{GROUP, SERVED_VERSIONS};
 use crate::policy::{POLICY_GROUP, POLICY_SERVED_VERSIONS};
 use crate::security::{SECURITY_GROUP, SECURITY_SERVED_VERSIONS};
+use crate::telemetry::{TELEMETRY_GROUP, TELEMETRY_SERVED_VERSIONS};
 
 /// A kind of mesh resource Weft serves, as written in `kind:`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -22,11 +23,12 @@ pub enum Kind {
     PeerAuthentication,
     AuthorizationPolicy,
     Quota,
+    Telemetry,
 }
 
 impl Kind {
     /// Every kind, in the order CRDs, watches and docs list them.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
@@ -35,6 +37,7 @@ impl Kind {
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
         Kind::Quota,
+        Kind::Telemetry,
     ];
 
     /// The kind as written in `kind:`, e.g. `"VirtualService"`.
@@ -48,6 +51,7 @@ impl Kind {
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::Quota => "Quota",
+            Kind::Telemetry => "Telemetry",
         }
     }
 
@@ -66,6 +70,7 @@ impl Kind {
             | Kind::Sidecar => GROUP,
             Kind::PeerAuthentication | Kind::AuthorizationPolicy => SECURITY_GROUP,
             Kind::Quota => POLICY_GROUP,
+            Kind::Telemetry => TELEMETRY_GROUP,
         }
     }
 
@@ -79,6 +84,7 @@ impl Kind {
             | Kind::Sidecar => &SERVED_VERSIONS,
             Kind::PeerAuthentication | Kind::AuthorizationPolicy => &SECURITY_SERVED_VERSIONS,
             Kind::Quota => &POLICY_SERVED_VERSIONS,
+            Kind::Telemetry => &TELEMETRY_SERVED_VERSIONS,
         }
     }
 

@@ -3,8 +3,9 @@
 //! This crate owns the Rust types for the Istio API that Weft serves —
 //! `VirtualService`, `DestinationRule`, `ServiceEntry`, `Gateway` and
 //! `Sidecar` in group `networking.istio.io`, `PeerAuthentication` and
-//! `AuthorizationPolicy` in `security.istio.io`, and Weft's own `Quota` in
-//! `policy.weft.dev` — and [`Kind`], the one list of those kinds, with
+//! `AuthorizationPolicy` in `security.istio.io`, `Telemetry` in
+//! `telemetry.istio.io`, and Weft's own `Quota` in `policy.weft.dev` — and
+//! [`Kind`], the one list of those kinds, with
 //! Istio's complete field sets, so that YAML
 //! written for Istio parses here unchanged, including fields Weft does not
 //! translate yet. It is a leaf crate: parsing only, no translation, no I/O,
@@ -30,6 +31,8 @@
 //!   (security.istio.io, served as `v1beta1` and `v1`, stored as `v1`).
 //! - [`policy`]: `QuotaSpec` (policy.weft.dev, Weft's own, served as
 //!   `v1alpha1`).
+//! - [`telemetry`]: `TelemetrySpec` (telemetry.istio.io, served as
+//!   `v1alpha1` and `v1`, stored as `v1`).
 //! - [`duration`]: [`IstioDuration`], Go-syntax durations (`1.5s`).
 //! - [`document`]: [`MeshDocument`], one object from a plain YAML/JSON
 //!   document, with errors that name the failing field's path.
@@ -37,7 +40,9 @@
 //! - `crd` (feature `kube`, on by default): the CRDs. The API is served as
 //!   `v1alpha3`, `v1beta1` and `v1` with one schema; `v1` is the storage
 //!   version and the version of the Rust root types. [`crds`] returns the
-//!   CRD of every [`Kind`] (the security kinds serve `v1beta1` and `v1`), [`render_crd_yaml`] the text `crdgen` writes.
+//!   CRD of every [`Kind`] (the security kinds serve `v1beta1` and `v1`,
+//!   Telemetry `v1alpha1` and `v1`), [`render_crd_yaml`] the text `crdgen`
+//!   writes.
 //!
 //! Without the `kube` feature (as weft-model and weft-config use it) the
 //! crate depends on
@@ -50,6 +55,7 @@ pub mod networking;
 pub mod policy;
 pub mod security;
 pub mod status;
+pub mod telemetry;
 
 #[cfg(feature = "kube")]
 pub mod crd;
@@ -63,3 +69,4 @@ pub use networking::*;
 pub use policy::*;
 pub use security::*;
 pub use status::*;
+pub use telemetry::*;

@@ -88,8 +88,8 @@ fn crds_serve_three_versions_and_store_v1() {
         let categories = crd.spec.names.categories.clone().unwrap_or_default();
         assert_eq!(categories, ["istio-io", "networking-istio-io"]);
     }
-    let [pa, ap, _quota] = security else {
-        panic!("two security CRDs: {security:?}")
+    let [pa, ap, _quota, _telemetry] = security else {
+        panic!("two security CRDs, Quota and Telemetry: {security:?}")
     };
     for (crd, kind, plural, short, columns) in [
         (
@@ -176,6 +176,36 @@ fn crds_serve_three_versions_and_store_v1() {
     );
     assert_eq!(columns(3), ["Ready", "Reason", "Age"]);
     assert_eq!(columns(4), ["Ready", "Reason", "Age"]);
+}
+
+#[test]
+fn telemetry_is_served_as_v1alpha1_and_v1_storing_v1() {
+    let all = weft_crds::crds();
+    let telemetry = all
+        .iter()
+        .find(|c| c.spec.names.kind == "Telemetry")
+        .expect("a Telemetry CRD");
+    assert_eq!(telemetry.spec.group, "telemetry.istio.io");
+    assert_eq!(telemetry.spec.names.plural, "telemetries");
+    assert_eq!(telemetry.spec.scope, "Namespaced");
+    let names: Vec<_> = telemetry
+        .spec
+        .versions
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(names, ["v1alpha1", "v1"]);
+    assert!(telemetry.spec.versions.iter().all(|v| v.served));
+    assert!(telemetry.spec.versions[1].storage && !telemetry.spec.versions[0].storage);
+    assert_eq!(
+        serde_json::to_value(&telemetry.spec.versions[0].schema).expect("json"),
+        serde_json::to_value(&telemetry.spec.versions[1].schema).expect("json"),
+        "one schema for both versions"
+    );
+    assert_eq!(
+        telemetry.spec.names.categories.clone().unwrap_or_default(),
+        ["istio-io", "telemetry-istio-io"]
+    );
 }
 
 #[test]

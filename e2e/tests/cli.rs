@@ -161,6 +161,7 @@ fn validate_names_malformed_documents_of_every_kind() {
         ("security.istio.io/v1", "AuthorizationPolicy"),
         ("security.istio.io/v1", "PeerAuthentication"),
         ("policy.weft.dev/v1alpha1", "Quota"),
+        ("telemetry.istio.io/v1", "Telemetry"),
         ("networking.istio.io/v1", "VirtualService"),
     ]
     .map(|(api_version, kind)| {
@@ -174,6 +175,7 @@ fn validate_names_malformed_documents_of_every_kind() {
         "AuthorizationPolicy",
         "PeerAuthentication",
         "Quota",
+        "Telemetry",
         "VirtualService",
     ]
     .iter()
@@ -182,7 +184,7 @@ fn validate_names_malformed_documents_of_every_kind() {
         let needle = format!("document {document}: {kind} prod/broken: spec: ");
         assert!(text.contains(&needle), "names {needle:?}: {text}");
     }
-    assert!(text.contains("failed: 4 errors in 4 resources"), "{text}");
+    assert!(text.contains("failed: 5 errors in 5 resources"), "{text}");
 }
 
 #[test]
@@ -217,7 +219,46 @@ fn validate_accepts_the_policy_examples_with_bookinfo() {
         &path("quota.yaml"),
         "-f",
         &path("authorization-policy.yaml"),
+        "-f",
+        &path("telemetry"),
     ]);
-    // One Quota and two AuthorizationPolicies, all accepted.
-    assert_eq!(with_policies, bookinfo + 3);
+    // One Quota, two AuthorizationPolicies and nine Telemetries (Istio's
+    // documented examples), all accepted.
+    assert_eq!(with_policies, bookinfo + 3 + 9);
+}
+
+/// A Telemetry Weft cannot honour is refused, each error naming its field.
+#[test]
+fn validate_refuses_a_bad_telemetry_naming_the_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("telemetry.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: bad, namespace: prod}
+spec:
+  metrics:
+  - providers: [{name: stackdriver}]
+    overrides:
+    - match: {metric: GRPC_REQUEST_MESSAGES}
+    - tagOverrides:
+        response_code: {operation: REMOVE, value: response.code}
+  accessLogging:
+  - filter: {expression: 'response.code >= (400'}
+",
+    )
+    .unwrap();
+    let out = weft(&["validate", "-f", path.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "exit 1: {text}");
+    for field in [
+        "spec.metrics[0].overrides[0].match.metric: the gRPC message metrics",
+        "spec.metrics[0].overrides[1].tagOverrides[response_code].value: must not be set",
+        "spec.accessLogging[0].filter.expression: \"response.code >= (400\" is not a CEL expression",
+    ] {
+        let needle = format!("Telemetry prod/bad: {field}");
+        assert!(text.contains(&needle), "names {needle:?}: {text}");
+    }
+    assert!(text.contains("failed: 3 errors in 1 resources"), "{text}");
 }

@@ -7,7 +7,7 @@ use kube::ResourceExt;
 use weft_config::{Input, convert};
 use weft_crds::{
     AuthorizationPolicy, DestinationRule, Gateway, Kind, MeshResource, PeerAuthentication, Quota,
-    ResourceStatus, ServiceEntry, Sidecar, VirtualService,
+    ResourceStatus, ServiceEntry, Sidecar, Telemetry, VirtualService,
 };
 use weft_model::ResourceId;
 
@@ -53,6 +53,7 @@ mesh_kinds!(
     PeerAuthentication,
     AuthorizationPolicy,
     Quota,
+    Telemetry,
 );
 
 /// One input per object of a kind.

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use weft_config::{Input, Origin};
 use weft_crds::{
     AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota, ServiceEntry,
-    Sidecar, VirtualService,
+    Sidecar, Telemetry, VirtualService,
 };
 
 /// The cluster's own kinds Weft watches besides the mesh kinds.
@@ -69,6 +69,7 @@ pub struct Stores {
     peer_authentications: Store<PeerAuthentication>,
     authorization_policies: Store<AuthorizationPolicy>,
     quotas: Store<Quota>,
+    telemetries: Store<Telemetry>,
     services: Store<Service>,
     endpoint_slices: Store<EndpointSlice>,
     pods: Store<Pod>,
@@ -125,6 +126,7 @@ impl Stores {
             peer_authentications: mesh(client, changes, metrics),
             authorization_policies: mesh(client, changes, metrics),
             quotas: mesh(client, changes, metrics),
+            telemetries: mesh(client, changes, metrics),
             services: watch::watch_all(client, "Service", changes.clone(), metrics.clone()),
             endpoint_slices: watch::watch_all(
                 client,
@@ -167,6 +169,7 @@ impl Stores {
                 Kind::PeerAuthentication => listed(&self.peer_authentications, name).await?,
                 Kind::AuthorizationPolicy => listed(&self.authorization_policies, name).await?,
                 Kind::Quota => listed(&self.quotas, name).await?,
+                Kind::Telemetry => listed(&self.telemetries, name).await?,
             }
         }
         listed(&self.services, "Service").await?;
@@ -207,6 +210,7 @@ impl Stores {
                 Kind::PeerAuthentication => observed.add(&self.peer_authentications),
                 Kind::AuthorizationPolicy => observed.add(&self.authorization_policies),
                 Kind::Quota => observed.add(&self.quotas),
+                Kind::Telemetry => observed.add(&self.telemetries),
             }
         }
         let selected = self.discovery.selected_namespaces(&self.namespaces.state());

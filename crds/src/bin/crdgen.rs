@@ -5,8 +5,8 @@
 //! ```
 //!
 //! Files are named `<group>_<plural>.yaml`. Other `*.yaml` files in DIR
-//! whose names start with `networking.istio.io_`, `security.istio.io_` or
-//! `policy.weft.dev_`
+//! whose names start with `networking.istio.io_`, `security.istio.io_`,
+//! `telemetry.istio.io_` or `policy.weft.dev_`
 //! are removed, so the
 //! directory matches what `crds_up_to_date` expects.
 
@@ -34,6 +34,7 @@ fn run() -> Result<(), String> {
             .unwrap_or_default();
         let ours = name.starts_with("networking.istio.io_")
             || name.starts_with("security.istio.io_")
+            || name.starts_with("telemetry.istio.io_")
             || name.starts_with("policy.weft.dev_");
         if ours && name.ends_with(".yaml") && !wanted.iter().any(|w| w == name) {
             std::fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))?;

@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 use weft_crds::{
     AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota, ResourceStatus,
-    ServiceEntry, Sidecar, VirtualService,
+    ServiceEntry, Sidecar, Telemetry, VirtualService,
 };
 use weft_model::ResourceId;
 
@@ -239,6 +239,7 @@ pub async fn write_status(
         Kind::PeerAuthentication => patch::<PeerAuthentication>(client, id, status).await,
         Kind::AuthorizationPolicy => patch::<AuthorizationPolicy>(client, id, status).await,
         Kind::Quota => patch::<Quota>(client, id, status).await,
+        Kind::Telemetry => patch::<Telemetry>(client, id, status).await,
     }
 }
 

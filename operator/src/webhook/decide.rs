@@ -25,12 +25,14 @@
 //!   or has several: deny.
 //! - `spec.host` (a second DestinationRule for a host), `spec.hosts[i]` (a
 //!   host another ServiceEntry declares), `spec.workloadSelector` (a second
-//!   namespace-wide Sidecar), `spec.servers[i].port` (a Gateway port
+//!   namespace-wide Sidecar), `spec.selector` (a second namespace-wide
+//!   Telemetry), `spec.servers[i].port` (a Gateway port
 //!   another Gateway's server holds with another protocol): conflicts with
 //!   existing objects: deny.
 //! - anything else (a Gateway, a delegate or a destination host that does
 //!   not exist yet, rules another VirtualService for the same host makes
-//!   unreachable): warn.
+//!   unreachable, a Telemetry provider the mesh config does not define):
+//!   warn.
 //!
 //! Errors the candidate causes on *other* objects do not count (a
 //! DestinationRule update that drops a subset a VirtualService routes to is
@@ -50,7 +52,7 @@ use serde_json::Value;
 use weft_config::{ConfigError, ErrorReason, Input};
 use weft_crds::{
     AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota, ServiceEntry,
-    Sidecar, VirtualService,
+    Sidecar, Telemetry, VirtualService,
 };
 use weft_model::{MeshSnapshot, ResourceId, qualify_host};
 
@@ -214,6 +216,7 @@ pub(super) fn candidate_input(kind: Kind, object: DynamicObject) -> Result<Input
         Kind::PeerAuthentication => one::<PeerAuthentication>(object),
         Kind::AuthorizationPolicy => one::<AuthorizationPolicy>(object),
         Kind::Quota => one::<Quota>(object),
+        Kind::Telemetry => one::<Telemetry>(object),
     }
 }
 
@@ -256,6 +259,7 @@ fn unresolved(field: &str, object: &Value, namespace: &str, snapshot: &MeshSnaps
     }
     let conflict = field == "spec.host"
         || field == "spec.workloadSelector"
+        || field == "spec.selector"
         || indexed(field, "spec.hosts")
         || field
             .strip_suffix(".port")

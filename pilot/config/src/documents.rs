@@ -91,7 +91,6 @@ fn is_other_mesh_kind(err: &DocumentError) -> bool {
         "EnvoyFilter",
         "ProxyConfig",
         "RequestAuthentication",
-        "Telemetry",
         "WasmPlugin",
     ];
     matches!(err, DocumentError::UnsupportedKind { kind } if KINDS.contains(&kind.as_str()))

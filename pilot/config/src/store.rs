@@ -8,20 +8,26 @@
 //!    failed to convert or whose source could not be read.
 //! 3. [`assemble`] runs one whole-mesh pass per kind ([`hosts`] for
 //!    ServiceEntries and DestinationRules, [`sidecars`], [`quotas`],
-//!    [`references`] for VirtualServices): each takes the resources of its
+//!    [`telemetries`] against the mesh config, [`references`] for
+//!    VirtualServices): each takes the resources of its
 //!    kind and returns what it serves and the errors of what it rejects.
 //!    One function settles every pass's rejections with [`LastGood`]: a
 //!    rejected VirtualService is served at its last good version when that
 //!    one passes; other rejected resources are dropped. Reports that leave
 //!    resources in place come last ([`virtual_services`] conflicts and
 //!    [`delegates`], [`gateways`]).
+//!
+//! The store keeps the last reload's sorted inputs (their resources are
+//! shared, not copied), so that a new mesh config
+//! ([`ConfigStore::set_mesh_config`]) assembles them again: the passes that
+//! read it (Telemetry's providers) run again, and the snapshot carries it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use super::{ConfigError, ConvertedResource, ErrorReason, FieldError};
-use weft_model::{MeshSnapshot, ResourceId};
+use weft_model::{MeshConfig, MeshSnapshot, ResourceId};
 
 mod assemble;
 mod delegates;
@@ -32,6 +38,7 @@ mod last_good;
 mod quotas;
 mod references;
 mod sidecars;
+mod telemetries;
 mod virtual_services;
 
 use last_good::LastGood;
@@ -83,19 +90,26 @@ pub struct Applied {
     pub kept: Vec<ResourceId>,
 }
 
-/// A resource as applied: where it came from and its model form.
+/// A resource as applied: where it came from and its model form (shared
+/// by the last good versions and the kept inputs).
 #[derive(Clone, Debug)]
 struct Accepted {
     origin: Origin,
-    resource: ConvertedResource,
+    resource: Arc<ConvertedResource>,
 }
 
 /// The whole configuration as last applied. Each reload hands it every
-/// input again (state of the world); it answers with a new snapshot.
+/// input again (state of the world); it answers with a new snapshot. The
+/// mesh config is set apart ([`ConfigStore::set_mesh_config`]); Istio's
+/// defaults until then.
 #[derive(Debug, Default)]
 pub struct ConfigStore {
     last_good: BTreeMap<ResourceId, Accepted>,
     current: Arc<MeshSnapshot>,
+    /// The last reload's inputs, for assembling them again with another
+    /// mesh config.
+    inputs: inputs::Sorted,
+    mesh_config: Arc<MeshConfig>,
 }
 
 impl ConfigStore {
@@ -103,16 +117,43 @@ impl ConfigStore {
         self.current.clone()
     }
 
+    /// The mesh config the snapshots are assembled with.
+    pub fn mesh_config(&self) -> Arc<MeshConfig> {
+        self.mesh_config.clone()
+    }
+
+    /// Applies `inputs`, the whole configuration (state of the world), with
+    /// the current mesh config.
     pub fn apply(&mut self, inputs: Vec<Input>) -> Applied {
+        self.inputs = inputs::sort(inputs);
+        self.assemble()
+    }
+
+    /// Assembles the last inputs again with `mesh_config`: the snapshot
+    /// carries it, and the checks that depend on it (the providers
+    /// Telemetry resources name) run again. `changed` says whether the
+    /// snapshot differs, as for [`ConfigStore::apply`].
+    pub fn set_mesh_config(&mut self, mesh_config: impl Into<Arc<MeshConfig>>) -> Applied {
+        self.mesh_config = mesh_config.into();
+        self.assemble()
+    }
+
+    /// Assembles the kept inputs into the next snapshot.
+    fn assemble(&mut self) -> Applied {
         let inputs::Sorted {
             mut converted,
             mut errors,
             failed,
             broken_sources,
-        } = inputs::sort(inputs);
+        } = self.inputs.clone();
         let mut last_good = LastGood::new(&self.last_good);
         last_good.stand_in_for_failed(&mut converted, &failed, &broken_sources);
-        let assembled = assemble::assemble(self.current.version + 1, converted, &mut last_good);
+        let assembled = assemble::assemble(
+            self.current.version + 1,
+            &self.mesh_config,
+            converted,
+            &mut last_good,
+        );
         let kept = last_good.kept();
         errors.extend(assembled.errors);
         let snapshot = assembled.snapshot;

@@ -316,8 +316,7 @@ fn resolve_metrics(telemetries: &[&Telemetry], mesh: &MeshConfig, side: Side) ->
     let rules = || telemetries.iter().flat_map(|t| &t.metrics);
     let providers = rules()
         .map(|r| &r.providers)
-        .filter(|p| !p.is_empty())
-        .last()
+        .rfind(|p| !p.is_empty())
         .unwrap_or(&mesh.default_providers.metrics);
     let reports = providers
         .iter()

@@ -2,7 +2,7 @@
 //!
 //! One module per kind (a VirtualService's `tcp` / `tls` rules in
 //! `l4_route`, a Gateway server's TLS in `gateway::tls`); checks that
-//! several kinds share in `common`. Every problem goes into [`Errors`],
+//! several kinds share in `common`, CEL expressions in `expression`. Every problem goes into [`Errors`],
 //! named by its field path: [`Errors::push`] for invalid values,
 //! [`Errors::unsupported`] and [`Errors::unsupported_because`] for valid
 //! Istio that Weft does not translate yet, and [`Errors::push_each_set`] /
@@ -13,12 +13,14 @@
 mod authorization_policy;
 mod common;
 mod destination_rule;
+mod expression;
 mod gateway;
 mod l4_route;
 mod peer_authentication;
 mod quota;
 mod service_entry;
 mod sidecar;
+mod telemetry;
 mod virtual_service;
 
 use weft_crds::MeshResource;
@@ -26,7 +28,7 @@ use weft_crds::MeshResource;
 use super::{ErrorReason, FieldError};
 use weft_model::{
     AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, Quota, ResourceId, Service,
-    Sidecar, VirtualService,
+    Sidecar, Telemetry, VirtualService,
 };
 
 /// A resource in model form.
@@ -42,6 +44,7 @@ pub enum ConvertedResource {
     PeerAuthentication(PeerAuthentication),
     AuthorizationPolicy(AuthorizationPolicy),
     Quota(Quota),
+    Telemetry(Telemetry),
 }
 
 /// Converts one resource, or says everything that is wrong with it.
@@ -74,6 +77,9 @@ pub fn convert(
         ),
         MeshResource::Quota(spec) => {
             ConvertedResource::Quota(quota::convert(id, spec, &mut errors))
+        }
+        MeshResource::Telemetry(spec) => {
+            ConvertedResource::Telemetry(telemetry::convert(id, spec, &mut errors))
         }
     };
     if errors.0.is_empty() {

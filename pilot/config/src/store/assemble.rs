@@ -2,14 +2,15 @@
 //! snapshot, with the errors of what does not fit.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{
     Accepted, ConfigError, ConvertedResource, FieldError, LastGood, gateways, hosts, origin_of,
-    quotas, references, sidecars, virtual_services,
+    quotas, references, sidecars, telemetries, virtual_services,
 };
 use weft_model::{
-    AuthorizationPolicy, DestinationRule, Gateway, MeshSnapshot, PeerAuthentication, Quota,
-    ResourceId, Service, Sidecar, VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, MeshConfig, MeshSnapshot, PeerAuthentication,
+    Quota, ResourceId, Service, Sidecar, Telemetry, VirtualService,
 };
 
 /// A resource of the reload in model form, with the id it is applied
@@ -53,6 +54,7 @@ pub(super) struct Assembled {
 /// (merging, conflicts, missing gateways) come last.
 pub(super) fn assemble(
     version: u64,
+    mesh_config: &Arc<MeshConfig>,
     mut resources: BTreeMap<ResourceId, Accepted>,
     last_good: &mut LastGood<'_>,
 ) -> Assembled {
@@ -61,7 +63,7 @@ pub(super) fn assemble(
         mut errors,
         rejected,
         stand_ins,
-    } = run_passes(version, &resources, last_good);
+    } = run_passes(version, mesh_config, &resources, last_good);
     for id in rejected {
         resources.remove(&id);
     }
@@ -93,6 +95,7 @@ struct Passed {
 /// One pass per kind, in the order users see their errors.
 fn run_passes(
     version: u64,
+    mesh_config: &Arc<MeshConfig>,
     resources: &BTreeMap<ResourceId, Accepted>,
     last_good: &mut LastGood<'_>,
 ) -> Passed {
@@ -113,6 +116,10 @@ fn run_passes(
     let services = settled.settle(hosts::declare_services(&by_kind.services), no_stand_in);
     let sidecars = settled.settle(sidecars::one_namespace_wide(&by_kind.sidecars), no_stand_in);
     let quotas = settled.settle(quotas::resolve(&by_kind.quotas, &services), no_stand_in);
+    let telemetries = settled.settle(
+        telemetries::resolve(&by_kind.telemetries, mesh_config),
+        no_stand_in,
+    );
     let mut snapshot = MeshSnapshot {
         version,
         services,
@@ -123,12 +130,12 @@ fn run_passes(
         peer_authentications: cloned(&by_kind.peer_authentications),
         authorization_policies: cloned(&by_kind.authorization_policies),
         quotas,
-        telemetries: Vec::new(),
-        mesh_config: Default::default(),
+        telemetries,
+        mesh_config: mesh_config.clone(),
     };
     let checked = references::resolve(&by_kind.virtual_services, &snapshot);
     let virtual_services = settled.settle(checked, |served, id, previous| {
-        let ConvertedResource::VirtualService(vs) = &previous.resource else {
+        let ConvertedResource::VirtualService(vs) = previous.resource.as_ref() else {
             return false;
         };
         let passes = references::unresolved(&snapshot, vs).is_empty();
@@ -193,8 +200,8 @@ impl Settled<'_, '_> {
 
 /// For kinds whose rejected resources are dropped, not kept at their last
 /// good version: DestinationRules and ServiceEntries (never rejected
-/// whole: what conflicts is left out of the snapshot), Sidecars and
-/// Quotas.
+/// whole: what conflicts is left out of the snapshot), Sidecars, Quotas
+/// and Telemetries.
 fn no_stand_in<T>(_: &mut T, _: &ResourceId, _: &Accepted) -> bool {
     false
 }
@@ -214,13 +221,14 @@ struct ByKind<'a> {
     peer_authentications: Vec<&'a PeerAuthentication>,
     authorization_policies: Vec<&'a AuthorizationPolicy>,
     quotas: Vec<Resource<'a, Quota>>,
+    telemetries: Vec<Resource<'a, Telemetry>>,
 }
 
 impl<'a> ByKind<'a> {
     fn sort(resources: &'a BTreeMap<ResourceId, Accepted>) -> Self {
         let mut by_kind = Self::default();
         for (id, accepted) in resources {
-            match &accepted.resource {
+            match accepted.resource.as_ref() {
                 ConvertedResource::Services(list) => by_kind.services.push((id, list)),
                 ConvertedResource::VirtualService(vs) => by_kind.virtual_services.push((id, vs)),
                 ConvertedResource::DestinationRule(rule) => {
@@ -235,6 +243,9 @@ impl<'a> ByKind<'a> {
                     by_kind.authorization_policies.push(policy)
                 }
                 ConvertedResource::Quota(quota) => by_kind.quotas.push((id, quota)),
+                ConvertedResource::Telemetry(telemetry) => {
+                    by_kind.telemetries.push((id, telemetry))
+                }
             }
         }
         by_kind

@@ -2,11 +2,15 @@
 //! what must fall back on its last good version.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::{Accepted, ConfigError, ErrorReason, FieldError, Input};
 use weft_model::ResourceId;
 
-/// The inputs of a reload, sorted.
+/// The inputs of a reload, sorted. Cheap to clone (the resources are
+/// shared): the store keeps the last one, to assemble it again when the
+/// mesh config changes.
+#[derive(Clone, Debug, Default)]
 pub(super) struct Sorted {
     /// Resources that converted; of a resource defined twice, the first.
     pub(super) converted: BTreeMap<ResourceId, Accepted>,
@@ -21,19 +25,20 @@ pub(super) struct Sorted {
 }
 
 pub(super) fn sort(inputs: Vec<Input>) -> Sorted {
-    let mut sorted = Sorted {
-        converted: BTreeMap::new(),
-        errors: Vec::new(),
-        failed: BTreeSet::new(),
-        broken_sources: BTreeSet::new(),
-    };
+    let mut sorted = Sorted::default();
     for input in inputs {
         match input {
             Input::Resource {
                 origin,
                 id,
                 result: Ok(resource),
-            } => sorted.add(Accepted { origin, resource }, id),
+            } => sorted.add(
+                Accepted {
+                    origin,
+                    resource: Arc::new(resource),
+                },
+                id,
+            ),
             Input::Resource {
                 origin,
                 id,

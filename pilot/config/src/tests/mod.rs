@@ -13,6 +13,22 @@ fn errors_of(yaml: &str) -> Vec<String> {
         .collect()
 }
 
+/// `name field: message` of every error, by resource name (`-` for none).
+fn field_errors(applied: &Applied) -> Vec<String> {
+    applied
+        .errors
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}: {}",
+                e.resource.as_ref().map(|r| r.name.as_str()).unwrap_or("-"),
+                e.error.field,
+                e.error.message
+            )
+        })
+        .collect()
+}
+
 fn reviews_mesh(http: &str) -> String {
     docs(&[
         mk_service_entry("reviews", &["v1", "v2"]),
@@ -26,4 +42,5 @@ mod gateways_and_sidecars;
 mod http_features;
 mod mtls;
 mod quotas;
+mod telemetry;
 mod traffic_policy;

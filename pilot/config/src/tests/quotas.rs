@@ -33,18 +33,7 @@ spec:
   validDuration: 1s
 ",
     ));
-    let fields: Vec<String> = applied
-        .errors
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {}: {}",
-                e.resource.as_ref().map(|r| r.name.as_str()).unwrap_or("-"),
-                e.error.field,
-                e.error.message
-            )
-        })
-        .collect();
+    let fields = field_errors(&applied);
     let has = |want: &str| fields.iter().any(|f| f.starts_with(want));
     assert!(
         has("bad spec.validDuration: 500ms must be >= 1s"),
