@@ -251,7 +251,8 @@ fn served_kinds() -> String {
     Kind::ALL.map(Kind::as_str).join(", ")
 }
 
-fn json_type(value: &Value) -> &'static str {
+/// The JSON type of `value`, as messages name it (`a mapping`, `a list`).
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -278,13 +279,15 @@ fn take_string(
     }
 }
 
-/// Deserializes `value`, reporting failures with the path below `prefix`.
-fn parse_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, DocumentError> {
+/// Deserializes `value`, reporting a failure as
+/// [`DocumentError::InvalidField`] with the failing field's path below
+/// `prefix` (`spec.http[0].timeout`; `prefix` may be empty).
+pub fn parse_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, DocumentError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let field = if path == "." {
             prefix.to_string()
-        } else if path.starts_with('[') {
+        } else if path.starts_with('[') || prefix.is_empty() {
             format!("{prefix}{path}")
         } else {
             format!("{prefix}.{path}")

@@ -221,10 +221,49 @@ fn validate_accepts_the_policy_examples_with_bookinfo() {
         &path("authorization-policy.yaml"),
         "-f",
         &path("telemetry"),
+        "--mesh-config",
+        &path("mesh-config.yaml"),
     ]);
-    // One Quota, two AuthorizationPolicies and nine Telemetries (Istio's
-    // documented examples), all accepted.
-    assert_eq!(with_policies, bookinfo + 3 + 9);
+    // One Quota, two AuthorizationPolicies and eleven Telemetries (Istio's
+    // documented examples, their providers defined by the mesh config),
+    // all accepted.
+    assert_eq!(with_policies, bookinfo + 3 + 11);
+}
+
+/// Without the mesh config that defines it, a provider a Telemetry names
+/// is an error; a bad mesh config is refused naming its field.
+#[test]
+fn validate_checks_telemetry_providers_against_the_mesh_config() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let tracing = examples.join("telemetry/tracing.yaml");
+    let out = weft(&["validate", "-f", tracing.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "exit 1: {text}");
+    assert!(
+        text.contains("Telemetry baz/tracing-default: spec.tracing[0].providers[0].name: the mesh config defines no provider \"zipkin\""),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = dir.path().join("mesh.yaml");
+    std::fs::write(
+        &mesh,
+        "extensionProviders:\n- name: zipkin\n  zipkin: {service: zipkin.istio-system.svc.cluster.local, port: [9411]}\n",
+    )
+    .unwrap();
+    let out = weft(&[
+        "validate",
+        "--mesh-config",
+        mesh.to_str().unwrap(),
+        "-f",
+        tracing.to_str().unwrap(),
+    ]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "exit 1: {text}");
+    assert!(
+        text.contains("mesh.yaml: extensionProviders[0].zipkin.port: invalid type: sequence"),
+        "{text}"
+    );
 }
 
 /// A Telemetry Weft cannot honour is refused, each error naming its field.

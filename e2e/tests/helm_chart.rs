@@ -170,6 +170,7 @@ async fn the_chart_lints_clean_and_installs_and_uninstalls_every_object() -> Res
     let kinds: Vec<&str> = objects.iter().map(|(kind, ..)| kind.as_str()).collect();
     for kind in [
         "ServiceAccount",
+        "ConfigMap",
         "ClusterRole",
         "ClusterRoleBinding",
         "Role",

@@ -15,6 +15,7 @@
 //! kube-apiserver ──watch (reflectors)──▶ stores::Stores ──observe()──▶ Vec<Input> + MeshObjects
 //!   mesh kinds (weft_crds::Kind::ALL) ─▶ mesh.rs ─▶ weft_config::convert
 //!   Services + EndpointSlices + Pods  ─▶ services.rs (namespaces picked by discovery.rs)
+//!   ConfigMap istio (key mesh), the control plane's namespace ─▶ the mesh config's text
 //!
 //! ConfigStore::apply (in the binary) ─▶ status::build_outcomes ─▶ status::writer (leader only,
 //!                                          server-side apply of /status, Accepted / Ready)

@@ -4,10 +4,12 @@
 //! ```text
 //! kube-apiserver ──watch (kube::runtime::watcher + reflector)──▶ Stores
 //!   every mesh kind (weft_crds::Kind::ALL, in its own group, stored version),
-//!   Service, EndpointSlice (discovery.k8s.io/v1), Pod, Namespace
+//!   Service, EndpointSlice (discovery.k8s.io/v1), Pod, Namespace, and the
+//!   mesh config: ConfigMap `istio` (key `mesh`) in the control plane's namespace
 //!        │ any change pings a channel ─▶ the binary's Debouncer (quiet / max delay)
 //!        ▼
-//! Stores::observe(): Vec<weft_config::Input>   (state of the world)
+//! Stores::observe(): Vec<weft_config::Input>   (state of the world),
+//!   and the mesh config's text (parsed by the binary, which owns its policy)
 //!   mesh objects ─▶ weft_config::convert        (mesh.rs)
 //!   Services + EndpointSlices + Pods ─▶ weft_model::Service (services.rs),
 //!     from the namespaces the discovery selectors pick (discovery.rs)
@@ -22,7 +24,7 @@ use std::sync::Arc;
 use crate::discovery::DiscoverySelectors;
 use crate::mesh::{self, MeshKind};
 use crate::{services, watch};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use kube::runtime::reflector::Store;
@@ -34,7 +36,13 @@ use weft_crds::{
 };
 
 /// The cluster's own kinds Weft watches besides the mesh kinds.
-pub const CLUSTER_KINDS: [&str; 4] = ["Service", "EndpointSlice", "Pod", "Namespace"];
+pub const CLUSTER_KINDS: [&str; 5] = ["Service", "EndpointSlice", "Pod", "Namespace", "ConfigMap"];
+
+/// The ConfigMap that holds the mesh config, in the control plane's
+/// namespace (Istio's name).
+pub const MESH_CONFIG_MAP: &str = "istio";
+/// Its key whose value is the MeshConfig YAML.
+pub const MESH_CONFIG_KEY: &str = "mesh";
 
 /// Every kind Weft watches, as its metrics and logs name it: the mesh
 /// kinds, then [`CLUSTER_KINDS`].
@@ -74,6 +82,8 @@ pub struct Stores {
     endpoint_slices: Store<EndpointSlice>,
     pods: Store<Pod>,
     namespaces: Store<Namespace>,
+    /// [`MESH_CONFIG_MAP`] (none, or that one).
+    mesh_config: Store<ConfigMap>,
     /// Which namespaces' Services, EndpointSlices and Pods count.
     discovery: DiscoverySelectors,
 }
@@ -100,13 +110,15 @@ impl Error {
 }
 
 impl Stores {
-    /// Starts the watches of every kind ([`watched_kinds`]); each change
-    /// sends `()` on `changes`, each watch failure counts in `metrics`.
+    /// Starts the watches of every kind ([`watched_kinds`]), the mesh
+    /// config's ConfigMap in `control_plane_namespace`; each change sends
+    /// `()` on `changes`, each watch failure counts in `metrics`.
     pub fn watch(
         client: &Client,
         changes: &mpsc::UnboundedSender<()>,
         metrics: &watch::WatchMetrics,
         discovery: DiscoverySelectors,
+        control_plane_namespace: &str,
     ) -> Self {
         fn mesh<K: MeshKind>(
             client: &Client,
@@ -117,6 +129,14 @@ impl Stores {
         }
         Self {
             namespaces: watch::watch_all(client, "Namespace", changes.clone(), metrics.clone()),
+            mesh_config: watch::watch_named(
+                client,
+                control_plane_namespace,
+                MESH_CONFIG_MAP,
+                "ConfigMap",
+                changes.clone(),
+                metrics.clone(),
+            ),
             discovery,
             virtual_services: mesh(client, changes, metrics),
             destination_rules: mesh(client, changes, metrics),
@@ -175,7 +195,20 @@ impl Stores {
         listed(&self.services, "Service").await?;
         listed(&self.endpoint_slices, "EndpointSlice").await?;
         listed(&self.pods, "Pod").await?;
-        listed(&self.namespaces, "Namespace").await
+        listed(&self.namespaces, "Namespace").await?;
+        listed(&self.mesh_config, "ConfigMap").await
+    }
+
+    /// The mesh config's text: key [`MESH_CONFIG_KEY`] of ConfigMap
+    /// [`MESH_CONFIG_MAP`]; `None` when either is missing (Istio's
+    /// defaults then).
+    pub fn mesh_config_text(&self) -> Option<String> {
+        self.mesh_config.state().iter().find_map(|map| {
+            map.data
+                .as_ref()
+                .and_then(|data| data.get(MESH_CONFIG_KEY))
+                .cloned()
+        })
     }
 
     /// The labels of namespace `name`, `None` while it is unknown.
@@ -199,7 +232,10 @@ impl Stores {
     /// Every input the current state makes, and the mesh objects they were
     /// made from (read from the same state, so generations match).
     pub fn observe(&self) -> Observed {
-        let mut observed = Observed::default();
+        let mut observed = Observed {
+            mesh_config: self.mesh_config_text(),
+            ..Observed::default()
+        };
         for kind in Kind::ALL {
             match kind {
                 Kind::VirtualService => observed.add(&self.virtual_services),
@@ -247,6 +283,8 @@ pub struct Observed {
     pub inputs: Vec<Input>,
     /// The mesh objects (the kinds with a status).
     pub objects: Vec<mesh::MeshObject>,
+    /// The mesh config's text ([`Stores::mesh_config_text`]).
+    pub mesh_config: Option<String>,
 }
 
 impl Observed {

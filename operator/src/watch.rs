@@ -14,6 +14,7 @@ use std::fmt::Debug;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -90,9 +91,60 @@ pub fn watch_all_trimmed<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    watch_with(
+        Api::all(client.clone()),
+        watcher::Config::default(),
+        kind,
+        changes,
+        metrics,
+        trim,
+    )
+}
+
+/// Starts watching the one `K` called `name` in `namespace` (a field
+/// selector on its name, so RBAC may grant that object alone); its store
+/// holds it, or nothing while it does not exist.
+pub fn watch_named<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    kind: &'static str,
+    changes: mpsc::UnboundedSender<()>,
+    metrics: WatchMetrics,
+) -> Store<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    watch_with(
+        Api::namespaced(client.clone(), namespace),
+        watcher::Config::default().fields(&format!("metadata.name={name}")),
+        kind,
+        changes,
+        metrics,
+        strip_bookkeeping,
+    )
+}
+
+/// The reflector of `api`'s objects that `config` selects.
+fn watch_with<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    kind: &'static str,
+    changes: mpsc::UnboundedSender<()>,
+    metrics: WatchMetrics,
+    trim: fn(&mut K),
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let (reader, writer) = reflector::store();
-    let api: Api<K> = Api::all(client.clone());
-    let stream = watcher(api, watcher::Config::default())
+    let stream = watcher(api, config)
         .default_backoff()
         .modify(trim)
         .reflect(writer);

@@ -27,9 +27,10 @@ const SERVING_CERT_TTL: std::time::Duration = std::time::Duration::from_secs(365
 
 /// Binds `--ca-address` and serves the certificate service in the
 /// background until SIGTERM / Ctrl-C; logs `certificate service listening
-/// on ADDR`.
+/// on ADDR` with the `trust_domain` it signs in (the mesh config's).
 pub async fn start<A: Authenticator>(
     args: &CaArgs,
+    trust_domain: &str,
     ca: CertificateAuthority,
     authenticator: A,
     metrics: CitadelMetrics,
@@ -59,7 +60,7 @@ pub async fn start<A: Authenticator>(
             max_ttl: args.cert_max_ttl.0,
         })
         .with_metrics(metrics);
-    info!(address = %bound, trust_domain = %args.trust_domain, "certificate service listening on {bound}");
+    info!(address = %bound, trust_domain, "certificate service listening on {bound}");
     tokio::spawn(async move {
         if let Err(err) = weft_citadel::serve(listener, tls, service, shutdown_signal()).await {
             warn!(%err, kind = err.kind(), "the certificate service stopped");

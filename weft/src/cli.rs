@@ -45,6 +45,12 @@ pub struct StandaloneArgs {
     /// ServiceEntry; multi-document), watched for changes.
     #[arg(long, value_name = "DIR")]
     pub config_dir: PathBuf,
+    /// Istio's MeshConfig (YAML, what ConfigMap `istio` holds under
+    /// `mesh`): root namespace, trust domain, telemetry providers; watched,
+    /// a bad version is refused and the last good one kept. Not inside
+    /// `--config-dir`. Without it, Istio's defaults.
+    #[arg(long, value_name = "FILE")]
+    pub mesh_config: Option<PathBuf>,
     /// Address of the plaintext xDS (ADS) server.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15010")]
     pub xds_address: SocketAddr,
@@ -311,6 +317,11 @@ pub struct ValidateArgs {
         required = true
     )]
     pub files: Vec<PathBuf>,
+    /// The mesh config to check them with (`weft standalone
+    /// --mesh-config`): the providers Telemetry resources may name. It is
+    /// checked too. Without it, Istio's defaults.
+    #[arg(long, value_name = "FILE")]
+    pub mesh_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -546,10 +557,12 @@ pub struct CaArgs {
     /// Address of the certificate service (gRPC over TLS).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15012")]
     pub ca_address: SocketAddr,
-    /// The mesh's trust domain: identities are
-    /// `spiffe://<trust-domain>/ns/<ns>/sa/<sa>`.
-    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
-    pub trust_domain: String,
+    /// The mesh's trust domain when the mesh config sets no
+    /// `trustDomain` (default `cluster.local`): identities are
+    /// `spiffe://<trust-domain>/ns/<ns>/sa/<sa>`. The mesh config is the
+    /// one source: if both are set and differ, startup fails.
+    #[arg(long, value_name = "DOMAIN")]
+    pub trust_domain: Option<String>,
     /// The key of a root Weft generates (a plug-in CA brings its own).
     #[arg(long, value_enum, default_value_t = KeyTypeArg::EcdsaP256)]
     pub ca_key_type: KeyTypeArg,

@@ -19,6 +19,7 @@ use weft_model::MeshSnapshot;
 use weft_quota_service::{QuotaMetrics, QuotaService};
 use weft_xds::{AdsServer, Rejections, XdsMetrics};
 
+use crate::mesh_config::Reload;
 use crate::monitoring::{self, Readiness};
 
 /// How long a shutdown waits for connected proxies' streams to end.
@@ -135,6 +136,39 @@ impl ConfigRecorder {
         report(applied);
         self.0.record(applied);
     }
+
+    /// Logs and counts a mesh config read from `origin` (nothing for an
+    /// unchanged one).
+    pub fn record_mesh_config(&self, origin: &str, reload: &Reload) {
+        match reload {
+            Reload::Unchanged => {}
+            Reload::Applied(mesh) => {
+                info!(
+                    origin,
+                    root_namespace = %mesh.root_namespace,
+                    trust_domain = %mesh.trust_domain,
+                    providers = mesh.providers.len(),
+                    "mesh config applied"
+                );
+                self.0.record_mesh_config(true);
+            }
+            Reload::Rejected(errors) => {
+                for error in errors {
+                    warn!(
+                        origin,
+                        reason = error.reason.kind(),
+                        "mesh config error: {origin}: {error}"
+                    );
+                }
+                warn!(
+                    origin,
+                    errors = errors.len(),
+                    "mesh config rejected; the last good one is kept"
+                );
+                self.0.record_mesh_config(false);
+            }
+        }
+    }
 }
 
 /// Logs the errors, kept resources and totals of one applied config.
@@ -152,6 +186,7 @@ fn report(applied: &Applied) {
         services = snapshot.services.len(),
         virtual_services = snapshot.virtual_services.len(),
         destination_rules = snapshot.destination_rules.len(),
+        telemetries = snapshot.telemetries.len(),
         errors = applied.errors.len(),
         "config applied"
     );

@@ -4,17 +4,20 @@
 //! ([`commands`]): flags become the libraries' plain config structs, and
 //! the libraries run. What `weft standalone` and `weft operator` share
 //! (monitoring, the xDS and quota servers, shutdown) is [`control_plane`];
-//! the certificate service both can serve is [`certificate_service`].
+//! the certificate service both can serve is [`certificate_service`]; the
+//! mesh config over time, and the trust domain it settles, [`mesh_config`].
 //!
 //! ```text
-//! weft standalone --config-dir DIR
+//! weft standalone --config-dir DIR [--mesh-config FILE]
 //!     files ─▶ weft_source::files ─▶ weft_config::ConfigStore ─▶ watch<MeshSnapshot>
+//!     mesh config ─▶ mesh_config::MeshConfigState ─▶ ConfigStore::set_mesh_config
 //!                                                                  │
 //!                                         weft_xds::AdsServer ◀────┘ ─▶ Envoy (ADS, :15010)
 //!     monitoring (:15014): /metrics, /healthz, /readyz
 //! weft operator [--kubeconfig F]
-//!     weft_operator::Stores (kube watches) ─▶ Debouncer ─▶ the same ConfigStore, xDS and
-//!     monitoring; status, leader election, the CA on Secrets and the webhooks (weft_operator)
+//!     weft_operator::Stores (kube watches; the mesh config from ConfigMap istio) ─▶ Debouncer ─▶
+//!     the same ConfigStore, xDS and monitoring; status, leader election, the CA on Secrets
+//!     and the webhooks (weft_operator)
 //! weft bootstrap ...   prints the Envoy bootstrap (weft_translate::bootstrap)
 //! weft validate -f F   weft_source::files ─▶ weft_config::validate_inputs, errors printed
 //! weft inject -f F     the webhook's injection offline (weft_operator::inject)
@@ -26,6 +29,7 @@ mod cli;
 mod commands;
 mod control_plane;
 mod logging;
+mod mesh_config;
 mod monitoring;
 
 use std::process::ExitCode;

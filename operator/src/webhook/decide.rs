@@ -5,8 +5,8 @@
 //! The candidate object is converted as the watches convert it
 //! ([`crate::mesh::build_mesh_inputs`]), put in place of the object of
 //! the same kind, namespace and name among the cluster's inputs, and the
-//! whole set goes through [`weft_config::validate_inputs`], the code
-//! `weft validate -f` runs. Only errors about the candidate count:
+//! whole set goes through [`weft_config::validate_inputs_with`] the mesh
+//! config the control plane runs with, the code `weft validate -f` runs. Only errors about the candidate count:
 //!
 //! | reason | answer |
 //! |---|---|
@@ -54,9 +54,9 @@ use weft_crds::{
     AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota, ServiceEntry,
     Sidecar, Telemetry, VirtualService,
 };
-use weft_model::{MeshSnapshot, ResourceId, qualify_host};
+use weft_model::{MeshConfig, MeshSnapshot, ResourceId, qualify_host};
 
-use weft_config::validate_inputs;
+use weft_config::validate_inputs_with;
 
 use crate::mesh::{self, MeshKind};
 
@@ -86,6 +86,15 @@ impl Decision {
     }
 }
 
+/// The cluster the candidate is validated with: its inputs (state of the
+/// world, as [`crate::Stores::observe`] makes them) and the mesh config
+/// the control plane runs with (the providers a Telemetry may name).
+#[derive(Clone, Debug, Default)]
+pub struct ClusterState {
+    pub inputs: Vec<Input>,
+    pub mesh_config: Arc<MeshConfig>,
+}
+
 /// What to do with one error about the candidate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Verdict {
@@ -93,12 +102,11 @@ enum Verdict {
     Warn,
 }
 
-/// Decides `request`; `cluster` gives the cluster's current inputs (state
-/// of the world, as [`crate::Stores::observe`] makes them) and is
+/// Decides `request`; `cluster` gives the cluster's current state and is
 /// called only when the request needs validating.
 pub fn decide(
     request: &AdmissionRequest<DynamicObject>,
-    cluster: impl FnOnce() -> Vec<Input>,
+    cluster: impl FnOnce() -> ClusterState,
 ) -> Decision {
     if !matches!(request.operation, Operation::Create | Operation::Update)
         || request.sub_resource.is_some()
@@ -135,12 +143,16 @@ pub fn decide(
         Ok(input) => input,
         Err(err) => return deny(vec![one_line(&format!("{id}: spec: {err}"))]),
     };
-    let mut inputs: Vec<Input> = cluster()
+    let ClusterState {
+        inputs,
+        mesh_config,
+    } = cluster();
+    let mut inputs: Vec<Input> = inputs
         .into_iter()
         .filter(|input| !matches!(input, Input::Resource { id: other, .. } if *other == id))
         .collect();
     inputs.push(candidate);
-    let validation = validate_inputs(inputs);
+    let validation = validate_inputs_with(inputs, mesh_config);
     let mut denied = Vec::new();
     let mut warnings = Vec::new();
     for error in validation

@@ -30,6 +30,7 @@ pub mod review;
 pub mod server;
 
 pub use cert::RotatingCert;
+pub use decide::ClusterState;
 pub use metrics::WebhookMetrics;
 pub use server::{ClusterInputs, Error, Injection, NamespaceLabels, ServingCert, TlsFiles, start};
 

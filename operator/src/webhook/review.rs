@@ -3,14 +3,12 @@
 //! and the AdmissionReview that carries it back. Pure, apart from a log
 //! line per review.
 
+use super::decide::{ClusterState, decide, validated_kind};
 use axum::http::StatusCode;
 use kube::core::DynamicObject;
 use kube::core::Status;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use tracing::info;
-use weft_config::Input;
-
-use super::decide::{decide, validated_kind};
 
 /// The answer to one body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,8 +22,8 @@ pub struct Reply {
     pub reviewed: Option<(&'static str, bool)>,
 }
 
-/// Answers one body; `cluster` gives the cluster's inputs if needed.
-pub fn respond(body: &[u8], cluster: impl FnOnce() -> Vec<Input>) -> Reply {
+/// Answers one body; `cluster` gives the cluster's state if needed.
+pub fn respond(body: &[u8], cluster: impl FnOnce() -> ClusterState) -> Reply {
     let request = match parse_request(body) {
         Ok(request) => request,
         Err(reply) => return reply,

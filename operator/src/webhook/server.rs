@@ -25,14 +25,14 @@ use tokio_rustls::server::TlsStream;
 use tracing::{debug, error, info, warn};
 
 use super::cert::RotatingCert;
+use super::decide::ClusterState;
 use super::metrics::WebhookMetrics;
 use super::review::{Reply, respond};
 use crate::inject::InjectConfig;
-use weft_config::Input;
 
-/// The cluster's current inputs, on demand (in `weft operator`,
-/// `Stores::observe().inputs`).
-pub type ClusterInputs = Arc<dyn Fn() -> Vec<Input> + Send + Sync>;
+/// The cluster's current inputs and mesh config, on demand (in `weft
+/// operator`, `Stores::observe().inputs` and the mesh config it runs with).
+pub type ClusterInputs = Arc<dyn Fn() -> ClusterState + Send + Sync>;
 
 /// A namespace's labels, `None` when the namespace is unknown (in `weft
 /// operator`, from the Namespace watch's store).

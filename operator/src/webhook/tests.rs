@@ -8,9 +8,8 @@ use axum::http::StatusCode;
 use kube::core::DynamicObject;
 use kube::core::admission::AdmissionRequest;
 use serde_json::{Value, json};
-use weft_config::Input;
 
-use super::decide::{Decision, candidate_input, decide, lookup};
+use super::decide::{ClusterState, Decision, candidate_input, decide, lookup};
 use super::review::respond;
 
 const DESTINATION_RULE: &str = "
@@ -85,8 +84,8 @@ fn mk_request(review: Value) -> AdmissionRequest<DynamicObject> {
 }
 
 /// The cluster's inputs, made from `objects` as the watches make them.
-fn mk_cluster(objects: &[&str]) -> Vec<Input> {
-    objects
+fn mk_cluster(objects: &[&str]) -> ClusterState {
+    let inputs = objects
         .iter()
         .map(|yaml| {
             let object: DynamicObject = serde_yaml::from_str(yaml).unwrap();
@@ -95,7 +94,11 @@ fn mk_cluster(objects: &[&str]) -> Vec<Input> {
             let kind = super::decide::validated_kind(group, &types.kind).unwrap();
             candidate_input(kind, object).unwrap()
         })
-        .collect()
+        .collect();
+    ClusterState {
+        inputs,
+        ..ClusterState::default()
+    }
 }
 
 /// The decision on creating `yaml` in a cluster holding `cluster`.
@@ -109,17 +112,18 @@ fn denied_message(decision: &Decision) -> &str {
     decision.message.as_deref().unwrap()
 }
 
+fn allowed_without_warnings() -> Decision {
+    Decision {
+        allowed: true,
+        message: None,
+        warnings: vec![],
+    }
+}
+
 #[test]
 fn a_valid_virtual_service_is_allowed_without_warnings() {
     let decision = decide_create(ROUTE_TO_V1, &[DESTINATION_RULE]);
-    assert_eq!(
-        decision,
-        Decision {
-            allowed: true,
-            message: None,
-            warnings: vec![]
-        }
-    );
+    assert_eq!(decision, allowed_without_warnings());
 }
 
 #[test]
@@ -379,7 +383,7 @@ fn warnings_travel_in_the_admission_review() {
 ",
     );
     let body = mk_review("CREATE", Some(mk_object(&vs)), None).to_string();
-    let reply = respond(body.as_bytes(), Vec::new);
+    let reply = respond(body.as_bytes(), ClusterState::default);
     let answer: Value = serde_json::from_str(&reply.body).unwrap();
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     assert_eq!(answer["response"]["warnings"].as_array().unwrap().len(), 1);
@@ -493,6 +497,64 @@ spec:
     let message = denied_message(&decide_create(bad_quota, &[])).to_string();
     assert!(
         message.contains("Quota default/ratings: spec.maxAmount"),
+        "{message}"
+    );
+}
+
+const TRACING_TELEMETRY: &str = "
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  tracing:
+  - providers: [{name: zipkin}]
+";
+
+#[test]
+fn telemetry_providers_are_checked_against_the_mesh_config_the_plane_runs_with() {
+    let request = mk_request(mk_review(
+        "CREATE",
+        Some(mk_object(TRACING_TELEMETRY)),
+        None,
+    ));
+    let decision = decide(&request, ClusterState::default);
+    assert!(
+        decision.allowed,
+        "the provider may be defined next: {decision:?}"
+    );
+    assert_eq!(decision.warnings.len(), 1, "{decision:?}");
+    assert!(
+        decision.warnings[0].contains(
+            "Telemetry istio-system/mesh-default: spec.tracing[0].providers[0].name: the mesh config defines no provider \"zipkin\""
+        ),
+        "{decision:?}"
+    );
+    let mesh = weft_config::parse_mesh_config(
+        "extensionProviders:\n- name: zipkin\n  zipkin: {service: istio-system/zipkin, port: 9411}\n",
+    )
+    .unwrap();
+    let decision = decide(&request, || ClusterState {
+        inputs: Vec::new(),
+        mesh_config: std::sync::Arc::new(mesh),
+    });
+    assert_eq!(decision, allowed_without_warnings());
+}
+
+#[test]
+fn a_second_namespace_wide_telemetry_is_denied() {
+    let second = TRACING_TELEMETRY
+        .replace("mesh-default", "other")
+        .replace("zipkin", "envoy")
+        .replace("tracing", "accessLogging");
+    let decision = decide_create(
+        &second,
+        &[&TRACING_TELEMETRY
+            .replace("zipkin", "envoy")
+            .replace("tracing", "accessLogging")],
+    );
+    let message = denied_message(&decision);
+    assert!(
+        message.contains("Telemetry istio-system/other: spec.selector: namespace istio-system already has a Telemetry without selector or targetRefs (Telemetry istio-system/mesh-default)"),
         "{message}"
     );
 }

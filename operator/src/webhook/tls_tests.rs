@@ -73,7 +73,7 @@ async fn reviews_are_answered_over_tls_and_garbage_is_a_400() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, files) = mk_pki(dir.path());
     let metrics = WebhookMetrics::default();
-    let cluster: ClusterInputs = Arc::new(Vec::new);
+    let cluster: ClusterInputs = Arc::new(super::ClusterState::default);
     let addr = start(
         "127.0.0.1:0".parse().unwrap(),
         &ServingCert::Files(files),
@@ -186,7 +186,7 @@ async fn a_swapped_certificate_is_served_from_the_next_handshake() {
         certified_key(&chain, &key).unwrap()
     };
     let rotating = Arc::new(RotatingCert::new(issue()));
-    let cluster: ClusterInputs = Arc::new(Vec::new);
+    let cluster: ClusterInputs = Arc::new(super::ClusterState::default);
     let addr = start(
         "127.0.0.1:0".parse().unwrap(),
         &ServingCert::Rotating(rotating.clone()),

@@ -17,12 +17,18 @@
 //!   resource is bad it keeps serving that resource's last good version, so
 //!   a bad edit never takes traffic down.
 //! - [`validate_inputs`] is that assembly on an empty store: what `weft
-//!   validate`, the validating webhook and standalone all check.
+//!   validate`, the validating webhook and standalone all check
+//!   ([`validate_inputs_with`] a mesh config).
+//! - [`parse_mesh_config`] reads Istio's MeshConfig YAML (the root
+//!   namespace, the trust domain, telemetry providers) into a
+//!   [`MeshConfig`](weft_model::MeshConfig), naming every bad field;
+//!   [`ConfigStore::set_mesh_config`] assembles the snapshot with it.
 //! - `testing` (feature `testing`): meshes written as YAML for other
 //!   crates' tests.
 
 mod convert;
 mod documents;
+mod mesh_config;
 pub mod metrics;
 mod store;
 #[cfg(any(test, feature = "testing"))]
@@ -31,8 +37,9 @@ mod validate;
 
 pub use convert::{ConvertedResource, convert};
 pub use documents::{DEFAULT_NAMESPACE, parse_documents};
+pub use mesh_config::{DEFAULT_OTEL_LOG_NAME, parse_mesh_config, parse_mesh_config_over};
 pub use store::{Applied, ConfigStore, Input, Origin};
-pub use validate::{Validation, validate_inputs};
+pub use validate::{Validation, validate_inputs, validate_inputs_with};
 
 #[cfg(test)]
 mod tests;

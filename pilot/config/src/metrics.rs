@@ -5,6 +5,7 @@
 //! | `weft_config_errors` | counter: errors reported by applies | `kind` (`VirtualService`, ..., `unknown` when the document names no resource), `reason` ([`ErrorReason::kind`](super::ErrorReason::kind)) |
 //! | `weft_config_applies` | counter: applies | `changed` = `true` \| `false` |
 //! | `weft_config_kept_last_good` | gauge: resources served at their last good version | |
+//! | `weft_mesh_config_reloads` | counter: mesh configs read (`--mesh-config`, ConfigMap `istio`) | `result` = `applied` \| `rejected` (the last good one kept) |
 //!
 //! Every apply reads the whole configuration again, so an error counts
 //! once per apply for as long as it stays. Labels are bounded: never a
@@ -35,6 +36,17 @@ pub struct ApplyLabels {
     pub changed: bool,
 }
 
+/// `result` of a mesh config read: applied.
+pub const MESH_CONFIG_APPLIED: &str = "applied";
+/// `result` of a mesh config read: rejected, the last good one kept.
+pub const MESH_CONFIG_REJECTED: &str = "rejected";
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct MeshConfigLabels {
+    /// [`MESH_CONFIG_APPLIED`] or [`MESH_CONFIG_REJECTED`].
+    pub result: &'static str,
+}
+
 /// The config layer's metrics. [`Default`] makes them unregistered;
 /// [`ConfigMetrics::register`] exports them.
 #[derive(Clone, Debug, Default)]
@@ -42,6 +54,7 @@ pub struct ConfigMetrics {
     errors: Family<ErrorLabels, Counter>,
     applies: Family<ApplyLabels, Counter>,
     kept_last_good: Gauge,
+    mesh_config_reloads: Family<MeshConfigLabels, Counter>,
 }
 
 impl ConfigMetrics {
@@ -63,6 +76,16 @@ impl ConfigMetrics {
             "Resources served at their last good version because the current one is bad",
             metrics.kept_last_good.clone(),
         );
+        registry.register(
+            "weft_mesh_config_reloads",
+            "Mesh configs read, by whether they were applied or rejected (the last good one kept)",
+            metrics.mesh_config_reloads.clone(),
+        );
+        for result in [MESH_CONFIG_APPLIED, MESH_CONFIG_REJECTED] {
+            let _ = metrics
+                .mesh_config_reloads
+                .get_or_create(&MeshConfigLabels { result });
+        }
         metrics
     }
 
@@ -86,6 +109,25 @@ impl ConfigMetrics {
             .inc();
         self.kept_last_good
             .set(i64::try_from(applied.kept.len()).unwrap_or(i64::MAX));
+    }
+
+    /// Records one mesh config read: applied, or rejected.
+    pub fn record_mesh_config(&self, applied: bool) {
+        let result = if applied {
+            MESH_CONFIG_APPLIED
+        } else {
+            MESH_CONFIG_REJECTED
+        };
+        self.mesh_config_reloads
+            .get_or_create(&MeshConfigLabels { result })
+            .inc();
+    }
+
+    /// Mesh config reads counted so far with `result`.
+    pub fn mesh_config_reloads(&self, result: &'static str) -> u64 {
+        self.mesh_config_reloads
+            .get(&MeshConfigLabels { result })
+            .map_or(0, |c| c.get())
     }
 
     /// Errors of `kind` and `reason` counted so far.
@@ -184,6 +226,31 @@ spec:
             "{text}"
         );
         assert!(text.contains("weft_config_kept_last_good "), "{text}");
+        assert!(
+            text.contains("weft_mesh_config_reloads_total{result=\"rejected\"} 0"),
+            "both results are exported from the start: {text}"
+        );
         assert!(!text.contains("vs.yaml"), "no file names: {text}");
+    }
+
+    #[test]
+    fn mesh_config_reads_are_counted_by_result() {
+        let mut registry = Registry::default();
+        let metrics = ConfigMetrics::register(&mut registry);
+        metrics.record_mesh_config(true);
+        metrics.record_mesh_config(false);
+        metrics.record_mesh_config(false);
+        assert_eq!(metrics.mesh_config_reloads(MESH_CONFIG_APPLIED), 1);
+        assert_eq!(metrics.mesh_config_reloads(MESH_CONFIG_REJECTED), 2);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("weft_mesh_config_reloads_total{result=\"applied\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weft_mesh_config_reloads_total{result=\"rejected\"} 2"),
+            "{text}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use weft_model::MeshSnapshot;
+use weft_model::{MeshConfig, MeshSnapshot};
 
 use crate::{ConfigError, ConfigStore, Input};
 
@@ -24,14 +24,23 @@ impl Validation {
     }
 }
 
-/// Applies `inputs` to an empty store, as one mesh: conversion errors and
-/// whole-mesh checks (subsets, duplicate hosts, merging) alike.
+/// Applies `inputs` to an empty store, as one mesh with Istio's default
+/// mesh config: conversion errors and whole-mesh checks (subsets,
+/// duplicate hosts, merging, Telemetry providers) alike.
 pub fn validate_inputs(inputs: Vec<Input>) -> Validation {
+    validate_inputs_with(inputs, Arc::new(MeshConfig::default()))
+}
+
+/// [`validate_inputs`] with `mesh_config` (the providers Telemetry
+/// resources may name, the root namespace).
+pub fn validate_inputs_with(inputs: Vec<Input>, mesh_config: Arc<MeshConfig>) -> Validation {
     let resources = inputs
         .iter()
         .filter(|input| matches!(input, Input::Resource { .. }))
         .count();
-    let applied = ConfigStore::default().apply(inputs);
+    let mut store = ConfigStore::default();
+    store.set_mesh_config(mesh_config);
+    let applied = store.apply(inputs);
     Validation {
         resources,
         errors: applied.errors,

@@ -1,5 +1,6 @@
 //! Standalone mode's source: a directory of Istio YAML files, the same
-//! multi-document YAML a user would `kubectl apply`, watched for changes.
+//! multi-document YAML a user would `kubectl apply`, watched for changes;
+//! and one file watched the same way (the mesh config, `--mesh-config`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -87,10 +88,43 @@ pub struct DirWatcher {
 
 impl DirWatcher {
     pub fn new(dir: &Path, quiet: Duration, max_delay: Duration) -> notify::Result<Self> {
+        Self::watching(dir, None, quiet, max_delay)
+    }
+
+    /// Watches one file, the same way: its directory is watched (so that
+    /// an editor's save by rename is seen) and only changes of that name
+    /// count. Its contents may well be unchanged: compare them.
+    pub fn for_file(file: &Path, quiet: Duration, max_delay: Duration) -> notify::Result<Self> {
+        let dir = match file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        Self::watching(
+            dir,
+            file.file_name().map(|n| n.to_owned()),
+            quiet,
+            max_delay,
+        )
+    }
+
+    /// Watches `dir`; with `name`, only events about that entry count.
+    fn watching(
+        dir: &Path,
+        name: Option<std::ffi::OsString>,
+        quiet: Duration,
+        max_delay: Duration,
+    ) -> notify::Result<Self> {
         let (tx, events) = mpsc::unbounded_channel();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let relevant = event.is_ok_and(|e| !e.kind.is_access());
+                let relevant = event.is_ok_and(|e| {
+                    !e.kind.is_access()
+                        && name.as_ref().is_none_or(|name| {
+                            e.paths
+                                .iter()
+                                .any(|p| p.file_name() == Some(name.as_os_str()))
+                        })
+                });
                 if relevant {
                     let _ = tx.send(());
                 }

@@ -8,6 +8,11 @@
 //! Weft's CA, [`weft_operator::webhook_certs`]), the admission webhook
 //! ([`weft_operator::webhook`]) is served once the watches listed.
 //!
+//! The mesh config is ConfigMap `istio` (key `mesh`) in
+//! `--control-plane-namespace`, watched with the rest: read before the CA
+//! starts (it signs in its trust domain; see [`crate::mesh_config`]), then
+//! on every change, a bad one refused and the last good one kept.
+//!
 //! Readiness while the apiserver is unreachable: `/readyz` stays 200. Once
 //! the first config is applied and xDS listens, Weft serves the last config
 //! it built from its watches' stores, which a broken watch leaves as they
@@ -26,11 +31,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 use weft_citadel::{CertificateAuthority, CitadelMetrics};
 use weft_config::ConfigStore;
-use weft_model::MeshSnapshot;
+use weft_model::{MeshConfig, MeshSnapshot};
 use weft_xds::RejectionMap;
 
 use crate::cli::OperatorArgs;
 use crate::control_plane::{ConfigRecorder, ControlPlane, shutdown_signal};
+use crate::mesh_config::{MeshConfigState, Reload};
 use weft_operator::Stores;
 use weft_operator::blame::StatusFeed;
 use weft_operator::cluster_ca;
@@ -40,7 +46,7 @@ use weft_operator::status::{
     self,
     writer::{StatusMetrics, StatusUpdate},
 };
-use weft_operator::stores::watched_kinds;
+use weft_operator::stores::{MESH_CONFIG_KEY, MESH_CONFIG_MAP, watched_kinds};
 use weft_operator::watch::WatchMetrics;
 use weft_operator::webhook::{self, WebhookMetrics};
 use weft_operator::webhook_certs::{self, WebhookCertMetrics};
@@ -69,23 +75,43 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let leadership = leader::spawn(client.clone(), lease, leader_metrics);
 
     let (changes, receiver) = mpsc::unbounded_channel();
-    let stores = Stores::watch(&client, &changes, &watch_metrics, discovery);
+    let stores = Stores::watch(
+        &client,
+        &changes,
+        &watch_metrics,
+        discovery,
+        &args.control_plane_namespace,
+    );
     drop(changes);
     let debouncer = Debouncer::new(receiver, args.debounce_quiet.0, args.debounce_max.0);
     info!("waiting for the first list of every watched kind");
     stores.wait_until_listed().await?;
-    let ca =
-        start_certificate_service(&args, &client, &stores, &leadership, citadel_metrics).await?;
+    let recorder = plane.recorder();
+    // The mesh config before the CA: the CA signs in its trust domain.
+    let mesh = MeshConfigFeed::start(&args, &stores, &recorder)?;
+    let ca = start_certificate_service(
+        &args,
+        mesh.state.trust_domain(),
+        &client,
+        &stores,
+        &leadership,
+        citadel_metrics,
+    )
+    .await?;
     // It validates against the cluster's state: up once that is known.
     match webhook_serving_cert(&args, &client, ca, &leadership, webhook_cert_metrics)? {
         Some(tls) => {
             let stores = stores.clone();
             let namespaces = stores.clone();
-            let cluster: webhook::ClusterInputs = Arc::new(move || stores.observe().inputs);
+            let mesh_configs = mesh.sender.subscribe();
+            let cluster: webhook::ClusterInputs = Arc::new(move || webhook::ClusterState {
+                inputs: stores.observe().inputs,
+                mesh_config: mesh_configs.borrow().clone(),
+            });
             let injection = webhook::Injection {
                 config: args
                     .proxy
-                    .inject_config(&args.ca.trust_domain, &args.control_plane_namespace),
+                    .inject_config(mesh.state.trust_domain(), &args.control_plane_namespace),
                 namespaces: Arc::new(move |name| namespaces.namespace_labels(name)),
             };
             webhook::start(
@@ -103,9 +129,9 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     }
 
     let mut store = ConfigStore::default();
+    store.set_mesh_config(mesh.state.current());
     let observed = stores.observe();
     let applied = store.apply(observed.inputs);
-    let recorder = plane.recorder();
     recorder.record(&applied);
     // Statuses are written by a task of their own: a slow apiserver never
     // holds back a reload or xDS.
@@ -124,9 +150,15 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let standing = rejections.borrow().clone();
     statuses.applied(observed.objects, outcomes, &standing, SystemTime::now());
     let (snapshots, receiver) = watch::channel(applied.snapshot);
-    tokio::spawn(reload_on_change(
-        stores, debouncer, store, snapshots, recorder, statuses, rejections,
-    ));
+    let reloader = Reloader {
+        stores,
+        store,
+        mesh,
+        snapshots,
+        recorder,
+        statuses,
+    };
+    tokio::spawn(reloader.run(debouncer, rejections));
     tokio::spawn(release_on_shutdown(leadership));
     plane.serve_xds(args.xds_address, receiver).await
 }
@@ -163,6 +195,7 @@ fn webhook_serving_cert(
 /// certificate service checking tokens by TokenReview; returns the CA.
 async fn start_certificate_service(
     args: &OperatorArgs,
+    trust_domain: &str,
     client: &Client,
     stores: &Stores,
     leadership: &Leadership,
@@ -172,7 +205,7 @@ async fn start_certificate_service(
         client,
         &args.control_plane_namespace,
         args.ca.ca_key_type.into(),
-        &args.ca.trust_domain,
+        trust_domain,
     )
     .await?;
     let namespaces = stores.clone();
@@ -182,8 +215,9 @@ async fn start_certificate_service(
         move || namespaces.namespace_names(),
         leadership.subscribe(),
     ));
-    let reviewer = cluster_ca::TokenReviewer::new(client.clone(), args.ca.trust_domain.clone());
-    crate::certificate_service::start(&args.ca, ca.clone(), reviewer, metrics).await?;
+    let reviewer = cluster_ca::TokenReviewer::new(client.clone(), trust_domain);
+    crate::certificate_service::start(&args.ca, trust_domain, ca.clone(), reviewer, metrics)
+        .await?;
     Ok(ca)
 }
 
@@ -213,38 +247,98 @@ async fn client(args: &OperatorArgs) -> anyhow::Result<Client> {
     Client::try_from(config).context("cannot create the Kubernetes client")
 }
 
-/// Applies the watched state after each debounced change, and keeps the
-/// statuses current with each apply and each change of what proxies reject.
-async fn reload_on_change(
+/// The mesh config of ConfigMap `istio` (key `mesh`) in the control
+/// plane's namespace, as the control plane runs with it; the webhook reads
+/// it from `sender`.
+struct MeshConfigFeed {
+    state: MeshConfigState,
+    origin: String,
+    sender: watch::Sender<Arc<MeshConfig>>,
+}
+
+impl MeshConfigFeed {
+    /// The mesh config the watches listed (startup fails on a bad one).
+    fn start(
+        args: &OperatorArgs,
+        stores: &Stores,
+        recorder: &ConfigRecorder,
+    ) -> anyhow::Result<Self> {
+        let origin = format!(
+            "ConfigMap {}/{MESH_CONFIG_MAP} key {MESH_CONFIG_KEY}",
+            args.control_plane_namespace
+        );
+        let text = stores.mesh_config_text();
+        let state =
+            MeshConfigState::start(text.as_deref(), args.ca.trust_domain.as_deref(), &origin)?;
+        if text.is_some() {
+            recorder.record_mesh_config(&origin, &Reload::Applied(state.current()));
+        } else {
+            info!("no {origin}: Istio's default mesh config");
+        }
+        let (sender, _) = watch::channel(state.current());
+        Ok(Self {
+            state,
+            origin,
+            sender,
+        })
+    }
+}
+
+/// What each debounced change of the watched state is applied to.
+struct Reloader {
     stores: Stores,
-    mut debouncer: Debouncer,
-    mut store: ConfigStore,
+    store: ConfigStore,
+    mesh: MeshConfigFeed,
     snapshots: watch::Sender<Arc<MeshSnapshot>>,
     recorder: ConfigRecorder,
-    mut statuses: StatusFeed,
-    mut rejections: watch::Receiver<Arc<RejectionMap>>,
-) {
-    loop {
-        tokio::select! {
-            changed = debouncer.changed() => {
-                if changed.is_none() {
-                    break;
+    statuses: StatusFeed,
+}
+
+impl Reloader {
+    /// Applies the watched state after each debounced change, and keeps
+    /// the statuses current with each apply and each change of what
+    /// proxies reject.
+    async fn run(
+        mut self,
+        mut debouncer: Debouncer,
+        mut rejections: watch::Receiver<Arc<RejectionMap>>,
+    ) {
+        loop {
+            tokio::select! {
+                changed = debouncer.changed() => {
+                    if changed.is_none() {
+                        break;
+                    }
+                    let standing = rejections.borrow_and_update().clone();
+                    self.apply(&standing);
                 }
-                let observed = stores.observe();
-                let applied = store.apply(observed.inputs);
-                recorder.record(&applied);
-                let outcomes = status::build_outcomes(&applied);
-                let standing = rejections.borrow_and_update().clone();
-                statuses.applied(observed.objects, outcomes, &standing, SystemTime::now());
-                if applied.changed {
-                    snapshots.send_replace(applied.snapshot);
+                Ok(()) = rejections.changed() => {
+                    let standing = rejections.borrow_and_update().clone();
+                    self.statuses.publish(&standing);
                 }
-            }
-            Ok(()) = rejections.changed() => {
-                let standing = rejections.borrow_and_update().clone();
-                statuses.publish(&standing);
             }
         }
+        warn!("every Kubernetes watch stopped; serving the last config");
     }
-    warn!("every Kubernetes watch stopped; serving the last config");
+
+    /// Applies the mesh config (when it changed) and the inputs the
+    /// watches hold now.
+    fn apply(&mut self, standing: &Arc<RejectionMap>) {
+        let observed = self.stores.observe();
+        let reload = self.mesh.state.reload(observed.mesh_config.as_deref());
+        self.recorder.record_mesh_config(&self.mesh.origin, &reload);
+        let mut mesh_changed = false;
+        if let Reload::Applied(mesh) = reload {
+            self.mesh.sender.send_replace(mesh.clone());
+            mesh_changed = self.store.set_mesh_config(mesh).changed;
+        }
+        let applied = self.store.apply(observed.inputs);
+        self.recorder.record(&applied);
+        let outcomes = status::build_outcomes(&applied);
+        self.statuses
+            .applied(observed.objects, outcomes, standing, SystemTime::now());
+        if applied.changed || mesh_changed {
+            self.snapshots.send_replace(applied.snapshot);
+        }
+    }
 }

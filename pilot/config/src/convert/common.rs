@@ -67,7 +67,8 @@ pub(super) fn host_selector(
     Some(HostSelector { namespace, host })
 }
 
-fn is_dns_label(text: &str) -> bool {
+/// A namespace name (an RFC 1123 label).
+pub(crate) fn is_dns_label(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 63
         && text

@@ -23,6 +23,7 @@ mod sidecar;
 mod telemetry;
 mod virtual_service;
 
+pub(crate) use common::is_dns_label;
 use weft_crds::MeshResource;
 
 use super::{ErrorReason, FieldError};

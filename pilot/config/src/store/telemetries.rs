@@ -6,7 +6,8 @@
 
 use super::assemble::{Checked, Resource};
 use crate::FieldError;
-use weft_model::{MeshConfig, Provider, Telemetry};
+use crate::mesh_config::Signal;
+use weft_model::{MeshConfig, Telemetry};
 
 /// The Telemetries of the mesh, in namespace and name order; one that
 /// names a provider `mesh` does not have, or a second namespace-wide one
@@ -27,38 +28,6 @@ pub(super) fn resolve(
         }
     }
     checked
-}
-
-/// What a telemetry signal needs of its providers.
-#[derive(Clone, Copy)]
-enum Signal {
-    Metrics,
-    Tracing,
-    AccessLogging,
-}
-
-impl Signal {
-    fn accepts(self, provider: &Provider) -> bool {
-        match self {
-            Signal::Metrics => matches!(provider, Provider::Prometheus),
-            Signal::Tracing => matches!(provider, Provider::Zipkin(_) | Provider::OpenTelemetry(_)),
-            Signal::AccessLogging => matches!(
-                provider,
-                Provider::FileAccessLog(_) | Provider::OtelAccessLog(_)
-            ),
-        }
-    }
-
-    /// What the signal needs, for messages.
-    fn needs(self) -> &'static str {
-        match self {
-            Signal::Metrics => "metrics need a prometheus provider",
-            Signal::Tracing => "tracing needs a zipkin or opentelemetry provider",
-            Signal::AccessLogging => {
-                "access logging needs an envoyFileAccessLog or envoyOtelAls provider"
-            }
-        }
-    }
 }
 
 /// Every provider name `telemetry` uses that `mesh` does not define, or
@@ -86,36 +55,15 @@ fn unresolved_providers(telemetry: &Telemetry, mesh: &MeshConfig) -> Vec<FieldEr
     let mut problems = Vec::new();
     for (path, signal, providers) in rules {
         for (j, name) in providers.iter().enumerate() {
-            let field = format!("{path}.providers[{j}].name");
-            match mesh.provider(name) {
-                None => problems.push(FieldError::unresolved(
-                    field,
-                    format!(
-                        "the mesh config defines no provider {name:?} (it has {}); add it to extensionProviders or fix the name",
-                        defined(mesh)
-                    ),
-                )),
-                Some(provider) if !signal.accepts(provider) => {
-                    problems.push(FieldError::unresolved(
-                        field,
-                        format!(
-                            "provider {name:?} is a {} provider; {}",
-                            provider.kind(),
-                            signal.needs()
-                        ),
-                    ))
-                }
-                Some(_) => {}
+            if let Some(problem) = signal.refuses(mesh, name) {
+                problems.push(FieldError::unresolved(
+                    format!("{path}.providers[{j}].name"),
+                    problem,
+                ));
             }
         }
     }
     problems
-}
-
-/// The providers `mesh` defines, for messages.
-fn defined(mesh: &MeshConfig) -> String {
-    let names: Vec<&str> = mesh.providers.keys().map(String::as_str).collect();
-    names.join(", ")
 }
 
 /// A namespace-wide `telemetry` in the same namespace as an earlier one.

@@ -20,16 +20,19 @@ spec:
 }
 
 fn mk_zipkin_mesh() -> MeshConfig {
-    let mut mesh = MeshConfig::default();
-    mesh.providers.insert(
-        "zipkin".to_string(),
-        Provider::Zipkin(Tracer {
+    let mesh = parse_mesh_config(
+        "extensionProviders:\n- name: zipkin\n  zipkin: {service: istio-system/zipkin, port: 9411}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        mesh.provider("zipkin"),
+        Some(&Provider::Zipkin(Tracer {
             service: ProviderService {
                 host: "zipkin.istio-system.svc.cluster.local".to_string(),
                 port: 9411,
             },
             max_tag_length: 0,
-        }),
+        }))
     );
     mesh
 }
@@ -383,7 +386,7 @@ fn a_telemetry_that_fails_to_convert_keeps_its_last_good_version() {
 }
 
 /// `examples/telemetry/`: Istio's documented Telemetry examples.
-const EXAMPLES: [(&str, &str); 5] = [
+const EXAMPLES: [(&str, &str); 6] = [
     (
         "mesh-metrics.yaml",
         include_str!("../../../../examples/telemetry/mesh-metrics.yaml"),
@@ -404,16 +407,37 @@ const EXAMPLES: [(&str, &str); 5] = [
         "gateway-target-refs.yaml",
         include_str!("../../../../examples/telemetry/gateway-target-refs.yaml"),
     ),
+    (
+        "tracing.yaml",
+        include_str!("../../../../examples/telemetry/tracing.yaml"),
+    ),
 ];
 
+/// `examples/mesh-config.yaml`, which defines the providers they name.
+const EXAMPLE_MESH_CONFIG: &str = include_str!("../../../../examples/mesh-config.yaml");
+
 #[test]
-fn the_telemetry_examples_are_valid_together() {
-    let inputs: Vec<Input> = EXAMPLES
-        .iter()
-        .flat_map(|(name, text)| parse_documents(name, text))
-        .collect();
-    let validation = validate_inputs(inputs);
+fn the_telemetry_examples_are_valid_together_with_the_example_mesh_config() {
+    let inputs = || -> Vec<Input> {
+        EXAMPLES
+            .iter()
+            .flat_map(|(name, text)| parse_documents(name, text))
+            .collect()
+    };
+    let mesh = parse_mesh_config(EXAMPLE_MESH_CONFIG).unwrap_or_else(|e| panic!("{e:#?}"));
+    let validation = validate_inputs_with(inputs(), std::sync::Arc::new(mesh));
     assert!(validation.is_ok(), "{:#?}", validation.errors);
-    assert_eq!(validation.resources, 9);
-    assert_eq!(validation.snapshot.telemetries.len(), 9);
+    assert_eq!(validation.resources, 11);
+    assert_eq!(validation.snapshot.telemetries.len(), 11);
+
+    // Without it, the tracing example names a provider Istio's defaults
+    // do not have.
+    let validation = validate_inputs(inputs());
+    let fields: Vec<String> = validation.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        fields,
+        [
+            "tracing.yaml: document 0: Telemetry baz/tracing-default: spec.tracing[0].providers[0].name: the mesh config defines no provider \"zipkin\" (it has envoy, prometheus); add it to extensionProviders or fix the name"
+        ]
+    );
 }

@@ -49,6 +49,30 @@ async fn the_watcher_coalesces_a_burst_of_writes() {
     assert!(again.is_err(), "one burst, one change");
 }
 
+#[tokio::test]
+async fn a_file_watcher_sees_its_file_only_including_a_save_by_rename() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mesh.yaml");
+    std::fs::write(&file, "a: 1").unwrap();
+    let mut watcher =
+        DirWatcher::for_file(&file, Duration::from_millis(50), Duration::from_secs(10)).unwrap();
+    std::fs::write(dir.path().join("other.yaml"), "x: 1").unwrap();
+    let other = tokio::time::timeout(Duration::from_millis(400), watcher.changed()).await;
+    assert!(other.is_err(), "another file of the directory is no change");
+    std::fs::write(&file, "a: 2").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), watcher.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    let temp = dir.path().join(".mesh.yaml.tmp");
+    std::fs::write(&temp, "a: 3").unwrap();
+    std::fs::rename(&temp, &file).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), watcher.changed())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 const SERVICE: &str = "apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata:
