@@ -61,16 +61,18 @@ pub(crate) fn cluster_metadata(metadata: Option<Metadata>, service: &Service) ->
 }
 
 /// `metadata` with the workload fields of `endpoint` (of `service`) added;
-/// unchanged for an endpoint that is not a known workload.
+/// unchanged for an endpoint that is neither a known workload nor
+/// labelled (its labels give `app`, `version` and the canonical names).
 pub(crate) fn endpoint_metadata(
     metadata: Option<Metadata>,
     service: &Service,
     endpoint: &Endpoint,
 ) -> Option<Metadata> {
-    let Some(name) = endpoint.workload_name.as_deref() else {
+    let name = endpoint.workload_name.as_deref();
+    if name.is_none() && endpoint.labels.is_empty() {
         return metadata;
-    };
-    let w = WorkloadLabels::new(Some(name), &service.namespace, &endpoint.labels);
+    }
+    let w = WorkloadLabels::new(name, &service.namespace, &endpoint.labels);
     let fields = workload_fields(&w);
     Some(with_fields(metadata, fields))
 }

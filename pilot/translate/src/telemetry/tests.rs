@@ -28,7 +28,7 @@ fn unpack<T: Message + Name + Default>(any: &Any) -> T {
 fn mesh() -> MeshSnapshot {
     let mut snapshot = mk_snapshot(&docs(&[
         mk_service_entry("reviews", &["v1"]),
-        mk_service_entry("zipkin", &[]),
+        mk_service_entry("zipkin", &["v1"]),
     ]));
     for service in snapshot.services.values_mut() {
         for e in &mut service.endpoints {
@@ -139,7 +139,18 @@ fn unknowable_values_become_unknown_and_the_full_config_is_stable() {
     assert_eq!(request["source_workload"], "unknown");
     assert_eq!(request["source_principal"], "unknown");
     assert_eq!(request["source_canonical_revision"], "latest");
-    insta::assert_debug_snapshot!("client_stats_config", client);
+    // How a value becomes `unknown`, and the two labels Envoy's values
+    // are mapped for.
+    let counter = client.counters[0].stat.as_ref().expect("a stat");
+    let tag = |name: &str| counter.tags.iter().find(|t| t.name == name).cloned();
+    insta::assert_debug_snapshot!(
+        "client_stats_rules",
+        [
+            tag("destination_workload"),
+            tag("request_protocol"),
+            tag("grpc_response_status")
+        ]
+    );
 }
 
 #[test]

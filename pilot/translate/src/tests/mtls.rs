@@ -390,7 +390,9 @@ fn auto_mtls_picks_mtls_for_endpoints_with_sidecars() {
         .iter()
         .map(|e| {
             e.metadata.as_ref().is_some_and(|m| {
-                format!("{:?}", m.filter_metadata["envoy.transport_socket_match"]).contains("istio")
+                m.filter_metadata
+                    .get("envoy.transport_socket_match")
+                    .is_some_and(|t| format!("{t:?}").contains("istio"))
             })
         })
         .collect();
@@ -408,12 +410,12 @@ fn auto_mtls_stays_off_under_disable_and_explicit_tls() {
     assert!(c.transport_socket_matches.is_empty());
     assert!(c.transport_socket.is_none());
     let assignments = build_load_assignments(&disabled, &ProxyView::default());
-    assert!(
-        assignments[0].endpoints[0]
-            .lb_endpoints
-            .iter()
-            .all(|e| e.metadata.is_none())
-    );
+    assert!(assignments[0].endpoints[0].lb_endpoints.iter().all(|e| {
+        e.metadata.as_ref().is_none_or(|m| {
+            !m.filter_metadata
+                .contains_key("envoy.transport_socket_match")
+        })
+    }));
 
     let simple = reviews_with_sidecars(&["apiVersion: networking.istio.io/v1
 kind: DestinationRule
