@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use serde_yaml::Value;
 
-use crate::client::wait_for;
+use crate::client::{http_get, wait_for};
 use crate::mesh::{APPLY_TIMEOUT, Mesh};
+use crate::prometheus::samples_of;
 use crate::sidecars::{CLIENT_ID, SidecarOptions, SidecarPair, xfcc_values};
 
 /// The host whose split the demos measure.
@@ -247,6 +248,38 @@ async fn show_policies(pair: &SidecarPair) -> Result<()> {
         "x-ratelimit-reset",
     ] {
         println!("  {name}: {}", refused.header(name).unwrap_or("-"));
+    }
+    show_request_metrics(pair).await
+}
+
+/// Istio's request metrics for the calls above, as both sidecars' agents
+/// serve them to Prometheus (status port, `/stats/prometheus`): a few
+/// labels of each `istio_requests_total` series, Prometheus-style.
+async fn show_request_metrics(pair: &SidecarPair) -> Result<()> {
+    const SHOWN: [&str; 6] = [
+        "reporter",
+        "source_workload",
+        "destination_workload",
+        "destination_service",
+        "response_code",
+        "connection_security_policy",
+    ];
+    println!("
+Istio's metrics (each agent's :15020/stats/prometheus), istio_requests_total:");
+    let mut shown = 0;
+    for sidecar in [pair.client(), pair.server()] {
+        let page = http_get(sidecar.status_addr(), "metrics", "/stats/prometheus", &[]).await?;
+        for sample in samples_of(&page.body, "istio_requests_total") {
+            let labels: Vec<String> = SHOWN
+                .iter()
+                .filter_map(|name| Some(format!("{name}=\"{}\"", sample.label(name)?)))
+                .collect();
+            println!("  istio_requests_total{{{}}} {}", labels.join(","), sample.value);
+            shown += 1;
+        }
+    }
+    if shown == 0 {
+        bail!("the sidecars report no istio_requests_total");
     }
     Ok(())
 }
