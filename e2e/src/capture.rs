@@ -139,6 +139,7 @@ impl CapturedPair {
                 envoy: &envoy,
                 cert_ttl: None,
                 dir: state_dir.path(),
+                app_metrics: None,
             })
         };
         let server = start("reviews", "app=reviews", &server_pod, server_ip)?;

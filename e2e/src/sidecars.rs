@@ -205,6 +205,19 @@ impl SidecarPair {
         self.start_client_in(NAMESPACE, name, labels).await
     }
 
+    /// [`SidecarPair::start_client`] for a workload whose app serves
+    /// metrics where `annotations` says (Istio's
+    /// `ISTIO_PROMETHEUS_ANNOTATIONS` JSON): its agent merges them.
+    pub async fn start_client_with_app_metrics(
+        &self,
+        name: &str,
+        labels: &str,
+        annotations: &str,
+    ) -> Result<Sidecar> {
+        self.start_extra_client(NAMESPACE, name, labels, Some(annotations))
+            .await
+    }
+
     /// [`SidecarPair::start_client`] for a client in `namespace` (one of
     /// [`EXTRA_CLIENTS`] or [`OTHER_NAMESPACE_CLIENTS`]).
     pub async fn start_client_in(
@@ -212,6 +225,16 @@ impl SidecarPair {
         namespace: &str,
         name: &str,
         labels: &str,
+    ) -> Result<Sidecar> {
+        self.start_extra_client(namespace, name, labels, None).await
+    }
+
+    async fn start_extra_client(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &str,
+        app_metrics: Option<&str>,
     ) -> Result<Sidecar> {
         let known = if namespace == NAMESPACE {
             EXTRA_CLIENTS.contains(&name)
@@ -240,6 +263,7 @@ impl SidecarPair {
             envoy: &self.envoy,
             cert_ttl: self.cert_ttl,
             dir: self._state_dir.path(),
+            app_metrics,
         })?;
         sidecar.wait_ready().await?;
         Ok(sidecar)
@@ -295,6 +319,7 @@ impl SidecarPair {
             envoy: &self.envoy,
             cert_ttl: self.cert_ttl,
             dir: self._state_dir.path(),
+            app_metrics: None,
         })?;
         sidecar.wait_ready().await?;
         let instance = ServerInstance { sidecar, app };
@@ -508,6 +533,7 @@ impl Parts {
                 envoy: &self.envoy,
                 cert_ttl: options.cert_ttl,
                 dir: self.state_dir.path(),
+                app_metrics: None,
             })
         };
         let server = start("reviews", "app=reviews,version=v1")?;
