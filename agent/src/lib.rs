@@ -13,6 +13,8 @@
 //!                  ▲ again at ½ lifetime ± 10%; on errors backoff
 //!   envoy: bootstrap (weft-translate's, with sds-grpc) written, Envoy started,
 //!          restarted when it dies, drained and SIGTERMed on shutdown
+//!   status (0.0.0.0:15020): /stats/prometheus = agent + Envoy (admin, envoy_istio_* -> istio_*)
+//!          + the app's metrics (ISTIO_PROMETHEUS_ANNOTATIONS); /healthz/ready = Envoy's /ready
 //! ```
 //!
 //! - [`identity`]: SPIFFE ID, key and CSR (pure but for key randomness)
@@ -22,18 +24,25 @@
 //! - [`rotation`]: the issue / publish / sleep loop
 //! - [`sds`]: the SDS server and its per-stream state machine
 //! - [`envoy`]: Envoy supervision
+//! - [`status`]: the status port: merged metrics ([`status::merge`], pure)
+//!   and readiness
+//! - [`metrics`]: the agent's own metrics (`weft_agent_*`)
 //! - [`iptables`]: `weft agent iptables`, the transparent-capture rules
 //!
-//! Nothing here knows Kubernetes: the token is a file, the CA an address.
+//! Nothing here knows Kubernetes: the token is a file, the CA an address,
+//! the app's metrics a URL. It serves SDS (to Envoy) and the status port,
+//! nothing else.
 
 pub mod bundle;
 pub mod ca_client;
 pub mod envoy;
 pub mod identity;
 pub mod iptables;
+pub mod metrics;
 pub mod rotation;
 pub mod schedule;
 pub mod sds;
+pub mod status;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,6 +58,7 @@ pub use envoy::{EnvoyConfig, EnvoyError};
 pub use identity::Identity;
 pub use rotation::RotationStatus;
 pub use sds::{Bundles, SdsError};
+pub use status::{StatusConfig, StatusError};
 
 /// What the agent needs (besides Envoy, which is optional).
 #[derive(Clone, Debug)]
@@ -63,6 +73,8 @@ pub struct AgentConfig {
     pub retry_initial: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
+    /// The status port (merged metrics, readiness); `None` for none.
+    pub status: Option<StatusConfig>,
 }
 
 /// Why the agent stopped or could not start.
@@ -74,6 +86,8 @@ pub enum AgentError {
     Sds(#[from] SdsError),
     #[error(transparent)]
     Envoy(#[from] EnvoyError),
+    #[error(transparent)]
+    Status(#[from] StatusError),
     #[error("the SDS server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -84,6 +98,7 @@ impl AgentError {
             AgentError::Ca(err) => err.kind(),
             AgentError::Sds(err) => err.kind(),
             AgentError::Envoy(err) => err.kind(),
+            AgentError::Status(err) => err.kind(),
             AgentError::Task(_) => "task",
         }
     }
@@ -170,15 +185,29 @@ impl Agent {
     }
 }
 
-/// `weft agent`: certificates and SDS, plus Envoy unless `envoy` is
-/// `None`, until `shutdown` resolves (or the SDS server fails); then Envoy
-/// is drained and stopped before SDS goes away.
+/// `weft agent`: certificates and SDS, the status port (when configured),
+/// plus Envoy unless `envoy` is `None`, until `shutdown` resolves (or the
+/// SDS server fails); then Envoy is drained and stopped before SDS and the
+/// status port go away.
 pub async fn run(
     config: AgentConfig,
     envoy: Option<EnvoyConfig>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    let status_config = config.status.clone();
     let agent = Agent::start(config)?;
+    let status = match status_config {
+        None => None,
+        Some(status_config) => {
+            match status::bind(status_config, agent.bundles(), agent.status()).await {
+                Ok((listener, router)) => Some(tokio::spawn(status::serve(listener, router))),
+                Err(err) => {
+                    let _ = agent.stop().await;
+                    return Err(err.into());
+                }
+            }
+        }
+    };
     let mut sds_done = agent.sds_done.clone();
     let shutdown = async move {
         tokio::select! {
@@ -195,6 +224,9 @@ pub async fn run(
             Ok(())
         }
     };
+    if let Some(status) = status {
+        status.abort();
+    }
     let stopped = agent.stop().await;
     outcome.and(stopped)
 }

@@ -94,6 +94,7 @@ impl CapturedPair {
             state_dir.path(),
             NAMESPACE,
             Ipv4Addr::UNSPECIFIED.into(),
+            None,
         )
         .await?;
         let readable_root = state_dir.path().join("root-cert.pem");
@@ -139,6 +140,7 @@ impl CapturedPair {
                 envoy: &envoy,
                 cert_ttl: None,
                 dir: state_dir.path(),
+                app_metrics: None,
             })
         };
         let server = start("reviews", "app=reviews", &server_pod, server_ip)?;

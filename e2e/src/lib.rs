@@ -36,7 +36,8 @@
 //! - [`netns`]: test hosts in network namespaces, for peers that refuse
 //!   loopback addresses, and for pods linked to each other.
 //! - [`sidecars`]: the `SidecarPair` fixture: two `weft agent` sidecars
-//!   with certificates from weft's CA, talking mTLS.
+//!   with certificates from weft's CA, talking mTLS; each [`sidecar`] has
+//!   its own status (merged metrics) and Envoy stats ports.
 //! - [`capture`]: the `CapturedPair` fixture: two pods in network
 //!   namespaces whose traffic `weft agent iptables` sends through their
 //!   sidecars.

@@ -1,7 +1,10 @@
-//! One sidecar: `weft agent` (certificate, SDS) and the Envoy it starts
-//! and supervises, on the host or in a "pod" (a network namespace whose
-//! traffic `weft agent iptables` captures); stopped with SIGTERM so the
-//! agent stops its Envoy. Used by [`crate::sidecars::SidecarPair`] and
+//! One sidecar: `weft agent` (certificate, SDS, the status port) and the
+//! Envoy it starts and supervises, on the host or in a "pod" (a network
+//! namespace whose traffic `weft agent iptables` captures); stopped with
+//! SIGTERM so the agent stops its Envoy. On the host each sidecar gets
+//! free ports (outbound, admin, `--status-port`, `--prometheus-port`); in
+//! a pod, Istio's (15001, 15000, 15020, 15090). Its `--workload-name` is
+//! its spec's name. Used by [`crate::sidecars::SidecarPair`] and
 //! [`crate::capture`].
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -37,6 +40,9 @@ pub(crate) struct SidecarSpec<'a> {
     pub envoy: &'a Path,
     pub cert_ttl: Option<Duration>,
     pub dir: &'a Path,
+    /// Where the app's metrics are, as Istio's injection writes
+    /// `ISTIO_PROMETHEUS_ANNOTATIONS` (`{"port":"8080","path":"/metrics"}`).
+    pub app_metrics: Option<&'a str>,
 }
 
 /// A sidecar in a "pod": the agent runs in `host`'s network namespace as
@@ -56,15 +62,19 @@ pub struct Sidecar {
     pub(crate) process: Process,
     pub(crate) outbound: SocketAddr,
     pub(crate) admin: SocketAddr,
+    /// The agent's status port (merged metrics, readiness).
+    status: SocketAddr,
+    /// Envoy's `prometheus_stats` listener.
+    prometheus: SocketAddr,
     /// The network namespace it runs in, if not this one.
     netns: Option<String>,
 }
 
 impl Sidecar {
     pub(crate) fn start(spec: &SidecarSpec<'_>) -> Result<Self> {
-        let (outbound, admin) = match spec.pod {
-            Some(_) => (15001, 15000),
-            None => (free_port()?, free_port()?),
+        let (outbound, admin, status, prometheus) = match spec.pod {
+            Some(_) => (15001, 15000, 15020, 15090),
+            None => (free_port()?, free_port()?, free_port()?, free_port()?),
         };
         let dir = match spec.replica {
             1 => spec.dir.join(spec.name),
@@ -106,6 +116,7 @@ impl Sidecar {
                 spec.name,
             ])
             .args(["--labels", spec.labels])
+            .args(["--workload-name", spec.name])
             .args(["--xds-address", &spec.xds_addr.to_string()])
             .args(["--admin-port", &admin.to_string()])
             .args(["--ca-address", &spec.ca_addr.to_string()])
@@ -125,9 +136,15 @@ impl Sidecar {
                 std::env::var("WEFT_E2E_RUST_LOG").unwrap_or_else(|_| "info".to_string()),
             )
             .env("NO_COLOR", "1");
+        if let Some(annotations) = spec.app_metrics {
+            command.env("ISTIO_PROMETHEUS_ANNOTATIONS", annotations);
+        }
         match &spec.pod {
             None => {
-                command.args(["--outbound-port", &outbound.to_string()]);
+                command
+                    .args(["--outbound-port", &outbound.to_string()])
+                    .args(["--status-port", &status.to_string()])
+                    .args(["--prometheus-port", &prometheus.to_string()]);
             }
             Some(pod) => {
                 // Weft's CA certificate names localhost, not the address
@@ -141,6 +158,8 @@ impl Sidecar {
             process: Process::spawn(&format!("weft agent ({})", spec.name), command)?,
             outbound: SocketAddr::from((Ipv4Addr::LOCALHOST, outbound)),
             admin: SocketAddr::from((Ipv4Addr::LOCALHOST, admin)),
+            status: SocketAddr::from((Ipv4Addr::LOCALHOST, status)),
+            prometheus: SocketAddr::from((Ipv4Addr::LOCALHOST, prometheus)),
             netns: spec.pod.as_ref().map(|p| p.host.name().to_string()),
         })
     }
@@ -148,11 +167,23 @@ impl Sidecar {
     /// `GET path` from Envoy's admin listener (inside the sidecar's
     /// network namespace, if it has one).
     pub async fn admin_get(&self, path: &str) -> Result<Reply> {
+        self.get(self.admin, path).await
+    }
+
+    /// `GET path` from the agent's status port.
+    pub async fn status_get(&self, path: &str) -> Result<Reply> {
+        self.get(self.status, path).await
+    }
+
+    /// `GET path` from Envoy's `prometheus_stats` listener.
+    pub async fn prometheus_get(&self, path: &str) -> Result<Reply> {
+        self.get(self.prometheus, path).await
+    }
+
+    async fn get(&self, addr: SocketAddr, path: &str) -> Result<Reply> {
         match &self.netns {
-            None => http_get(self.admin, "localhost", path, &[]).await,
-            Some(ns) => {
-                crate::netns::block_on_in(ns, http_get(self.admin, "localhost", path, &[]))?
-            }
+            None => http_get(addr, "localhost", path, &[]).await,
+            Some(ns) => crate::netns::block_on_in(ns, http_get(addr, "localhost", path, &[]))?,
         }
     }
 
@@ -191,6 +222,18 @@ impl Sidecar {
     /// Envoy's admin listener.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin
+    }
+
+    /// The agent's status port (`/stats/prometheus` merged,
+    /// `/healthz/ready`), in the sidecar's network namespace.
+    pub fn status_addr(&self) -> SocketAddr {
+        self.status
+    }
+
+    /// Envoy's `/stats/prometheus` listener, in the sidecar's network
+    /// namespace.
+    pub fn prometheus_addr(&self) -> SocketAddr {
+        self.prometheus
     }
 
     /// Serial numbers of the leaf certificates with URI SAN `spiffe_id`

@@ -61,6 +61,9 @@ pub struct SidecarOptions {
     /// The certificate lifetime both agents ask for; `None` lets the CA
     /// choose (24 h).
     pub cert_ttl: Option<Duration>,
+    /// Istio's MeshConfig YAML for `weft standalone --mesh-config`
+    /// (standalone only); `None`: Istio's defaults.
+    pub mesh_config: Option<String>,
 }
 
 impl Default for SidecarOptions {
@@ -68,6 +71,7 @@ impl Default for SidecarOptions {
         Self {
             mtls_mode: "STRICT".to_string(),
             cert_ttl: None,
+            mesh_config: None,
         }
     }
 }
@@ -106,11 +110,20 @@ impl SidecarPair {
             PEER_AUTHENTICATION_FILE,
             &peer_authentication(&options.mtls_mode),
         )?;
+        let mesh_config = match &options.mesh_config {
+            Some(yaml) => {
+                let path = parts.state_dir.path().join("mesh.yaml");
+                std::fs::write(&path, yaml)?;
+                Some(path)
+            }
+            None => None,
+        };
         let (weft, root) = start_standalone_ca(
             config_dir.path(),
             parts.state_dir.path(),
             NAMESPACE,
             Ipv4Addr::LOCALHOST.into(),
+            mesh_config.as_deref(),
         )
         .await?;
         parts
@@ -205,6 +218,19 @@ impl SidecarPair {
         self.start_client_in(NAMESPACE, name, labels).await
     }
 
+    /// [`SidecarPair::start_client`] for a workload whose app serves
+    /// metrics where `annotations` says (Istio's
+    /// `ISTIO_PROMETHEUS_ANNOTATIONS` JSON): its agent merges them.
+    pub async fn start_client_with_app_metrics(
+        &self,
+        name: &str,
+        labels: &str,
+        annotations: &str,
+    ) -> Result<Sidecar> {
+        self.start_extra_client(NAMESPACE, name, labels, Some(annotations))
+            .await
+    }
+
     /// [`SidecarPair::start_client`] for a client in `namespace` (one of
     /// [`EXTRA_CLIENTS`] or [`OTHER_NAMESPACE_CLIENTS`]).
     pub async fn start_client_in(
@@ -212,6 +238,16 @@ impl SidecarPair {
         namespace: &str,
         name: &str,
         labels: &str,
+    ) -> Result<Sidecar> {
+        self.start_extra_client(namespace, name, labels, None).await
+    }
+
+    async fn start_extra_client(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &str,
+        app_metrics: Option<&str>,
     ) -> Result<Sidecar> {
         let known = if namespace == NAMESPACE {
             EXTRA_CLIENTS.contains(&name)
@@ -240,6 +276,7 @@ impl SidecarPair {
             envoy: &self.envoy,
             cert_ttl: self.cert_ttl,
             dir: self._state_dir.path(),
+            app_metrics,
         })?;
         sidecar.wait_ready().await?;
         Ok(sidecar)
@@ -295,6 +332,7 @@ impl SidecarPair {
             envoy: &self.envoy,
             cert_ttl: self.cert_ttl,
             dir: self._state_dir.path(),
+            app_metrics: None,
         })?;
         sidecar.wait_ready().await?;
         let instance = ServerInstance { sidecar, app };
@@ -415,13 +453,14 @@ pub(crate) fn standalone_token(service_account: &str) -> String {
 
 /// `weft standalone` on `config_dir` with its CA (xDS and the certificate
 /// service on `ip`): the [`WORKLOADS`] of `namespace` authenticated by
-/// [`standalone_token`], the root kept in `state/ca`. Returns weft and the
-/// root's path.
+/// [`standalone_token`], the root kept in `state/ca`, and `mesh_config`
+/// as `--mesh-config`. Returns weft and the root's path.
 pub(crate) async fn start_standalone_ca(
     config_dir: &Path,
     state: &Path,
     namespace: &str,
     ip: std::net::IpAddr,
+    mesh_config: Option<&Path>,
 ) -> Result<(Weft, std::path::PathBuf)> {
     let token_file: String = WORKLOADS
         .iter()
@@ -441,14 +480,19 @@ pub(crate) async fn start_standalone_ca(
         .collect();
     std::fs::write(state.join("tokens.yaml"), token_file)?;
     let ca_dir = state.join("ca");
+    let tokens = state.join("tokens.yaml");
+    let mut args = vec![
+        OsStr::new("--token-file"),
+        tokens.as_os_str(),
+        OsStr::new("--ca-dir"),
+        ca_dir.as_os_str(),
+    ];
+    if let Some(path) = mesh_config {
+        args.extend([OsStr::new("--mesh-config"), path.as_os_str()]);
+    }
     let weft = Weft::start_standalone_on(
         config_dir,
-        &[
-            OsStr::new("--token-file"),
-            state.join("tokens.yaml").as_os_str(),
-            OsStr::new("--ca-dir"),
-            ca_dir.as_os_str(),
-        ],
+        &args,
         ip,
         WEFT_READY_TIMEOUT,
     )
@@ -508,6 +552,7 @@ impl Parts {
                 envoy: &self.envoy,
                 cert_ttl: options.cert_ttl,
                 dir: self.state_dir.path(),
+                app_metrics: None,
             })
         };
         let server = start("reviews", "app=reviews,version=v1")?;

@@ -345,9 +345,22 @@ pub struct BootstrapArgs {
     /// The proxy's namespace: short service names resolve in it.
     #[arg(long, value_name = "NS", default_value = "default")]
     pub namespace: String,
-    /// Envoy's `--service-cluster` (defaults to the node id).
+    /// Envoy's `node.cluster`, the service name tracers report; defaults
+    /// to Istio's `<canonical service>.<namespace>`: the label
+    /// `service.istio.io/canonical-name`, `app.kubernetes.io/name` or
+    /// `app` of `--labels`, else `--workload-name`, else the node id's
+    /// first segment.
     #[arg(long, value_name = "NAME")]
     pub service_cluster: Option<String>,
+    /// The workload (Deployment, StatefulSet, ...) the proxy belongs to,
+    /// sent as Istio's node metadata `WORKLOAD_NAME` (the
+    /// `source_workload` / `destination_workload` of Istio's metrics).
+    #[arg(long, value_name = "NAME")]
+    pub workload_name: Option<String>,
+    /// Port of the listener serving Envoy's `/stats/prometheus` on 0.0.0.0
+    /// (Istio's 15090); 0 disables it.
+    #[arg(long, value_name = "PORT", default_value_t = 15090)]
+    pub prometheus_port: u16,
     /// What the proxy is: a sidecar (the HTTP router listener) or a gateway
     /// (listeners from the Gateways whose `selector` matches `--labels`).
     #[arg(long, value_enum, default_value_t = ProxyRoleArg::Sidecar)]
@@ -517,6 +530,17 @@ pub struct AgentArgs {
     /// stopped.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub drain_duration: IstioDuration,
+    /// The agent's status port on 0.0.0.0 (Istio's 15020):
+    /// `/stats/prometheus` (the agent's, Envoy's and the app's metrics
+    /// merged) and `/healthz/ready`; 0 disables it.
+    #[arg(long, value_name = "PORT", default_value_t = 15020)]
+    pub status_port: u16,
+    /// The application's metrics, merged into the status port's
+    /// `/stats/prometheus`; without it, those `ISTIO_PROMETHEUS_ANNOTATIONS`
+    /// names (`{"scrape":"true","path":"/metrics","port":"8080"}`, the
+    /// Pod's `prometheus.io/*` annotations moved there by injection).
+    #[arg(long, value_name = "URL")]
+    pub app_metrics_url: Option<String>,
     /// Also the agent's: `--sds-socket` (where it serves SDS; default
     /// [`AgentArgs::DEFAULT_SDS_SOCKET`]) and `--service-account` (of the
     /// requested SPIFFE ID, whose namespace is `--namespace`; the CA

@@ -21,7 +21,8 @@
 //! weft bootstrap ...   prints the Envoy bootstrap (weft_translate::bootstrap)
 //! weft validate -f F   weft_source::files ─▶ weft_config::validate_inputs, errors printed
 //! weft inject -f F     the webhook's injection offline (weft_operator::inject)
-//! weft agent ...       the sidecar agent (weft_agent); `weft agent iptables` the capture rules
+//! weft agent ...       the sidecar agent (weft_agent), its status port (:15020) and Envoy's
+//!                      stats (:15090); `weft agent iptables` the capture rules
 //! ```
 
 mod certificate_service;

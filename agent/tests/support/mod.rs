@@ -216,6 +216,7 @@ impl TestCa {
             sds_socket: dir.join("sds.sock"),
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_millis(500),
+            status: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! AdmissionReview ─▶ review.rs ─▶ inject_pod(raw Pod JSON, namespace, labels, InjectConfig)
 //!                                     │ policy.rs: decide ─▶ Skip(reason) ─▶ allowed, no patch
 //!                                     │ template.rs: weft-init, weft-proxy, volumes, labels
+//!                                     │ prometheus.rs: prometheus.io/* -> the status port (metrics merge)
 //!                                     ▼ patch.rs: the JSONPatch (one add per item), and the Pod it yields
 //! ```
 //!
@@ -20,7 +21,13 @@
 //! (ConfigMap `istio-ca-root-cert`) and `istio-envoy`, the labels
 //! `security.istio.io/tlsMode`, `service.istio.io/canonical-name` and
 //! `-revision`, and the annotation `sidecar.istio.io/status`, whose
-//! presence makes a second injection a no-op.
+//! presence makes a second injection a no-op. The proxy runs with
+//! `--workload-name` (its Deployment, StatefulSet, ...), declares ports
+//! 15090 (`http-envoy-prom`) and 15020 and is probed on
+//! `15020/healthz/ready`; the Pod's `prometheus.io/*` annotations point at
+//! 15020, its own moved to the proxy's `ISTIO_PROMETHEUS_ANNOTATIONS`
+//! (Istio's metrics merge, off with
+//! `prometheus.istio.io/merge-metrics: "false"`).
 //!
 //! The mutation is made on the Pod's raw JSON, so fields this build of
 //! `k8s-openapi` does not know survive; the injected Pod is the patch
@@ -31,6 +38,7 @@
 pub mod documents;
 pub mod patch;
 pub mod policy;
+pub mod prometheus;
 pub mod review;
 pub mod template;
 

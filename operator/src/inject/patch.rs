@@ -1,12 +1,13 @@
 //! The JSONPatch that adds a [`Sidecar`] to a Pod's raw JSON, and the
 //! Pod it yields. The patch is built from the sidecar (one `add` per
-//! label, annotation, container and volume, so a review reads it), and the
+//! label, annotation, container and volume, one `remove` per annotation it
+//! drops, so a review reads it), and the
 //! injected Pod is that patch applied: the two cannot disagree. Working on
 //! the raw JSON (not a re-serialised `k8s_openapi` Pod) keeps fields this
 //! build does not know.
 
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, Patch, PatchOperation};
+use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation};
 use serde_json::{Map, Value};
 
 use super::Error;
@@ -21,8 +22,10 @@ pub fn apply_patch(raw: &Value, patch: &Patch) -> Result<Value, Error> {
 
 /// The patch adding `sidecar` to `raw`: its init containers before the
 /// Pod's, its volumes after the Pod's, its labels (only keys the Pod lacks)
-/// and annotations, and the service account when the Pod names none. A container or volume name the Pod already uses is an
-/// error.
+/// and annotations (replacing the Pod's values; `/metadata/annotations`
+/// created when the Pod has none), the removal of the annotations it
+/// drops, and the service account when the Pod names none. A container,
+/// container port or volume name the Pod already uses is an error.
 pub fn build_patch(raw: &Value, sidecar: &Sidecar) -> Result<Patch, Error> {
     let root = raw.as_object().ok_or(Error::Shape {
         path: "the Pod",
@@ -49,6 +52,13 @@ pub fn build_patch(raw: &Value, sidecar: &Sidecar) -> Result<Patch, Error> {
         new_labels,
     );
     let annotations = field(metadata_map, "annotations", "metadata.annotations")?;
+    for key in &sidecar.remove_annotations {
+        if annotations.is_some_and(|annotations| annotations.contains_key(key)) {
+            ops.push(PatchOperation::Remove(RemoveOperation {
+                path: PointerBuf::from_tokens(["metadata", "annotations", key.as_str()]),
+            }));
+        }
+    }
     let new_annotations: Map<String, Value> = sidecar
         .annotations
         .iter()
@@ -64,8 +74,14 @@ pub fn build_patch(raw: &Value, sidecar: &Sidecar) -> Result<Patch, Error> {
 
     let spec_map = spec.unwrap_or(&empty);
     let init = list(spec_map, "initContainers", "spec.initContainers")?;
-    let taken: Vec<&str> = names(init)
-        .chain(names(list(spec_map, "containers", "spec.containers")?))
+    let app_containers = list(spec_map, "containers", "spec.containers")?;
+    let taken: Vec<&str> = names(init).chain(names(app_containers)).collect();
+    let taken_ports: Vec<&str> = init
+        .into_iter()
+        .flatten()
+        .chain(app_containers.into_iter().flatten())
+        .filter_map(|container| container.get("ports").and_then(Value::as_array))
+        .flat_map(|ports| names(Some(ports)))
         .collect();
     let mut containers = Vec::new();
     for container in &sidecar.init_containers {
@@ -74,6 +90,19 @@ pub fn build_patch(raw: &Value, sidecar: &Sidecar) -> Result<Patch, Error> {
                 what: "a container",
                 name: container.name.clone(),
             });
+        }
+        let port_names = container
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| p.name.as_ref());
+        for name in port_names {
+            if taken_ports.contains(&name.as_str()) {
+                return Err(Error::NameClash {
+                    what: "a container port",
+                    name: name.clone(),
+                });
+            }
         }
         containers.push(serde_json::to_value(container)?);
     }

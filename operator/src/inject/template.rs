@@ -8,22 +8,31 @@
 //! The proxy's flags are fixed at injection time, apart from the Pod's
 //! name (unknown for `generateName` Pods): `--node-id
 //! $(POD_NAME).$(POD_NAMESPACE)` is expanded by the kubelet from
-//! downward-API variables. There is no readiness probe yet: Envoy's admin
-//! listens on 127.0.0.1 only, out of the kubelet's reach, and Weft's
-//! bootstrap has no health listener (Istio's 15021) to probe.
+//! downward-API variables. `--workload-name` is [`workload_name`]: the
+//! Deployment (or other controller) the Pod belongs to, Istio's
+//! `WORKLOAD_NAME`.
+//!
+//! The proxy declares Envoy's metrics port (15090, `http-envoy-prom`, as
+//! Istio's does) and the agent's status port (15020, `http-agent-prom`),
+//! which the kubelet probes (`/healthz/ready`: Envoy is `LIVE`) and
+//! Prometheus scrapes: the Pod's `prometheus.io/*` annotations are
+//! rewritten by [`super::prometheus`] (Istio's metrics merge).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    ObjectFieldSelector, Pod, ProjectedVolumeSource, ResourceRequirements, SecurityContext,
-    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, ObjectFieldSelector, Pod, Probe, ProjectedVolumeSource,
+    ResourceRequirements, SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount,
+    VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use super::policy::STATUS;
+use super::prometheus::{ANNOTATIONS_ENV, STATUS_PORT, build_prometheus_merge};
 use super::{Error, InjectConfig, Resources};
 
 pub const INIT_NAME: &str = "weft-init";
@@ -45,6 +54,11 @@ const ROOT_CERT_DIR: &str = "/var/run/secrets/istio";
 const ENVOY_DIR: &str = "/etc/istio/proxy";
 /// The proxy's own inbound ports (Istio's), never captured.
 const PROXY_INBOUND_PORTS: &str = "15020,15021,15090";
+/// Envoy's `/stats/prometheus` (`weft agent --prometheus-port`'s default).
+pub const ENVOY_PROMETHEUS_PORT: u16 = 15090;
+/// The names of the proxy's container ports.
+pub const ENVOY_PROMETHEUS_PORT_NAME: &str = "http-envoy-prom";
+pub const STATUS_PORT_NAME: &str = "http-agent-prom";
 
 const PROXY_IMAGE: &str = "sidecar.istio.io/proxyImage";
 const PROXY_CPU: &str = "sidecar.istio.io/proxyCPU";
@@ -68,7 +82,10 @@ pub struct Sidecar {
     pub volumes: Vec<Volume>,
     /// Set only where the Pod has no value.
     pub labels: BTreeMap<String, String>,
+    /// Set, replacing the Pod's value.
     pub annotations: BTreeMap<String, String>,
+    /// The Pod's annotations to remove.
+    pub remove_annotations: Vec<String>,
     /// `spec.serviceAccountName` to set, when the Pod names none: the
     /// projected token requires one (the ServiceAccount admission plugin
     /// would set the same, `default`).
@@ -87,7 +104,15 @@ pub fn build_sidecar(pod: &Pod, namespace: &str, config: &InjectConfig) -> Resul
         .unwrap_or_else(|| config.proxy_image.clone());
     let resources = build_resources(annotations, config)?;
     let init = build_init(&image, &resources, annotations, config)?;
-    let proxy = build_proxy(pod, namespace, &labels, &image, &resources, config);
+    let merge = build_prometheus_merge(annotations)?.unwrap_or_default();
+    let mut proxy = build_proxy(pod, namespace, &labels, &image, &resources, config);
+    if let (Some(env), Some(value)) = (proxy.env.as_mut(), &merge.env) {
+        env.push(EnvVar {
+            name: ANNOTATIONS_ENV.to_string(),
+            value: Some(value.clone()),
+            ..Default::default()
+        });
+    }
     let volumes = build_volumes();
     let status = json!({
         "initContainers": [INIT_NAME, PROXY_NAME],
@@ -103,7 +128,12 @@ pub fn build_sidecar(pod: &Pod, namespace: &str, config: &InjectConfig) -> Resul
             .into_iter()
             .filter(|(key, _)| !pod_has_label(pod, key))
             .collect(),
-        annotations: BTreeMap::from([(STATUS.to_string(), status.to_string())]),
+        annotations: merge
+            .set
+            .into_iter()
+            .chain([(STATUS.to_string(), status.to_string())])
+            .collect(),
+        remove_annotations: merge.remove,
         service_account_name: named_service_account(pod)
             .is_none()
             .then(|| service_account(pod)),
@@ -143,7 +173,8 @@ pub fn build_labels(pod: &Pod) -> BTreeMap<String, String> {
         keys.iter()
             .find_map(|key| labels.get(*key).filter(|v| !v.is_empty()).cloned())
     };
-    let name = first(&["app.kubernetes.io/name", "app"]).or_else(|| workload_name(pod));
+    let name = first(&["app.kubernetes.io/name", "app"])
+        .or_else(|| Some(workload_name(pod)).filter(|w| !w.is_empty()));
     let revision =
         first(&["app.kubernetes.io/version", "version"]).unwrap_or_else(|| "latest".to_string());
     labels
@@ -160,26 +191,46 @@ pub fn build_labels(pod: &Pod) -> BTreeMap<String, String> {
     labels
 }
 
-/// The workload a Pod belongs to, from its `generateName` (without the
-/// ReplicaSet's `pod-template-hash`), else its name.
-fn workload_name(pod: &Pod) -> Option<String> {
+/// The workload a Pod belongs to (Istio's `WORKLOAD_NAME`), as Istio
+/// finds it: the Pod's controller, a ReplicaSet named
+/// `<deployment>-<pod-template-hash>` standing for its Deployment and a
+/// Job named `<cronjob>-<10 digits>` for its CronJob; without a controller,
+/// the Pod's `generateName` without its trailing `-` (and without a
+/// `-<pod-template-hash>`), else its name; empty if it has neither.
+pub fn workload_name(pod: &Pod) -> String {
     let meta = &pod.metadata;
+    let hash = meta
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get("pod-template-hash"))
+        .filter(|hash| !hash.is_empty());
+    let controller = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|owner| owner.controller == Some(true));
+    if let Some(owner) = controller {
+        let name = owner.name.as_str();
+        let deployment = hash
+            .filter(|_| owner.kind == "ReplicaSet")
+            .and_then(|hash| name.strip_suffix(hash.as_str()))
+            .and_then(|base| base.strip_suffix('-'));
+        let cron_job = (owner.kind == "Job")
+            .then(|| name.rsplit_once('-'))
+            .flatten()
+            .filter(|(_, stamp)| stamp.len() == 10 && stamp.bytes().all(|b| b.is_ascii_digit()))
+            .map(|(base, _)| base);
+        return deployment.or(cron_job).unwrap_or(name).to_string();
+    }
     if let Some(generate) = meta.generate_name.as_deref().filter(|g| !g.is_empty()) {
         let base = generate.trim_end_matches('-');
-        let hash = meta
-            .labels
-            .as_ref()
-            .and_then(|labels| labels.get("pod-template-hash"));
-        let base = match hash {
-            Some(hash) => base
-                .strip_suffix(hash.as_str())
-                .map(|b| b.trim_end_matches('-'))
-                .unwrap_or(base),
-            None => base,
-        };
-        return Some(base.to_string());
+        let base = hash
+            .and_then(|hash| base.strip_suffix(hash.as_str()))
+            .and_then(|b| b.strip_suffix('-'))
+            .unwrap_or(base);
+        return base.to_string();
     }
-    meta.name.clone()
+    meta.name.clone().unwrap_or_default()
 }
 
 /// A valid label value: at most 63 characters, alphanumerics and `-_.`,
@@ -382,6 +433,7 @@ fn build_proxy(
     config: &InjectConfig,
 ) -> Container {
     let service_account = service_account(pod);
+    let workload = workload_name(pod);
     let mut args: Vec<String> = [
         "agent",
         "--node-id",
@@ -400,6 +452,9 @@ fn build_proxy(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if !workload.is_empty() {
+        args.extend(["--workload-name".to_string(), workload]);
+    }
     let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     push_list(&mut args, "--labels", labels);
     args.extend(
@@ -444,6 +499,23 @@ fn build_proxy(
         command: Some(vec!["weft".to_string()]),
         args: Some(args),
         restart_policy: Some("Always".to_string()),
+        ports: Some(vec![
+            container_port(ENVOY_PROMETHEUS_PORT_NAME, ENVOY_PROMETHEUS_PORT),
+            container_port(STATUS_PORT_NAME, STATUS_PORT),
+        ]),
+        // Istio's: Envoy is LIVE once its first config arrived.
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/healthz/ready".to_string()),
+                port: IntOrString::Int(i32::from(STATUS_PORT)),
+                ..Default::default()
+            }),
+            initial_delay_seconds: Some(1),
+            period_seconds: Some(2),
+            timeout_seconds: Some(3),
+            failure_threshold: Some(30),
+            ..Default::default()
+        }),
         env: Some(vec![
             field("POD_NAME", "metadata.name"),
             field("POD_NAMESPACE", "metadata.namespace"),
@@ -470,6 +542,15 @@ fn build_proxy(
             mount(ROOT_CERT, ROOT_CERT_DIR, true),
             mount(ENVOY, ENVOY_DIR, false),
         ]),
+        ..Default::default()
+    }
+}
+
+fn container_port(name: &str, port: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_string()),
+        container_port: i32::from(port),
+        protocol: Some("TCP".to_string()),
         ..Default::default()
     }
 }

@@ -197,8 +197,15 @@ fn the_patch_of_a_representative_pod() {
                 "10.0.0.0/8, 169.254.169.254",
             ),
             ("traffic.sidecar.istio.io/excludeInboundPorts", "8080"),
+            ("prometheus.io/scrape", "true"),
+            ("prometheus.io/port", "9080"),
+            ("prometheus_io/path", "/metrics"),
         ],
     );
+    pod["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "reviews-v1-5d8b9c7f",
+        "uid": "1", "controller": true,
+    }]);
     pod["spec"]["initContainers"] = json!([{"name": "migrate", "image": "migrate:1"}]);
     pod["spec"]["volumes"] = json!([{"name": "data", "emptyDir": {}}]);
     let mutated = injected(&pod);
@@ -267,6 +274,14 @@ fn a_pod_without_labels_annotations_or_service_account_is_injected() {
     // The projected token needs a named service account.
     assert_eq!(mutated["spec"]["serviceAccountName"], "default");
     assert!(mutated["metadata"]["annotations"]["sidecar.istio.io/status"].is_string());
+    // /metadata/annotations is created for the status and Istio's
+    // metrics merge.
+    assert_eq!(
+        mutated["metadata"]["annotations"]["prometheus.io/port"],
+        "15020"
+    );
+    let wl = args.iter().position(|a| a == "--workload-name").unwrap();
+    assert_eq!(args[wl + 1], "bare");
     assert_eq!(mutated["spec"]["volumes"].as_array().unwrap().len(), 4);
 }
 
@@ -334,6 +349,135 @@ fn bad_annotations_and_name_clashes_are_errors_not_panics() {
     )
     .unwrap_err();
     assert_eq!(err.kind(), "not_a_pod");
+}
+
+fn mk_owned_pod(
+    labels: &[(&str, &str)],
+    owner: Option<(&str, &str)>,
+) -> k8s_openapi::api::core::v1::Pod {
+    let mut pod = mk_pod(labels, &[]);
+    if let Some((kind, name)) = owner {
+        pod["metadata"]["ownerReferences"] = json!([
+            {"apiVersion": "v1", "kind": "Other", "name": "not-the-controller", "uid": "0"},
+            {"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "1", "controller": true},
+        ]);
+    }
+    serde_json::from_value(pod).unwrap()
+}
+
+#[test]
+fn the_workload_name_is_the_pods_controller_as_istio_names_it() {
+    use template::workload_name;
+    let hash = [("pod-template-hash", "5d8b9c7f")];
+    let cases = [
+        (
+            mk_owned_pod(&hash, Some(("ReplicaSet", "reviews-v1-5d8b9c7f"))),
+            "reviews-v1",
+        ),
+        // A ReplicaSet of its own (no hash suffix) is the workload.
+        (
+            mk_owned_pod(&hash, Some(("ReplicaSet", "standalone-rs"))),
+            "standalone-rs",
+        ),
+        (
+            mk_owned_pod(&[], Some(("ReplicaSet", "reviews-v1-5d8b9c7f"))),
+            "reviews-v1-5d8b9c7f",
+        ),
+        (mk_owned_pod(&[], Some(("StatefulSet", "db"))), "db"),
+        (mk_owned_pod(&[], Some(("DaemonSet", "agent"))), "agent"),
+        (mk_owned_pod(&[], Some(("Job", "migrate"))), "migrate"),
+        // A CronJob's Job: `<cronjob>-<scheduled time>`.
+        (
+            mk_owned_pod(&[], Some(("Job", "backup-1712345678"))),
+            "backup",
+        ),
+        (
+            mk_owned_pod(&[], Some(("Job", "backup-12345"))),
+            "backup-12345",
+        ),
+        // No controller: generateName, less a trailing pod-template-hash.
+        (mk_owned_pod(&hash, None), "reviews-v1"),
+        (mk_owned_pod(&[], None), "reviews-v1-5d8b9c7f"),
+    ];
+    for (pod, expected) in cases {
+        assert_eq!(workload_name(&pod), expected, "{:?}", pod.metadata);
+    }
+    let named: k8s_openapi::api::core::v1::Pod =
+        serde_json::from_value(json!({"metadata": {"name": "bare"}})).unwrap();
+    assert_eq!(workload_name(&named), "bare");
+    let nameless: k8s_openapi::api::core::v1::Pod =
+        serde_json::from_value(json!({"metadata": {}})).unwrap();
+    assert_eq!(workload_name(&nameless), "");
+}
+
+fn proxy_env(pod: &Value, name: &str) -> Option<String> {
+    pod["spec"]["initContainers"][1]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+        .map(str::to_string)
+}
+
+#[test]
+fn prometheus_annotations_point_at_the_status_port_and_the_pods_own_move_to_the_proxy() {
+    let pod = injected(&mk_pod(
+        &[],
+        &[
+            ("prometheus.io/scrape", "true"),
+            ("prometheus.io/port", "8080"),
+            ("prometheus.io.path", "/custom"),
+        ],
+    ));
+    let annotations = &pod["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], "15020");
+    assert_eq!(annotations["prometheus.io/path"], "/stats/prometheus");
+    assert!(
+        annotations.get("prometheus.io.path").is_none(),
+        "{annotations}"
+    );
+    assert_eq!(
+        proxy_env(&pod, "ISTIO_PROMETHEUS_ANNOTATIONS").as_deref(),
+        Some(r#"{"scrape":"true","path":"/custom","port":"8080"}"#)
+    );
+    let ports = &pod["spec"]["initContainers"][1]["ports"];
+    assert_eq!(ports[0]["name"], "http-envoy-prom");
+    assert_eq!(ports[0]["containerPort"], 15090);
+    assert_eq!(ports[1]["containerPort"], 15020);
+    let probe = &pod["spec"]["initContainers"][1]["readinessProbe"]["httpGet"];
+    assert_eq!(probe["path"], "/healthz/ready");
+    assert_eq!(probe["port"], 15020);
+
+    // Opted out: the Pod's annotations stay, nothing is moved.
+    let own = [
+        ("prometheus.istio.io/merge-metrics", "false"),
+        ("prometheus.io/port", "8080"),
+    ];
+    let pod = injected(&mk_pod(&[], &own));
+    assert_eq!(pod["metadata"]["annotations"]["prometheus.io/port"], "8080");
+    assert!(
+        pod["metadata"]["annotations"]
+            .get("prometheus.io/path")
+            .is_none()
+    );
+    assert_eq!(proxy_env(&pod, "ISTIO_PROMETHEUS_ANNOTATIONS"), None);
+    // Without annotations of its own the proxy gets no variable.
+    assert_eq!(
+        proxy_env(&injected(&mk_pod(&[], &[])), "ISTIO_PROMETHEUS_ANNOTATIONS"),
+        None
+    );
+}
+
+#[test]
+fn a_port_name_the_pod_uses_is_a_clash() {
+    let mut pod = mk_pod(&[], &[]);
+    pod["spec"]["containers"][0]["ports"] =
+        json!([{"name": "http-envoy-prom", "containerPort": 9090}]);
+    let labels = ns(&[("istio-injection", "enabled")]);
+    let err = inject_pod(&pod, "bookinfo", &labels, &InjectConfig::default()).unwrap_err();
+    assert_eq!(err.kind(), "name_clash");
+    assert!(err.to_string().contains("http-envoy-prom"), "{err}");
 }
 
 #[test]

@@ -1,4 +1,19 @@
 //! Envoy bootstrap configuration that connects a proxy to Weft over ADS.
+//!
+//! Besides ADS (and the agent's `sds-grpc` cluster), a bootstrap carries
+//! what Istio's does for telemetry:
+//!
+//! - the `prometheus_stats` listener on `0.0.0.0:<prometheus_port>`
+//!   (Istio's 15090), whose only route, `/stats/prometheus`, goes to the
+//!   `prometheus_stats` cluster: Envoy's own admin address;
+//! - `stats_config.histogram_bucket_settings` pinning the buckets of the
+//!   Istio request histograms ([`ISTIO_DURATION_BUCKETS_MS`],
+//!   [`ISTIO_SIZE_BUCKETS_BYTES`]); every other stat keeps Envoy's name,
+//!   tags and buckets;
+//! - the workload's name as node metadata `WORKLOAD_NAME`
+//!   ([`META_WORKLOAD_NAME`]), and a `node.cluster` that defaults to
+//!   Istio's `<canonical service>.<namespace>` ([`default_node_cluster`]),
+//!   the service name tracers report.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -44,10 +59,60 @@ pub struct BootstrapParams {
     pub capture: bool,
     /// The workload's IPs, sent as Istio's `INSTANCE_IPS`.
     pub instance_ips: Vec<String>,
+    /// The workload (Deployment, StatefulSet, ...) the proxy belongs to,
+    /// sent as Istio's `WORKLOAD_NAME`.
+    pub workload_name: Option<String>,
+    /// The port of the `prometheus_stats` listener (Istio's 15090) on
+    /// 0.0.0.0, serving Envoy's `/stats/prometheus`; `None` for none.
+    pub prometheus_port: Option<u16>,
 }
 
 /// The name of the static cluster that points at Weft.
 pub const XDS_CLUSTER: &str = "weft-xds";
+/// The listener serving `/stats/prometheus` and the cluster it routes to
+/// (Envoy's admin), both named as in Istio's bootstrap.
+pub const PROMETHEUS_STATS: &str = "prometheus_stats";
+/// Istio's node metadata key for the workload's name.
+pub const META_WORKLOAD_NAME: &str = "WORKLOAD_NAME";
+/// The label that names a workload's canonical service.
+pub const CANONICAL_NAME_LABEL: &str = "service.istio.io/canonical-name";
+
+/// The buckets of `istio_request_duration_milliseconds`. Istio's bootstrap
+/// sets none, so Istio's proxies report Envoy's default buckets; these are
+/// those, pinned, so that Weft's and Istio's series aggregate together.
+pub const ISTIO_DURATION_BUCKETS_MS: [f64; 19] = [
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+];
+/// The buckets of `istio_request_bytes` and `istio_response_bytes`: in
+/// Istio, too, Envoy's defaults (the same list), for the same reason.
+pub const ISTIO_SIZE_BUCKETS_BYTES: [f64; 19] = ISTIO_DURATION_BUCKETS_MS;
+
+/// Istio's `node.cluster` when none is given: `<canonical service>.<namespace>`,
+/// the canonical service being the first of the labels
+/// `service.istio.io/canonical-name`, `app.kubernetes.io/name`, `app`, else
+/// the workload's name, else the pod part of the node id up to its first
+/// `.` (`reviews-1` of `reviews-1.default`, `pod` of
+/// `sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local`).
+pub fn default_node_cluster(
+    node_id: &str,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    workload_name: Option<&str>,
+) -> String {
+    let label = [CANONICAL_NAME_LABEL, "app.kubernetes.io/name", "app"]
+        .iter()
+        .find_map(|key| labels.get(*key).filter(|v| !v.is_empty()));
+    let service = match (label, workload_name.filter(|w| !w.is_empty())) {
+        (Some(label), _) => label.as_str(),
+        (None, Some(workload)) => workload,
+        (None, None) => {
+            let pod = node_id.split('~').nth(2).unwrap_or(node_id);
+            pod.split('.').next().unwrap_or(pod)
+        }
+    };
+    format!("{service}.{namespace}")
+}
 
 /// Renders the bootstrap as a JSON value (Envoy reads it as YAML or JSON).
 pub fn build_bootstrap(params: &BootstrapParams) -> Value {
@@ -74,6 +139,9 @@ pub fn build_bootstrap(params: &BootstrapParams) -> Value {
             json!(params.instance_ips.join(",")),
         );
     }
+    if let Some(workload) = &params.workload_name {
+        metadata.insert(META_WORKLOAD_NAME.into(), json!(workload));
+    }
     // An IP is used as is; a name is resolved by Envoy.
     let xds_type = if params.xds_host.parse::<IpAddr>().is_ok() {
         "STATIC"
@@ -83,12 +151,19 @@ pub fn build_bootstrap(params: &BootstrapParams) -> Value {
     let ads = json!({ "ads": {}, "resource_api_version": "V3" });
     let mut clusters = vec![xds_cluster(params, xds_type)];
     clusters.extend(params.sds_socket.as_deref().map(sds_cluster));
+    let mut static_resources = json!({});
+    if let Some(port) = params.prometheus_port {
+        clusters.push(prometheus_stats_cluster(params));
+        static_resources["listeners"] = json!([prometheus_stats_listener(port)]);
+    }
+    static_resources["clusters"] = json!(clusters);
     json!({
         "node": {
             "id": params.node_id,
             "cluster": params.node_cluster,
             "metadata": metadata,
         },
+        "stats_config": stats_config(),
         "admin": {
             "address": socket_address(&params.admin_address, params.admin_port),
         },
@@ -102,8 +177,76 @@ pub fn build_bootstrap(params: &BootstrapParams) -> Value {
             "cds_config": ads,
             "lds_config": ads,
         },
-        "static_resources": {
-            "clusters": clusters,
+        "static_resources": static_resources,
+    })
+}
+
+/// Pins the buckets of the Istio request histograms, whatever Envoy's
+/// defaults become. The stats access logger (stat prefix `istio`) names
+/// them `istio.<metric>` followed by `.<tag>.<value>` pairs, so each
+/// pattern matches the metric with any tags. Nothing else is configured:
+/// Envoy's own stats keep their names and tags.
+fn stats_config() -> Value {
+    let bucket = |metric: &str, buckets: &[f64]| {
+        json!({
+            "match": { "safe_regex": { "regex": format!(r"istio\.{metric}(\..*)?") } },
+            "buckets": buckets,
+        })
+    };
+    json!({
+        "histogram_bucket_settings": [
+            bucket("request_duration_milliseconds", &ISTIO_DURATION_BUCKETS_MS),
+            bucket("(request|response)_bytes", &ISTIO_SIZE_BUCKETS_BYTES),
+        ],
+    })
+}
+
+/// Istio's 15090: `/stats/prometheus` on every address, proxied to the
+/// admin listener (which stays on 127.0.0.1).
+fn prometheus_stats_listener(port: u16) -> Value {
+    json!({
+        "name": PROMETHEUS_STATS,
+        "address": socket_address("0.0.0.0", port),
+        "filter_chains": [{
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "codec_type": "AUTO",
+                    "stat_prefix": "stats",
+                    "route_config": {
+                        "virtual_hosts": [{
+                            "name": "backend",
+                            "domains": ["*"],
+                            "routes": [{
+                                "match": { "prefix": "/stats/prometheus" },
+                                "route": { "cluster": PROMETHEUS_STATS },
+                            }],
+                        }],
+                    },
+                    "http_filters": [{
+                        "name": "envoy.filters.http.router",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+                        },
+                    }],
+                },
+            }],
+        }],
+    })
+}
+
+/// Envoy's own admin listener, as the `prometheus_stats` listener's upstream.
+fn prometheus_stats_cluster(params: &BootstrapParams) -> Value {
+    json!({
+        "name": PROMETHEUS_STATS,
+        "type": "STATIC",
+        "connect_timeout": "0.250s",
+        "load_assignment": {
+            "cluster_name": PROMETHEUS_STATS,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": {
+                "address": socket_address(&params.admin_address, params.admin_port),
+            }}]}],
         },
     })
 }
@@ -164,6 +307,8 @@ mod tests {
             service_account: None,
             capture: false,
             instance_ips: Vec::new(),
+            workload_name: None,
+            prometheus_port: None,
         }
     }
 
@@ -248,5 +393,113 @@ mod tests {
         let b = build_bootstrap(&params);
         assert_eq!(b["static_resources"]["clusters"][0]["type"], "STRICT_DNS");
         assert!(b["node"]["metadata"].get("WEFT_ROUTER_ADDRESS").is_none());
+    }
+
+    #[test]
+    fn a_prometheus_port_adds_istios_stats_listener_and_cluster() {
+        let mut params = mk_params();
+        params.prometheus_port = Some(15090);
+        params.workload_name = Some("reviews-v1".into());
+        let b = build_bootstrap(&params);
+        assert_eq!(b["node"]["metadata"]["WORKLOAD_NAME"], "reviews-v1");
+        insta::assert_yaml_snapshot!(b);
+
+        let plain = build_bootstrap(&mk_params());
+        assert!(plain["static_resources"].get("listeners").is_none());
+        assert!(plain["node"]["metadata"].get("WORKLOAD_NAME").is_none());
+        // The buckets are there with or without the listener.
+        assert_eq!(plain["stats_config"], b["stats_config"]);
+    }
+
+    /// Envoy matches `safe_regex` against the whole stat name, which the
+    /// stats access logger writes as `istio.<metric>[.<tag>.<value>]...`.
+    #[test]
+    fn the_bucket_settings_select_exactly_the_istio_request_histograms() {
+        let b = build_bootstrap(&mk_params());
+        let settings = b["stats_config"]["histogram_bucket_settings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let buckets_of = |name: &str| -> Option<Vec<f64>> {
+            settings.iter().find_map(|s| {
+                let pattern = s["match"]["safe_regex"]["regex"].as_str()?;
+                let whole = regex::Regex::new(&format!("^(?:{pattern})$")).ok()?;
+                whole.is_match(name).then(|| {
+                    s["buckets"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_f64)
+                        .collect()
+                })
+            })
+        };
+        for name in [
+            "istio.request_duration_milliseconds",
+            "istio.request_duration_milliseconds.reporter.destination.response_code.200",
+        ] {
+            assert_eq!(
+                buckets_of(name),
+                Some(ISTIO_DURATION_BUCKETS_MS.to_vec()),
+                "{name}"
+            );
+        }
+        for name in [
+            "istio.request_bytes",
+            "istio.response_bytes.reporter.source",
+        ] {
+            assert_eq!(
+                buckets_of(name),
+                Some(ISTIO_SIZE_BUCKETS_BYTES.to_vec()),
+                "{name}"
+            );
+        }
+        for name in [
+            "istio.requests_total",
+            "istio.request_bytes_other",
+            "cluster.outbound|9080||reviews.upstream_rq_time",
+            "http.inbound.downstream_rq_time",
+        ] {
+            assert_eq!(buckets_of(name), None, "{name}");
+        }
+        // Istio's request duration buckets, which are Envoy's defaults.
+        assert_eq!(ISTIO_DURATION_BUCKETS_MS.first(), Some(&0.5));
+        assert_eq!(ISTIO_DURATION_BUCKETS_MS.last(), Some(&3_600_000.0));
+    }
+
+    #[test]
+    fn the_default_node_cluster_is_the_canonical_service_and_namespace() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let all = labels(&[
+            ("app", "app"),
+            ("app.kubernetes.io/name", "kube-name"),
+            (CANONICAL_NAME_LABEL, "canonical"),
+        ]);
+        let cluster = |labels: &BTreeMap<String, String>, workload: Option<&str>| {
+            default_node_cluster("reviews-1.prod", "prod", labels, workload)
+        };
+        assert_eq!(cluster(&all, Some("w")), "canonical.prod");
+        let no_canonical = labels(&[("app", "app"), ("app.kubernetes.io/name", "kube-name")]);
+        assert_eq!(cluster(&no_canonical, None), "kube-name.prod");
+        assert_eq!(cluster(&labels(&[("app", "app")]), None), "app.prod");
+        assert_eq!(
+            cluster(&labels(&[("app", "")]), Some("reviews")),
+            "reviews.prod"
+        );
+        assert_eq!(cluster(&BTreeMap::new(), None), "reviews-1.prod");
+        assert_eq!(
+            default_node_cluster(
+                "sidecar~10.0.0.1~reviews-v1-abc.prod~prod.svc.cluster.local",
+                "prod",
+                &BTreeMap::new(),
+                None
+            ),
+            "reviews-v1-abc.prod"
+        );
     }
 }

@@ -1,13 +1,17 @@
 //! `weft agent`: turns the flags into `weft_agent`'s configuration (the
-//! Envoy bootstrap is `weft bootstrap`'s plus the `sds-grpc` cluster) and
-//! runs the agent until SIGTERM or Ctrl-C; `weft agent iptables` turns
-//! its flags into `weft_agent::iptables`'s options and installs (or
-//! prints) the capture rules.
+//! Envoy bootstrap is `weft bootstrap`'s plus the `sds-grpc` cluster; the
+//! status port's app metrics come from `--app-metrics-url`, else Istio's
+//! `ISTIO_PROMETHEUS_ANNOTATIONS`) and runs the agent until SIGTERM or
+//! Ctrl-C; `weft agent iptables` turns its flags into
+//! `weft_agent::iptables`'s options and installs (or prints) the capture
+//! rules.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context;
-use weft_agent::{AgentConfig, CaClientConfig, EnvoyConfig, Identity};
+use weft_agent::status::scrape::ScrapeTarget;
+use weft_agent::{AgentConfig, CaClientConfig, EnvoyConfig, Identity, StatusConfig};
 
 use crate::cli::{AgentArgs, IptablesArgs};
 use crate::commands::bootstrap;
@@ -21,7 +25,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             args.ca_root
         )
     })?;
-    let config = agent_config(&args, root_pem)?;
+    let annotations = std::env::var(PROMETHEUS_ANNOTATIONS_ENV).ok();
+    let config = agent_config(&args, root_pem, annotations.as_deref())?;
     let envoy = envoy_config(&args)?;
     weft_agent::run(config, envoy, crate::control_plane::shutdown_signal()).await?;
     Ok(())
@@ -60,8 +65,17 @@ pub fn capture_options(args: &IptablesArgs) -> anyhow::Result<CaptureOptions> {
     })
 }
 
-/// The certificate side's configuration.
-pub fn agent_config(args: &AgentArgs, root_pem: Vec<u8>) -> anyhow::Result<AgentConfig> {
+/// Where injection leaves the Pod's own `prometheus.io/*` annotations
+/// (Istio's name): the app's metrics the status port merges.
+pub const PROMETHEUS_ANNOTATIONS_ENV: &str = "ISTIO_PROMETHEUS_ANNOTATIONS";
+
+/// The agent's configuration; `annotations` is the value of
+/// [`PROMETHEUS_ANNOTATIONS_ENV`], if set.
+pub fn agent_config(
+    args: &AgentArgs,
+    root_pem: Vec<u8>,
+    annotations: Option<&str>,
+) -> anyhow::Result<AgentConfig> {
     let server_name = match &args.ca_server_name {
         Some(name) => name.clone(),
         None => host_of(&args.ca_address)?,
@@ -82,7 +96,30 @@ pub fn agent_config(args: &AgentArgs, root_pem: Vec<u8>) -> anyhow::Result<Agent
         sds_socket: args.sds_socket(),
         retry_initial: Duration::from_secs(1),
         retry_max: Duration::from_secs(60),
+        status: status_config(args, annotations)?,
     })
+}
+
+/// The status port's configuration, `None` with `--status-port 0`.
+pub fn status_config(
+    args: &AgentArgs,
+    annotations: Option<&str>,
+) -> anyhow::Result<Option<StatusConfig>> {
+    if args.status_port == 0 {
+        return Ok(None);
+    }
+    let app_metrics = match (&args.app_metrics_url, annotations) {
+        (Some(url), _) if !url.is_empty() => {
+            Some(ScrapeTarget::from_url(url).context("--app-metrics-url")?)
+        }
+        (_, Some(json)) if !json.trim().is_empty() => Some(ScrapeTarget::from_annotations(json)?),
+        _ => None,
+    };
+    Ok(Some(StatusConfig {
+        address: SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.status_port)),
+        envoy_admin_port: (!args.no_envoy).then_some(args.bootstrap.admin_port),
+        app_metrics,
+    }))
 }
 
 /// Envoy's configuration, `None` with `--no-envoy`.
@@ -183,7 +220,7 @@ mod tests {
             "--service-account",
             "reviews",
         ]);
-        let config = agent_config(&args, b"PEM".to_vec()).unwrap();
+        let config = agent_config(&args, b"PEM".to_vec(), None).unwrap();
         assert_eq!(config.ca.address, "127.0.0.1:15012");
         assert_eq!(config.ca.server_name, "127.0.0.1");
         assert_eq!(config.cert_ttl, Duration::ZERO);
@@ -220,9 +257,54 @@ mod tests {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["weft-xds", "sds-grpc"]);
-        let config = agent_config(&args, Vec::new()).unwrap();
+        assert_eq!(names, ["weft-xds", "sds-grpc", "prometheus_stats"]);
+        let config = agent_config(&args, Vec::new(), None).unwrap();
         assert_eq!(config.ca.server_name, "istiod.istio-system.svc");
         assert_eq!(config.cert_ttl, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn the_status_port_and_where_the_apps_metrics_are() {
+        let plain = args(&["--no-envoy"]);
+        let status = status_config(&plain, None).unwrap().unwrap();
+        assert_eq!(status.address, "0.0.0.0:15020".parse().unwrap());
+        assert_eq!(status.envoy_admin_port, None);
+        assert_eq!(status.app_metrics, None);
+
+        let with_envoy = args(&["--bootstrap-out", "/b", "--admin-port", "15100"]);
+        let annotations = r#"{"scrape":"true","path":"/m","port":"8080"}"#;
+        let status = status_config(&with_envoy, Some(annotations))
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.envoy_admin_port, Some(15100));
+        assert_eq!(
+            status.app_metrics,
+            Some(ScrapeTarget::local("localhost", 8080, "/m"))
+        );
+        // The flag wins over the environment.
+        let flagged = args(&["--no-envoy", "--app-metrics-url", "http://127.0.0.1:9/x"]);
+        let status = status_config(&flagged, Some(annotations)).unwrap().unwrap();
+        assert_eq!(
+            status.app_metrics,
+            Some(ScrapeTarget::local("127.0.0.1", 9, "/x"))
+        );
+        let err = status_config(&args(&["--no-envoy"]), Some("{port")).unwrap_err();
+        assert!(
+            err.to_string().contains("ISTIO_PROMETHEUS_ANNOTATIONS"),
+            "{err}"
+        );
+        let off = args(&["--no-envoy", "--status-port", "0"]);
+        assert!(status_config(&off, Some(annotations)).unwrap().is_none());
+        // The agent's bootstrap carries the workload name and 15090.
+        let named = args(&["--bootstrap-out", "/b", "--workload-name", "reviews-v1"]);
+        let envoy = envoy_config(&named).unwrap().unwrap();
+        assert_eq!(
+            envoy.bootstrap["node"]["metadata"]["WORKLOAD_NAME"],
+            "reviews-v1"
+        );
+        assert_eq!(
+            envoy.bootstrap["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"],
+            15090
+        );
     }
 }

@@ -1,7 +1,9 @@
-//! `weft bootstrap`: print an Envoy bootstrap.
+//! `weft bootstrap`: print an Envoy bootstrap (the flags turned into
+//! `weft_translate::bootstrap`'s parameters; `node.cluster` defaults to
+//! Istio's `<canonical service>.<namespace>`).
 
 use anyhow::Context;
-use weft_translate::bootstrap::{BootstrapParams, build_bootstrap};
+use weft_translate::bootstrap::{BootstrapParams, build_bootstrap, default_node_cluster};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -50,12 +52,19 @@ pub fn params(args: &BootstrapArgs) -> anyhow::Result<BootstrapParams> {
         }
         labels.insert(key.to_string(), value.to_string());
     }
+    let workload_name = args.workload_name.clone().filter(|w| !w.is_empty());
+    let node_cluster = match args.service_cluster.clone().filter(|c| !c.is_empty()) {
+        Some(cluster) => cluster,
+        None => default_node_cluster(
+            &args.node_id,
+            &args.namespace,
+            &labels,
+            workload_name.as_deref(),
+        ),
+    };
     let params = BootstrapParams {
         node_id: args.node_id.clone(),
-        node_cluster: args
-            .service_cluster
-            .clone()
-            .unwrap_or_else(|| args.node_id.clone()),
+        node_cluster,
         namespace: args.namespace.clone(),
         xds_host: host
             .trim_start_matches('[')
@@ -79,6 +88,8 @@ pub fn params(args: &BootstrapArgs) -> anyhow::Result<BootstrapParams> {
             .filter(|ip| !ip.is_empty())
             .cloned()
             .collect(),
+        workload_name,
+        prometheus_port: Some(args.prometheus_port).filter(|p| *p != 0),
     };
     Ok(params)
 }
@@ -179,5 +190,38 @@ mod tests {
         let sidecar = render(&args(&["--outbound-port", "15080", "--labels", "app=web"])).unwrap();
         assert!(sidecar.contains("WEFT_ROUTER_ADDRESS"));
         assert!(!sidecar.contains("WEFT_ROLE"));
+    }
+
+    #[test]
+    fn prometheus_port_workload_name_and_the_default_node_cluster() {
+        let value = |argv: &[&str]| -> serde_yaml::Value {
+            serde_yaml::from_str(&render(&args(argv)).unwrap()).unwrap()
+        };
+        let plain = value(&["--namespace", "prod"]);
+        let listener = &plain["static_resources"]["listeners"][0];
+        assert_eq!(listener["name"], "prometheus_stats");
+        assert_eq!(
+            listener["address"]["socket_address"]["port_value"],
+            serde_yaml::Value::from(15090)
+        );
+        // Without labels or a workload name: the node id's first segment.
+        assert_eq!(plain["node"]["cluster"], "p.prod");
+        assert!(plain["node"]["metadata"].get("WORKLOAD_NAME").is_none());
+
+        let off = value(&["--prometheus-port", "0"]);
+        assert!(off["static_resources"].get("listeners").is_none());
+
+        let named = value(&["--workload-name", "reviews-v1", "--namespace", "prod"]);
+        assert_eq!(named["node"]["metadata"]["WORKLOAD_NAME"], "reviews-v1");
+        assert_eq!(named["node"]["cluster"], "reviews-v1.prod");
+        let labelled = value(&[
+            "--workload-name",
+            "reviews-v1",
+            "--labels",
+            "app=reviews,service.istio.io/canonical-name=reviews-svc",
+        ]);
+        assert_eq!(labelled["node"]["cluster"], "reviews-svc.default");
+        let explicit = value(&["--service-cluster", "mine", "--labels", "app=reviews"]);
+        assert_eq!(explicit["node"]["cluster"], "mine");
     }
 }
