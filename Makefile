@@ -1,7 +1,7 @@
 # The two commands the README opens with, and their helpers.
 CARGO ?= cargo
 
-.PHONY: demo demo-cluster test bench build lint crds clean-tools
+.PHONY: demo demo-cluster test bench bench-telemetry build lint crds clean-tools
 
 ## demo: Weft routing a real Envoy, standalone (bookinfo, then shifted weights)
 demo:
@@ -31,6 +31,14 @@ bench:
 	$(CARGO) build --release --bin weft --bin weft-bench
 	./target/release/weft-bench $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python bench/plot.py target/bench/latencies.csv bench/convergence.png
+
+## bench-telemetry: the data-plane cost of telemetry (two real sidecars,
+## fortio from the Go module proxy, Jaeger for traces): requests/s, p50/p90/p99
+## and CPU with telemetry off and on, as a Markdown table for BENCHMARKS.md
+## (debug builds: what is measured is Envoy; weft only serves its config)
+bench-telemetry:
+	$(CARGO) build --bin weft --bin weft-telemetry-bench
+	./target/debug/weft-telemetry-bench
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -264,8 +264,10 @@ async fn show_request_metrics(pair: &SidecarPair) -> Result<()> {
         "response_code",
         "connection_security_policy",
     ];
-    println!("
-Istio's metrics (each agent's :15020/stats/prometheus), istio_requests_total:");
+    println!(
+        "
+Istio's metrics (each agent's :15020/stats/prometheus), istio_requests_total:"
+    );
     let mut shown = 0;
     for sidecar in [pair.client(), pair.server()] {
         let page = http_get(sidecar.status_addr(), "metrics", "/stats/prometheus", &[]).await?;
@@ -274,7 +276,11 @@ Istio's metrics (each agent's :15020/stats/prometheus), istio_requests_total:");
                 .iter()
                 .filter_map(|name| Some(format!("{name}=\"{}\"", sample.label(name)?)))
                 .collect();
-            println!("  istio_requests_total{{{}}} {}", labels.join(","), sample.value);
+            println!(
+                "  istio_requests_total{{{}}} {}",
+                labels.join(","),
+                sample.value
+            );
             shown += 1;
         }
     }

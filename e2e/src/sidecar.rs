@@ -219,6 +219,11 @@ impl Sidecar {
         &self.process
     }
 
+    /// Envoy's outbound (router) listener: where the workload sends.
+    pub fn outbound_addr(&self) -> SocketAddr {
+        self.outbound
+    }
+
     /// Envoy's admin listener.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin

@@ -490,13 +490,7 @@ pub(crate) async fn start_standalone_ca(
     if let Some(path) = mesh_config {
         args.extend([OsStr::new("--mesh-config"), path.as_os_str()]);
     }
-    let weft = Weft::start_standalone_on(
-        config_dir,
-        &args,
-        ip,
-        WEFT_READY_TIMEOUT,
-    )
-    .await?;
+    let weft = Weft::start_standalone_on(config_dir, &args, ip, WEFT_READY_TIMEOUT).await?;
     Ok((weft, ca_dir.join("root-cert.pem")))
 }
 

@@ -269,46 +269,14 @@ fn build_endpoints<'a>(
                 ports: endpoint_ports.clone(),
                 labels,
                 service_account,
-                workload_name: pod.map(workload_name),
+                workload_name: pod
+                    .map(crate::inject::template::workload_name)
+                    .filter(|w| !w.is_empty()),
                 ..Endpoint::default()
             });
         }
     }
     endpoints
-}
-
-/// The workload a pod belongs to, as Istio names it: the Deployment of a
-/// ReplicaSet-owned pod (the ReplicaSet's name without the pod's
-/// `pod-template-hash`), else the owner's name, else the pod's name (or
-/// its `generateName` without the trailing `-`).
-pub fn workload_name(pod: &Pod) -> String {
-    let meta = &pod.metadata;
-    let owner = meta
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.controller == Some(true))
-        .or_else(|| meta.owner_references.iter().flatten().next());
-    if let Some(owner) = owner {
-        let hash = meta
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("pod-template-hash"));
-        if owner.kind == "ReplicaSet"
-            && let Some(deployment) = hash.and_then(|h| owner.name.strip_suffix(&format!("-{h}")))
-        {
-            return deployment.to_string();
-        }
-        return owner.name.clone();
-    }
-    meta.name
-        .clone()
-        .or_else(|| {
-            meta.generate_name
-                .as_ref()
-                .map(|g| g.trim_end_matches('-').to_string())
-        })
-        .unwrap_or_default()
 }
 
 fn target_pod<'a>(

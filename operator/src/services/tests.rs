@@ -388,31 +388,3 @@ fn a_bad_port_is_reported_by_field() {
         other => panic!("not an error: {other:?}"),
     }
 }
-
-#[test]
-fn workload_names_follow_istio() {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-    let owned = |kind: &str, name: &str, labels: &[(&str, &str)]| {
-        let mut pod = (*mk_pod("default", "reviews-v1-5d8f7c-abcde", labels)).clone();
-        pod.metadata.owner_references = Some(vec![OwnerReference {
-            kind: kind.to_string(),
-            name: name.to_string(),
-            controller: Some(true),
-            ..OwnerReference::default()
-        }]);
-        pod
-    };
-    let deployed = owned(
-        "ReplicaSet",
-        "reviews-v1-5d8f7c",
-        &[("pod-template-hash", "5d8f7c")],
-    );
-    assert_eq!(super::workload_name(&deployed), "reviews-v1");
-    // A ReplicaSet of its own (no template hash in its name) is the workload.
-    let replica_set = owned("ReplicaSet", "reviews-v1-5d8f7c", &[]);
-    assert_eq!(super::workload_name(&replica_set), "reviews-v1-5d8f7c");
-    let stateful = owned("StatefulSet", "db", &[]);
-    assert_eq!(super::workload_name(&stateful), "db");
-    let bare = mk_pod("default", "bare", &[]);
-    assert_eq!(super::workload_name(&bare), "bare");
-}
