@@ -425,6 +425,44 @@ fn parse_traces(data: Value) -> Result<Vec<Trace>> {
         .collect()
 }
 
+/// The MeshConfig lines that make Jaeger's Zipkin endpoint the `jaeger`
+/// tracing provider, reached as [`JAEGER_HOST`] port 9411.
+pub const ZIPKIN_PROVIDER: &str = "extensionProviders:
+- name: jaeger
+  zipkin: {service: jaeger.observability.svc.cluster.local, port: 9411}
+defaultProviders: {tracing: [jaeger]}
+";
+
+/// The host [`mesh_tracing`] declares for Jaeger.
+pub const JAEGER_HOST: &str = "jaeger.observability.svc.cluster.local";
+
+/// Config for a mesh tracing to `zipkin` (a [`Jaeger::zipkin_addr`]) at
+/// `percent`: a ServiceEntry making it [`JAEGER_HOST`]:9411 and the
+/// mesh-wide Telemetry that samples `percent`% of requests (with
+/// [`ZIPKIN_PROVIDER`] in the mesh config).
+pub fn mesh_tracing(zipkin: SocketAddr, percent: u32) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: jaeger, namespace: observability}}
+spec:
+  hosts: [{JAEGER_HOST}]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{{number: 9411, name: http-zipkin, protocol: HTTP}}]
+  endpoints: [{{address: {}, ports: {{http-zipkin: {}}}}}]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {{name: mesh-default, namespace: istio-system}}
+spec:
+  tracing: [{{randomSamplingPercentage: {percent}}}]
+",
+        zipkin.ip(),
+        zipkin.port()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,42 +543,4 @@ mod tests {
         assert_eq!(json["localEndpoint"]["serviceName"], "svc");
         assert_eq!(json["tags"]["k"], "v");
     }
-}
-
-/// The MeshConfig lines that make Jaeger's Zipkin endpoint the `jaeger`
-/// tracing provider, reached as [`JAEGER_HOST`] port 9411.
-pub const ZIPKIN_PROVIDER: &str = "extensionProviders:
-- name: jaeger
-  zipkin: {service: jaeger.observability.svc.cluster.local, port: 9411}
-defaultProviders: {tracing: [jaeger]}
-";
-
-/// The host [`mesh_tracing`] declares for Jaeger.
-pub const JAEGER_HOST: &str = "jaeger.observability.svc.cluster.local";
-
-/// Config for a mesh tracing to `zipkin` (a [`Jaeger::zipkin_addr`]) at
-/// `percent`: a ServiceEntry making it [`JAEGER_HOST`]:9411 and the
-/// mesh-wide Telemetry that samples `percent`% of requests (with
-/// [`ZIPKIN_PROVIDER`] in the mesh config).
-pub fn mesh_tracing(zipkin: SocketAddr, percent: u32) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: jaeger, namespace: observability}}
-spec:
-  hosts: [{JAEGER_HOST}]
-  location: MESH_EXTERNAL
-  resolution: STATIC
-  ports: [{{number: 9411, name: http-zipkin, protocol: HTTP}}]
-  endpoints: [{{address: {}, ports: {{http-zipkin: {}}}}}]
----
-apiVersion: telemetry.istio.io/v1
-kind: Telemetry
-metadata: {{name: mesh-default, namespace: istio-system}}
-spec:
-  tracing: [{{randomSamplingPercentage: {percent}}}]
-",
-        zipkin.ip(),
-        zipkin.port()
-    )
 }
