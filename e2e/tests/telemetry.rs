@@ -106,6 +106,16 @@ async fn prometheus_counts_every_request_from_both_reporters() -> anyhow::Result
     for le in ["1", "5", "10", "100", "1000", "+Inf"] {
         assert!(bounds.contains(&le), "no le={le} bucket in {bounds:?}");
     }
+    // A config change replaces the server's listener; its counters go on.
+    pair.set_mtls_mode("PERMISSIVE").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pair.call().await?.status, 200);
+    wait_until("the server's count to go on", APPLY_TIMEOUT, || async {
+        requests_now(&pair, "destination", "200")
+            .await
+            .is_ok_and(|n| n == before[1] + 6.0)
+    })
+    .await?;
     for series in ["istio_request_bytes_count", "istio_response_bytes_count"] {
         prometheus
             .wait_for(

@@ -260,8 +260,11 @@ pub(crate) fn stats_logger(
             .collect(),
     };
     let mut config = Config {
+        // One scope shared by every listener's logger: a listener replaced
+        // by a config change hands its counters on instead of resetting them.
         stats_scope: Some(Scope {
             prefix: STATS_SCOPE.to_string(),
+            sharing_name: STATS_SCOPE.to_string(),
             ..Default::default()
         }),
         ..Default::default()
