@@ -1,8 +1,9 @@
 //! `weft-telemetry-bench` (`make bench-telemetry`): what telemetry costs
 //! the data plane. Two real sidecars ([`SidecarPair`]: sleep calls reviews
 //! over mTLS) with telemetry off (no metrics provider, no logs, no
-//! tracing), then on (Istio's metrics, a JSON access log on every proxy and
-//! 100% Zipkin tracing to a real Jaeger). For each, fortio (Istio's load
+//! tracing), with Istio's default (the Prometheus metrics), then with
+//! everything (metrics, a JSON access log on every proxy and 100% Zipkin
+//! tracing to a real Jaeger). For each, fortio (Istio's load
 //! tester) measures the most requests per second through the pair, then
 //! the latency at a fixed rate while `/proc` counts the CPU time of both
 //! sidecars (agent and Envoy). Prints a Markdown table for BENCHMARKS.md.
@@ -36,17 +37,19 @@ async fn run() -> Result<()> {
     let qps: u64 = env_or("BENCH_QPS", 500)?;
     let run_for = Duration::from_secs(seconds);
     let off = measure("off", telemetry_off(), None, run_for, qps).await?;
+    // Istio's default: the Prometheus provider only.
+    let metrics = measure("metrics", "{}".to_string(), None, run_for, qps).await?;
     let jaeger = Jaeger::start().await?;
     let log_dir = tempfile::tempdir()?;
     let on = measure(
-        "on",
+        "metrics + logs + traces",
         telemetry_on(&log_dir.path().join("access.log")),
         Some(&jaeger),
         run_for,
         qps,
     )
     .await?;
-    print_table(&[off, on], seconds, qps);
+    print_table(&[off, metrics, on], seconds, qps);
     Ok(())
 }
 
@@ -184,17 +187,28 @@ fn print_table(rows: &[Row], seconds: u64, qps: u64) {
             per_thousand(row.cpu.1),
         );
     }
-    if let [off, on] = rows {
+    let Some((off, on)) = rows.split_first() else {
+        return;
+    };
+    for row in on {
         println!(
-            "| on / off | {:.2} | {:.2} | {:.2} | {:.2} | | |",
-            on.max.actual_qps / off.max.actual_qps,
-            on.fixed.p50_ms / off.fixed.p50_ms,
-            on.fixed.p90_ms / off.fixed.p90_ms,
-            on.fixed.p99_ms / off.fixed.p99_ms,
-        );
-        println!(
-            "\np90 added by telemetry: {:+.2} ms (Istio publishes +2.65 ms p90 and 0.5 vCPU per 1000 requests/s per sidecar)",
-            on.fixed.p90_ms - off.fixed.p90_ms
+            "| {} / off | {:.2} | {:.2} | {:.2} | {:.2} | | |",
+            row.name,
+            row.max.actual_qps / off.max.actual_qps,
+            row.fixed.p50_ms / off.fixed.p50_ms,
+            row.fixed.p90_ms / off.fixed.p90_ms,
+            row.fixed.p99_ms / off.fixed.p99_ms,
         );
     }
+    println!();
+    for row in on {
+        println!(
+            "p90 added by {}: {:+.2} ms",
+            row.name,
+            row.fixed.p90_ms - off.fixed.p90_ms
+        );
+    }
+    println!(
+        "(Istio publishes +2.65 ms p90 and 0.5 vCPU per 1000 requests/s per sidecar for its default telemetry)"
+    );
 }
