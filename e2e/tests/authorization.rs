@@ -13,8 +13,8 @@ use weft_e2e::sidecars::{Sidecar, SidecarOptions, SidecarPair};
 use weft_e2e::{APPLY_TIMEOUT, wait_until};
 
 /// Waits until `GET path` from `client` answers `status` five times in a
-/// row: connections the client's Envoy opened before the change stay on
-/// the server's previous filter chains until they drain (about a second).
+/// row, then until the server's previous filter chains have drained:
+/// connections the client's Envoy opened before the change stay on them.
 async fn wait_for_status(
     pair: &SidecarPair,
     client: &Sidecar,
@@ -39,7 +39,12 @@ async fn wait_for_status(
         },
     )
     .await
-    .map_err(|e| e.context(pair.logs()))
+    .map_err(|e| e.context(pair.logs()))?;
+    // Connections the client's Envoy opened before the change may still
+    // sit idle on the server's old filter chain until its drain time
+    // (the agent's 5 s `--drain-time-s`) closes them.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

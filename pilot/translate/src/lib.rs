@@ -4,9 +4,11 @@
 //! assignments, listeners and route configurations for sidecars (the HTTP
 //! router, or captured `virtualOutbound` / `virtualInbound`) and gateways;
 //! the inbound HTTP filters (RBAC from AuthorizationPolicy, then Quota rate
-//! limits); [`check_consistency`]; a proxy's [`ProxyView`] read from its
-//! `Node` ([`node`]); and the Envoy [`bootstrap`] that points a proxy at
-//! Weft.
+//! limits); what every listener reports (`telemetry`: Istio's metrics
+//! through Envoy's stats access logger, the metadata they read, access
+//! logs and tracers, from the Telemetry API and the mesh config);
+//! [`check_consistency`]; a proxy's [`ProxyView`] read from its `Node`
+//! ([`node`]); and the Envoy [`bootstrap`] that points a proxy at Weft.
 //!
 //! Pure functions only: no I/O, no clock, no globals, and Cargo keeps it so
 //! (no tokio, tonic, notify or kube among its dependencies). The same inputs
