@@ -7,10 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 use weft_crds::{
     CaptureMode, DestinationRuleSpec, DocumentError, GatewaySpec, H2UpgradePolicy, IstioDuration,
-    IstioMetricName, Location, MeshDocument, MeshResource, MtlsMode, OutboundTrafficMode,
-    ProxyProtocolVersion, RedirectPortSelection, Resolution, ServerTlsMode, ServiceEntrySpec,
-    SidecarSpec, SimpleLb, StringMatch, StringMatchKind, TagOperation, TlsMode, TlsProtocol,
-    UnmatchedPreflights, VirtualServiceSpec, WorkloadMode,
+    Location, MeshDocument, MeshResource, MtlsMode, OutboundTrafficMode, ProxyProtocolVersion,
+    RedirectPortSelection, Resolution, ServerTlsMode, ServiceEntrySpec, SidecarSpec, SimpleLb,
+    StringMatch, StringMatchKind, TlsMode, TlsProtocol, UnmatchedPreflights, VirtualServiceSpec,
 };
 
 const REVIEWS_VS: &str = include_str!("examples/reviews-virtualservice.yaml");
@@ -21,67 +20,8 @@ const SELECTOR_SE: &str = include_str!("examples/serviceentry-selector.yaml");
 const GATEWAY: &str = include_str!("examples/gateway.yaml");
 const SIDECAR: &str = include_str!("examples/sidecar.yaml");
 
-fn value(yaml: &str) -> Value {
-    serde_yaml::from_str(yaml).expect("valid YAML")
-}
-
-fn doc(yaml: &str) -> MeshDocument {
-    MeshDocument::from_value(value(yaml)).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Serializing the spec and parsing it again gives the same spec, and the
-/// serialized form equals the input `spec` except for fields the input sets
-/// to their proto zero value (`weight: 0`) — none in these examples — and
-/// the deprecated `mirror_percent` spelling.
-fn assert_round_trip(yaml: &str) {
-    let parsed = doc(yaml);
-    let spec = parsed.resource.spec_value().expect("serializes");
-    let mut input = value(yaml)["spec"].clone();
-    rename_legacy_keys(&mut input);
-    assert_eq!(
-        normalize(spec.clone()),
-        normalize(input),
-        "round trip changes the spec"
-    );
-    let again =
-        MeshDocument::from_value(parsed.to_value("v1").expect("to_value")).expect("reparse");
-    assert_eq!(again, parsed);
-}
-
-fn rename_legacy_keys(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            if let Some(p) = map.remove("mirror_percent") {
-                map.insert("mirrorPercent".into(), p);
-            }
-            map.values_mut().for_each(rename_legacy_keys);
-        }
-        Value::Array(items) => items.iter_mut().for_each(rename_legacy_keys),
-        _ => {}
-    }
-}
-
-/// Durations print canonically (`1h` -> `1h0m0s`) and YAML integers may be
-/// read as floats; compare them by meaning.
-fn normalize(v: Value) -> Value {
-    match v {
-        Value::String(s) => match IstioDuration::parse(&s) {
-            Ok(d) if s.chars().next().is_some_and(|c| c.is_ascii_digit()) => {
-                Value::String(d.to_string())
-            }
-            _ => Value::String(s),
-        },
-        Value::Number(n) => n
-            .as_f64()
-            .and_then(serde_json::Number::from_f64)
-            .map_or(Value::Number(n), Value::Number),
-        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect())
-        }
-        other => other,
-    }
-}
+mod common;
+use common::{assert_round_trip, doc, value};
 
 fn vs(d: &MeshDocument) -> &VirtualServiceSpec {
     match &d.resource {
@@ -751,87 +691,4 @@ fn the_quota_example_parses() {
     assert_eq!(spec.max_amount, 5000);
     assert_eq!(spec.overrides.len(), 2);
     assert_eq!(spec.overrides[0].match_.source_labels["version"], "v3");
-}
-
-#[test]
-fn telemetry_parses_every_field_group_in_both_served_versions() {
-    let yaml = include_str!("examples/telemetry.yaml");
-    assert_round_trip(yaml);
-    for version in ["v1alpha1", "v1"] {
-        let d = doc(&yaml.replace(
-            "telemetry.istio.io/v1",
-            &format!("telemetry.istio.io/{version}"),
-        ));
-        let MeshResource::Telemetry(spec) = &d.resource else {
-            panic!("not a Telemetry: {d:?}");
-        };
-        assert_eq!(spec.target_refs[0].kind, "Gateway");
-        let tracing = &spec.tracing[0];
-        assert_eq!(
-            tracing.match_.as_ref().and_then(|m| m.mode),
-            Some(WorkloadMode::Client)
-        );
-        assert_eq!(tracing.providers[0].name, "zipkin");
-        assert_eq!(tracing.random_sampling_percentage, Some(12.5));
-        assert_eq!(tracing.use_request_id_for_trace_sampling, Some(true));
-        assert_eq!(
-            tracing.custom_tags["pod"]
-                .environment
-                .as_ref()
-                .map(|e| e.default_value.as_str()),
-            Some("unknown")
-        );
-        assert_eq!(
-            tracing.custom_tags["user"]
-                .header
-                .as_ref()
-                .map(|h| h.name.as_str()),
-            Some("x-user")
-        );
-        let metrics = &spec.metrics[0];
-        assert_eq!(
-            metrics.reporting_interval,
-            Some(IstioDuration(Duration::from_secs(10)))
-        );
-        let first = &metrics.overrides[0];
-        let selector = first.match_.as_ref().expect("a match");
-        assert_eq!(selector.metric, Some(IstioMetricName::RequestCount));
-        assert_eq!(selector.mode, Some(WorkloadMode::Server));
-        assert_eq!(
-            first.tag_overrides["response_code"].operation,
-            Some(TagOperation::Remove)
-        );
-        assert_eq!(
-            first.tag_overrides["request_method"].value.as_deref(),
-            Some("request.method")
-        );
-        assert_eq!(
-            metrics.overrides[1]
-                .match_
-                .as_ref()
-                .and_then(|m| m.custom_metric.as_deref()),
-            Some("my_metric")
-        );
-        assert_eq!(
-            metrics.overrides[2].match_.as_ref().and_then(|m| m.metric),
-            Some(IstioMetricName::GrpcRequestMessages)
-        );
-        let logging = &spec.access_logging[0];
-        assert_eq!(
-            logging.filter.as_ref().map(|f| f.expression.as_str()),
-            Some("response.code >= 400")
-        );
-        let back = d.to_value(version).expect("serializes");
-        assert_eq!(back["apiVersion"], format!("telemetry.istio.io/{version}"));
-    }
-    let e = MeshDocument::from_value(value(
-        "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: x}\nspec:\n  metrics:\n  - overrides:\n    - match: {metric: REQUEST_COUNTS}\n",
-    ))
-    .expect_err("an unknown metric");
-    assert_eq!(e.field(), Some("spec.metrics[0].overrides[0].match.metric"));
-    let e = MeshDocument::from_value(value(
-        "apiVersion: telemetry.istio.io/v1beta1\nkind: Telemetry\nmetadata: {name: x}\n",
-    ))
-    .expect_err("v1beta1 is not served for Telemetry");
-    assert_eq!(e.kind(), "unsupported_api_version");
 }

@@ -94,6 +94,8 @@ pub(super) fn mesh_virtual_hosts(
 ) -> Vec<VirtualHost> {
     let mut taken = BTreeSet::new();
     let mut virtual_hosts = Vec::new();
+    // Mesh workloads learn who calls them (see telemetry::peer).
+    let peer = peer_header(&WorkloadLabels::of_proxy(view));
     for service in super::visible_services(snapshot, view) {
         let default_port = service.default_http_port();
         let ports = service
@@ -123,9 +125,8 @@ pub(super) fn mesh_virtual_hosts(
                 name: format!("{}:{}", service.hostname, port.number),
                 domains,
                 routes: build_mesh_routes(snapshot, view, service, port.number),
-                // Mesh workloads learn who calls them (see telemetry::peer).
                 request_headers_to_add: (service.location == Location::MeshInternal)
-                    .then(|| peer_header(&WorkloadLabels::of_proxy(view)))
+                    .then(|| peer.clone())
                     .into_iter()
                     .collect(),
                 ..Default::default()
