@@ -92,11 +92,11 @@ pub fn inbound_mode(snapshot: &MeshSnapshot, view: &ProxyView, port: u16) -> Mtl
 
 /// One listener per ingress port of the proxy's Sidecar.
 pub(super) fn build_inbound_listeners(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Listener> {
+    let telemetry = ListenerTelemetry::new(snapshot, view, Side::Server);
     ingress_of(snapshot, view)
         .iter()
         .map(|l| {
             let filters = inbound_http_filters(snapshot, view, l.port);
-            let telemetry = ListenerTelemetry::new(snapshot, view, Side::Server);
             build_listener(
                 l,
                 inbound_mode(snapshot, view, l.port),
