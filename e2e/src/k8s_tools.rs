@@ -1,7 +1,8 @@
 //! Building (once) the Go tools the harness runs: kube-apiserver and
 //! kubectl v1.36.2, etcd 3.6.8, helm v4.2.4, istiod (`pilot-discovery`, the
 //! head of Istio's release-1.30 branch) as the reference control plane for
-//! benchmarks, and the telemetry tools: Jaeger v2.12.0 (traces, see
+//! benchmarks, istioctl from the same source (Istio's own `proxy-status`
+//! against Weft), and the telemetry tools: Jaeger v2.12.0 (traces, see
 //! [`crate::jaeger`]) and fortio v1.66.5 (Istio's load generator, see
 //! [`crate::fortio`]).
 //!
@@ -155,6 +156,18 @@ const ISTIOD: GoTool = GoTool {
     source: Source::PatchedIstio,
 };
 
+const ISTIOCTL: GoTool = GoTool {
+    name: "istioctl",
+    version: ISTIO_VERSION,
+    module: ISTIOD_MODULE_DIR,
+    package: "istio.io/istio/istioctl/cmd/istioctl",
+    stamp: Stamp::Istio,
+    version_args: &["version", "--remote=false", "--short"],
+    version_text: ISTIO_VERSION,
+    cold_minutes: 8,
+    source: Source::PatchedIstio,
+};
+
 const JAEGER: GoTool = GoTool {
     name: "jaeger",
     version: JAEGER_VERSION,
@@ -227,6 +240,13 @@ pub fn helm_binary() -> Result<PathBuf> {
 pub fn istiod_binary() -> Result<PathBuf> {
     static FOUND: OnceLock<PathBuf> = OnceLock::new();
     cached(&FOUND, &ISTIOD)
+}
+
+/// istioctl [`ISTIO_VERSION`], from the same patched Istio source as
+/// istiod, built once (see the module docs).
+pub fn istioctl_binary() -> Result<PathBuf> {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    cached(&FOUND, &ISTIOCTL)
 }
 
 /// Jaeger [`JAEGER_VERSION`] (`cmd/jaeger`, the v2 collector and query

@@ -94,8 +94,8 @@ pub use istio_source::istio_crds_file;
 pub use istiod::{Istiod, IstiodOptions, install_istio_crds};
 pub use jaeger::{Jaeger, Trace, ZipkinSpan};
 pub use k8s_tools::{
-    etcd_binary, fortio_binary, helm_binary, istiod_binary, jaeger_binary, kube_apiserver_binary,
-    kubectl_binary,
+    etcd_binary, fortio_binary, helm_binary, istioctl_binary, istiod_binary, jaeger_binary,
+    kube_apiserver_binary, kubectl_binary,
 };
 pub use kube_mesh::KubeMesh;
 pub use mesh::{APPLY_TIMEOUT, Mesh, MeshBuilder};

@@ -405,9 +405,13 @@ impl Weft {
         timeout: Duration,
     ) -> Result<Self> {
         let xds_addr = xds_addr.unwrap_or(SocketAddr::new(ip, 0)).to_string();
+        // Loopback unless the caller chose (the debug endpoints' access
+        // rule is tested from other addresses).
+        if !command.get_args().any(|a| a == "--monitoring-address") {
+            command.args(["--monitoring-address", "127.0.0.1:0"]);
+        }
         command
             .args(["--xds-address", &xds_addr])
-            .args(["--monitoring-address", "127.0.0.1:0"])
             .args(["--ca-address", &SocketAddr::new(ip, 0).to_string()])
             .env(
                 "RUST_LOG",

@@ -383,6 +383,7 @@ mod tests {
         let applied = Applied {
             snapshot: Arc::new(MeshSnapshot::default()),
             changed: false,
+            resources: Default::default(),
             errors: vec![
                 ConfigError {
                     origin: origin.clone(),

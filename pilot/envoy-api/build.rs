@@ -33,6 +33,18 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let (descriptors, _files) = proto_set::compile(proto_dir, &packages)?;
 
+    // The same descriptors, without their comments, for `FILE_DESCRIPTOR_SET`
+    // (what JSON renderings of these messages resolve types with).
+    let mut stripped = descriptors.clone();
+    for file in &mut stripped.file {
+        file.source_code_info = None;
+    }
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    fs::write(
+        out_dir.join("file_descriptor_set.bin"),
+        prost::Message::encode_to_vec(&stripped),
+    )?;
+
     prost_build::Config::new()
         .enable_type_names()
         .type_name_domain(["."], "type.googleapis.com")

@@ -69,6 +69,7 @@ pub const ROOTS: &[&str] = &[
     "data-plane-api/envoy/extensions/upstreams/http/v3",
     "data-plane-api/envoy/service/discovery/v3",
     "data-plane-api/envoy/service/ratelimit/v3",
+    "data-plane-api/envoy/service/status/v3",
     "googleapis/google/rpc",
 ];
 

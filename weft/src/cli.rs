@@ -37,6 +37,13 @@ pub enum Command {
     /// Print a Pod (YAML) with the sidecar the injection webhook would add,
     /// or unchanged with the reason on stderr.
     Inject(InjectArgs),
+    /// Is every proxy in sync? Each connected proxy's state per xDS type
+    /// (SYNCED, NOT SENT, STALE, ERROR with Envoy's NACK), from a running
+    /// control plane's `/debug/syncz`.
+    ProxyStatus(crate::commands::proxy_status::ProxyStatusArgs),
+    /// What config does this proxy have? Its clusters, listeners, routes,
+    /// endpoints or secrets, from the control plane or Envoy's own dump.
+    ProxyConfig(crate::commands::proxy_config::ProxyConfigArgs),
 }
 
 #[derive(Debug, Args)]

@@ -17,8 +17,9 @@ use weft_config::Applied;
 use weft_config::metrics::ConfigMetrics;
 use weft_model::MeshSnapshot;
 use weft_quota_service::{QuotaMetrics, QuotaService};
-use weft_xds::{AdsServer, Rejections, XdsMetrics};
+use weft_xds::{AdsServer, DebugAccess, Rejections, XdsMetrics};
 
+use crate::debug::DebugState;
 use crate::mesh_config::Reload;
 use crate::monitoring::{self, Readiness};
 
@@ -34,6 +35,7 @@ pub struct ControlPlane {
     quota_metrics: QuotaMetrics,
     readiness: Readiness,
     rejections: Rejections,
+    debug: DebugState,
 }
 
 impl ControlPlane {
@@ -54,14 +56,24 @@ impl ControlPlane {
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
         let bound = monitoring.local_addr()?;
-        info!(address = %bound, "monitoring server (/metrics, /healthz, /readyz) listening on {bound}");
-        tokio::spawn(monitoring::serve(monitoring, registry, readiness.clone()));
+        info!(address = %bound, "monitoring server (/metrics, /healthz, /readyz, /debug/*) listening on {bound}");
+        let debug = DebugState::default();
+        tokio::spawn(monitoring::serve(
+            monitoring,
+            registry,
+            readiness.clone(),
+            debug.clone(),
+        ));
         Ok(Self {
-            recorder: ConfigRecorder(config_metrics),
+            recorder: ConfigRecorder {
+                metrics: config_metrics,
+                debug: debug.clone(),
+            },
             xds_metrics,
             quota_metrics,
             readiness,
             rejections: Rejections::default(),
+            debug,
         })
     }
 
@@ -69,6 +81,12 @@ impl ControlPlane {
     /// share the registered metrics).
     pub fn recorder(&self) -> ConfigRecorder {
         self.recorder.clone()
+    }
+
+    /// Who may read the debug endpoints and istiod's debug xDS types
+    /// (loopback callers only, unless set); set it before [`Self::serve_xds`].
+    pub fn set_debug_access(&self, access: Arc<dyn DebugAccess>) {
+        self.debug.set_access(access);
     }
 
     /// The configs connected proxies currently reject (NACKs), as the xDS
@@ -96,12 +114,19 @@ impl ControlPlane {
         // The quota service of Global Quotas shares the xDS port: proxies
         // reach it through the bootstrap's xDS cluster.
         let quota = QuotaService::new(snapshots.clone(), self.quota_metrics).into_service();
+        self.debug.serving(snapshots.clone());
         let server = tonic::transport::Server::builder()
             .add_service(quota)
             .add_service(
                 AdsServer::new(snapshots)
                     .with_metrics(self.xds_metrics)
                     .with_rejections(self.rejections)
+                    .with_debug_state(
+                        self.debug.connections(),
+                        self.debug.pushes(),
+                        self.debug.cache(),
+                    )
+                    .with_debug_access(self.debug.access(), &instance_id())
                     .into_service(),
             )
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
@@ -126,15 +151,29 @@ impl ControlPlane {
     }
 }
 
-/// Logs and counts applied configs.
+/// How debug answers name this instance: the pod's name (`POD_NAME`, or
+/// the host name a pod gets), else `weft`.
+fn instance_id() -> String {
+    ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "weft".to_string())
+}
+
+/// Logs and counts applied configs, and keeps the last for the debug
+/// endpoints.
 #[derive(Clone, Debug)]
-pub struct ConfigRecorder(ConfigMetrics);
+pub struct ConfigRecorder {
+    metrics: ConfigMetrics,
+    debug: DebugState,
+}
 
 impl ConfigRecorder {
     /// Logs one applied config and records it in the metrics.
     pub fn record(&self, applied: &Applied) {
         report(applied);
-        self.0.record(applied);
+        self.metrics.record(applied);
+        self.debug.record(applied);
     }
 
     /// Logs and counts a mesh config read from `origin` (nothing for an
@@ -150,7 +189,7 @@ impl ConfigRecorder {
                     providers = mesh.providers.len(),
                     "mesh config applied"
                 );
-                self.0.record_mesh_config(true);
+                self.metrics.record_mesh_config(true);
             }
             Reload::Rejected(errors) => {
                 for error in errors {
@@ -165,7 +204,7 @@ impl ConfigRecorder {
                     errors = errors.len(),
                     "mesh config rejected; the last good one is kept"
                 );
-                self.0.record_mesh_config(false);
+                self.metrics.record_mesh_config(false);
             }
         }
     }

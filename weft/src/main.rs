@@ -13,7 +13,8 @@
 //!     mesh config ─▶ mesh_config::MeshConfigState ─▶ ConfigStore::set_mesh_config
 //!                                                                  │
 //!                                         weft_xds::AdsServer ◀────┘ ─▶ Envoy (ADS, :15010)
-//!     monitoring (:15014): /metrics, /healthz, /readyz
+//!     monitoring (:15014): /metrics, /healthz, /readyz, /debug/* (debug, behind
+//!     debug::access; istiod's debug xDS types on :15010 too)
 //! weft operator [--kubeconfig F]
 //!     weft_operator::Stores (kube watches; the mesh config from ConfigMap istio) ─▶ Debouncer ─▶
 //!     the same ConfigStore, xDS and monitoring; status, leader election, the CA on Secrets
@@ -21,6 +22,8 @@
 //! weft bootstrap ...   prints the Envoy bootstrap (weft_translate::bootstrap)
 //! weft validate -f F   weft_source::files ─▶ weft_config::validate_inputs, errors printed
 //! weft inject -f F     the webhook's injection offline (weft_operator::inject)
+//! weft proxy-status    every proxy's sync state, from a control plane's /debug/syncz
+//! weft proxy-config P  a proxy's clusters, listeners, routes, endpoints, secrets
 //! weft agent ...       the sidecar agent (weft_agent), its status port (:15020) and Envoy's
 //!                      stats (:15090); `weft agent iptables` the capture rules
 //! ```
@@ -29,6 +32,7 @@ mod certificate_service;
 mod cli;
 mod commands;
 mod control_plane;
+mod debug;
 mod logging;
 mod mesh_config;
 mod monitoring;
@@ -38,7 +42,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{AgentCommand, Cli, Command};
-use crate::commands::{agent, bootstrap, inject, operator, standalone, validate};
+use crate::commands::{
+    agent, bootstrap, inject, operator, proxy_config, proxy_status, standalone, validate,
+};
 
 /// mimalloc rather than the system allocator: every ADS push allocates and
 /// frees a copy of each proxy's resources, and glibc's heaps, fragmented
@@ -76,5 +82,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Inject(args) => inject::run(&args),
+        Command::ProxyStatus(args) => proxy_status::run(&args).await,
+        Command::ProxyConfig(args) => proxy_config::run(&args).await,
     }
 }

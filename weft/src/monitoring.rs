@@ -1,9 +1,11 @@
 //! The monitoring server (Istio's port 15014): `/metrics` in the
 //! Prometheus / OpenMetrics text format, `/healthz` (200 while the process
-//! runs) and `/readyz` (200 once [`Readiness::set_ready`] was called).
+//! runs), `/readyz` (200 once [`Readiness::set_ready`] was called) and the
+//! debug endpoints (`/debug/*`, see [`crate::debug`]).
 //! A thin axum layer: the metrics themselves live with their subsystems
 //! (`weft_xds::metrics`, `weft_config::metrics`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -16,6 +18,8 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tracing::{error, warn};
+
+use crate::debug::DebugState;
 
 /// The content type of the OpenMetrics text `prometheus-client` writes.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -43,8 +47,8 @@ struct Monitoring {
 }
 
 /// The monitoring routes over `registry` (complete: nothing can register
-/// in it any more) and `readiness`.
-pub fn router(registry: Registry, readiness: Readiness) -> Router {
+/// in it any more) and `readiness`, and the debug routes over `debug`.
+pub fn router(registry: Registry, readiness: Readiness, debug: DebugState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -53,11 +57,20 @@ pub fn router(registry: Registry, readiness: Readiness) -> Router {
             registry,
             readiness,
         }))
+        .merge(crate::debug::router(debug))
 }
 
-/// Serves [`router`] on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, registry: Registry, readiness: Readiness) {
-    if let Err(err) = axum::serve(listener, router(registry, readiness)).await {
+/// Serves [`router`] on `listener` until the process ends (the debug
+/// routes need the caller's address).
+pub async fn serve(
+    listener: TcpListener,
+    registry: Registry,
+    readiness: Readiness,
+    debug: DebugState,
+) {
+    let app =
+        router(registry, readiness, debug).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(err) = axum::serve(listener, app).await {
         error!(%err, "the monitoring server stopped");
     }
 }
@@ -120,7 +133,12 @@ mod tests {
         let readiness = Readiness::default();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(serve(listener, registry, readiness.clone()));
+        tokio::spawn(serve(
+            listener,
+            registry,
+            readiness.clone(),
+            DebugState::default(),
+        ));
 
         assert!(get(addr, "/healthz").await.0.contains(" 200 "));
         assert!(get(addr, "/readyz").await.0.contains(" 503 "));

@@ -22,7 +22,7 @@
 //! ([`ConfigStore::set_mesh_config`]) assembles them again: the passes that
 //! read it (Telemetry's providers) run again, and the snapshot carries it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -88,6 +88,9 @@ pub struct Applied {
     /// Resources served at their last good version because the current one
     /// is bad.
     pub kept: Vec<ResourceId>,
+    /// Every resource of the inputs, converted or not (the debug
+    /// endpoints list them with their conditions).
+    pub resources: BTreeSet<ResourceId>,
 }
 
 /// A resource as applied: where it came from and its model form (shared
@@ -146,6 +149,7 @@ impl ConfigStore {
             failed,
             broken_sources,
         } = self.inputs.clone();
+        let resources: BTreeSet<ResourceId> = converted.keys().chain(&failed).cloned().collect();
         let mut last_good = LastGood::new(&self.last_good);
         last_good.stand_in_for_failed(&mut converted, &failed, &broken_sources);
         let assembled = assemble::assemble(
@@ -171,6 +175,7 @@ impl ConfigStore {
             changed,
             errors,
             kept,
+            resources,
         }
     }
 }

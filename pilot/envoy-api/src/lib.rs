@@ -37,7 +37,7 @@
 //!
 //! No gRPC service code (the ADS, SDS and rate limit servers and clients
 //! live with the tonic code that serves them; a tonic codec works on these
-//! messages as on any prost message), no logic beyond [`util::pack_any`], no
+//! messages as on any prost message), no logic beyond [`util::pack_any`] and the descriptor bytes, no
 //! hand-written types or conversions: Weft's own types and the translation
 //! belong elsewhere. What is generated is what `proto/` holds; to use
 //! another Envoy package, add it to `ROOTS` in `proto_set.rs` and rerun
@@ -56,6 +56,13 @@
 pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/mod.rs"));
 }
+
+/// Every vendored message's descriptor, as an encoded
+/// `google.protobuf.FileDescriptorSet` (comments stripped): what a
+/// reflection library (prost-reflect) needs to print these messages as
+/// protobuf JSON, `Any` contents included.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/file_descriptor_set.bin"));
 
 /// Helpers over the generated types (as `envoy_types::util`).
 pub mod util {

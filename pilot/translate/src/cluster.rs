@@ -50,11 +50,20 @@ pub fn build_clusters(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Cluster>
         let rule = applicable_rule(snapshot, view, &service.hostname);
         for port in &service.ports {
             let p = cluster_policy(rule, port.number, None);
-            clusters.push(build_cluster(snapshot, service, port, None, &p));
+            let mut built = vec![build_cluster(snapshot, service, port, None, &p)];
             for subset in rule.map(|r| r.subsets.as_slice()).unwrap_or_default() {
                 let p = cluster_policy(rule, port.number, Some(subset));
-                clusters.push(build_cluster(snapshot, service, port, Some(subset), &p));
+                built.push(build_cluster(snapshot, service, port, Some(subset), &p));
             }
+            if let Some(rule) = rule {
+                for cluster in &mut built {
+                    cluster.metadata = Some(super::config_metadata::with_config(
+                        cluster.metadata.take(),
+                        &rule.id,
+                    ));
+                }
+            }
+            clusters.extend(built);
         }
     }
     clusters.extend(super::inbound::build_inbound_clusters(snapshot, view));

@@ -23,6 +23,7 @@ mod authorization;
 pub mod bootstrap;
 mod capture;
 mod cluster;
+mod config_metadata;
 mod consistency;
 mod endpoint;
 mod gateway;

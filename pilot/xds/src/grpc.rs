@@ -32,7 +32,7 @@ use weft_envoy_api::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 
-use super::server::AdsServer;
+use super::server::{AdsServer, Caller};
 use super::{DeltaConnection, SotwConnection};
 
 const SERVICE: &str = "envoy.service.discovery.v3.AggregatedDiscoveryService";
@@ -61,7 +61,7 @@ impl AdsService {
     fn stream<Req, Resp>(
         &self,
         request: http::Request<Body>,
-        spawn: impl FnOnce(&AdsServer, Streaming<Req>, String) -> mpsc::Receiver<Result<Resp, Status>>,
+        spawn: impl FnOnce(&AdsServer, Streaming<Req>, Caller) -> mpsc::Receiver<Result<Resp, Status>>,
     ) -> http::Response<Body>
     where
         Req: Message + Default + Send + 'static,
@@ -75,15 +75,21 @@ impl AdsService {
             ))
             .into_http();
         }
-        let peer = request
-            .extensions()
-            .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr)
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let caller = Caller {
+            address: request
+                .extensions()
+                .get::<TcpConnectInfo>()
+                .and_then(TcpConnectInfo::remote_addr),
+            bearer: request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(|t| t.trim().to_string()),
+        };
         let decoder = ProstCodec::<Resp, Req>::default().decoder();
         let inbound = Streaming::new_request(decoder, request.into_body(), None, Some(MAX_REQUEST));
-        let outbound = spawn(&self.server, inbound, peer);
+        let outbound = spawn(&self.server, inbound, caller);
         let mut response = http::Response::new(Body::new(StreamBody::new(frames(outbound))));
         response
             .headers_mut()

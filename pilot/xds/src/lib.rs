@@ -17,26 +17,36 @@
 //! proxy is sent a type only when what it would receive changed. A NACK
 //! leaves the proxy on its last good version and is logged with Envoy's
 //! error text, counted in [`XdsMetrics`], and stands in [`Rejections`] until
-//! the proxy accepts a newer version. Each stream runs in its own task and reads the newest
+//! the proxy accepts a newer version. [`Connections`] holds each open
+//! stream's sync state per type and [`Pushes`] the recent pushes, for the
+//! debug endpoints; istiod's debug types (`istio.io/debug/syncz`,
+//! `istio.io/debug/config_dump`, see [`debug`]) are answered on the same
+//! port to callers [`DebugAccess`] admits. Each stream runs in its own task and reads the newest
 //! snapshot when it is ready: a slow proxy delays only itself, and never
 //! receives versions that a newer one has replaced.
 
 mod cache;
+pub mod connections;
+pub mod debug;
 mod delta;
 mod grpc;
 mod incremental;
 pub mod metrics;
+pub mod pushes;
 mod rejections;
 mod resources;
 mod server;
 mod sotw;
 
 pub use cache::ResourceCache;
+pub use connections::{Connection, Connections, SyncState, TypeSync};
+pub use debug::{AccessDenied, DebugAccess, LoopbackOnly};
 pub use delta::DeltaConnection;
 pub use grpc::AdsService;
 pub use incremental::{ChangeSet, diff};
 pub use metrics::XdsMetrics;
+pub use pushes::{PushRecord, Pushes};
 pub use rejections::{Rejection, RejectionMap, Rejections};
 pub use resources::{Transition, TypeUrl, ViewResources};
-pub use server::AdsServer;
+pub use server::{AdsServer, Caller};
 pub use sotw::{RequestOutcome, SotwConnection};

@@ -1,6 +1,10 @@
 //! The ADS server: one task per stream, state of the world or delta;
-//! [`super::grpc`] frames its responses.
+//! [`super::grpc`] frames its responses. A stream whose first request asks
+//! for one of istiod's debug types (`istio.io/debug/...`) is a debug
+//! client (`istioctl proxy-status`), not a proxy: it is answered from
+//! [`Connections`] and the resource cache, if [`DebugAccess`] admits it.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -9,17 +13,26 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
+use weft_envoy_api::pb::envoy::config::core::v3::ControlPlane;
 use weft_envoy_api::pb::envoy::config::core::v3::Node;
 use weft_envoy_api::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse, Resource,
 };
+use weft_envoy_api::pb::google::protobuf::Any;
 
+use super::connections::{Acked, Connections, OpenConnection, Rejected, Sent};
+use super::debug::{
+    AccessDenied, DEBUG_CONFIG_DUMP, DEBUG_PREFIX, DEBUG_SYNCZ, DebugAccess, LoopbackOnly,
+    client_configs, config_dump,
+};
 use super::grpc::AdsService;
 use super::metrics::XdsProtocol;
+use super::pushes::Pushes;
 use super::{
     DeltaConnection, Rejections, RequestOutcome, ResourceCache, SotwConnection, TypeUrl,
     ViewResources, XdsMetrics,
 };
+use weft_envoy_api::util::pack_any;
 use weft_model::MeshSnapshot;
 use weft_translate::node::proxy_view;
 
@@ -35,6 +48,17 @@ pub struct AdsServer {
     cache: Arc<ResourceCache>,
     metrics: Arc<XdsMetrics>,
     rejections: Rejections,
+    connections: Connections,
+    pushes: Pushes,
+    debug_access: Arc<dyn DebugAccess>,
+    control_plane: ControlPlane,
+}
+
+/// Who opened a stream: its address and the bearer token it presented.
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    pub address: Option<SocketAddr>,
+    pub bearer: Option<String>,
 }
 
 impl AdsServer {
@@ -46,7 +70,34 @@ impl AdsServer {
             cache: Arc::new(ResourceCache::default()),
             metrics: Arc::new(XdsMetrics::default()),
             rejections: Rejections::default(),
+            connections: Connections::default(),
+            pushes: Pushes::default(),
+            debug_access: Arc::new(LoopbackOnly),
+            control_plane: super::debug::control_plane("weft", env!("CARGO_PKG_VERSION")),
         }
+    }
+
+    /// Records the open streams and their sync state in `connections`,
+    /// and the pushes in `pushes` (the debug endpoints read them), and
+    /// computes resources in `cache` (shared with the config dumps).
+    pub fn with_debug_state(
+        mut self,
+        connections: Connections,
+        pushes: Pushes,
+        cache: Arc<ResourceCache>,
+    ) -> Self {
+        self.connections = connections;
+        self.pushes = pushes;
+        self.cache = cache;
+        self
+    }
+
+    /// Who may ask for istiod's debug types on this port (default:
+    /// loopback callers), and how the answers name this instance.
+    pub fn with_debug_access(mut self, access: Arc<dyn DebugAccess>, instance_id: &str) -> Self {
+        self.debug_access = access;
+        self.control_plane = super::debug::control_plane(instance_id, env!("CARGO_PKG_VERSION"));
+        self
     }
 
     /// Records connections, pushes and NACKs in `metrics` (e.g. ones
@@ -72,16 +123,15 @@ impl AdsServer {
     pub(super) fn spawn<P: Protocol>(
         &self,
         inbound: Streaming<P::Request>,
-        peer: String,
+        caller: Caller,
     ) -> mpsc::Receiver<Result<P::Response, Status>> {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let peer = caller.address.map(|a| a.to_string()).unwrap_or_default();
         let stream = AdsStream::<P> {
             inbound,
             outbound: tx,
-            snapshots: self.snapshots.clone(),
-            cache: self.cache.clone(),
-            metrics: self.metrics.clone(),
-            rejections: self.rejections.clone(),
+            server: self.clone(),
+            caller,
         };
         tokio::spawn(
             stream
@@ -102,13 +152,25 @@ pub(super) trait Protocol: Sized + Send + 'static {
     fn new(proxy: String) -> Self;
     fn node(request: &Self::Request) -> Option<&Node>;
     fn type_url(request: &Self::Request) -> &str;
+    /// The nonce of the response the request answers ("" for none).
+    fn response_nonce(request: &Self::Request) -> &str;
+    /// The resource names the request subscribes to.
+    fn resource_names(request: &Self::Request) -> Vec<String>;
     fn on_request(
         &mut self,
         request: &Self::Request,
         resources: &ViewResources,
     ) -> (RequestOutcome, Vec<Self::Response>);
     fn on_resources(&mut self, resources: &ViewResources) -> Vec<Self::Response>;
-    fn describe(response: &Self::Response) -> (&str, &str, usize);
+    /// (type URL, version, nonce, resources) of a response.
+    fn describe(response: &Self::Response) -> (&str, &str, &str, usize);
+    /// A response of a debug type carrying `resources` (named).
+    fn debug_response(
+        type_url: &str,
+        nonce: String,
+        resources: Vec<(String, Any)>,
+        control_plane: ControlPlane,
+    ) -> Self::Response;
 }
 
 impl Protocol for SotwConnection {
@@ -125,6 +187,12 @@ impl Protocol for SotwConnection {
     fn type_url(request: &DiscoveryRequest) -> &str {
         &request.type_url
     }
+    fn response_nonce(request: &DiscoveryRequest) -> &str {
+        &request.response_nonce
+    }
+    fn resource_names(request: &DiscoveryRequest) -> Vec<String> {
+        request.resource_names.clone()
+    }
     fn on_request(
         &mut self,
         request: &DiscoveryRequest,
@@ -135,8 +203,23 @@ impl Protocol for SotwConnection {
     fn on_resources(&mut self, resources: &ViewResources) -> Vec<DiscoveryResponse> {
         SotwConnection::on_resources(self, resources)
     }
-    fn describe(r: &DiscoveryResponse) -> (&str, &str, usize) {
-        (&r.type_url, &r.version_info, r.resources.len())
+    fn describe(r: &DiscoveryResponse) -> (&str, &str, &str, usize) {
+        (&r.type_url, &r.version_info, &r.nonce, r.resources.len())
+    }
+    fn debug_response(
+        type_url: &str,
+        nonce: String,
+        resources: Vec<(String, Any)>,
+        control_plane: ControlPlane,
+    ) -> DiscoveryResponse {
+        DiscoveryResponse {
+            version_info: nonce.clone(),
+            resources: resources.into_iter().map(|(_, any)| any).collect(),
+            type_url: type_url.to_string(),
+            nonce,
+            control_plane: Some(control_plane),
+            ..Default::default()
+        }
     }
 }
 
@@ -154,6 +237,12 @@ impl Protocol for DeltaConnection {
     fn type_url(request: &DeltaDiscoveryRequest) -> &str {
         &request.type_url
     }
+    fn response_nonce(request: &DeltaDiscoveryRequest) -> &str {
+        &request.response_nonce
+    }
+    fn resource_names(request: &DeltaDiscoveryRequest) -> Vec<String> {
+        request.resource_names_subscribe.clone()
+    }
     fn on_request(
         &mut self,
         request: &DeltaDiscoveryRequest,
@@ -164,22 +253,44 @@ impl Protocol for DeltaConnection {
     fn on_resources(&mut self, resources: &ViewResources) -> Vec<DeltaDiscoveryResponse> {
         DeltaConnection::on_resources(self, resources)
     }
-    fn describe(r: &DeltaDiscoveryResponse) -> (&str, &str, usize) {
+    fn describe(r: &DeltaDiscoveryResponse) -> (&str, &str, &str, usize) {
         (
             &r.type_url,
             &r.system_version_info,
+            &r.nonce,
             r.resources.len() + r.removed_resources.len(),
         )
+    }
+    fn debug_response(
+        type_url: &str,
+        nonce: String,
+        resources: Vec<(String, Any)>,
+        control_plane: ControlPlane,
+    ) -> DeltaDiscoveryResponse {
+        DeltaDiscoveryResponse {
+            system_version_info: nonce.clone(),
+            resources: resources
+                .into_iter()
+                .map(|(name, any)| Resource {
+                    name,
+                    version: nonce.clone(),
+                    resource: Some(any),
+                    ..Default::default()
+                })
+                .collect(),
+            type_url: type_url.to_string(),
+            nonce,
+            control_plane: Some(control_plane),
+            ..Default::default()
+        }
     }
 }
 
 struct AdsStream<P: Protocol> {
     inbound: Streaming<P::Request>,
     outbound: mpsc::Sender<Result<P::Response, Status>>,
-    snapshots: watch::Receiver<Arc<MeshSnapshot>>,
-    cache: Arc<ResourceCache>,
-    metrics: Arc<XdsMetrics>,
-    rejections: Rejections,
+    server: AdsServer,
+    caller: Caller,
 }
 
 impl<P: Protocol> AdsStream<P> {
@@ -190,6 +301,9 @@ impl<P: Protocol> AdsStream<P> {
             Some(Err(status)) => return debug!(%status, "stream failed before its first request"),
             None => return,
         };
+        if P::type_url(&first).starts_with(DEBUG_PREFIX) {
+            return self.serve_debug(first).await;
+        }
         let Some(node) = P::node(&first) else {
             warn!("refused a stream whose first request carries no node");
             let status = Status::invalid_argument("the first discovery request must carry a node");
@@ -200,9 +314,19 @@ impl<P: Protocol> AdsStream<P> {
         let proxy = node.id.clone();
         let mut protocol = P::new(proxy.clone());
         let span = info_span!("proxy", proxy = %node.id);
+        let open = self.server.connections.open(
+            node,
+            view.clone(),
+            self.caller
+                .address
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            P::PROTOCOL,
+            SystemTime::now(),
+        );
         async move {
             info!(namespace = %view.namespace, "proxy connected");
-            let _connected = self.metrics.connected(P::PROTOCOL);
+            let _connected = self.server.metrics.connected(P::PROTOCOL);
             let mut next = Some(first);
             loop {
                 let request = match next.take() {
@@ -216,14 +340,16 @@ impl<P: Protocol> AdsStream<P> {
                             }
                             None => break,
                         },
-                        changed = self.snapshots.changed() => {
+                        changed = self.server.snapshots.changed() => {
                             if changed.is_err() {
                                 break;
                             }
                             let started = Instant::now();
-                            let snapshot = self.snapshots.borrow_and_update().clone();
-                            let resources = self.cache.resources(&snapshot, &view);
-                            if !self.send(protocol.on_resources(&resources), started).await {
+                            let snapshot = self.server.snapshots.borrow_and_update().clone();
+                            let resources = self.server.cache.resources(&snapshot, &view);
+                            let responses = protocol.on_resources(&resources);
+                            self.server.pushes.record(&snapshot, responses.len());
+                            if !self.send(responses, started, &open).await {
                                 break;
                             }
                             continue;
@@ -233,18 +359,22 @@ impl<P: Protocol> AdsStream<P> {
                 // Answer from the newest snapshot without marking it seen:
                 // the other watched types still get pushed by `changed()`.
                 let started = Instant::now();
-                let snapshot = self.snapshots.borrow().clone();
-                let resources = self.cache.resources(&snapshot, &view);
+                let snapshot = self.server.snapshots.borrow().clone();
+                self.server.pushes.baseline(&snapshot);
+                let resources = self.server.cache.resources(&snapshot, &view);
                 let (outcome, responses) = protocol.on_request(&request, &resources);
-                log_outcome(&proxy, P::type_url(&request), &outcome);
-                self.metrics.record_outcome(P::type_url(&request), &outcome);
-                self.rejections
-                    .record(&proxy, P::type_url(&request), &outcome, SystemTime::now());
-                if !self.send(responses, started).await {
+                let type_url = P::type_url(&request);
+                log_outcome(&proxy, type_url, &outcome);
+                self.server.metrics.record_outcome(type_url, &outcome);
+                self.server
+                    .rejections
+                    .record(&proxy, type_url, &outcome, SystemTime::now());
+                record_sync(&open, type_url, P::response_nonce(&request), &outcome);
+                if !self.send(responses, started, &open).await {
                     break;
                 }
             }
-            self.rejections.disconnected(&proxy);
+            self.server.rejections.disconnected(&proxy);
             info!("proxy disconnected");
         }
         .instrument(span)
@@ -252,19 +382,157 @@ impl<P: Protocol> AdsStream<P> {
     }
 
     /// Queues `responses`, built since `started`, and records each push.
-    async fn send(&self, responses: Vec<P::Response>, started: Instant) -> bool {
+    async fn send(
+        &self,
+        responses: Vec<P::Response>,
+        started: Instant,
+        open: &OpenConnection,
+    ) -> bool {
         for response in responses {
-            let (type_url, version, count) = P::describe(&response);
+            let (type_url, version, nonce, count) = P::describe(&response);
             debug!(%type_url, %version, resources = count, "push");
             let type_url = TypeUrl::parse(type_url);
+            let sent = Sent {
+                version: version.to_string(),
+                nonce: nonce.to_string(),
+                at: SystemTime::now(),
+                resources: count,
+            };
             if self.outbound.send(Ok(response)).await.is_err() {
                 return false;
             }
             if let Some(type_url) = type_url {
-                self.metrics.record_push(type_url, started.elapsed());
+                open.sent(type_url, sent);
+                self.server.metrics.record_push(type_url, started.elapsed());
             }
         }
         true
+    }
+
+    /// A debug client's stream: each request for a debug type is answered
+    /// (its ACKs are not), once [`DebugAccess`] admitted the caller.
+    async fn serve_debug(mut self, first: P::Request) {
+        let peer = self.caller.address.map(|a| a.ip());
+        if let Err(denied) = self
+            .server
+            .debug_access
+            .check(peer, self.caller.bearer.as_deref())
+            .await
+        {
+            warn!(peer = ?self.caller.address, %denied, "refused a debug xDS request");
+            let status = match denied {
+                AccessDenied::Unauthenticated(m) => Status::unauthenticated(m),
+                AccessDenied::Forbidden(m) => Status::permission_denied(m),
+            };
+            let _ = self.outbound.send(Err(status)).await;
+            return;
+        }
+        let mut last_nonce = String::new();
+        let mut next = Some(first);
+        let mut count = 0u64;
+        loop {
+            let request = match next.take() {
+                Some(request) => request,
+                None => match self.inbound.next().await {
+                    Some(Ok(request)) => request,
+                    _ => break,
+                },
+            };
+            if !last_nonce.is_empty() && P::response_nonce(&request) == last_nonce {
+                continue; // the ACK of the last answer
+            }
+            count += 1;
+            let nonce = format!("debug-{count}");
+            let response = match self.debug_resources(&request) {
+                Ok(resources) => Ok(P::debug_response(
+                    P::type_url(&request),
+                    nonce.clone(),
+                    resources,
+                    self.server.control_plane.clone(),
+                )),
+                Err(status) => Err(status),
+            };
+            let failed = response.is_err();
+            if self.outbound.send(response).await.is_err() || failed {
+                break;
+            }
+            last_nonce = nonce;
+        }
+    }
+
+    fn debug_resources(&self, request: &P::Request) -> Result<Vec<(String, Any)>, Status> {
+        match P::type_url(request) {
+            DEBUG_SYNCZ => Ok(client_configs(&self.server.connections.list())
+                .into_iter()
+                .map(|config| {
+                    let name = config.node.as_ref().map(|n| n.id.clone());
+                    (name.unwrap_or_default(), pack_any(config))
+                })
+                .collect()),
+            DEBUG_CONFIG_DUMP => {
+                let names = P::resource_names(request);
+                let [proxy] = names.as_slice() else {
+                    return Err(Status::invalid_argument(format!(
+                        "{DEBUG_CONFIG_DUMP} takes exactly one resource name, the proxy                          (`<pod>.<namespace>` or its node id); got {}",
+                        names.len()
+                    )));
+                };
+                let Some(connection) = self.server.connections.find(proxy) else {
+                    return Err(Status::not_found(format!(
+                        "proxy {proxy:?} is not connected to this Weft instance"
+                    )));
+                };
+                let snapshot = self.server.snapshots.borrow().clone();
+                let resources = self.server.cache.resources(&snapshot, &connection.view);
+                Ok(config_dump(&connection, &resources)
+                    .configs
+                    .into_iter()
+                    .map(|any| (String::new(), any))
+                    .collect())
+            }
+            other => Err(Status::unimplemented(format!(
+                "{other}: Weft serves {DEBUG_SYNCZ} and {DEBUG_CONFIG_DUMP}"
+            ))),
+        }
+    }
+}
+
+/// Records in the stream's sync state what a request said.
+fn record_sync(open: &OpenConnection, type_url: &str, nonce: &str, outcome: &RequestOutcome) {
+    let Some(type_url) = TypeUrl::parse(type_url) else {
+        return;
+    };
+    let now = SystemTime::now();
+    match outcome {
+        RequestOutcome::Ack { version } => open.acked(
+            type_url,
+            Acked {
+                version: version.clone(),
+                nonce: nonce.to_string(),
+                at: now,
+            },
+        ),
+        // A changed subscription that answers a response also accepts it.
+        RequestOutcome::Subscribe if !nonce.is_empty() => open.acked(
+            type_url,
+            Acked {
+                version: String::new(),
+                nonce: nonce.to_string(),
+                at: now,
+            },
+        ),
+        RequestOutcome::Subscribe => open.subscribed(type_url),
+        RequestOutcome::Nack {
+            version, message, ..
+        } => open.rejected(
+            type_url,
+            Rejected {
+                version: version.clone(),
+                message: message.clone(),
+                at: now,
+            },
+        ),
+        RequestOutcome::Stale | RequestOutcome::UnknownType => {}
     }
 }
 

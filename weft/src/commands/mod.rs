@@ -3,7 +3,10 @@
 
 pub mod agent;
 pub mod bootstrap;
+pub mod debug_client;
 pub mod inject;
 pub mod operator;
+pub mod proxy_config;
+pub mod proxy_status;
 pub mod standalone;
 pub mod validate;

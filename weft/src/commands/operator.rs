@@ -36,6 +36,7 @@ use weft_xds::RejectionMap;
 
 use crate::cli::OperatorArgs;
 use crate::control_plane::{ConfigRecorder, ControlPlane, shutdown_signal};
+use crate::debug::access::NamespaceAccess;
 use crate::mesh_config::{MeshConfigState, Reload};
 use weft_operator::Stores;
 use weft_operator::blame::StatusFeed;
@@ -89,6 +90,14 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let recorder = plane.recorder();
     // The mesh config before the CA: the CA signs in its trust domain.
     let mesh = MeshConfigFeed::start(&args, &stores, &recorder)?;
+    // Debug readers from outside loopback: tokens of Weft's namespace.
+    plane.set_debug_access(Arc::new(NamespaceAccess::new(
+        args.control_plane_namespace.clone(),
+        Some(Arc::new(cluster_ca::TokenReviewer::new(
+            client.clone(),
+            mesh.state.trust_domain(),
+        ))),
+    )));
     let ca = start_certificate_service(
         &args,
         mesh.state.trust_domain(),

@@ -17,6 +17,7 @@ use weft_source::files::{DirWatcher, read_config_dir};
 
 use crate::cli::StandaloneArgs;
 use crate::control_plane::{ConfigRecorder, ControlPlane};
+use crate::debug::access::NamespaceAccess;
 use crate::mesh_config::{MeshConfigState, Reload};
 
 pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
@@ -46,8 +47,15 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
             mesh.trust_domain(),
         )
         .context("cannot load or create the CA")?;
-        let authenticator = TokenFileAuthenticator::new(tokens, mesh.trust_domain())
-            .with_context(|| format!("cannot use the token file {}", tokens.display()))?;
+        let authenticator = Arc::new(
+            TokenFileAuthenticator::new(tokens, mesh.trust_domain())
+                .with_context(|| format!("cannot use the token file {}", tokens.display()))?,
+        );
+        // Debug readers from outside loopback: tokens of the root namespace.
+        plane.set_debug_access(Arc::new(NamespaceAccess::new(
+            mesh.current().root_namespace.clone(),
+            Some(authenticator.clone()),
+        )));
         crate::certificate_service::start(
             &args.ca,
             mesh.trust_domain(),

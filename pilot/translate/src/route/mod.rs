@@ -218,8 +218,16 @@ pub fn build_http_routes(
     context: RouteContext<'_>,
 ) -> Vec<Route> {
     virtual_services_for(snapshot, view, hostname, context)
-        .flat_map(|vs| &vs.http)
-        .flat_map(|rule| build_rule(snapshot, view, rule, hostname, port, context))
+        .flat_map(|vs| vs.http.iter().map(move |rule| (vs, rule)))
+        .flat_map(|(vs, rule)| {
+            build_rule(snapshot, view, rule, hostname, port, context)
+                .into_iter()
+                .map(|mut route| {
+                    let metadata = route.metadata.take();
+                    route.metadata = Some(super::config_metadata::with_config(metadata, &vs.id));
+                    route
+                })
+        })
         .collect()
 }
 

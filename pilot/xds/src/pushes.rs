@@ -1,0 +1,166 @@
+//! The last pushes (istiod's `/debug/push_status`): per snapshot version,
+//! what changed since the one before, when the first stream saw it, how
+//! many proxies were sent something for it and when the last of them was.
+//! The ADS streams record here as they push; the debug endpoint reads it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use weft_model::MeshSnapshot;
+
+use super::incremental::{ChangeSet, diff};
+
+/// Pushes kept: the newest ones.
+const KEPT: usize = 32;
+
+/// The recent pushes of a server; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Pushes {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The snapshot of the newest push, to diff the next one against.
+    last: Option<Arc<MeshSnapshot>>,
+    pushes: VecDeque<PushRecord>,
+}
+
+/// One push: a snapshot version reaching the connected proxies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PushRecord {
+    pub version: u64,
+    /// What changed from the previous push's snapshot (`None` for the
+    /// first one this server saw).
+    pub changes: Option<ChangeSet>,
+    /// When the first stream started pushing it.
+    pub started_at: SystemTime,
+    started: Instant,
+    /// From the start to the last response queued for it.
+    pub duration: Duration,
+    /// Proxies sent at least one response for it.
+    pub proxies: usize,
+    /// Responses sent for it.
+    pub responses: usize,
+}
+
+impl Pushes {
+    /// Notes `snapshot` as what proxies hold before any push this server
+    /// records (a stream answers its first requests from it): the first
+    /// push's changes are computed against it.
+    pub fn baseline(&self, snapshot: &Arc<MeshSnapshot>) {
+        let mut state = self.lock();
+        if state.last.is_none() {
+            state.last = Some(snapshot.clone());
+        }
+    }
+
+    /// Records that a stream sent `responses` responses for `snapshot`
+    /// (zero: the snapshot changed nothing it holds).
+    pub fn record(&self, snapshot: &Arc<MeshSnapshot>, responses: usize) {
+        let mut state = self.lock();
+        let known = state
+            .pushes
+            .iter()
+            .any(|push| push.version == snapshot.version);
+        if !known {
+            let changes = state.last.as_ref().map(|old| diff(old, snapshot));
+            state.last = Some(snapshot.clone());
+            state.pushes.push_back(PushRecord {
+                version: snapshot.version,
+                changes,
+                started_at: SystemTime::now(),
+                started: Instant::now(),
+                duration: Duration::ZERO,
+                proxies: 0,
+                responses: 0,
+            });
+            while state.pushes.len() > KEPT {
+                state.pushes.pop_front();
+            }
+        }
+        if responses == 0 {
+            return;
+        }
+        if let Some(push) = state
+            .pushes
+            .iter_mut()
+            .find(|push| push.version == snapshot.version)
+        {
+            push.proxies += 1;
+            push.responses += responses;
+            push.duration = push.started.elapsed();
+        }
+    }
+
+    /// The recent pushes, newest first.
+    pub fn list(&self) -> Vec<PushRecord> {
+        self.lock().pushes.iter().rev().cloned().collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every write leaves the queue whole: a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(version: u64) -> Arc<MeshSnapshot> {
+        Arc::new(MeshSnapshot {
+            version,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn each_version_counts_the_proxies_it_reached() {
+        let pushes = Pushes::default();
+        let first = snapshot(1);
+        pushes.record(&first, 4);
+        pushes.record(&first, 0);
+        let second = snapshot(2);
+        pushes.record(&second, 1);
+        pushes.record(&second, 2);
+        let list = pushes.list();
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            (list[0].version, list[0].proxies, list[0].responses),
+            (2, 2, 3)
+        );
+        assert_eq!(
+            list[0].changes.as_ref().map(ChangeSet::is_empty),
+            Some(true)
+        );
+        assert_eq!(
+            (list[1].version, list[1].proxies, list[1].responses),
+            (1, 1, 4)
+        );
+        assert_eq!(list[1].changes, None);
+    }
+
+    #[test]
+    fn the_first_push_is_compared_with_the_baseline() {
+        let pushes = Pushes::default();
+        pushes.baseline(&snapshot(1));
+        pushes.record(&snapshot(2), 1);
+        assert_eq!(
+            pushes.list()[0].changes.as_ref().map(ChangeSet::is_empty),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn only_the_newest_pushes_are_kept() {
+        let pushes = Pushes::default();
+        for version in 0..(KEPT as u64 + 5) {
+            pushes.record(&snapshot(version), 1);
+        }
+        let list = pushes.list();
+        assert_eq!(list.len(), KEPT);
+        assert_eq!(list[0].version, KEPT as u64 + 4);
+    }
+}
