@@ -198,6 +198,7 @@ async fn debug_endpoints_show_a_real_envoys_sync_state_config_and_nacks() -> Res
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(push["duration_ms"].as_f64().is_some(), "{push:#}");
+    println!("a push of /debug/push_status:\n{push:#}");
 
     // The log filter, read and replaced at runtime.
     let filter = debug_json(weft, "/debug/logging").await?;
@@ -235,6 +236,7 @@ async fn debug_endpoints_show_a_real_envoys_sync_state_config_and_nacks() -> Res
     assert!(!message.is_empty(), "{nacked:#}");
     let control_plane = format!("http://{}", weft.monitoring_addr());
     let (ok, out) = weft_cli(&["proxy-status", "--control-plane", &control_plane])?;
+    println!("weft proxy-status:\n{out}");
     assert!(ok, "{out}");
     assert!(out.contains("ERROR"), "{out}");
     assert!(out.contains("1 with errors"), "{out}");
@@ -244,6 +246,7 @@ async fn debug_endpoints_show_a_real_envoys_sync_state_config_and_nacks() -> Res
         "Envoy's message {first_line:?} in:\n{out}"
     );
     let (ok, out) = weft_cli(&["proxy-status", &node, "--control-plane", &control_plane])?;
+    println!("weft proxy-status {node}:\n{out}");
     assert!(ok && out.contains("RDS NACK of version"), "{out}");
 
     // What the proxy has, as tables.
@@ -254,6 +257,7 @@ async fn debug_endpoints_show_a_real_envoys_sync_state_config_and_nacks() -> Res
         "--control-plane",
         &control_plane,
     ])?;
+    println!("weft proxy-config clusters:\n{out}");
     assert!(ok, "{out}");
     assert!(
         out.lines().any(|l| l.starts_with(host.as_str())
@@ -268,6 +272,7 @@ async fn debug_endpoints_show_a_real_envoys_sync_state_config_and_nacks() -> Res
         "--control-plane",
         &control_plane,
     ])?;
+    println!("weft proxy-config routes:\n{out}");
     assert!(ok, "{out}");
     assert!(
         out.contains("reviews.default"),

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use weft_envoy_api::pb::envoy::config::core::v3::Node;
+use weft_envoy_api::pb::envoy::config::core::v3::node::UserAgentVersionType;
 use weft_envoy_api::pb::google::protobuf::value::Kind;
 use weft_translate::ProxyView;
 
@@ -156,9 +157,25 @@ impl NodeInfo {
         };
         NodeInfo {
             cluster_id: field("CLUSTER_ID").unwrap_or_else(|| "Kubernetes".to_string()),
-            version: field("ISTIO_VERSION").unwrap_or_else(|| node.user_agent_name.clone()),
+            version: field("ISTIO_VERSION").unwrap_or_else(|| user_agent(node)),
         }
     }
+}
+
+/// `envoy 1.40.0`: the agent's name and version, as the node says them.
+fn user_agent(node: &Node) -> String {
+    let version = match &node.user_agent_version_type {
+        Some(UserAgentVersionType::UserAgentVersion(v)) => v.clone(),
+        Some(UserAgentVersionType::UserAgentBuildVersion(build)) => build
+            .version
+            .as_ref()
+            .map(|v| format!("{}.{}.{}", v.major_number, v.minor_number, v.patch))
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    format!("{} {version}", node.user_agent_name)
+        .trim()
+        .to_string()
 }
 
 impl Connections {

@@ -34,10 +34,11 @@ pub struct PushRecord {
     /// What changed from the previous push's snapshot (`None` for the
     /// first one this server saw).
     pub changes: Option<ChangeSet>,
-    /// When the first stream started pushing it.
+    /// When the first stream woke up to push it.
     pub started_at: SystemTime,
     started: Instant,
-    /// From the start to the last response queued for it.
+    /// From the start to the last response queued for it (computing each
+    /// view's resources included).
     pub duration: Duration,
     /// Proxies sent at least one response for it.
     pub proxies: usize,
@@ -56,9 +57,10 @@ impl Pushes {
         }
     }
 
-    /// Records that a stream sent `responses` responses for `snapshot`
-    /// (zero: the snapshot changed nothing it holds).
-    pub fn record(&self, snapshot: &Arc<MeshSnapshot>, responses: usize) {
+    /// Records that a stream, woken by `snapshot` at `woken`, has queued
+    /// its `responses` responses for it (zero: the snapshot changed
+    /// nothing it holds).
+    pub fn record(&self, snapshot: &Arc<MeshSnapshot>, woken: Instant, responses: usize) {
         let mut state = self.lock();
         let known = state
             .pushes
@@ -70,8 +72,8 @@ impl Pushes {
             state.pushes.push_back(PushRecord {
                 version: snapshot.version,
                 changes,
-                started_at: SystemTime::now(),
-                started: Instant::now(),
+                started_at: SystemTime::now() - woken.elapsed(),
+                started: woken,
                 duration: Duration::ZERO,
                 proxies: 0,
                 responses: 0,
@@ -88,6 +90,7 @@ impl Pushes {
             .iter_mut()
             .find(|push| push.version == snapshot.version)
         {
+            push.started = push.started.min(woken);
             push.proxies += 1;
             push.responses += responses;
             push.duration = push.started.elapsed();
@@ -120,11 +123,11 @@ mod tests {
     fn each_version_counts_the_proxies_it_reached() {
         let pushes = Pushes::default();
         let first = snapshot(1);
-        pushes.record(&first, 4);
-        pushes.record(&first, 0);
+        pushes.record(&first, Instant::now(), 4);
+        pushes.record(&first, Instant::now(), 0);
         let second = snapshot(2);
-        pushes.record(&second, 1);
-        pushes.record(&second, 2);
+        pushes.record(&second, Instant::now(), 1);
+        pushes.record(&second, Instant::now(), 2);
         let list = pushes.list();
         assert_eq!(list.len(), 2);
         assert_eq!(
@@ -146,7 +149,7 @@ mod tests {
     fn the_first_push_is_compared_with_the_baseline() {
         let pushes = Pushes::default();
         pushes.baseline(&snapshot(1));
-        pushes.record(&snapshot(2), 1);
+        pushes.record(&snapshot(2), Instant::now(), 1);
         assert_eq!(
             pushes.list()[0].changes.as_ref().map(ChangeSet::is_empty),
             Some(true)
@@ -157,7 +160,7 @@ mod tests {
     fn only_the_newest_pushes_are_kept() {
         let pushes = Pushes::default();
         for version in 0..(KEPT as u64 + 5) {
-            pushes.record(&snapshot(version), 1);
+            pushes.record(&snapshot(version), Instant::now(), 1);
         }
         let list = pushes.list();
         assert_eq!(list.len(), KEPT);

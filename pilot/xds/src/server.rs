@@ -348,10 +348,11 @@ impl<P: Protocol> AdsStream<P> {
                             let snapshot = self.server.snapshots.borrow_and_update().clone();
                             let resources = self.server.cache.resources(&snapshot, &view);
                             let responses = protocol.on_resources(&resources);
-                            self.server.pushes.record(&snapshot, responses.len());
+                            let count = responses.len();
                             if !self.send(responses, started, &open).await {
                                 break;
                             }
+                            self.server.pushes.record(&snapshot, started, count);
                             continue;
                         }
                     },

@@ -111,8 +111,13 @@ pub fn overview(proxies: &[Value], namespace: Option<&str>) -> String {
     );
     let count = |state: &str| counts.get(state).copied().unwrap_or(0);
     out.push_str(&format!(
-        "\n{} proxies{}: {} synced, {} stale, {} not sent, {} with errors\n",
+        "\n{} {}{}: {} synced, {} stale, {} not sent, {} with errors\n",
         selected.len(),
+        if selected.len() == 1 {
+            "proxy"
+        } else {
+            "proxies"
+        },
         namespace.map(|ns| format!(" in {ns}")).unwrap_or_default(),
         count("SYNCED"),
         count("STALE"),

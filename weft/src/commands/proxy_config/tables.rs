@@ -71,7 +71,7 @@ pub fn clusters(dump: &Value) -> (Vec<Value>, String) {
         ["static_clusters", "dynamic_active_clusters"],
         "cluster",
     );
-    let rows = clusters
+    let mut rows = clusters
         .iter()
         .map(|c| {
             let name = text(&c["name"]);
@@ -96,6 +96,7 @@ pub fn clusters(dump: &Value) -> (Vec<Value>, String) {
             ]
         })
         .collect::<Vec<_>>();
+    rows.sort();
     let table = table(
         &[
             "SERVICE FQDN",
