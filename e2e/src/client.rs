@@ -205,6 +205,24 @@ where
     .await
 }
 
+/// The host's first global IPv4 address: a caller there is not on
+/// loopback (for tests of what only loopback callers may do).
+pub fn non_loopback_ip() -> Result<std::net::IpAddr> {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .context("running `ip` (install iproute2)")?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter_map(|cidr| cidr.split('/').next()?.parse().ok())
+        .next()
+        .context(
+            "this host has no global IPv4 address to call from a non-loopback address \
+             (`ip -4 addr show scope global` lists none)",
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,7 +87,7 @@ pub mod tools;
 pub mod upstream;
 pub mod yaml;
 
-pub use client::{Reply, http_get, http_post, wait_for, wait_until};
+pub use client::{Reply, http_get, http_post, non_loopback_ip, wait_for, wait_until};
 pub use control_plane::ControlPlane;
 pub use fortio::{LoadResult, LoadSpec, run_load};
 pub use istio_source::istio_crds_file;

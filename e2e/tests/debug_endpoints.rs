@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -17,7 +17,9 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 use weft_e2e::mesh::REVIEWS_VS_FILE;
 use weft_e2e::yaml::{NACKED_VS, fqdn, mk_weighted_virtual_service};
-use weft_e2e::{APPLY_TIMEOUT, Mesh, Weft, http_get, http_post, start_upstreams, weft_binary};
+use weft_e2e::{
+    APPLY_TIMEOUT, Mesh, Weft, http_get, http_post, non_loopback_ip, start_upstreams, weft_binary,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -291,23 +293,6 @@ async fn debug_endpoints_show_a_real_envoys_sync_state_config_and_nacks() -> Res
     let listeners: Value = serde_json::from_str(&out)?;
     assert!(listeners.as_array().is_some_and(|l| !l.is_empty()), "{out}");
     Ok(())
-}
-
-/// The host's first non-loopback IPv4 address.
-fn non_loopback_ip() -> Result<IpAddr> {
-    let out = Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "scope", "global"])
-        .output()
-        .context("running `ip` (install iproute2)")?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(3))
-        .filter_map(|cidr| cidr.split('/').next()?.parse().ok())
-        .next()
-        .context(
-            "this host has no global IPv4 address to call the debug endpoints from a \
-             non-loopback address",
-        )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

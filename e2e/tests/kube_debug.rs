@@ -12,7 +12,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use weft_e2e::kube_mesh::{
     start_control_plane_with_crds,
 };
 use weft_e2e::yaml::{mk_destination_rule, mk_weighted_virtual_service};
-use weft_e2e::{ControlPlane, Mesh, Weft, http_get, istioctl_binary, weft_binary};
+use weft_e2e::{ControlPlane, Mesh, Weft, http_get, istioctl_binary, non_loopback_ip, weft_binary};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// The Envoy's node id, Istio-shaped: istioctl names it `reviews-client.default`.
@@ -62,20 +62,6 @@ fn istioctl(plane: &ControlPlane, args: &[&str]) -> Result<(bool, String)> {
             String::from_utf8_lossy(&out.stderr)
         ),
     ))
-}
-
-/// The host's first non-loopback IPv4 address.
-fn non_loopback_ip() -> Result<IpAddr> {
-    let out = Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "scope", "global"])
-        .output()
-        .context("running `ip` (install iproute2)")?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(3))
-        .filter_map(|cidr| cidr.split('/').next()?.parse().ok())
-        .next()
-        .context("this host has no global IPv4 address to call from a non-loopback address")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
