@@ -129,6 +129,22 @@ pub async fn start_control_plane_with_crds() -> Result<ControlPlane> {
     Ok(plane)
 }
 
+/// Installs one CRD of `charts/weft/crds/` (`file`, e.g.
+/// `policy.weft.dev_quotas.yaml`) and waits until it is Established.
+pub fn install_chart_crd(plane: &ControlPlane, file: &str) -> Result<()> {
+    let crd = workspace_dir().join("charts/weft/crds").join(file);
+    let crd = crd.to_string_lossy();
+    plane.kubectl_ok(&["apply", "--server-side", "-f", &crd])?;
+    plane.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "-f",
+        &crd,
+    ])?;
+    Ok(())
+}
+
 /// A running setup: Envoy and `weft operator` on a real apiserver holding
 /// the CRDs, the `reviews` Service with v1 and v2 endpoints (upstreams in
 /// a test host), its DestinationRule (subsets v1, v2) and a VirtualService
@@ -216,6 +232,16 @@ impl KubeMesh {
     pub async fn start_with(
         operator: impl FnOnce(&ControlPlane) -> Result<OperatorOptions>,
     ) -> Result<Self> {
+        let plane = start_control_plane_with_crds().await?;
+        Self::start_on(plane, operator).await
+    }
+
+    /// [`KubeMesh::start_with`] on `plane`, which holds whatever CRDs the
+    /// caller installed (Istio's, for a migration from istiod).
+    pub async fn start_on(
+        plane: ControlPlane,
+        operator: impl FnOnce(&ControlPlane) -> Result<OperatorOptions>,
+    ) -> Result<Self> {
         let host = TestHost::create()?;
         let echo = workspace_binary("weft-echo", "cargo build -p weft-e2e --bin weft-echo")?;
         let mut upstreams = Vec::new();
@@ -229,7 +255,6 @@ impl KubeMesh {
             process.wait_for_log("listening on", APPLY_TIMEOUT).await?;
             upstreams.push(process);
         }
-        let plane = start_control_plane_with_crds().await?;
         apply(&plane, REVIEWS_SERVICE)?;
         for (version, port) in VERSIONS {
             apply(&plane, &mk_pod(version))?;

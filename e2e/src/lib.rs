@@ -32,7 +32,8 @@
 //!   kube-apiserver on loopback ports with their own certificates, an admin
 //!   kubeconfig, and kubectl.
 //! - [`kube_mesh`]: the [`KubeMesh`] fixture: `weft operator` on a real
-//!   apiserver, Envoy, and `reviews` upstreams in a test host.
+//!   apiserver (with Weft's CRDs, or those a test installed: Istio's for a
+//!   migration), Envoy, and `reviews` upstreams in a test host.
 //! - [`netns`]: test hosts in network namespaces, for peers that refuse
 //!   loopback addresses, and for pods linked to each other.
 //! - [`sidecars`]: the `SidecarPair` fixture: two `weft agent` sidecars

@@ -3,8 +3,8 @@
 //! enough for istiod), and they ACK a VirtualService weight change without
 //! NACKs, over state-of-the-world and delta ADS. Then, on the same
 //! apiserver and objects, `weft operator` reads Istio's CRDs (instead of
-//! the ones Weft's chart ships; only Weft's own Quota CRD is added) and
-//! serves the same subset cluster.
+//! the ones Weft's chart ships, without Weft's own Quota CRD) and serves
+//! the same subset cluster.
 //!
 //! The world: Service `reviews` (port 9080, no selector), Pods
 //! `reviews-v1` / `reviews-v2` whose status is patched with a pod IP (no
@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use weft_e2e::kube_mesh::{REVIEWS_SERVICE, apply, mk_endpoint_slice, mk_pod};
-use weft_e2e::tools::workspace_dir;
 use weft_e2e::yaml::{mk_destination_rule, mk_weighted_virtual_service};
 use weft_e2e::{ControlPlane, Istiod, Process, Weft, install_istio_crds};
 use weft_loadgen::fleet::{Fleet, Protocol};
@@ -110,12 +109,14 @@ async fn istiod_serves_loadgen_sidecars_and_weft_reads_istios_crds() -> Result<(
     istiod.process().kill()?;
     drop(istiod);
 
-    // The same world, served by weft from Istio's CRDs. Weft also watches
-    // its own Quota kind (policy.weft.dev), which Istio does not define:
-    // without that CRD `weft operator` never finishes its first list of
-    // every kind, so it is installed alone; and its leader Lease lives in
+    // The same world, served by weft from Istio's CRDs alone: Weft's own
+    // Quota kind (policy.weft.dev), which Istio does not define, is
+    // reported missing and not waited for. Its leader Lease lives in
     // weft-system.
-    install_weft_quota_crd(&plane)?;
+    apply(
+        &plane,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: weft-system\n",
+    )?;
     let weft = Weft::start_operator(plane.kubeconfig(), TIMEOUT).await?;
     let fleet = start_fleet(&weft.xds_addr().to_string());
     fleet
@@ -135,25 +136,6 @@ async fn istiod_serves_loadgen_sidecars_and_weft_reads_istios_crds() -> Result<(
     let nacks = fleet.nacks();
     assert!(nacks.is_empty(), "clients NACKed weft: {nacks:#?}");
     Ok(())
-}
-
-/// Weft's own CRD (`quotas.policy.weft.dev`, from the chart) and the
-/// `weft-system` namespace, next to Istio's CRDs.
-fn install_weft_quota_crd(plane: &ControlPlane) -> Result<()> {
-    let crd = workspace_dir().join("charts/weft/crds/policy.weft.dev_quotas.yaml");
-    let crd = crd.to_string_lossy();
-    plane.kubectl_ok(&["apply", "--server-side", "-f", &crd])?;
-    plane.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "-f",
-        &crd,
-    ])?;
-    apply(
-        plane,
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: weft-system\n",
-    )
 }
 
 /// Two simulated sidecars in `default`: one SotW, one delta.

@@ -1,9 +1,11 @@
 //! # weft-operator: Weft on Kubernetes
 //!
 //! This crate owns everything that talks to a kube-apiserver, and nothing
-//! else: the watches of the mesh kinds and of the cluster's Services,
-//! EndpointSlices, Pods and Namespaces, turned into the same
-//! [`weft_config::Input`]s the file source makes; status conditions on
+//! else: the watches of the mesh kinds (those whose CRD the cluster
+//! serves, Istio's own or Weft's; the missing ones reported, and picked up
+//! when installed) and of the cluster's Services, EndpointSlices, Pods and
+//! Namespaces, turned into the same [`weft_config::Input`]s the file
+//! source makes; status conditions on
 //! every mesh object; leader election; the CA's root on Secrets with
 //! TokenReview; and the admission webhooks (validation and sidecar
 //! injection). It takes plain config structs ([`leader::LeaseConfig`],
@@ -13,6 +15,8 @@
 //!
 //! ```text
 //! kube-apiserver ──watch (reflectors)──▶ stores::Stores ──observe()──▶ Vec<Input> + MeshObjects
+//!   CRDs ─▶ served.rs: the mesh kinds the cluster serves (watched, started and
+//!           stopped with their CRD: mesh_watch.rs); the missing ones reported
 //!   mesh kinds (weft_crds::Kind::ALL) ─▶ mesh.rs ─▶ weft_config::convert
 //!   Services + EndpointSlices + Pods  ─▶ services.rs (namespaces picked by discovery.rs)
 //!   ConfigMap istio (key mesh), the control plane's namespace ─▶ the mesh config's text
@@ -34,6 +38,8 @@ pub mod discovery;
 pub mod inject;
 pub mod leader;
 pub mod mesh;
+pub(crate) mod mesh_watch;
+pub mod served;
 pub mod services;
 pub mod status;
 pub mod stores;

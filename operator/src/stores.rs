@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! kube-apiserver ──watch (kube::runtime::watcher + reflector)──▶ Stores
-//!   every mesh kind (weft_crds::Kind::ALL, in its own group, stored version),
+//!   CustomResourceDefinitions ─▶ served.rs: which mesh kinds the cluster serves
+//!   every mesh kind it serves (weft_crds::Kind::ALL, in its own group, the
+//!     version Weft reads; mesh_watch.rs: started and stopped with its CRD),
 //!   Service, EndpointSlice (discovery.k8s.io/v1), Pod, Namespace, and the
 //!   mesh config: ConfigMap `istio` (key `mesh`) in the control plane's namespace
 //!        │ any change pings a channel ─▶ the binary's Debouncer (quiet / max delay)
@@ -23,6 +25,8 @@ use std::sync::Arc;
 
 use crate::discovery::DiscoverySelectors;
 use crate::mesh::{self, MeshKind};
+use crate::mesh_watch::{self, MeshWatch, WatchContext};
+use crate::served::{self, MissingKind};
 use crate::{services, watch};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -30,13 +34,17 @@ use kube::Client;
 use kube::runtime::reflector::Store;
 use tokio::sync::mpsc;
 use weft_config::{Input, Origin};
-use weft_crds::{
-    AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota, ServiceEntry,
-    Sidecar, Telemetry, VirtualService,
-};
+use weft_crds::Kind;
 
 /// The cluster's own kinds Weft watches besides the mesh kinds.
-pub const CLUSTER_KINDS: [&str; 5] = ["Service", "EndpointSlice", "Pod", "Namespace", "ConfigMap"];
+pub const CLUSTER_KINDS: [&str; 6] = [
+    "Service",
+    "EndpointSlice",
+    "Pod",
+    "Namespace",
+    "ConfigMap",
+    served::CRD_KIND,
+];
 
 /// The ConfigMap that holds the mesh config, in the control plane's
 /// namespace (Istio's name).
@@ -69,15 +77,11 @@ pub fn origin() -> Origin {
 /// The watched state of the cluster, one reflector store per kind.
 #[derive(Clone)]
 pub struct Stores {
-    virtual_services: Store<VirtualService>,
-    destination_rules: Store<DestinationRule>,
-    service_entries: Store<ServiceEntry>,
-    gateways: Store<Gateway>,
-    sidecars: Store<Sidecar>,
-    peer_authentications: Store<PeerAuthentication>,
-    authorization_policies: Store<AuthorizationPolicy>,
-    quotas: Store<Quota>,
-    telemetries: Store<Telemetry>,
+    /// Every mesh kind's watch, in [`Kind::ALL`]'s order; each runs while
+    /// the cluster serves its CRD ([`crate::served`]).
+    mesh: Arc<[Arc<dyn MeshWatch>]>,
+    /// The kinds whose CRD is missing; `None` until the CRDs are listed.
+    missing: tokio::sync::watch::Receiver<Option<Vec<MissingKind>>>,
     services: Store<Service>,
     endpoint_slices: Store<EndpointSlice>,
     pods: Store<Pod>,
@@ -110,9 +114,11 @@ impl Error {
 }
 
 impl Stores {
-    /// Starts the watches of every kind ([`watched_kinds`]), the mesh
-    /// config's ConfigMap in `control_plane_namespace`; each change sends
-    /// `()` on `changes`, each watch failure counts in `metrics`.
+    /// Starts the watches of the CRDs, of every cluster kind
+    /// ([`CLUSTER_KINDS`]; the mesh config's ConfigMap in
+    /// `control_plane_namespace`), and of every mesh kind whose CRD the
+    /// cluster serves, now or later; each change sends `()` on `changes`,
+    /// each watch failure counts in `metrics`.
     pub fn watch(
         client: &Client,
         changes: &mpsc::UnboundedSender<()>,
@@ -120,14 +126,31 @@ impl Stores {
         discovery: DiscoverySelectors,
         control_plane_namespace: &str,
     ) -> Self {
-        fn mesh<K: MeshKind>(
-            client: &Client,
-            changes: &mpsc::UnboundedSender<()>,
-            metrics: &watch::WatchMetrics,
-        ) -> Store<K> {
-            watch::watch_all(client, K::KIND.as_str(), changes.clone(), metrics.clone())
-        }
+        let mesh: Arc<[Arc<dyn MeshWatch>]> = Kind::ALL.map(mesh_watch::for_kind).into();
+        let (crd_changes, crd_pings) = mpsc::unbounded_channel();
+        let crds = watch::watch_all_trimmed(
+            client,
+            served::CRD_KIND,
+            crd_changes,
+            metrics.clone(),
+            served::trim_crd,
+        );
+        let (missing_sender, missing) = tokio::sync::watch::channel(None);
+        let context = WatchContext {
+            client: client.clone(),
+            changes: changes.clone(),
+            metrics: metrics.clone(),
+        };
+        tokio::spawn(served::run(
+            crds,
+            crd_pings,
+            mesh.clone(),
+            context,
+            missing_sender,
+        ));
         Self {
+            mesh,
+            missing,
             namespaces: watch::watch_all(client, "Namespace", changes.clone(), metrics.clone()),
             mesh_config: watch::watch_named(
                 client,
@@ -138,15 +161,6 @@ impl Stores {
                 metrics.clone(),
             ),
             discovery,
-            virtual_services: mesh(client, changes, metrics),
-            destination_rules: mesh(client, changes, metrics),
-            service_entries: mesh(client, changes, metrics),
-            gateways: mesh(client, changes, metrics),
-            sidecars: mesh(client, changes, metrics),
-            peer_authentications: mesh(client, changes, metrics),
-            authorization_policies: mesh(client, changes, metrics),
-            quotas: mesh(client, changes, metrics),
-            telemetries: mesh(client, changes, metrics),
             services: watch::watch_all(client, "Service", changes.clone(), metrics.clone()),
             endpoint_slices: watch::watch_all(
                 client,
@@ -164,7 +178,9 @@ impl Stores {
         }
     }
 
-    /// Waits until every watch has listed its kind once.
+    /// Waits until the CRDs are listed, and every watch (of the mesh kinds
+    /// the cluster serves, and of the cluster kinds) has listed its kind
+    /// once. A mesh kind whose CRD is missing is not waited for.
     pub async fn wait_until_listed(&self) -> Result<(), Error> {
         async fn listed<K: kube::Resource + Clone + 'static>(
             store: &Store<K>,
@@ -178,25 +194,25 @@ impl Stores {
                 .await
                 .map_err(|_| Error::WatchStopped(kind))
         }
-        for kind in Kind::ALL {
-            let name = kind.as_str();
-            match kind {
-                Kind::VirtualService => listed(&self.virtual_services, name).await?,
-                Kind::DestinationRule => listed(&self.destination_rules, name).await?,
-                Kind::ServiceEntry => listed(&self.service_entries, name).await?,
-                Kind::Gateway => listed(&self.gateways, name).await?,
-                Kind::Sidecar => listed(&self.sidecars, name).await?,
-                Kind::PeerAuthentication => listed(&self.peer_authentications, name).await?,
-                Kind::AuthorizationPolicy => listed(&self.authorization_policies, name).await?,
-                Kind::Quota => listed(&self.quotas, name).await?,
-                Kind::Telemetry => listed(&self.telemetries, name).await?,
-            }
+        self.missing
+            .clone()
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| Error::WatchStopped(served::CRD_KIND))?;
+        for watch in self.mesh.iter() {
+            watch.listed().await?;
         }
         listed(&self.services, "Service").await?;
         listed(&self.endpoint_slices, "EndpointSlice").await?;
         listed(&self.pods, "Pod").await?;
         listed(&self.namespaces, "Namespace").await?;
         listed(&self.mesh_config, "ConfigMap").await
+    }
+
+    /// The mesh kinds not served for want of their CRD, as of the last
+    /// change of the CRDs (`None` before their first list).
+    pub fn missing_crds(&self) -> tokio::sync::watch::Receiver<Option<Vec<MissingKind>>> {
+        self.missing.clone()
     }
 
     /// The mesh config's text: key [`MESH_CONFIG_KEY`] of ConfigMap
@@ -236,18 +252,8 @@ impl Stores {
             mesh_config: self.mesh_config_text(),
             ..Observed::default()
         };
-        for kind in Kind::ALL {
-            match kind {
-                Kind::VirtualService => observed.add(&self.virtual_services),
-                Kind::DestinationRule => observed.add(&self.destination_rules),
-                Kind::ServiceEntry => observed.add(&self.service_entries),
-                Kind::Gateway => observed.add(&self.gateways),
-                Kind::Sidecar => observed.add(&self.sidecars),
-                Kind::PeerAuthentication => observed.add(&self.peer_authentications),
-                Kind::AuthorizationPolicy => observed.add(&self.authorization_policies),
-                Kind::Quota => observed.add(&self.quotas),
-                Kind::Telemetry => observed.add(&self.telemetries),
-            }
+        for watch in self.mesh.iter() {
+            watch.add_to(&mut observed);
         }
         let selected = self.discovery.selected_namespaces(&self.namespaces.state());
         let discovered = |namespace: Option<&String>| match &selected {
@@ -289,7 +295,7 @@ pub struct Observed {
 
 impl Observed {
     /// Adds the inputs and objects of one mesh kind's store.
-    fn add<K: MeshKind>(&mut self, store: &Store<K>) {
+    pub(crate) fn add<K: MeshKind>(&mut self, store: &Store<K>) {
         let objects = store.state();
         self.inputs.extend(mesh::build_mesh_inputs(&objects));
         self.objects.extend(mesh::build_mesh_objects(&objects));

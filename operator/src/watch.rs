@@ -1,5 +1,8 @@
 //! The kube-rs watches: one reflector store per kind, filled by
-//! `kube::runtime::watcher` with the default backoff, and their metric.
+//! `kube::runtime::watcher` with the default backoff, and their metrics
+//! (restarts, and the mesh kinds missing their CRD, which
+//! [`crate::served`] sets). A watch runs until the process ends, or, for a
+//! mesh kind, until its [`Watching`] is dropped (its CRD went away).
 //! When a watch breaks, the watcher resumes from the last resource version
 //! it saw, or relists when that version is gone; the reflector swaps in a
 //! relisted state only once the list is complete, so nothing is lost or
@@ -21,9 +24,11 @@ use kube::{Api, Client, Resource};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 use tracing::{debug, warn};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -32,11 +37,25 @@ pub struct WatchLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CrdLabels {
+    /// The mesh kind, a fixed set.
+    pub kind: &'static str,
+    /// The CRD it needs (one per kind).
+    pub crd: String,
+}
+
 /// The watches' metrics. [`Default`] makes them unregistered (they count,
 /// but nothing exports them); [`WatchMetrics::register`] exports them.
+///
+/// | metric | type | labels |
+/// |---|---|---|
+/// | `weft_watch_restarts` | counter: watch failures, each retried with backoff | `kind` |
+/// | `weft_operator_missing_crds` | gauge: 1 while the kind is not served for want of its CRD ([`crate::served`]), else 0 | `kind`, `crd` |
 #[derive(Clone, Debug, Default)]
 pub struct WatchMetrics {
     restarts: Family<WatchLabels, Counter>,
+    missing_crds: Family<CrdLabels, Gauge>,
 }
 
 impl WatchMetrics {
@@ -49,10 +68,34 @@ impl WatchMetrics {
             "Kubernetes watch failures, each followed by a retry with backoff, by watched kind",
             metrics.restarts.clone(),
         );
+        registry.register(
+            "weft_operator_missing_crds",
+            "Mesh kinds not served because their CRD is missing, not Established or does not \
+             serve the version Weft reads (1), by kind and CRD",
+            metrics.missing_crds.clone(),
+        );
         for &kind in kinds {
             let _ = metrics.restarts.get_or_create(&WatchLabels { kind });
         }
         metrics
+    }
+
+    /// Records whether `kind` (CRD `crd`) is missing.
+    pub fn set_missing(&self, kind: &'static str, crd: &str, missing: bool) {
+        self.missing_crd(kind, crd).set(i64::from(missing));
+    }
+
+    /// Whether `kind` (CRD `crd`) was last recorded missing.
+    pub fn is_missing(&self, kind: &'static str, crd: &str) -> bool {
+        self.missing_crd(kind, crd).get() == 1
+    }
+
+    fn missing_crd(&self, kind: &'static str, crd: &str) -> Gauge {
+        let labels = CrdLabels {
+            kind,
+            crd: crd.to_string(),
+        };
+        self.missing_crds.get_or_create_owned(&labels)
     }
 
     fn restarted(&self, kind: &'static str) {
@@ -88,6 +131,46 @@ pub fn watch_all_trimmed<K>(
     metrics: WatchMetrics,
     trim: fn(&mut K),
 ) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    watch_all_until_dropped(client, kind, changes, metrics, trim).detach()
+}
+
+/// A watch that stops when dropped (the reflector task is aborted); its
+/// store keeps what it held then.
+#[derive(Debug)]
+pub struct Watching<K: Resource<DynamicType = ()> + 'static> {
+    pub store: Store<K>,
+    /// `None` once detached.
+    task: Option<AbortHandle>,
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Watching<K> {
+    /// Keeps the watch running until the process ends.
+    fn detach(mut self) -> Store<K> {
+        self.task = None;
+        self.store.clone()
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Drop for Watching<K> {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// [`watch_all_trimmed`], until the returned [`Watching`] is dropped: the
+/// watch of a kind whose CRD may go away.
+pub fn watch_all_until_dropped<K>(
+    client: &Client,
+    kind: &'static str,
+    changes: mpsc::UnboundedSender<()>,
+    metrics: WatchMetrics,
+    trim: fn(&mut K),
+) -> Watching<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -129,6 +212,7 @@ where
         metrics,
         strip_bookkeeping,
     )
+    .detach()
 }
 
 /// The reflector of `api`'s objects that `config` selects.
@@ -139,7 +223,7 @@ fn watch_with<K>(
     changes: mpsc::UnboundedSender<()>,
     metrics: WatchMetrics,
     trim: fn(&mut K),
-) -> Store<K>
+) -> Watching<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -148,7 +232,7 @@ where
         .default_backoff()
         .modify(trim)
         .reflect(writer);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             match event {
@@ -169,7 +253,10 @@ where
         }
         warn!(kind, "watch ended");
     });
-    reader
+    Watching {
+        store: reader,
+        task: Some(task.abort_handle()),
+    }
 }
 
 /// Drops what the apiserver and kubectl add to objects and Weft never
@@ -284,5 +371,35 @@ mod tests {
             text.contains("weft_watch_restarts_total{kind=\"Service\"} 0"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn missing_crds_are_a_gauge_per_kind_and_crd() {
+        let mut registry = Registry::default();
+        let metrics = WatchMetrics::register(&mut registry, &[]);
+        metrics.set_missing("Quota", "quotas.policy.weft.dev", true);
+        metrics.set_missing(
+            "VirtualService",
+            "virtualservices.networking.istio.io",
+            false,
+        );
+        assert!(metrics.is_missing("Quota", "quotas.policy.weft.dev"));
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(
+                "weft_operator_missing_crds{kind=\"Quota\",crd=\"quotas.policy.weft.dev\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "weft_operator_missing_crds{kind=\"VirtualService\",\
+                 crd=\"virtualservices.networking.istio.io\"} 0"
+            ),
+            "{text}"
+        );
+        metrics.set_missing("Quota", "quotas.policy.weft.dev", false);
+        assert!(!metrics.is_missing("Quota", "quotas.policy.weft.dev"));
     }
 }

@@ -89,6 +89,11 @@ impl ControlPlane {
         self.debug.set_access(access);
     }
 
+    /// What `/readyz` answers (its detail is the caller's to set).
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
     /// The configs connected proxies currently reject (NACKs), as the xDS
     /// server records them.
     pub fn rejections(&self) -> Rejections {

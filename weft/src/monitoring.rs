@@ -1,13 +1,15 @@
 //! The monitoring server (Istio's port 15014): `/metrics` in the
 //! Prometheus / OpenMetrics text format, `/healthz` (200 while the process
-//! runs), `/readyz` (200 once [`Readiness::set_ready`] was called) and the
-//! debug endpoints (`/debug/*`, see [`crate::debug`]).
+//! runs), `/readyz` (200 once [`Readiness::set_ready`] was called; its
+//! body adds [`Readiness::set_detail`]'s text, e.g. the kinds the operator
+//! does not serve for want of their CRD) and the debug endpoints
+//! (`/debug/*`, see [`crate::debug`]).
 //! A thin axum layer: the metrics themselves live with their subsystems
 //! (`weft_xds::metrics`, `weft_config::metrics`).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::Router;
 use axum::extract::State;
@@ -28,15 +30,31 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 /// Whether the control plane is ready to serve: shared between what makes
 /// it ready and `/readyz`.
 #[derive(Clone, Debug, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness {
+    ready: Arc<AtomicBool>,
+    /// Lines `/readyz` adds after its verdict; they do not change it.
+    detail: Arc<RwLock<String>>,
+}
 
 impl Readiness {
     pub fn set_ready(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.ready.store(true, Ordering::SeqCst);
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Replaces the lines `/readyz` adds after its verdict.
+    pub fn set_detail(&self, detail: String) {
+        *self.detail.write().unwrap_or_else(PoisonError::into_inner) = detail;
+    }
+
+    fn detail(&self) -> String {
+        self.detail
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -79,13 +97,16 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<Arc<Monitoring>>) -> (StatusCode, &'static str) {
+async fn readyz(State(state): State<Arc<Monitoring>>) -> (StatusCode, String) {
+    let detail = state.readiness.detail();
     if state.readiness.is_ready() {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, format!("ready\n{detail}"))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the first config is not applied or xDS is not listening yet\n",
+            format!(
+                "not ready: the first config is not applied or xDS is not listening yet\n{detail}"
+            ),
         )
     }
 }
@@ -144,6 +165,14 @@ mod tests {
         assert!(get(addr, "/readyz").await.0.contains(" 503 "));
         readiness.set_ready();
         assert!(get(addr, "/readyz").await.0.contains(" 200 "));
+        // The detail adds lines, and leaves the verdict alone.
+        readiness.set_detail("missing CRDs: Quota\n".to_string());
+        let (status, response) = get(addr, "/readyz").await;
+        assert!(status.contains(" 200 "), "{response}");
+        assert!(
+            response.ends_with("ready\nmissing CRDs: Quota\n"),
+            "{response}"
+        );
         let (status, response) = get(addr, "/metrics").await;
         assert!(status.contains(" 200 "), "{response}");
         assert!(

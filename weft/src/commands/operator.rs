@@ -13,6 +13,12 @@
 //! starts (it signs in its trust domain; see [`crate::mesh_config`]), then
 //! on every change, a bad one refused and the last good one kept.
 //!
+//! A mesh kind whose CRD the cluster lacks (Weft's Quota on a cluster
+//! with only Istio's CRDs) is not waited for: Weft serves the kinds it
+//! finds, names the missing ones in its log, `/readyz`'s body and
+//! `weft_operator_missing_crds`, and starts watching a kind when its CRD
+//! is installed ([`weft_operator::served`]).
+//!
 //! Readiness while the apiserver is unreachable: `/readyz` stays 200. Once
 //! the first config is applied and xDS listens, Weft serves the last config
 //! it built from its watches' stores, which a broken watch leaves as they
@@ -38,11 +44,13 @@ use crate::cli::OperatorArgs;
 use crate::control_plane::{ConfigRecorder, ControlPlane, shutdown_signal};
 use crate::debug::access::NamespaceAccess;
 use crate::mesh_config::{MeshConfigState, Reload};
+use crate::monitoring::Readiness;
 use weft_operator::Stores;
 use weft_operator::blame::StatusFeed;
 use weft_operator::cluster_ca;
 use weft_operator::discovery::DiscoverySelectors;
 use weft_operator::leader::{self, LeaderMetrics, Leadership};
+use weft_operator::served::{self, MissingKind};
 use weft_operator::status::{
     self,
     writer::{StatusMetrics, StatusUpdate},
@@ -84,8 +92,12 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         &args.control_plane_namespace,
     );
     drop(changes);
+    tokio::spawn(report_missing_crds(
+        stores.missing_crds(),
+        plane.readiness(),
+    ));
     let debouncer = Debouncer::new(receiver, args.debounce_quiet.0, args.debounce_max.0);
-    info!("waiting for the first list of every watched kind");
+    info!("waiting for the first list of every watched kind the cluster serves");
     stores.wait_until_listed().await?;
     let recorder = plane.recorder();
     // The mesh config before the CA: the CA signs in its trust domain.
@@ -228,6 +240,25 @@ async fn start_certificate_service(
     crate::certificate_service::start(&args.ca, trust_domain, ca.clone(), reviewer, metrics)
         .await?;
     Ok(ca)
+}
+
+/// Keeps `/readyz`'s detail listing the mesh kinds not served for want of
+/// their CRD (the operator logs and counts them too: [`weft_operator::served`]).
+async fn report_missing_crds(
+    mut missing: watch::Receiver<Option<Vec<MissingKind>>>,
+    readiness: Readiness,
+) {
+    loop {
+        let detail = missing
+            .borrow_and_update()
+            .as_deref()
+            .map(served::readiness_detail)
+            .unwrap_or_default();
+        readiness.set_detail(detail);
+        if missing.changed().await.is_err() {
+            break;
+        }
+    }
 }
 
 /// On SIGTERM or Ctrl-C, releases the Lease if held, so that another
