@@ -38,7 +38,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{AgentCommand, Cli, Command};
-use crate::commands::{agent, bootstrap, inject, operator, standalone, validate};
+use crate::commands::{agent, analyze, bootstrap, inject, operator, standalone, validate};
 
 /// mimalloc rather than the system allocator: every ADS push allocates and
 /// frees a copy of each proxy's resources, and glibc's heaps, fragmented
@@ -76,5 +76,6 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Inject(args) => inject::run(&args),
+        Command::Analyze(args) => analyze::run(&args).await,
     }
 }
