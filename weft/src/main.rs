@@ -19,7 +19,10 @@
 //!     the same ConfigStore, xDS and monitoring; status, leader election, the CA on Secrets
 //!     and the webhooks (weft_operator)
 //! weft bootstrap ...   prints the Envoy bootstrap (weft_translate::bootstrap)
-//! weft validate -f F   weft_source::files ─▶ weft_config::validate_inputs, errors printed
+//! weft validate -f F   weft_source::files ─▶ weft_config::validate_documents: errors, warnings,
+//!                      other kinds skipped (--strict: all of them errors)
+//! weft analyze F|DIR [--kubeconfig K]  files and/or weft_operator::analyze's listing ─▶
+//!                      weft_config::analyze: findings WA...., exit 79 on errors
 //! weft inject -f F     the webhook's injection offline (weft_operator::inject)
 //! weft agent ...       the sidecar agent (weft_agent), its status port (:15020) and Envoy's
 //!                      stats (:15090); `weft agent iptables` the capture rules
