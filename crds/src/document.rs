@@ -299,6 +299,19 @@ pub fn parse_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, Do
     })
 }
 
+/// Whether `api_version` (`group/version`) is in one of the API groups
+/// Weft serves: `networking.istio.io`, `security.istio.io`,
+/// `telemetry.istio.io`, `policy.weft.dev` (any version).
+pub fn is_served_api_version(api_version: &str) -> bool {
+    [GROUP, SECURITY_GROUP, POLICY_GROUP, TELEMETRY_GROUP]
+        .iter()
+        .any(|group| {
+            api_version
+                .strip_prefix(group)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+}
+
 impl MeshDocument {
     /// Reads one object: `kind` must be a [`Kind`] and `apiVersion` its
     /// group plus one of its [`Kind::served_versions`], `metadata.name`
@@ -314,14 +327,7 @@ impl MeshDocument {
         };
 
         let api_version = take_string(&mut object, "apiVersion")?;
-        let known_group = [GROUP, SECURITY_GROUP, POLICY_GROUP, TELEMETRY_GROUP]
-            .iter()
-            .any(|group| {
-                api_version
-                    .strip_prefix(group)
-                    .is_some_and(|rest| rest.starts_with('/'))
-            });
-        if !known_group {
+        if !is_served_api_version(&api_version) {
             return Err(DocumentError::UnsupportedApiVersion { api_version });
         }
 

@@ -236,13 +236,19 @@ fn validate_accepts_the_policy_examples_with_bookinfo() {
 fn validate_checks_telemetry_providers_against_the_mesh_config() {
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let tracing = examples.join("telemetry/tracing.yaml");
+    // A provider the mesh config may define later is a warning, as the
+    // webhook treats it; --strict makes it an error.
     let out = weft(&["validate", "-f", tracing.to_str().unwrap()]);
     let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(1), "exit 1: {text}");
+    assert_eq!(out.status.code(), Some(0), "exit 0: {text}");
     assert!(
-        text.contains("Telemetry baz/tracing-default: spec.tracing[0].providers[0].name: the mesh config defines no provider \"zipkin\""),
+        text.contains("warning: ") && text.contains("Telemetry baz/tracing-default: spec.tracing[0].providers[0].name: the mesh config defines no provider \"zipkin\""),
         "{text}"
     );
+    let out = weft(&["validate", "--strict", "-f", tracing.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "exit 1 with --strict: {text}");
+    assert!(text.contains("error (--strict): "), "{text}");
 
     let dir = tempfile::tempdir().unwrap();
     let mesh = dir.path().join("mesh.yaml");
@@ -291,13 +297,170 @@ spec:
     let out = weft(&["validate", "-f", path.to_str().unwrap()]);
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "exit 1: {text}");
+    // The metric Weft does not report is valid Istio config: a warning.
+    assert!(
+        text.contains("warning: ") && text.contains("Telemetry prod/bad: spec.metrics[0].overrides[0].match.metric: the gRPC message metrics"),
+        "{text}"
+    );
     for field in [
-        "spec.metrics[0].overrides[0].match.metric: the gRPC message metrics",
         "spec.metrics[0].overrides[1].tagOverrides[response_code].value: must not be set",
         "spec.accessLogging[0].filter.expression: \"response.code >= (400\" is not a CEL expression",
     ] {
         let needle = format!("Telemetry prod/bad: {field}");
         assert!(text.contains(&needle), "names {needle:?}: {text}");
     }
+    assert!(
+        text.contains("failed: 2 errors in 1 resources, 1 warning"),
+        "{text}"
+    );
+}
+
+/// An app's VirtualServices alone (its DestinationRule in another file)
+/// pass with warnings; the Deployment and Service beside them are skipped
+/// and counted, the Service's port name checked. `--strict` fails.
+#[test]
+fn validate_passes_an_apps_virtual_services_with_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  template:
+    metadata: {labels: {app: reviews}}
+    spec: {containers: [{name: reviews, image: reviews}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {app: reviews}
+  ports: [{name: web, port: 9080}]
+",
+    )
+    .unwrap();
+    let out = weft(&["validate", "-f", path.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "exit 0: {text}");
+    for needle in [
+        "warning: ",
+        "VirtualService default/reviews: spec.http[0].route[0].destination.subset: subset v1 is not defined by any DestinationRule",
+        "Service default/reviews: spec.ports[0].name: port 9080 is named \"web\"",
+        "ok: 1 resources, 2 warnings, 2 documents of other kinds (Deployment: 1, Service: 1) skipped",
+    ] {
+        assert!(text.contains(needle), "names {needle:?}: {text}");
+    }
+    let out = weft(&["validate", "--strict", "-f", path.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "exit 1 with --strict: {text}");
+    assert!(
+        text.contains("error (--strict): 2 documents of other kinds (Deployment: 1, Service: 1) not served by Weft"),
+        "{text}"
+    );
     assert!(text.contains("failed: 3 errors in 1 resources"), "{text}");
+}
+
+/// The analysis fixtures of weft-config, through the real binary.
+fn fixture(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../pilot/config/tests/analyze")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn analyze_prints_findings_like_istioctl_and_exits_79_on_errors() {
+    let out = weft(&["analyze", &fixture("subset-not-defined.yaml")]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(79), "exit 79: {text}");
+    assert!(
+        text.contains("Error [WA0103] (VirtualService default/reviews) spec.http[0].route[1].destination.subset: subset v2 is not defined by DestinationRule default/reviews"),
+        "{text}"
+    );
+    assert!(text.contains(". Fix: define the subset"), "{text}");
+    assert!(
+        text.contains("1 error, 0 warnings, 0 infos in 2 mesh resources and 1 Kubernetes object."),
+        "{text}"
+    );
+
+    // Warnings alone pass, unless the threshold says otherwise.
+    let out = weft(&["analyze", &fixture("port-name.yaml")]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "exit 0: {text}");
+    assert!(
+        text.contains("Warning [WA0301] (Service default/web) spec.ports[1].name"),
+        "{text}"
+    );
+    let out = weft(&[
+        "analyze",
+        "--failure-threshold",
+        "warning",
+        &fixture("port-name.yaml"),
+    ]);
+    assert_eq!(out.status.code(), Some(79), "{}", output_text(&out));
+
+    let bookinfo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bookinfo");
+    let out = weft(&["analyze", bookinfo.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "exit 0: {text}");
+    assert!(
+        text.contains("No issues found in 12 mesh resources"),
+        "{text}"
+    );
+
+    let out = weft(&["analyze"]);
+    assert_eq!(out.status.code(), Some(1), "nothing to analyse");
+    assert!(output_text(&out).contains("nothing to analyse"));
+}
+
+#[test]
+fn analyze_prints_json() {
+    let out = weft(&[
+        "analyze",
+        "-o",
+        "json",
+        &fixture("pod-missing-proxy.yaml"),
+        &fixture("destination-host-not-found.yaml"),
+    ]);
+    assert_eq!(out.status.code(), Some(79), "{}", output_text(&out));
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = findings.as_array().unwrap();
+    let codes: Vec<(&str, &str, &str)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap(),
+                f["severity"].as_str().unwrap(),
+                f["field"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("WA0101", "Error", "spec.http[0].route[0].destination.host"),
+            ("WA0202", "Warning", "spec.containers"),
+        ]
+    );
+    assert_eq!(findings[0]["istio"], "IST0101");
+    assert_eq!(findings[1]["resource"]["name"], "web-1");
+    assert!(
+        findings[1]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("rollout restart")
+    );
 }

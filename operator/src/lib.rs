@@ -30,8 +30,11 @@
 //! webhook/ (HTTPS, axum over rustls): POST /validate ─▶ decide.rs ─▶ weft_config::validate_inputs
 //!                                     POST /inject   ─▶ inject/ (pure: decision, template, JSONPatch)
 //! webhook_certs.rs: the webhook's certificate from Weft's CA, renewed; caBundle kept by the leader
+//! analyze.rs: `weft analyze --kubeconfig`: the mesh kinds, Services, Pods, Namespaces and the
+//!             mesh config listed once, as documents for weft_config::analyze
 //! ```
 
+pub mod analyze;
 pub mod blame;
 pub mod cluster_ca;
 pub mod discovery;

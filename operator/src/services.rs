@@ -31,8 +31,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use weft_config::{ConvertedResource, ErrorReason, FieldError, Input};
 use weft_model::{
-    CLUSTER_DOMAIN, Endpoint, Location, Protocol, Resolution, ResourceId, ResourceKind, Service,
-    ServicePort,
+    CLUSTER_DOMAIN, Endpoint, Location, Resolution, ResourceId, ResourceKind, Service, ServicePort,
 };
 
 use crate::stores::origin;
@@ -194,25 +193,9 @@ fn build_port(port: &k8s_openapi::api::core::v1::ServicePort) -> Result<ServiceP
     })
 }
 
-/// Istio's choice of protocol for a Kubernetes port: `appProtocol`, else
-/// the name's prefix, else unknown; UDP and SCTP ports are never HTTP.
-pub fn port_protocol(l4: Option<&str>, app_protocol: Option<&str>, name: &str) -> Protocol {
-    if matches!(l4, Some(p) if !p.eq_ignore_ascii_case("TCP")) {
-        return Protocol::Unknown;
-    }
-    if let Some(app) = app_protocol {
-        let by_app = match app {
-            "kubernetes.io/h2c" => Protocol::Http2,
-            "kubernetes.io/ws" | "kubernetes.io/wss" => Protocol::Http,
-            other => Protocol::parse(other),
-        };
-        if by_app != Protocol::Unknown {
-            return by_app;
-        }
-    }
-    let prefix = name.split('-').next().unwrap_or_default();
-    Protocol::parse(prefix)
-}
+/// Istio's choice of protocol for a Kubernetes port (`weft analyze`
+/// judges port names by the same function).
+pub use weft_config::analyze::kubernetes_port_protocol as port_protocol;
 
 fn build_endpoints<'a>(
     ports: &[ServicePort],

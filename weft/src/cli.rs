@@ -27,7 +27,9 @@ pub enum Command {
     /// Print an Envoy bootstrap (YAML) that connects Envoy to Weft over ADS.
     Bootstrap(BootstrapArgs),
     /// Check Istio YAML files or directories with the same code standalone
-    /// runs: print every error, exit 1 if there is any.
+    /// runs: print every error and warning, exit 1 if there is an error.
+    /// Documents of other kinds (Deployments, Services, ...) are skipped
+    /// and counted; a reference a later apply may fix is a warning.
     Validate(ValidateArgs),
     /// The sidecar agent: an in-memory key, a certificate from the CA,
     /// SDS to Envoy on a Unix socket, rotation; starts and supervises Envoy
@@ -44,6 +46,11 @@ pub enum Command {
     /// What config does this proxy have? Its clusters, listeners, routes,
     /// endpoints or secrets, from the control plane or Envoy's own dump.
     ProxyConfig(crate::commands::proxy_config::ProxyConfigArgs),
+    /// Find problems in a mesh (Istio's `istioctl analyze`): files and
+    /// directories, or a live cluster (`--kubeconfig`); each finding with a
+    /// code (WA....), a severity, the resource, the field and a fix. Exits
+    /// 79 when a finding reaches `--failure-threshold` (Error).
+    Analyze(AnalyzeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -329,6 +336,55 @@ pub struct ValidateArgs {
     /// checked too. Without it, Istio's defaults.
     #[arg(long, value_name = "FILE")]
     pub mesh_config: Option<PathBuf>,
+    /// Fail on warnings too, and on documents of kinds Weft does not
+    /// serve (the behaviour before warnings existed), for CI pipelines.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Files (multi-document YAML) and directories (their `*.yaml` /
+    /// `*.yml` files) to analyse together; with `--kubeconfig`, on top of
+    /// the cluster's objects.
+    #[arg(value_name = "FILE|DIR")]
+    pub files: Vec<PathBuf>,
+    /// Analyse the cluster of this kubeconfig (its current context): its
+    /// mesh resources, Services, Pods, Namespaces and mesh config.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Only this namespace of the cluster (default: every namespace).
+    #[arg(short = 'n', long, value_name = "NS", requires = "kubeconfig")]
+    pub namespace: Option<String>,
+    /// Where the cluster's mesh config is (ConfigMap `istio`, key `mesh`).
+    #[arg(long, value_name = "NS", default_value = "weft-system")]
+    pub control_plane_namespace: String,
+    /// The mesh config (YAML) to analyse with; overrides the cluster's.
+    #[arg(long, value_name = "FILE")]
+    pub mesh_config: Option<PathBuf>,
+    /// How to print the findings.
+    #[arg(short = 'o', long, value_enum, default_value = "human")]
+    pub output: AnalyzeOutput,
+    /// The lowest severity that makes the command fail (exit 79).
+    #[arg(long, value_enum, default_value = "error")]
+    pub failure_threshold: FailureThreshold,
+}
+
+/// `weft analyze -o`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AnalyzeOutput {
+    /// One line per finding, as `istioctl analyze` prints.
+    Human,
+    Json,
+    Yaml,
+}
+
+/// `weft analyze --failure-threshold`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailureThreshold {
+    Error,
+    Warning,
+    Info,
 }
 
 #[derive(Debug, Args)]

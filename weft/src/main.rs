@@ -20,7 +20,10 @@
 //!     the same ConfigStore, xDS and monitoring; status, leader election, the CA on Secrets
 //!     and the webhooks (weft_operator)
 //! weft bootstrap ...   prints the Envoy bootstrap (weft_translate::bootstrap)
-//! weft validate -f F   weft_source::files ─▶ weft_config::validate_inputs, errors printed
+//! weft validate -f F   weft_source::files ─▶ weft_config::validate_documents: errors, warnings,
+//!                      other kinds skipped (--strict: all of them errors)
+//! weft analyze F|DIR [--kubeconfig K]  files and/or weft_operator::analyze's listing ─▶
+//!                      weft_config::analyze: findings WA...., exit 79 on errors
 //! weft inject -f F     the webhook's injection offline (weft_operator::inject)
 //! weft proxy-status    every proxy's sync state, from a control plane's /debug/syncz
 //! weft proxy-config P  a proxy's clusters, listeners, routes, endpoints, secrets
@@ -43,7 +46,7 @@ use clap::Parser;
 
 use crate::cli::{AgentCommand, Cli, Command};
 use crate::commands::{
-    agent, bootstrap, inject, operator, proxy_config, proxy_status, standalone, validate,
+    agent, analyze, bootstrap, inject, operator, proxy_config, proxy_status, standalone, validate,
 };
 
 /// mimalloc rather than the system allocator: every ADS push allocates and
@@ -84,5 +87,6 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Inject(args) => inject::run(&args),
         Command::ProxyStatus(args) => proxy_status::run(&args).await,
         Command::ProxyConfig(args) => proxy_config::run(&args).await,
+        Command::Analyze(args) => analyze::run(&args).await,
     }
 }

@@ -8,31 +8,13 @@
 //! whole set goes through [`weft_config::validate_inputs_with`] the mesh
 //! config the control plane runs with, the code `weft validate -f` runs. Only errors about the candidate count:
 //!
-//! | reason | answer |
-//! |---|---|
-//! | `Invalid` | deny |
-//! | `Unsupported` | allow, one warning each (status then says `Ready=False`) |
-//! | `UnresolvedReference`, see below | deny or allow with a warning |
-//!
-//! An unresolved reference is denied when what it contradicts exists, so
-//! that applying more objects cannot fix it; it is allowed with a warning
+//! The rule for each error is [`weft_config::verdict`]'s, which `weft
+//! validate` shares: `Invalid` denies, `Unsupported` warns, and an
+//! unresolved reference denies when what it contradicts exists (a
+//! DestinationRule for the host without the subset, a second
+//! DestinationRule for a host, a conflicting Gateway port, ...) and warns
 //! when the missing object may simply come next (`kubectl apply -f dir/`
-//! sends objects one by one, in no order Weft controls):
-//!
-//! - `….subset`: deny if a DestinationRule for the destination's host
-//!   exists (it does not define the subset); warn if none exists yet.
-//! - `….destination.port[.number]`: the service exists without that port,
-//!   or has several: deny.
-//! - `spec.host` (a second DestinationRule for a host), `spec.hosts[i]` (a
-//!   host another ServiceEntry declares), `spec.workloadSelector` (a second
-//!   namespace-wide Sidecar), `spec.selector` (a second namespace-wide
-//!   Telemetry), `spec.servers[i].port` (a Gateway port
-//!   another Gateway's server holds with another protocol): conflicts with
-//!   existing objects: deny.
-//! - anything else (a Gateway, a delegate or a destination host that does
-//!   not exist yet, rules another VirtualService for the same host makes
-//!   unreachable, a Telemetry provider the mesh config does not define):
-//!   warn.
+//! sends objects one by one, in no order Weft controls).
 //!
 //! Errors the candidate causes on *other* objects do not count (a
 //! DestinationRule update that drops a subset a VirtualService routes to is
@@ -49,12 +31,12 @@ use std::sync::Arc;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, Operation};
 use serde_json::Value;
-use weft_config::{ConfigError, ErrorReason, Input};
+use weft_config::{Input, Verdict, verdict};
 use weft_crds::{
     AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota, ServiceEntry,
     Sidecar, Telemetry, VirtualService,
 };
-use weft_model::{MeshConfig, MeshSnapshot, ResourceId, qualify_host};
+use weft_model::{MeshConfig, ResourceId};
 
 use weft_config::validate_inputs_with;
 
@@ -93,13 +75,6 @@ impl Decision {
 pub struct ClusterState {
     pub inputs: Vec<Input>,
     pub mesh_config: Arc<MeshConfig>,
-}
-
-/// What to do with one error about the candidate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Verdict {
-    Deny,
-    Warn,
 }
 
 /// Decides `request`; `cluster` gives the cluster's current state and is
@@ -230,81 +205,4 @@ pub(super) fn candidate_input(kind: Kind, object: DynamicObject) -> Result<Input
         Kind::Quota => one::<Quota>(object),
         Kind::Telemetry => one::<Telemetry>(object),
     }
-}
-
-/// Deny or warn, by reason and, for unresolved references, by field (see
-/// the module doc).
-fn verdict(
-    error: &ConfigError,
-    object: &Value,
-    namespace: &str,
-    snapshot: &MeshSnapshot,
-) -> Verdict {
-    match error.error.reason {
-        ErrorReason::Unsupported => Verdict::Warn,
-        ErrorReason::UnresolvedReference => {
-            unresolved(&error.error.field, object, namespace, snapshot)
-        }
-        ErrorReason::Invalid | ErrorReason::Unreadable => Verdict::Deny,
-    }
-}
-
-fn unresolved(field: &str, object: &Value, namespace: &str, snapshot: &MeshSnapshot) -> Verdict {
-    if let Some(destination) = field.strip_suffix(".subset") {
-        // A route's single `mirror` is pilot's `mirrors[0]`.
-        let host = lookup(object, &format!("{destination}.host"))
-            .or_else(|| {
-                let route = destination.strip_suffix(".mirrors[0].destination")?;
-                lookup(object, &format!("{route}.mirror.host"))
-            })
-            .and_then(Value::as_str);
-        return match host {
-            Some(host)
-                if snapshot
-                    .destination_rules
-                    .contains_key(&qualify_host(host, namespace)) =>
-            {
-                Verdict::Deny
-            }
-            _ => Verdict::Warn,
-        };
-    }
-    let conflict = field == "spec.host"
-        || field == "spec.workloadSelector"
-        || field == "spec.selector"
-        || indexed(field, "spec.hosts")
-        || field
-            .strip_suffix(".port")
-            .is_some_and(|server| indexed(server, "spec.servers"))
-        || field.ends_with(".destination.port")
-        || field.ends_with(".destination.port.number");
-    if conflict {
-        Verdict::Deny
-    } else {
-        Verdict::Warn
-    }
-}
-
-/// Whether `field` is `prefix[N]`.
-fn indexed(field: &str, prefix: &str) -> bool {
-    field
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix('['))
-        .and_then(|rest| rest.strip_suffix(']'))
-        .is_some_and(|n| n.parse::<usize>().is_ok())
-}
-
-/// The value at `path` (`spec.http[0].route[1].destination.host`) in
-/// `value`, if there is one.
-pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(value, |value, segment| {
-        let mut parts = segment.split('[');
-        let name = parts.next()?;
-        let mut value = value.get(name)?;
-        for index in parts {
-            let index: usize = index.strip_suffix(']')?.parse().ok()?;
-            value = value.get(index)?;
-        }
-        Some(value)
-    })
 }

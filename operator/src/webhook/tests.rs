@@ -9,7 +9,7 @@ use kube::core::DynamicObject;
 use kube::core::admission::AdmissionRequest;
 use serde_json::{Value, json};
 
-use super::decide::{ClusterState, Decision, candidate_input, decide, lookup};
+use super::decide::{ClusterState, Decision, candidate_input, decide};
 use super::review::respond;
 
 const DESTINATION_RULE: &str = "
@@ -397,17 +397,6 @@ fn a_body_that_is_not_an_admission_review_is_a_400() {
         assert_eq!(reply.reviewed, None);
         assert!(reply.body.contains("AdmissionReview"), "{reply:?}");
     }
-}
-
-#[test]
-fn lookup_follows_field_paths() {
-    let object = mk_object(ROUTE_TO_V1);
-    assert_eq!(
-        lookup(&object, "spec.http[0].route[0].destination.host"),
-        Some(&json!("reviews"))
-    );
-    assert_eq!(lookup(&object, "spec.http[1].route[0]"), None);
-    assert_eq!(lookup(&object, "spec.http[x]"), None);
 }
 
 /// A PeerAuthentication `default` in `default` whose `spec` is `spec`.

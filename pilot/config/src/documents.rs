@@ -11,7 +11,31 @@ use crate::{ErrorReason, FieldError, Input, Origin, convert};
 
 /// Parses multi-document YAML text from `source` into inputs.
 pub fn parse_documents(source: &str, text: &str) -> Vec<Input> {
-    let mut inputs = Vec::new();
+    split_documents(source, text)
+        .into_iter()
+        .map(|document| match document.value {
+            Ok(value) => document_input(document.origin, value),
+            Err(error) => Input::Broken {
+                origin: document.origin,
+                error,
+            },
+        })
+        .collect()
+}
+
+/// One document of a multi-document YAML text, not yet read as any kind:
+/// its JSON value, or why the text is not YAML.
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub origin: Origin,
+    pub value: Result<Value, FieldError>,
+}
+
+/// Splits multi-document YAML text from `source` into documents (empty
+/// ones skipped). A syntax error ends the text: the parser cannot
+/// resynchronise after one.
+pub fn split_documents(source: &str, text: &str) -> Vec<Document> {
+    let mut documents = Vec::new();
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let origin = Origin {
             source: source.to_string(),
@@ -19,23 +43,41 @@ pub fn parse_documents(source: &str, text: &str) -> Vec<Input> {
         };
         match Value::deserialize(document) {
             Ok(Value::Null) => {}
-            Ok(value) => inputs.push(document_input(origin, value)),
+            Ok(value) => documents.push(Document {
+                origin,
+                value: Ok(value),
+            }),
             Err(err) => {
                 let error = FieldError::new(
                     ErrorReason::Unreadable,
                     "",
                     format!("not valid YAML: {err}"),
                 );
-                inputs.push(Input::Broken { origin, error });
-                // The parser cannot resynchronise after a syntax error.
+                documents.push(Document {
+                    origin,
+                    value: Err(error),
+                });
                 break;
             }
         }
     }
-    inputs
+    documents
 }
 
-fn document_input(origin: Origin, value: Value) -> Input {
+/// Whether `value`'s `apiVersion` is in one of the API groups Weft serves
+/// (`networking.istio.io`, `security.istio.io`, `telemetry.istio.io`,
+/// `policy.weft.dev`), or names none: documents of other groups
+/// (Deployments, Services, ConfigMaps, Gateway API, ...) are not Weft's.
+pub fn is_mesh_document(value: &Value) -> bool {
+    let Some(api_version) = value.get("apiVersion").and_then(Value::as_str) else {
+        return true;
+    };
+    weft_crds::is_served_api_version(api_version)
+}
+
+/// A document as an input: a resource (converted, or its field errors),
+/// a document of an Istio kind Weft does not serve, or a broken one.
+pub fn document_input(origin: Origin, value: Value) -> Input {
     let identified = identify(&value);
     match MeshDocument::from_value(value) {
         Ok(document) => {

@@ -23,9 +23,17 @@
 //!   namespace, the trust domain, telemetry providers) into a
 //!   [`MeshConfig`](weft_model::MeshConfig), naming every bad field;
 //!   [`ConfigStore::set_mesh_config`] assembles the snapshot with it.
+//! - [`validate_documents`] is `weft validate`'s view of the same: documents
+//!   of kinds Weft does not own are skipped and counted, and an error a
+//!   later apply may fix is a warning ([`verdict()`], the webhook's rule).
+//! - [`analyze`] is `weft analyze`: the same validation plus checks over
+//!   the Kubernetes objects around the mesh (pods' proxies, Service ports,
+//!   selectors, annotations), each finding with a stable code, a severity,
+//!   a field path and a fix.
 //! - `testing` (feature `testing`): meshes written as YAML for other
 //!   crates' tests.
 
+pub mod analyze;
 mod convert;
 mod documents;
 mod mesh_config;
@@ -34,12 +42,18 @@ mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod validate;
+mod verdict;
 
 pub use convert::{ConvertedResource, convert};
-pub use documents::{DEFAULT_NAMESPACE, parse_documents};
+pub use documents::{
+    DEFAULT_NAMESPACE, Document, document_input, is_mesh_document, parse_documents, split_documents,
+};
 pub use mesh_config::{DEFAULT_OTEL_LOG_NAME, parse_mesh_config, parse_mesh_config_over};
 pub use store::{Applied, ConfigStore, Input, Origin};
-pub use validate::{Validation, validate_inputs, validate_inputs_with};
+pub use validate::{
+    DocumentValidation, Validation, validate_documents, validate_inputs, validate_inputs_with,
+};
+pub use verdict::{Verdict, lookup, verdict};
 
 #[cfg(test)]
 mod tests;

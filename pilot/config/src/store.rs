@@ -45,7 +45,7 @@ use last_good::LastGood;
 
 /// Where a resource came from: a file and the index of the document in it
 /// (0-based), or another source's name for its objects.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Origin {
     pub source: String,
     pub document: Option<usize>,

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
-use weft_config::{ErrorReason, FieldError, Input, Origin, parse_documents};
+use weft_config::{
+    Document, ErrorReason, FieldError, Input, Origin, parse_documents, split_documents,
+};
 
 use crate::debounce::Debouncer;
 
@@ -75,6 +77,47 @@ pub fn read_inputs(paths: &[PathBuf]) -> Vec<Input> {
             }
         })
         .collect()
+}
+
+/// Reads `paths` as [`read_inputs`] does, into documents not yet read as
+/// any kind (what `weft validate` and `weft analyze` sort themselves).
+pub fn read_documents(paths: &[PathBuf]) -> Vec<Document> {
+    let mut documents = Vec::new();
+    for path in paths {
+        let files = if path.is_dir() {
+            match yaml_files(path) {
+                Ok(files) => files,
+                Err(err) => {
+                    documents.push(unreadable(
+                        path,
+                        format!("cannot list the directory: {err}"),
+                    ));
+                    continue;
+                }
+            }
+        } else {
+            vec![path.clone()]
+        };
+        for file in files {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => documents.extend(split_documents(&file.display().to_string(), &text)),
+                Err(err) => {
+                    documents.push(unreadable(&file, format!("cannot read the file: {err}")))
+                }
+            }
+        }
+    }
+    documents
+}
+
+fn unreadable(path: &Path, message: String) -> Document {
+    Document {
+        origin: Origin {
+            source: path.display().to_string(),
+            document: None,
+        },
+        value: Err(FieldError::new(ErrorReason::Unreadable, "", message)),
+    }
 }
 
 /// Watches `dir` and reports a change after `quiet` passed without another

@@ -2,6 +2,7 @@
 //! plain configs and runs them.
 
 pub mod agent;
+pub mod analyze;
 pub mod bootstrap;
 pub mod debug_client;
 pub mod inject;

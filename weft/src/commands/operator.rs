@@ -80,7 +80,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         webhook_cert_metrics = WebhookCertMetrics::register(registry);
     })
     .await?;
-    let client = client(&args).await?;
+    let client = client(args.kubeconfig.as_deref()).await?;
     let leadership = leader::spawn(client.clone(), lease, leader_metrics);
 
     let (changes, receiver) = mpsc::unbounded_channel();
@@ -270,8 +270,8 @@ async fn release_on_shutdown(leadership: Leadership) {
 
 /// The client for `--kubeconfig`, or the inferred one (in-cluster, then
 /// `$KUBECONFIG` / `~/.kube/config`).
-async fn client(args: &OperatorArgs) -> anyhow::Result<Client> {
-    let config = match &args.kubeconfig {
+pub(crate) async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<Client> {
+    let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
