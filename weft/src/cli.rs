@@ -245,6 +245,12 @@ pub struct ProxyArgs {
     /// `traffic.sidecar.istio.io/excludeOutboundIPRanges`.
     #[arg(long, value_name = "CIDR,...", value_delimiter = ',')]
     pub proxy_exclude_outbound_cidrs: Vec<String>,
+    /// Rewrite the app containers' liveness, readiness and startup probes
+    /// to the agent's status port (`/app-health/...`), so they pass STRICT
+    /// mTLS (Istio's mesh-wide default); a Pod's
+    /// `sidecar.istio.io/rewriteAppHTTPProbers` overrides it.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rewrite_app_probers: bool,
 }
 
 impl ProxyArgs {
@@ -272,6 +278,7 @@ impl ProxyArgs {
             control_plane_namespace: control_plane_namespace.to_string(),
             exclude_outbound_ports: self.proxy_exclude_outbound_ports.clone(),
             exclude_outbound_cidrs: self.proxy_exclude_outbound_cidrs.clone(),
+            rewrite_app_probers: self.rewrite_app_probers,
             ..InjectConfig::default()
         }
     }
