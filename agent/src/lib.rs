@@ -14,7 +14,10 @@
 //!   envoy: bootstrap (weft-translate's, with sds-grpc) written, Envoy started,
 //!          restarted when it dies, drained and SIGTERMed on shutdown
 //!   status (0.0.0.0:15020): /stats/prometheus = agent + Envoy (admin, envoy_istio_* -> istio_*)
-//!          + the app's metrics (ISTIO_PROMETHEUS_ANNOTATIONS); /healthz/ready = Envoy's /ready
+//!          + the app's metrics (ISTIO_PROMETHEUS_ANNOTATIONS); /healthz/ready = Envoy has config,
+//!          is LIVE, and a certificate is held (also on Envoy's 15021, which routes here);
+//!          /app-health/<container>/livez|readyz|startupz = the app's own probe
+//!          (ISTIO_KUBE_APP_PROBERS) run against the pod's IP, uncaptured
 //! ```
 //!
 //! - [`identity`]: SPIFFE ID, key and CSR (pure but for key randomness)
@@ -24,8 +27,9 @@
 //! - [`rotation`]: the issue / publish / sleep loop
 //! - [`sds`]: the SDS server and its per-stream state machine
 //! - [`envoy`]: Envoy supervision
-//! - [`status`]: the status port: merged metrics ([`status::merge`], pure)
-//!   and readiness
+//! - [`status`]: the status port: merged metrics ([`status::merge`], pure),
+//!   readiness ([`status::ready`], pure) and the app's rewritten probes
+//!   ([`status::probers`], pure; [`status::app_probe`] runs them)
 //! - [`metrics`]: the agent's own metrics (`weft_agent_*`)
 //! - [`iptables`]: `weft agent iptables`, the transparent-capture rules
 //!

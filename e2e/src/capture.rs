@@ -18,6 +18,10 @@
 //! pods; weft is the same standalone with CA as the `SidecarPair`'s.
 //! The server's app is the in-process echo [`Upstream`], bound inside the
 //! server pod, so tests see the `x-forwarded-client-cert` it received.
+//!
+//! This namespace plays the node: [`CapturedPair::get_from_node`] sends a
+//! plain-text request to the server pod's address (its veth's,
+//! [`TestHost::ip`]) from outside the pod, as the kubelet sends probes.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
@@ -70,6 +74,12 @@ impl CapturedPair {
     /// weft (STRICT mTLS in the namespace), the app and both sidecars, and
     /// waits until a request from the client pod reaches the app.
     pub async fn start() -> Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// [`CapturedPair::start`] with the server's sidecar given the app's
+    /// original probes (`ISTIO_KUBE_APP_PROBERS`, as injection writes it).
+    pub async fn start_with(server_app_probers: Option<&str>) -> Result<Self> {
         let envoy = tokio::task::spawn_blocking(envoy_binary).await??;
         let client_pod = TestHost::create()?;
         let server_pod = TestHost::create()?;
@@ -126,25 +136,33 @@ impl CapturedPair {
             .ca_addr()
             .context("this weft serves no certificate service")?
             .port();
-        let start = |name: &str, labels: &str, pod: &TestHost, ip: Ipv4Addr| {
-            Sidecar::start(&SidecarSpec {
-                name,
-                replica: 1,
-                namespace: NAMESPACE,
-                pod: Some(PodNet { host: pod, ip }),
-                labels,
-                token: &standalone_token(name),
-                xds_addr: SocketAddr::new(IpAddr::V4(pod.gateway_ip), xds_port),
-                ca_addr: SocketAddr::new(IpAddr::V4(pod.gateway_ip), ca_port),
-                ca_root: &readable_root,
-                envoy: &envoy,
-                cert_ttl: None,
-                dir: state_dir.path(),
-                app_metrics: None,
-            })
-        };
-        let server = start("reviews", "app=reviews", &server_pod, server_ip)?;
-        let client = start("sleep", "app=sleep", &client_pod, client_ip)?;
+        let start =
+            |name: &str, labels: &str, pod: &TestHost, ip: Ipv4Addr, app_probers: Option<&str>| {
+                Sidecar::start(&SidecarSpec {
+                    name,
+                    replica: 1,
+                    namespace: NAMESPACE,
+                    pod: Some(PodNet { host: pod, ip }),
+                    labels,
+                    token: &standalone_token(name),
+                    xds_addr: SocketAddr::new(IpAddr::V4(pod.gateway_ip), xds_port),
+                    ca_addr: SocketAddr::new(IpAddr::V4(pod.gateway_ip), ca_port),
+                    ca_root: &readable_root,
+                    envoy: &envoy,
+                    cert_ttl: None,
+                    dir: state_dir.path(),
+                    app_metrics: None,
+                    app_probers,
+                })
+            };
+        let server = start(
+            "reviews",
+            "app=reviews",
+            &server_pod,
+            server_ip,
+            server_app_probers,
+        )?;
+        let client = start("sleep", "app=sleep", &client_pod, client_ip, None)?;
         let pair = CapturedPair {
             client,
             server,
@@ -184,6 +202,18 @@ impl CapturedPair {
             .await
             .context("the request timed out")?
         })?
+    }
+
+    /// A plain-text `GET path` to the server pod's `port`, sent from this
+    /// namespace (the node), as the kubelet sends a probe; `None` when the
+    /// connection fails or is refused without an HTTP answer.
+    pub async fn get_from_node(&self, port: u16, path: &str) -> Option<Reply> {
+        let addr = SocketAddr::from((self.server_pod.ip, port));
+        let host = addr.to_string();
+        tokio::time::timeout(Duration::from_secs(10), http_get(addr, &host, path, &[]))
+            .await
+            .ok()?
+            .ok()
     }
 
     /// The app's requests so far.

@@ -563,8 +563,9 @@ pub fn weft_bootstrap(options: &BootstrapOptions) -> Result<String> {
         .args(["--node-id", &options.node_id])
         .args(["--xds-address", &options.xds_addr.to_string()])
         .args(["--admin-port", &options.admin_port.to_string()])
-        // Many Envoys run side by side: none binds Istio's 0.0.0.0:15090.
-        .args(["--prometheus-port", "0"]);
+        // Many Envoys run side by side: none binds Istio's 0.0.0.0:15090
+        // or 15021.
+        .args(["--prometheus-port", "0", "--health-port", "0"]);
     if options.gateway {
         command.args(["--role", "gateway"]);
     } else {

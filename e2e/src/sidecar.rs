@@ -2,8 +2,8 @@
 //! Envoy it starts and supervises, on the host or in a "pod" (a network
 //! namespace whose traffic `weft agent iptables` captures); stopped with
 //! SIGTERM so the agent stops its Envoy. On the host each sidecar gets
-//! free ports (outbound, admin, `--status-port`, `--prometheus-port`); in
-//! a pod, Istio's (15001, 15000, 15020, 15090). Its `--workload-name` is
+//! free ports (outbound, admin, `--status-port`, `--prometheus-port`,
+//! `--health-port`); in a pod, Istio's (15001, 15000, 15020, 15090, 15021). Its `--workload-name` is
 //! its spec's name. Used by [`crate::sidecars::SidecarPair`] and
 //! [`crate::capture`].
 
@@ -43,6 +43,9 @@ pub(crate) struct SidecarSpec<'a> {
     /// Where the app's metrics are, as Istio's injection writes
     /// `ISTIO_PROMETHEUS_ANNOTATIONS` (`{"port":"8080","path":"/metrics"}`).
     pub app_metrics: Option<&'a str>,
+    /// The app's original probes, as Istio's injection writes
+    /// `ISTIO_KUBE_APP_PROBERS`.
+    pub app_probers: Option<&'a str>,
 }
 
 /// A sidecar in a "pod": the agent runs in `host`'s network namespace as
@@ -66,15 +69,23 @@ pub struct Sidecar {
     status: SocketAddr,
     /// Envoy's `prometheus_stats` listener.
     prometheus: SocketAddr,
+    /// Envoy's health listener (`/healthz/ready`).
+    health: SocketAddr,
     /// The network namespace it runs in, if not this one.
     netns: Option<String>,
 }
 
 impl Sidecar {
     pub(crate) fn start(spec: &SidecarSpec<'_>) -> Result<Self> {
-        let (outbound, admin, status, prometheus) = match spec.pod {
-            Some(_) => (15001, 15000, 15020, 15090),
-            None => (free_port()?, free_port()?, free_port()?, free_port()?),
+        let (outbound, admin, status, prometheus, health) = match spec.pod {
+            Some(_) => (15001, 15000, 15020, 15090, 15021),
+            None => (
+                free_port()?,
+                free_port()?,
+                free_port()?,
+                free_port()?,
+                free_port()?,
+            ),
         };
         let dir = match spec.replica {
             1 => spec.dir.join(spec.name),
@@ -139,12 +150,16 @@ impl Sidecar {
         if let Some(annotations) = spec.app_metrics {
             command.env("ISTIO_PROMETHEUS_ANNOTATIONS", annotations);
         }
+        if let Some(probers) = spec.app_probers {
+            command.env("ISTIO_KUBE_APP_PROBERS", probers);
+        }
         match &spec.pod {
             None => {
                 command
                     .args(["--outbound-port", &outbound.to_string()])
                     .args(["--status-port", &status.to_string()])
-                    .args(["--prometheus-port", &prometheus.to_string()]);
+                    .args(["--prometheus-port", &prometheus.to_string()])
+                    .args(["--health-port", &health.to_string()]);
             }
             Some(pod) => {
                 // Weft's CA certificate names localhost, not the address
@@ -160,6 +175,7 @@ impl Sidecar {
             admin: SocketAddr::from((Ipv4Addr::LOCALHOST, admin)),
             status: SocketAddr::from((Ipv4Addr::LOCALHOST, status)),
             prometheus: SocketAddr::from((Ipv4Addr::LOCALHOST, prometheus)),
+            health: SocketAddr::from((Ipv4Addr::LOCALHOST, health)),
             netns: spec.pod.as_ref().map(|p| p.host.name().to_string()),
         })
     }
@@ -239,6 +255,17 @@ impl Sidecar {
     /// namespace.
     pub fn prometheus_addr(&self) -> SocketAddr {
         self.prometheus
+    }
+
+    /// Envoy's health listener (`/healthz/ready`, Istio's 15021), in the
+    /// sidecar's network namespace.
+    pub fn health_addr(&self) -> SocketAddr {
+        self.health
+    }
+
+    /// `GET path` from Envoy's health listener.
+    pub async fn health_get(&self, path: &str) -> Result<Reply> {
+        self.get(self.health, path).await
     }
 
     /// Serial numbers of the leaf certificates with URI SAN `spiffe_id`

@@ -277,6 +277,7 @@ impl SidecarPair {
             cert_ttl: self.cert_ttl,
             dir: self._state_dir.path(),
             app_metrics,
+            app_probers: None,
         })?;
         sidecar.wait_ready().await?;
         Ok(sidecar)
@@ -333,6 +334,7 @@ impl SidecarPair {
             cert_ttl: self.cert_ttl,
             dir: self._state_dir.path(),
             app_metrics: None,
+            app_probers: None,
         })?;
         sidecar.wait_ready().await?;
         let instance = ServerInstance { sidecar, app };
@@ -547,6 +549,7 @@ impl Parts {
                 cert_ttl: options.cert_ttl,
                 dir: self.state_dir.path(),
                 app_metrics: None,
+                app_probers: None,
             })
         };
         let server = start("reviews", "app=reviews,version=v1")?;

@@ -4,12 +4,14 @@
 //! be told to fail or to be slow. It echoes the request line in the
 //! response headers `x-echo-method`, `x-echo-path` (with the query) and
 //! `x-echo-authority`, and keeps the last requests it received
-//! ([`Upstream::received`]), so tests see what the proxy forwarded. It
-//! stops when dropped.
+//! ([`Upstream::received`]), so tests see what the proxy forwarded. Its
+//! health endpoint, [`HEALTH_PATH`], answers 200 until
+//! [`Upstream::set_health`] says otherwise (an app whose health check
+//! fails). It stops when dropped.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -30,6 +32,8 @@ pub const IDENTITY_HEADER: &str = "x-upstream-identity";
 pub const ECHO_METHOD_HEADER: &str = "x-echo-method";
 pub const ECHO_PATH_HEADER: &str = "x-echo-path";
 pub const ECHO_AUTHORITY_HEADER: &str = "x-echo-authority";
+/// The app's health endpoint (what its probes ask).
+pub const HEALTH_PATH: &str = "/healthz";
 /// How many received requests an upstream keeps (the newest).
 const RECEIVED_KEPT: usize = 1000;
 
@@ -67,6 +71,8 @@ impl Received {
 #[derive(Debug, Default)]
 struct Behaviour {
     fail_next: AtomicU32,
+    /// The status [`HEALTH_PATH`] answers; 0 is 200.
+    health: AtomicU16,
     delay: Mutex<Duration>,
     requests: AtomicU64,
     received: Mutex<std::collections::VecDeque<Received>>,
@@ -123,6 +129,11 @@ impl Upstream {
     /// The next `n` requests are answered with 503.
     pub fn fail_next(&self, n: u32) {
         self.behaviour.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// [`HEALTH_PATH`] answers `status` from now on (200: healthy).
+    pub fn set_health(&self, status: u16) {
+        self.behaviour.health.store(status, Ordering::SeqCst);
     }
 
     /// Every following request waits `delay` before it is answered.
@@ -245,8 +256,14 @@ async fn answer(
         .fail_next
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
+    let health = match behaviour.health.load(Ordering::SeqCst) {
+        0 => StatusCode::OK,
+        code => StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    };
     let status = if fail {
         StatusCode::SERVICE_UNAVAILABLE
+    } else if req.uri().path() == HEALTH_PATH {
+        health
     } else {
         StatusCode::OK
     };

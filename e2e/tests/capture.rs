@@ -3,11 +3,15 @@
 //! as UID 1337. The client pod's code connects to the service VIP with no
 //! proxy settings; the request reaches the server pod's app through both
 //! sidecars over mTLS (the app sees the client's SPIFFE ID), and neither
-//! proxy's own traffic is captured again (no loop).
+//! proxy's own traffic is captured again (no loop). The app's probes,
+//! rewritten by `weft inject` to the agent's status port, pass STRICT
+//! mTLS from the node where the original would be refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use weft_e2e::capture::{CLIENT_ID, CapturedPair, SERVER_ID};
+use weft_e2e::client::wait_for;
+use weft_e2e::mesh::ENVOY_READY_TIMEOUT;
 use weft_e2e::sidecars::{Sidecar, xfcc_values};
 
 /// Envoy admin `/stats` as name -> value (counters and gauges).
@@ -96,5 +100,141 @@ async fn captured_pods_talk_mtls_through_both_sidecars_without_loops() -> anyhow
             0
         );
     }
+    Ok(())
+}
+
+/// The server pod as `weft inject` sees it: the app container with
+/// Istio-style probes on its named port.
+const SERVER_POD: &str = "\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: reviews-1
+  namespace: ns1
+  labels: {app: reviews, sidecar.istio.io/inject: \"true\"}
+spec:
+  serviceAccountName: reviews
+  containers:
+  - name: reviews
+    image: reviews:1
+    ports: [{name: http, containerPort: 9080}]
+    readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 5}
+    livenessProbe: {tcpSocket: {port: http}}
+";
+
+/// `weft inject` of [`SERVER_POD`]: the proxy's `ISTIO_KUBE_APP_PROBERS`
+/// and the app's rewritten readiness and liveness probes' `httpGet`.
+fn injected_probes() -> anyhow::Result<(String, serde_json::Value, serde_json::Value)> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(&file, SERVER_POD)?;
+    let out = std::process::Command::new(weft_e2e::tools::weft_binary()?)
+        .args(["inject", "--namespace", "ns1", "-f"])
+        .arg(&file)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "weft inject failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pod: serde_json::Value = serde_yaml::from_slice(&out.stdout)?;
+    let proxy = pod["spec"]["initContainers"]
+        .as_array()
+        .and_then(|list| list.iter().find(|c| c["name"] == "istio-proxy"))
+        .ok_or_else(|| anyhow::anyhow!("no istio-proxy in {pod:#}"))?;
+    let probers = proxy["env"]
+        .as_array()
+        .and_then(|env| env.iter().find(|e| e["name"] == "ISTIO_KUBE_APP_PROBERS"))
+        .and_then(|e| e["value"].as_str())
+        .ok_or_else(|| anyhow::anyhow!("no ISTIO_KUBE_APP_PROBERS in {proxy:#}"))?;
+    let app = &pod["spec"]["containers"][0];
+    Ok((
+        probers.to_string(),
+        app["readinessProbe"]["httpGet"].clone(),
+        app["livenessProbe"]["httpGet"].clone(),
+    ))
+}
+
+/// Under STRICT mTLS, a kubelet's plain-text probe of the app port is
+/// captured and refused; the probe injection rewrote to the agent's
+/// status port reaches the app (the agent's own connection is not
+/// captured) and follows its health; Envoy's 15021 says the sidecar is
+/// ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewritten_probes_pass_strict_mtls_and_follow_the_apps_health() -> anyhow::Result<()> {
+    let (probers, readiness, liveness) = injected_probes()?;
+    assert_eq!(readiness["port"], 15020, "{readiness}");
+    assert_eq!(readiness["path"], "/app-health/reviews/readyz");
+    assert_eq!(liveness["port"], 15020, "{liveness}");
+    assert_eq!(liveness["path"], "/app-health/reviews/livez");
+    let pair = CapturedPair::start_with(Some(&probers)).await?;
+    let ready_path = readiness["path"].as_str().unwrap_or_default();
+    let live_path = liveness["path"].as_str().unwrap_or_default();
+
+    // The sidecar has config and a certificate: Envoy's 15021 says ready,
+    // from the node as the kubelet asks it.
+    let health = wait_for(
+        "the server pod's 15021 /healthz/ready to answer 200",
+        ENVOY_READY_TIMEOUT,
+        || async {
+            pair.get_from_node(15021, "/healthz/ready")
+                .await
+                .filter(|r| r.status == 200)
+        },
+    )
+    .await
+    .map_err(|e| e.context(pair.logs()))?;
+    assert_eq!(health.body, "ready\n");
+    let agent_ready = pair.get_from_node(15020, "/healthz/ready").await;
+    assert_eq!(agent_ready.map(|r| r.status), Some(200));
+
+    // Without the rewrite: the kubelet's plain-text probe of the app port
+    // is captured by the inbound listener, which wants mTLS.
+    pair.app().reset_requests();
+    let direct = pair
+        .get_from_node(weft_e2e::capture::PORT, "/healthz")
+        .await;
+    assert_ne!(
+        direct.as_ref().map(|r| r.status),
+        Some(200),
+        "{direct:?}\n{}",
+        pair.logs()
+    );
+    assert_eq!(pair.app().requests(), 0, "the app never saw it");
+
+    // The rewritten probes reach the app through the agent.
+    let ready = pair.get_from_node(15020, ready_path).await;
+    assert_eq!(
+        ready.as_ref().map(|r| (r.status, r.body.as_str())),
+        Some((200, "reviews-app")),
+        "{ready:?}\n{}",
+        pair.logs()
+    );
+    let request = pair.app().last_received().expect("the app got the probe");
+    assert_eq!(request.path, "/healthz");
+    // Straight from the agent, not through the server's Envoy.
+    assert_eq!(request.header("x-forwarded-client-cert"), None);
+    let live = pair.get_from_node(15020, live_path).await;
+    assert_eq!(live.map(|r| r.status), Some(200));
+
+    // An unhealthy app fails its rewritten probe, and recovers.
+    pair.app().set_health(500);
+    let sick = pair.get_from_node(15020, ready_path).await;
+    assert_eq!(sick.map(|r| r.status), Some(500));
+    pair.app().set_health(200);
+    let healthy = pair.get_from_node(15020, ready_path).await;
+    assert_eq!(healthy.map(|r| r.status), Some(200));
+
+    // A path no probe was written for is refused, by name.
+    let unknown = pair
+        .get_from_node(15020, "/app-health/other/readyz")
+        .await
+        .expect("an answer");
+    assert_eq!(unknown.status, 400);
+    assert!(
+        unknown.body.contains("/app-health/other/readyz"),
+        "{}",
+        unknown.body
+    );
     Ok(())
 }

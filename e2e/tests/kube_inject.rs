@@ -148,7 +148,7 @@ fn assert_injected(pod: &Value) {
     let spec = &pod["spec"];
     assert_eq!(
         names(&spec["initContainers"]),
-        ["weft-init", "weft-proxy"],
+        ["istio-init", "istio-proxy"],
         "{pod:#}"
     );
     assert_eq!(names(&spec["containers"]), ["app"], "{pod:#}");

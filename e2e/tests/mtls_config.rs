@@ -108,7 +108,7 @@ async fn envoy_accepts_inbound_mtls_listeners_and_mesh_mtls_clusters() -> anyhow
         .args(["bootstrap", "--node-id", "web-1", "--labels", "app=web"])
         .args(["--xds-address", &weft.xds_addr().to_string()])
         .args(["--admin-port", &admin.to_string()])
-        .args(["--prometheus-port", "0"])
+        .args(["--prometheus-port", "0", "--health-port", "0"])
         .args(["--outbound-port", &router.to_string()])
         .args(["--service-account", "web"])
         .arg("--sds-socket")

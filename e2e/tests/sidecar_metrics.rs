@@ -71,8 +71,12 @@ async fn envoys_and_the_agents_prometheus_ports_serve_merged_metrics() -> anyhow
         Some("/metrics".to_string())
     );
 
+    // Ready: Envoy has its config and is LIVE, the agent its certificate;
+    // Envoy's health listener (Istio's 15021) answers the same.
     let ready = client.status_get("/healthz/ready").await?;
-    assert_eq!((ready.status, ready.body.trim()), (200, "LIVE"));
+    assert_eq!((ready.status, ready.body.trim()), (200, "ready"));
+    let health = client.health_get("/healthz/ready").await?;
+    assert_eq!((health.status, health.body.trim()), (200, "ready"));
 
     // A sidecar without app metrics serves Envoy's and its own.
     let server = pair.server().status_get("/stats/prometheus").await?;

@@ -259,6 +259,12 @@ pub struct ProxyArgs {
     /// `traffic.sidecar.istio.io/excludeOutboundIPRanges`.
     #[arg(long, value_name = "CIDR,...", value_delimiter = ',')]
     pub proxy_exclude_outbound_cidrs: Vec<String>,
+    /// Rewrite the app containers' liveness, readiness and startup probes
+    /// to the agent's status port (`/app-health/...`), so they pass STRICT
+    /// mTLS (Istio's mesh-wide default); a Pod's
+    /// `sidecar.istio.io/rewriteAppHTTPProbers` overrides it.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rewrite_app_probers: bool,
 }
 
 impl ProxyArgs {
@@ -286,6 +292,7 @@ impl ProxyArgs {
             control_plane_namespace: control_plane_namespace.to_string(),
             exclude_outbound_ports: self.proxy_exclude_outbound_ports.clone(),
             exclude_outbound_cidrs: self.proxy_exclude_outbound_cidrs.clone(),
+            rewrite_app_probers: self.rewrite_app_probers,
             ..InjectConfig::default()
         }
     }
@@ -424,6 +431,19 @@ pub struct BootstrapArgs {
     /// (Istio's 15090); 0 disables it.
     #[arg(long, value_name = "PORT", default_value_t = 15090)]
     pub prometheus_port: u16,
+    /// The sidecar agent's status port on 0.0.0.0 (Istio's 15020):
+    /// `/stats/prometheus` (the agent's, Envoy's and the app's metrics
+    /// merged), `/healthz/ready` and the rewritten app probes
+    /// `/app-health/<container>/livez|readyz|startupz`; `weft agent`
+    /// serves it, the health listener forwards to it; 0 disables it.
+    #[arg(long, value_name = "PORT", default_value_t = 15020)]
+    pub status_port: u16,
+    /// Port of Envoy's health listener on 0.0.0.0 (Istio's 15021): its
+    /// `/healthz/ready` is the agent's (`--status-port`), which answers
+    /// 200 once Envoy is LIVE with its first clusters and listeners and
+    /// the agent holds a certificate; 0 (or `--status-port 0`) disables it.
+    #[arg(long, value_name = "PORT", default_value_t = 15021)]
+    pub health_port: u16,
     /// What the proxy is: a sidecar (the HTTP router listener) or a gateway
     /// (listeners from the Gateways whose `selector` matches `--labels`).
     #[arg(long, value_enum, default_value_t = ProxyRoleArg::Sidecar)]
@@ -593,11 +613,6 @@ pub struct AgentArgs {
     /// stopped.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub drain_duration: IstioDuration,
-    /// The agent's status port on 0.0.0.0 (Istio's 15020):
-    /// `/stats/prometheus` (the agent's, Envoy's and the app's metrics
-    /// merged) and `/healthz/ready`; 0 disables it.
-    #[arg(long, value_name = "PORT", default_value_t = 15020)]
-    pub status_port: u16,
     /// The application's metrics, merged into the status port's
     /// `/stats/prometheus`; without it, those `ISTIO_PROMETHEUS_ANNOTATIONS`
     /// names (`{"scrape":"true","path":"/metrics","port":"8080"}`, the

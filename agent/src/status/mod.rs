@@ -8,36 +8,47 @@
 //!   order. A failed scrape of Envoy or the app is logged and counted
 //!   (`weft_agent_scrape_failures_total{type}`) and left out; it never
 //!   fails the response.
-//! - `GET /healthz/ready`: 200 when Envoy's admin `/ready` answers `LIVE`
-//!   (without Envoy: once a certificate was issued), else 503.
+//! - `GET /healthz/ready`: 200 when Envoy has its first config, is LIVE
+//!   with its workers started, and the agent holds a certificate (the
+//!   rule is [`ready`], pure; without Envoy: the certificate), else 503
+//!   saying what is missing. Envoy's health listener (15021) routes here.
+//! - `GET /app-health/<container>/livez|readyz|startupz`: the app's own
+//!   probe, which injection rewrote to this port (its original in
+//!   `ISTIO_KUBE_APP_PROBERS`, [`probers`]), run against the app
+//!   ([`app_probe`]); an unknown path is a 400 naming the known ones.
 
+pub mod app_probe;
 pub mod merge;
+pub mod probers;
+pub mod ready;
 pub mod scrape;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::metrics::{AgentMetrics, ScrapeType};
 use crate::rotation::RotationStatus;
 use crate::sds::Bundles;
 use merge::Scraped;
+use probers::AppProbes;
+use ready::{EnvoyStats, NotReady};
 use scrape::ScrapeTarget;
 
 /// How long one scrape of Envoy or the app may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long Envoy's `/ready` may take.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long Envoy's admin `/stats` may take for readiness (Istio's 3 s).
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the status port serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +59,11 @@ pub struct StatusConfig {
     pub envoy_admin_port: Option<u16>,
     /// The application's metrics, merged in.
     pub app_metrics: Option<ScrapeTarget>,
+    /// The app's own probes, served at `/app-health/...`.
+    pub app_probes: AppProbes,
+    /// Where they are sent: the pod's IP, as the kubelet sends them
+    /// (Istio's default), or 127.0.0.1.
+    pub probe_address: IpAddr,
 }
 
 /// Why the status port cannot be served.
@@ -110,7 +126,9 @@ pub async fn bind(
     info!(
         address = %listener.local_addr().unwrap_or(config.address),
         app_metrics = config.app_metrics.as_ref().map(ScrapeTarget::url).unwrap_or_default(),
-        "status port listening: /stats/prometheus, /healthz/ready"
+        app_probes = ?config.app_probes.paths().collect::<Vec<_>>(),
+        probe_address = %config.probe_address,
+        "status port listening: /stats/prometheus, /healthz/ready, /app-health/"
     );
     let router = router(Status {
         config,
@@ -125,6 +143,7 @@ fn router(status: Status) -> Router {
     Router::new()
         .route("/stats/prometheus", get(stats))
         .route("/healthz/ready", get(ready))
+        .route("/app-health/{*probe}", get(app_health))
         .with_state(Arc::new(status))
 }
 
@@ -178,27 +197,61 @@ async fn stats(State(status): State<Arc<Status>>, headers: HeaderMap) -> Respons
 }
 
 async fn ready(State(status): State<Arc<Status>>) -> (StatusCode, String) {
-    let Some(port) = status.config.envoy_admin_port else {
-        return if status.bundles.borrow().is_some() {
-            (StatusCode::OK, "ready\n".to_string())
-        } else {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no certificate yet\n".to_string(),
+    let stats = match status.config.envoy_admin_port {
+        None => None,
+        Some(port) => {
+            match scrape::get(
+                &envoy_target(port, ready::READY_STATS_PATH),
+                None,
+                READY_TIMEOUT,
             )
-        };
+            .await
+            {
+                Ok(answer) => Some(EnvoyStats::parse(&answer.body)),
+                Err(err) => {
+                    let not_ready = NotReady::Envoy(err.to_string());
+                    return (StatusCode::SERVICE_UNAVAILABLE, format!("{not_ready}\n"));
+                }
+            }
+        }
     };
-    match scrape::get(&envoy_target(port, "/ready"), None, READY_TIMEOUT).await {
-        Ok(answer) if answer.body.trim() == "LIVE" => (StatusCode::OK, "LIVE\n".to_string()),
-        Ok(answer) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("Envoy is {}\n", answer.body.trim()),
-        ),
-        Err(err) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("Envoy is not ready: {err}\n"),
-        ),
+    let has_certificate = status.bundles.borrow().is_some();
+    match ready::check_ready(stats.as_ref(), has_certificate) {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(not_ready) => {
+            debug!(reason = not_ready.kind(), "not ready: {not_ready}");
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{not_ready}\n"))
+        }
     }
+}
+
+async fn app_health(
+    State(status): State<Arc<Status>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    let path = uri.path();
+    let Some(probe) = status.config.app_probes.get(path) else {
+        let known: Vec<&str> = status.config.app_probes.paths().collect();
+        warn!(path, "no app probe is configured for this path");
+        return (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "no app probe is configured for {path} (ISTIO_KUBE_APP_PROBERS has {known:?})\n"
+            ),
+        );
+    };
+    let answer = app_probe::run(probe, status.config.probe_address, &headers).await;
+    if answer.status >= 400 {
+        info!(
+            path,
+            status = answer.status,
+            "app probe failed: {}",
+            answer.body.trim()
+        );
+    }
+    let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, answer.body)
 }
 
 #[cfg(test)]

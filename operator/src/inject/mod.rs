@@ -7,14 +7,15 @@
 //! ```text
 //! AdmissionReview ─▶ review.rs ─▶ inject_pod(raw Pod JSON, namespace, labels, InjectConfig)
 //!                                     │ policy.rs: decide ─▶ Skip(reason) ─▶ allowed, no patch
-//!                                     │ template.rs: weft-init, weft-proxy, volumes, labels
+//!                                     │ template.rs: istio-init, istio-proxy, volumes, labels
 //!                                     │ prometheus.rs: prometheus.io/* -> the status port (metrics merge)
+//!                                     │ probes.rs: the app's probes -> 15020 /app-health/... (ISTIO_KUBE_APP_PROBERS)
 //!                                     ▼ patch.rs: the JSONPatch (one add per item), and the Pod it yields
 //! ```
 //!
 //! What a Pod gets (Istio's names, so Istio tooling recognises it): the
-//! init container `weft-init` (`weft agent iptables`, NET_ADMIN/NET_RAW),
-//! then the native sidecar `weft-proxy` (an init container with
+//! init container `istio-init` (`weft agent iptables`, NET_ADMIN/NET_RAW),
+//! then the native sidecar `istio-proxy` (an init container with
 //! `restartPolicy: Always` running `weft agent` as UID 1337) before the
 //! Pod's own init containers, the volumes `workload-socket`,
 //! `istio-token` (projected token, audience `istio-ca`), `istiod-ca-cert`
@@ -23,11 +24,14 @@
 //! `-revision`, and the annotation `sidecar.istio.io/status`, whose
 //! presence makes a second injection a no-op. The proxy runs with
 //! `--workload-name` (its Deployment, StatefulSet, ...), declares ports
-//! 15090 (`http-envoy-prom`) and 15020 and is probed on
-//! `15020/healthz/ready`; the Pod's `prometheus.io/*` annotations point at
-//! 15020, its own moved to the proxy's `ISTIO_PROMETHEUS_ANNOTATIONS`
-//! (Istio's metrics merge, off with
-//! `prometheus.istio.io/merge-metrics: "false"`).
+//! 15090 (`http-envoy-prom`) and 15020 and has Istio's readiness and
+//! startup probes on Envoy's `15021/healthz/ready`; the Pod's
+//! `prometheus.io/*` annotations point at 15020, its own moved to the
+//! proxy's `ISTIO_PROMETHEUS_ANNOTATIONS` (Istio's metrics merge, off with
+//! `prometheus.istio.io/merge-metrics: "false"`); the app containers'
+//! probes are rewritten to the agent's `15020/app-health/...`, the
+//! originals in the proxy's `ISTIO_KUBE_APP_PROBERS` (off with
+//! `sidecar.istio.io/rewriteAppHTTPProbers: "false"`).
 //!
 //! The mutation is made on the Pod's raw JSON, so fields this build of
 //! `k8s-openapi` does not know survive; the injected Pod is the patch
@@ -38,6 +42,7 @@
 pub mod documents;
 pub mod patch;
 pub mod policy;
+pub mod probes;
 pub mod prometheus;
 pub mod review;
 pub mod template;
@@ -82,6 +87,10 @@ pub struct InjectConfig {
     /// Pod's own `traffic.sidecar.istio.io/exclude*` annotations.
     pub exclude_outbound_ports: Vec<u16>,
     pub exclude_outbound_cidrs: Vec<String>,
+    /// Rewrite the app containers' probes to the agent's status port
+    /// (Istio's mesh-wide default, on); a Pod's
+    /// `sidecar.istio.io/rewriteAppHTTPProbers` overrides it.
+    pub rewrite_app_probers: bool,
 }
 
 impl Default for InjectConfig {
@@ -103,6 +112,7 @@ impl Default for InjectConfig {
             ignored_namespaces: vec!["kube-system".to_string(), "kube-public".to_string()],
             exclude_outbound_ports: Vec::new(),
             exclude_outbound_cidrs: Vec::new(),
+            rewrite_app_probers: true,
         }
     }
 }
@@ -168,7 +178,7 @@ pub fn inject_patch(
     match policy::decide(&pod, namespace, namespace_labels, config) {
         Decision::Skip(skip) => Ok(Outcome::Skipped(skip)),
         Decision::Inject => {
-            let sidecar = template::build_sidecar(&pod, namespace, config)?;
+            let sidecar = template::build_sidecar(&pod, raw, namespace, config)?;
             Ok(Outcome::Injected(patch::build_patch(raw, &sidecar)?))
         }
     }

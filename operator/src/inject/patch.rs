@@ -1,13 +1,13 @@
 //! The JSONPatch that adds a [`Sidecar`] to a Pod's raw JSON, and the
 //! Pod it yields. The patch is built from the sidecar (one `add` per
 //! label, annotation, container and volume, one `remove` per annotation it
-//! drops, so a review reads it), and the
+//! drops, one `replace` per rewritten app probe, so a review reads it), and the
 //! injected Pod is that patch applied: the two cannot disagree. Working on
 //! the raw JSON (not a re-serialised `k8s_openapi` Pod) keeps fields this
 //! build does not know.
 
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation};
+use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
 use serde_json::{Map, Value};
 
 use super::Error;
@@ -72,6 +72,20 @@ pub fn build_patch(raw: &Value, sidecar: &Sidecar) -> Result<Patch, Error> {
         new_annotations,
     );
 
+    // The app's probes first: their indexes are the Pod's own, before the
+    // sidecar's init containers go in front.
+    for rewritten in &sidecar.probes {
+        let index = rewritten.index.to_string();
+        ops.push(PatchOperation::Replace(ReplaceOperation {
+            path: PointerBuf::from_tokens([
+                "spec",
+                rewritten.list,
+                index.as_str(),
+                rewritten.field,
+            ]),
+            value: rewritten.probe.clone(),
+        }));
+    }
     let spec_map = spec.unwrap_or(&empty);
     let init = list(spec_map, "initContainers", "spec.initContainers")?;
     let app_containers = list(spec_map, "containers", "spec.containers")?;

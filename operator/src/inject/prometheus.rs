@@ -105,7 +105,7 @@ fn sanitize(name: &str) -> String {
 }
 
 /// Go's `strconv.ParseBool`, which Istio uses for these annotations.
-fn parse_bool(value: &str) -> Option<bool> {
+pub(crate) fn parse_bool(value: &str) -> Option<bool> {
     match value {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),

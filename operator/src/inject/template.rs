@@ -1,6 +1,6 @@
 //! What an injected Pod gets, as Kubernetes objects: the init container
-//! `weft-init` (installs the traffic redirect), the native sidecar
-//! `weft-proxy` (`weft agent`, which runs Envoy), their volumes, labels and
+//! `istio-init` (installs the traffic redirect), the native sidecar
+//! `istio-proxy` (`weft agent`, which runs Envoy), their volumes, labels and
 //! the status annotation. Names, paths and security contexts follow
 //! Istio's injection template, so tooling that knows Istio's pods knows
 //! these.
@@ -14,9 +14,13 @@
 //!
 //! The proxy declares Envoy's metrics port (15090, `http-envoy-prom`, as
 //! Istio's does) and the agent's status port (15020, `http-agent-prom`),
-//! which the kubelet probes (`/healthz/ready`: Envoy is `LIVE`) and
-//! Prometheus scrapes: the Pod's `prometheus.io/*` annotations are
-//! rewritten by [`super::prometheus`] (Istio's metrics merge).
+//! which Prometheus scrapes (the Pod's `prometheus.io/*` annotations are
+//! rewritten by [`super::prometheus`], Istio's metrics merge) and the
+//! app's rewritten probes reach ([`super::probes`]). The kubelet probes the
+//! proxy itself as Istio's template does, on Envoy's health listener
+//! `15021/healthz/ready` (Envoy has config and is LIVE, the agent has a
+//! certificate): a startup probe every second for up to 10 minutes, then
+//! a readiness probe every 15 s.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -32,11 +36,14 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use super::policy::STATUS;
+use super::probes::{APP_PROBERS_ENV, RewrittenProbe, build_probe_rewrite, rewrite_enabled};
 use super::prometheus::{ANNOTATIONS_ENV, STATUS_PORT, build_prometheus_merge};
 use super::{Error, InjectConfig, Resources};
 
-pub const INIT_NAME: &str = "weft-init";
-pub const PROXY_NAME: &str = "weft-proxy";
+/// The containers' names: Istio's, which tools (`istioctl`, dashboards,
+/// `kubectl logs -c istio-proxy` habits) key on.
+pub const INIT_NAME: &str = "istio-init";
+pub const PROXY_NAME: &str = "istio-proxy";
 /// The proxy's UID and GID, excluded from capture.
 pub const PROXY_UID: i64 = 1337;
 
@@ -56,6 +63,10 @@ const ENVOY_DIR: &str = "/etc/istio/proxy";
 const PROXY_INBOUND_PORTS: &str = "15020,15021,15090";
 /// Envoy's `/stats/prometheus` (`weft agent --prometheus-port`'s default).
 pub const ENVOY_PROMETHEUS_PORT: u16 = 15090;
+/// Envoy's health listener (`weft agent --health-port`'s default), which
+/// the kubelet probes.
+pub const HEALTH_PORT: u16 = 15021;
+pub const READY_PATH: &str = "/healthz/ready";
 /// The names of the proxy's container ports.
 pub const ENVOY_PROMETHEUS_PORT_NAME: &str = "http-envoy-prom";
 pub const STATUS_PORT_NAME: &str = "http-agent-prom";
@@ -77,7 +88,7 @@ pub const CANONICAL_REVISION: &str = "service.istio.io/canonical-revision";
 /// What injection adds to one Pod.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sidecar {
-    /// `weft-init`, `weft-proxy`: go before the Pod's init containers.
+    /// `istio-init`, `istio-proxy`: go before the Pod's init containers.
     pub init_containers: Vec<Container>,
     pub volumes: Vec<Volume>,
     /// Set only where the Pod has no value.
@@ -86,14 +97,22 @@ pub struct Sidecar {
     pub annotations: BTreeMap<String, String>,
     /// The Pod's annotations to remove.
     pub remove_annotations: Vec<String>,
+    /// The app containers' probes, pointed at the status port.
+    pub probes: Vec<RewrittenProbe>,
     /// `spec.serviceAccountName` to set, when the Pod names none: the
     /// projected token requires one (the ServiceAccount admission plugin
     /// would set the same, `default`).
     pub service_account_name: Option<String>,
 }
 
-/// The sidecar for `pod` in `namespace`.
-pub fn build_sidecar(pod: &Pod, namespace: &str, config: &InjectConfig) -> Result<Sidecar, Error> {
+/// The sidecar for `pod` (`raw`: its JSON, as the apiserver sent it) in
+/// `namespace`.
+pub fn build_sidecar(
+    pod: &Pod,
+    raw: &serde_json::Value,
+    namespace: &str,
+    config: &InjectConfig,
+) -> Result<Sidecar, Error> {
     let empty = BTreeMap::new();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
     let labels = build_labels(pod);
@@ -105,13 +124,24 @@ pub fn build_sidecar(pod: &Pod, namespace: &str, config: &InjectConfig) -> Resul
     let resources = build_resources(annotations, config)?;
     let init = build_init(&image, &resources, annotations, config)?;
     let merge = build_prometheus_merge(annotations)?.unwrap_or_default();
+    let probes = if rewrite_enabled(annotations, config.rewrite_app_probers)? {
+        build_probe_rewrite(raw)
+    } else {
+        Default::default()
+    };
     let mut proxy = build_proxy(pod, namespace, &labels, &image, &resources, config);
-    if let (Some(env), Some(value)) = (proxy.env.as_mut(), &merge.env) {
-        env.push(EnvVar {
-            name: ANNOTATIONS_ENV.to_string(),
-            value: Some(value.clone()),
-            ..Default::default()
-        });
+    let extra_env = [
+        (ANNOTATIONS_ENV, &merge.env),
+        (APP_PROBERS_ENV, &probes.env),
+    ];
+    for (name, value) in extra_env {
+        if let (Some(env), Some(value)) = (proxy.env.as_mut(), value) {
+            env.push(EnvVar {
+                name: name.to_string(),
+                value: Some(value.clone()),
+                ..Default::default()
+            });
+        }
     }
     let volumes = build_volumes();
     let status = json!({
@@ -134,6 +164,7 @@ pub fn build_sidecar(pod: &Pod, namespace: &str, config: &InjectConfig) -> Resul
             .chain([(STATUS.to_string(), status.to_string())])
             .collect(),
         remove_annotations: merge.remove,
+        probes: probes.probes,
         service_account_name: named_service_account(pod)
             .is_none()
             .then(|| service_account(pod)),
@@ -297,7 +328,7 @@ pub fn is_quantity(value: &str) -> bool {
     }
 }
 
-/// `weft-init`: `weft agent iptables` as root with NET_ADMIN and NET_RAW.
+/// `istio-init`: `weft agent iptables` as root with NET_ADMIN and NET_RAW.
 fn build_init(
     image: &str,
     resources: &ResourceRequirements,
@@ -422,7 +453,7 @@ fn cidrs_annotation(value: &str) -> Result<String, Error> {
     }
 }
 
-/// `weft-proxy`: the native sidecar running `weft agent` (and Envoy) as
+/// `istio-proxy`: the native sidecar running `weft agent` (and Envoy) as
 /// UID 1337.
 fn build_proxy(
     pod: &Pod,
@@ -467,7 +498,7 @@ fn build_proxy(
             &format!("{ENVOY_DIR}/envoy.json"),
             "--sds-socket",
             &format!("{SOCKET_DIR}/socket"),
-            // weft-init redirected the pod's traffic: Envoy gets the
+            // istio-init redirected the pod's traffic: Envoy gets the
             // capture listeners (15001, 15006) for the pod's address.
             "--capture",
             "--instance-ip",
@@ -503,19 +534,10 @@ fn build_proxy(
             container_port(ENVOY_PROMETHEUS_PORT_NAME, ENVOY_PROMETHEUS_PORT),
             container_port(STATUS_PORT_NAME, STATUS_PORT),
         ]),
-        // Istio's: Envoy is LIVE once its first config arrived.
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/healthz/ready".to_string()),
-                port: IntOrString::Int(i32::from(STATUS_PORT)),
-                ..Default::default()
-            }),
-            initial_delay_seconds: Some(1),
-            period_seconds: Some(2),
-            timeout_seconds: Some(3),
-            failure_threshold: Some(30),
-            ..Default::default()
-        }),
+        // Istio's template: the startup probe polls every second while
+        // the proxy starts (10 minutes at most), then readiness every 15 s.
+        startup_probe: Some(health_probe(1, 600)),
+        readiness_probe: Some(health_probe(15, 4)),
         env: Some(vec![
             field("POD_NAME", "metadata.name"),
             field("POD_NAMESPACE", "metadata.namespace"),
@@ -542,6 +564,23 @@ fn build_proxy(
             mount(ROOT_CERT, ROOT_CERT_DIR, true),
             mount(ENVOY, ENVOY_DIR, false),
         ]),
+        ..Default::default()
+    }
+}
+
+/// A probe of Envoy's `15021/healthz/ready` (Istio's: no initial delay, a
+/// 3 s timeout).
+fn health_probe(period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(READY_PATH.to_string()),
+            port: IntOrString::Int(i32::from(HEALTH_PORT)),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(0),
+        period_seconds: Some(period_seconds),
+        timeout_seconds: Some(3),
+        failure_threshold: Some(failure_threshold),
         ..Default::default()
     }
 }

@@ -208,6 +208,8 @@ fn the_patch_of_a_representative_pod() {
     }]);
     pod["spec"]["initContainers"] = json!([{"name": "migrate", "image": "migrate:1"}]);
     pod["spec"]["volumes"] = json!([{"name": "data", "emptyDir": {}}]);
+    pod["spec"]["containers"][0]["readinessProbe"] =
+        json!({"httpGet": {"path": "/health", "port": 9080}, "periodSeconds": 5});
     let mutated = injected(&pod);
     let labels = ns(&[("istio-injection", "enabled")]);
     let Outcome::Injected(patch) =
@@ -226,7 +228,7 @@ fn the_patch_of_a_representative_pod() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["weft-init", "weft-proxy", "migrate"]);
+    assert_eq!(names, ["istio-init", "istio-proxy", "migrate"]);
     insta::assert_yaml_snapshot!(patch);
 }
 
@@ -445,9 +447,16 @@ fn prometheus_annotations_point_at_the_status_port_and_the_pods_own_move_to_the_
     assert_eq!(ports[0]["name"], "http-envoy-prom");
     assert_eq!(ports[0]["containerPort"], 15090);
     assert_eq!(ports[1]["containerPort"], 15020);
-    let probe = &pod["spec"]["initContainers"][1]["readinessProbe"]["httpGet"];
-    assert_eq!(probe["path"], "/healthz/ready");
-    assert_eq!(probe["port"], 15020);
+    // Probed as Istio's proxy is: Envoy's health listener, 15021.
+    let proxy = &pod["spec"]["initContainers"][1];
+    for (probe, period, failures) in [("readinessProbe", 15, 4), ("startupProbe", 1, 600)] {
+        assert_eq!(proxy[probe]["httpGet"]["path"], "/healthz/ready", "{probe}");
+        assert_eq!(proxy[probe]["httpGet"]["port"], 15021, "{probe}");
+        assert_eq!(proxy[probe]["initialDelaySeconds"], 0, "{probe}");
+        assert_eq!(proxy[probe]["periodSeconds"], period, "{probe}");
+        assert_eq!(proxy[probe]["timeoutSeconds"], 3, "{probe}");
+        assert_eq!(proxy[probe]["failureThreshold"], failures, "{probe}");
+    }
 
     // Opted out: the Pod's annotations stay, nothing is moved.
     let own = [
@@ -589,7 +598,7 @@ spec: {containers: [{name: app, image: app}]}
     let out =
         documents::inject_documents(text, "default", &labels, &InjectConfig::default()).unwrap();
     assert_eq!(
-        out.yaml.matches("name: weft-proxy").count(),
+        out.yaml.matches("name: istio-proxy").count(),
         1,
         "{}",
         out.yaml

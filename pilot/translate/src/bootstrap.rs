@@ -14,6 +14,13 @@
 //!   ([`META_WORKLOAD_NAME`]), and a `node.cluster` that defaults to
 //!   Istio's `<canonical service>.<namespace>` ([`default_node_cluster`]),
 //!   the service name tracers report.
+//!
+//! And what Istio's has for health: the listener on
+//! `0.0.0.0:<health port>` (Istio's 15021) whose only route,
+//! `/healthz/ready`, goes to the `agent` cluster: the sidecar agent's
+//! status port on the admin address, which answers for Envoy, its config
+//! and the certificate ([`HealthListener`]). Kubelets probe it, so it is
+//! never captured.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -65,6 +72,19 @@ pub struct BootstrapParams {
     /// The port of the `prometheus_stats` listener (Istio's 15090) on
     /// 0.0.0.0, serving Envoy's `/stats/prometheus`; `None` for none.
     pub prometheus_port: Option<u16>,
+    /// Istio's health listener (15021) and where the agent answers it;
+    /// `None` for none.
+    pub health: Option<HealthListener>,
+}
+
+/// Istio's health listener: `0.0.0.0:port` routes `/healthz/ready` to the
+/// agent's status port on the admin address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthListener {
+    /// Where Envoy listens (Istio: 15021).
+    pub port: u16,
+    /// The agent's status port (Istio: 15020), the `agent` cluster.
+    pub agent_status_port: u16,
 }
 
 /// The name of the static cluster that points at Weft.
@@ -72,6 +92,11 @@ pub const XDS_CLUSTER: &str = "weft-xds";
 /// The listener serving `/stats/prometheus` and the cluster it routes to
 /// (Envoy's admin), both named as in Istio's bootstrap.
 pub const PROMETHEUS_STATS: &str = "prometheus_stats";
+/// The cluster of the agent's status port (Istio's name).
+pub const AGENT_CLUSTER: &str = "agent";
+/// The health listener's name and its one route's path.
+pub const HEALTH_LISTENER: &str = "health";
+pub const READY_PATH: &str = "/healthz/ready";
 /// Istio's node metadata key for the workload's name.
 pub const META_WORKLOAD_NAME: &str = "WORKLOAD_NAME";
 /// The label that names a workload's canonical service.
@@ -152,9 +177,21 @@ pub fn build_bootstrap(params: &BootstrapParams) -> Value {
     let mut clusters = vec![xds_cluster(params, xds_type)];
     clusters.extend(params.sds_socket.as_deref().map(sds_cluster));
     let mut static_resources = json!({});
+    let mut listeners = Vec::new();
     if let Some(port) = params.prometheus_port {
         clusters.push(prometheus_stats_cluster(params));
-        static_resources["listeners"] = json!([prometheus_stats_listener(port)]);
+        listeners.push(prometheus_stats_listener(port));
+    }
+    if let Some(health) = params.health {
+        clusters.push(local_cluster(
+            AGENT_CLUSTER,
+            &params.admin_address,
+            health.agent_status_port,
+        ));
+        listeners.push(health_listener(health.port));
+    }
+    if !listeners.is_empty() {
+        static_resources["listeners"] = json!(listeners);
     }
     static_resources["clusters"] = json!(clusters);
     json!({
@@ -204,8 +241,32 @@ fn stats_config() -> Value {
 /// Istio's 15090: `/stats/prometheus` on every address, proxied to the
 /// admin listener (which stays on 127.0.0.1).
 fn prometheus_stats_listener(port: u16) -> Value {
+    one_route_listener(
+        PROMETHEUS_STATS,
+        port,
+        "stats",
+        "/stats/prometheus",
+        PROMETHEUS_STATS,
+    )
+}
+
+/// Istio's 15021: `/healthz/ready` on every address, proxied to the
+/// agent's status port.
+fn health_listener(port: u16) -> Value {
+    one_route_listener(HEALTH_LISTENER, port, "agent", READY_PATH, AGENT_CLUSTER)
+}
+
+/// A plain-HTTP listener on `0.0.0.0:port` routing the `prefix` to `cluster`
+/// (and nothing else), as Istio's bootstrap listeners are.
+fn one_route_listener(
+    name: &str,
+    port: u16,
+    stat_prefix: &str,
+    prefix: &str,
+    cluster: &str,
+) -> Value {
     json!({
-        "name": PROMETHEUS_STATS,
+        "name": name,
         "address": socket_address("0.0.0.0", port),
         "filter_chains": [{
             "filters": [{
@@ -213,14 +274,14 @@ fn prometheus_stats_listener(port: u16) -> Value {
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "codec_type": "AUTO",
-                    "stat_prefix": "stats",
+                    "stat_prefix": stat_prefix,
                     "route_config": {
                         "virtual_hosts": [{
                             "name": "backend",
                             "domains": ["*"],
                             "routes": [{
-                                "match": { "prefix": "/stats/prometheus" },
-                                "route": { "cluster": PROMETHEUS_STATS },
+                                "match": { "prefix": prefix },
+                                "route": { "cluster": cluster },
                             }],
                         }],
                     },
@@ -238,14 +299,19 @@ fn prometheus_stats_listener(port: u16) -> Value {
 
 /// Envoy's own admin listener, as the `prometheus_stats` listener's upstream.
 fn prometheus_stats_cluster(params: &BootstrapParams) -> Value {
+    local_cluster(PROMETHEUS_STATS, &params.admin_address, params.admin_port)
+}
+
+/// A static plain-HTTP cluster `name` of one local `address:port`.
+fn local_cluster(name: &str, address: &str, port: u16) -> Value {
     json!({
-        "name": PROMETHEUS_STATS,
+        "name": name,
         "type": "STATIC",
         "connect_timeout": "0.250s",
         "load_assignment": {
-            "cluster_name": PROMETHEUS_STATS,
+            "cluster_name": name,
             "endpoints": [{ "lb_endpoints": [{ "endpoint": {
-                "address": socket_address(&params.admin_address, params.admin_port),
+                "address": socket_address(address, port),
             }}]}],
         },
     })
@@ -287,6 +353,7 @@ fn socket_address(address: &str, port: u16) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -309,6 +376,7 @@ mod tests {
             instance_ips: Vec::new(),
             workload_name: None,
             prometheus_port: None,
+            health: None,
         }
     }
 
@@ -409,6 +477,43 @@ mod tests {
         assert!(plain["node"]["metadata"].get("WORKLOAD_NAME").is_none());
         // The buckets are there with or without the listener.
         assert_eq!(plain["stats_config"], b["stats_config"]);
+    }
+
+    #[test]
+    fn a_health_port_adds_istios_health_listener_to_the_agent() {
+        let mut params = mk_params();
+        params.prometheus_port = Some(15090);
+        params.health = Some(HealthListener {
+            port: 15021,
+            agent_status_port: 15020,
+        });
+        let b = build_bootstrap(&params);
+        let listeners = b["static_resources"]["listeners"].as_array().unwrap();
+        let names: Vec<&str> = listeners
+            .iter()
+            .filter_map(|l| l["name"].as_str())
+            .collect();
+        assert_eq!(names, [PROMETHEUS_STATS, HEALTH_LISTENER]);
+        let health = &listeners[1];
+        assert_eq!(health["address"]["socket_address"]["address"], "0.0.0.0");
+        assert_eq!(health["address"]["socket_address"]["port_value"], 15021);
+        let hcm = &health["filter_chains"][0]["filters"][0]["typed_config"];
+        let route = &hcm["route_config"]["virtual_hosts"][0]["routes"][0];
+        assert_eq!(route["match"]["prefix"], READY_PATH);
+        assert_eq!(route["route"]["cluster"], AGENT_CLUSTER);
+        let agent = b["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == AGENT_CLUSTER)
+            .unwrap();
+        let address = &agent["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+            ["socket_address"];
+        assert_eq!(address["address"], "127.0.0.1");
+        assert_eq!(address["port_value"], 15020);
+        // Without it, neither the listener nor the cluster.
+        let plain = build_bootstrap(&mk_params());
+        assert!(!plain.to_string().contains(AGENT_CLUSTER));
     }
 
     /// Envoy matches `safe_regex` against the whole stat name, which the

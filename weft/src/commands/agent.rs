@@ -1,15 +1,17 @@
 //! `weft agent`: turns the flags into `weft_agent`'s configuration (the
 //! Envoy bootstrap is `weft bootstrap`'s plus the `sds-grpc` cluster; the
 //! status port's app metrics come from `--app-metrics-url`, else Istio's
-//! `ISTIO_PROMETHEUS_ANNOTATIONS`) and runs the agent until SIGTERM or
+//! `ISTIO_PROMETHEUS_ANNOTATIONS`; the app's rewritten probes from
+//! `ISTIO_KUBE_APP_PROBERS`, sent to the first `--instance-ip`) and runs the agent until SIGTERM or
 //! Ctrl-C; `weft agent iptables` turns its flags into
 //! `weft_agent::iptables`'s options and installs (or prints) the capture
 //! rules.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context;
+use weft_agent::status::probers::{APP_PROBERS_ENV, AppProbes};
 use weft_agent::status::scrape::ScrapeTarget;
 use weft_agent::{AgentConfig, CaClientConfig, EnvoyConfig, Identity, StatusConfig};
 
@@ -25,8 +27,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             args.ca_root
         )
     })?;
-    let annotations = std::env::var(PROMETHEUS_ANNOTATIONS_ENV).ok();
-    let config = agent_config(&args, root_pem, annotations.as_deref())?;
+    let env = AgentEnv {
+        prometheus_annotations: std::env::var(PROMETHEUS_ANNOTATIONS_ENV).ok(),
+        app_probers: std::env::var(APP_PROBERS_ENV).ok(),
+    };
+    let config = agent_config(&args, root_pem, &env)?;
     let envoy = envoy_config(&args)?;
     weft_agent::run(config, envoy, crate::control_plane::shutdown_signal()).await?;
     Ok(())
@@ -69,12 +74,20 @@ pub fn capture_options(args: &IptablesArgs) -> anyhow::Result<CaptureOptions> {
 /// (Istio's name): the app's metrics the status port merges.
 pub const PROMETHEUS_ANNOTATIONS_ENV: &str = "ISTIO_PROMETHEUS_ANNOTATIONS";
 
-/// The agent's configuration; `annotations` is the value of
-/// [`PROMETHEUS_ANNOTATIONS_ENV`], if set.
+/// What injection leaves the agent in its environment.
+#[derive(Clone, Debug, Default)]
+pub struct AgentEnv {
+    /// [`PROMETHEUS_ANNOTATIONS_ENV`]: where the app's metrics are.
+    pub prometheus_annotations: Option<String>,
+    /// [`APP_PROBERS_ENV`]: the app's original probes.
+    pub app_probers: Option<String>,
+}
+
+/// The agent's configuration.
 pub fn agent_config(
     args: &AgentArgs,
     root_pem: Vec<u8>,
-    annotations: Option<&str>,
+    env: &AgentEnv,
 ) -> anyhow::Result<AgentConfig> {
     let server_name = match &args.ca_server_name {
         Some(name) => name.clone(),
@@ -96,18 +109,17 @@ pub fn agent_config(
         sds_socket: args.sds_socket(),
         retry_initial: Duration::from_secs(1),
         retry_max: Duration::from_secs(60),
-        status: status_config(args, annotations)?,
+        status: status_config(args, env)?,
     })
 }
 
 /// The status port's configuration, `None` with `--status-port 0`.
-pub fn status_config(
-    args: &AgentArgs,
-    annotations: Option<&str>,
-) -> anyhow::Result<Option<StatusConfig>> {
-    if args.status_port == 0 {
+pub fn status_config(args: &AgentArgs, env: &AgentEnv) -> anyhow::Result<Option<StatusConfig>> {
+    let status_port = args.bootstrap.status_port;
+    if status_port == 0 {
         return Ok(None);
     }
+    let annotations = env.prometheus_annotations.as_deref();
     let app_metrics = match (&args.app_metrics_url, annotations) {
         (Some(url), _) if !url.is_empty() => {
             Some(ScrapeTarget::from_url(url).context("--app-metrics-url")?)
@@ -115,10 +127,20 @@ pub fn status_config(
         (_, Some(json)) if !json.trim().is_empty() => Some(ScrapeTarget::from_annotations(json)?),
         _ => None,
     };
+    let app_probes = AppProbes::parse(env.app_probers.as_deref().unwrap_or(""))?;
+    // The kubelet probes the pod's IP; so does the agent (Istio's default).
+    let probe_address = args
+        .bootstrap
+        .instance_ip
+        .iter()
+        .find_map(|ip| ip.parse::<IpAddr>().ok())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     Ok(Some(StatusConfig {
-        address: SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.status_port)),
+        address: SocketAddr::from((Ipv4Addr::UNSPECIFIED, status_port)),
         envoy_admin_port: (!args.no_envoy).then_some(args.bootstrap.admin_port),
         app_metrics,
+        app_probes,
+        probe_address,
     }))
 }
 
@@ -220,7 +242,7 @@ mod tests {
             "--service-account",
             "reviews",
         ]);
-        let config = agent_config(&args, b"PEM".to_vec(), None).unwrap();
+        let config = agent_config(&args, b"PEM".to_vec(), &AgentEnv::default()).unwrap();
         assert_eq!(config.ca.address, "127.0.0.1:15012");
         assert_eq!(config.ca.server_name, "127.0.0.1");
         assert_eq!(config.cert_ttl, Duration::ZERO);
@@ -257,23 +279,32 @@ mod tests {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["weft-xds", "sds-grpc", "prometheus_stats"]);
-        let config = agent_config(&args, Vec::new(), None).unwrap();
+        assert_eq!(names, ["weft-xds", "sds-grpc", "prometheus_stats", "agent"]);
+        let config = agent_config(&args, Vec::new(), &AgentEnv::default()).unwrap();
         assert_eq!(config.ca.server_name, "istiod.istio-system.svc");
         assert_eq!(config.cert_ttl, Duration::from_secs(3600));
+    }
+
+    fn metrics_env(annotations: &str) -> AgentEnv {
+        AgentEnv {
+            prometheus_annotations: Some(annotations.to_string()),
+            app_probers: None,
+        }
     }
 
     #[test]
     fn the_status_port_and_where_the_apps_metrics_are() {
         let plain = args(&["--no-envoy"]);
-        let status = status_config(&plain, None).unwrap().unwrap();
+        let status = status_config(&plain, &AgentEnv::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(status.address, "0.0.0.0:15020".parse().unwrap());
         assert_eq!(status.envoy_admin_port, None);
         assert_eq!(status.app_metrics, None);
 
         let with_envoy = args(&["--bootstrap-out", "/b", "--admin-port", "15100"]);
         let annotations = r#"{"scrape":"true","path":"/m","port":"8080"}"#;
-        let status = status_config(&with_envoy, Some(annotations))
+        let status = status_config(&with_envoy, &metrics_env(annotations))
             .unwrap()
             .unwrap();
         assert_eq!(status.envoy_admin_port, Some(15100));
@@ -283,18 +314,24 @@ mod tests {
         );
         // The flag wins over the environment.
         let flagged = args(&["--no-envoy", "--app-metrics-url", "http://127.0.0.1:9/x"]);
-        let status = status_config(&flagged, Some(annotations)).unwrap().unwrap();
+        let status = status_config(&flagged, &metrics_env(annotations))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             status.app_metrics,
             Some(ScrapeTarget::local("127.0.0.1", 9, "/x"))
         );
-        let err = status_config(&args(&["--no-envoy"]), Some("{port")).unwrap_err();
+        let err = status_config(&args(&["--no-envoy"]), &metrics_env("{port")).unwrap_err();
         assert!(
             err.to_string().contains("ISTIO_PROMETHEUS_ANNOTATIONS"),
             "{err}"
         );
         let off = args(&["--no-envoy", "--status-port", "0"]);
-        assert!(status_config(&off, Some(annotations)).unwrap().is_none());
+        assert!(
+            status_config(&off, &metrics_env(annotations))
+                .unwrap()
+                .is_none()
+        );
         // The agent's bootstrap carries the workload name and 15090.
         let named = args(&["--bootstrap-out", "/b", "--workload-name", "reviews-v1"]);
         let envoy = envoy_config(&named).unwrap().unwrap();
@@ -306,5 +343,34 @@ mod tests {
             envoy.bootstrap["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"],
             15090
         );
+        // And Istio's health listener, 15021, to the agent's status port.
+        assert_eq!(
+            envoy.bootstrap["static_resources"]["listeners"][1]["address"]["socket_address"]["port_value"],
+            15021
+        );
+    }
+
+    #[test]
+    fn the_apps_probes_come_from_the_environment_and_go_to_the_pod_ip() {
+        let probers = r#"{"/app-health/web/readyz":{"httpGet":{"path":"/ready","port":8080}}}"#;
+        let env = AgentEnv {
+            prometheus_annotations: None,
+            app_probers: Some(probers.to_string()),
+        };
+        let in_pod = args(&["--no-envoy", "--instance-ip", "10.1.2.3"]);
+        let status = status_config(&in_pod, &env).unwrap().unwrap();
+        assert_eq!(status.probe_address, "10.1.2.3".parse::<IpAddr>().unwrap());
+        assert!(status.app_probes.get("/app-health/web/readyz").is_some());
+        let plain = status_config(&args(&["--no-envoy"]), &AgentEnv::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(plain.probe_address, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert!(plain.app_probes.is_empty());
+        let bad = AgentEnv {
+            prometheus_annotations: None,
+            app_probers: Some(r#"{"/healthz":{}}"#.to_string()),
+        };
+        let err = status_config(&in_pod, &bad).unwrap_err();
+        assert!(err.to_string().contains("ISTIO_KUBE_APP_PROBERS"), "{err}");
     }
 }

@@ -3,7 +3,9 @@
 //! Istio's `<canonical service>.<namespace>`).
 
 use anyhow::Context;
-use weft_translate::bootstrap::{BootstrapParams, build_bootstrap, default_node_cluster};
+use weft_translate::bootstrap::{
+    BootstrapParams, HealthListener, build_bootstrap, default_node_cluster,
+};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -90,6 +92,10 @@ pub fn params(args: &BootstrapArgs) -> anyhow::Result<BootstrapParams> {
             .collect(),
         workload_name,
         prometheus_port: Some(args.prometheus_port).filter(|p| *p != 0),
+        health: (args.health_port != 0 && args.status_port != 0).then_some(HealthListener {
+            port: args.health_port,
+            agent_status_port: args.status_port,
+        }),
     };
     Ok(params)
 }
@@ -208,8 +214,27 @@ mod tests {
         assert_eq!(plain["node"]["cluster"], "p.prod");
         assert!(plain["node"]["metadata"].get("WORKLOAD_NAME").is_none());
 
-        let off = value(&["--prometheus-port", "0"]);
+        // Istio's health listener on 15021, forwarding to the agent's 15020.
+        let health = &plain["static_resources"]["listeners"][1];
+        assert_eq!(health["name"], "health");
+        assert_eq!(
+            health["address"]["socket_address"]["port_value"],
+            serde_yaml::Value::from(15021)
+        );
+        let moved = value(&["--health-port", "16021", "--status-port", "16020"]);
+        assert_eq!(
+            moved["static_resources"]["listeners"][1]["address"]["socket_address"]["port_value"],
+            serde_yaml::Value::from(16021)
+        );
+        assert!(
+            serde_yaml::to_string(&moved["static_resources"]["clusters"])
+                .unwrap()
+                .contains("port_value: 16020")
+        );
+        let off = value(&["--prometheus-port", "0", "--health-port", "0"]);
         assert!(off["static_resources"].get("listeners").is_none());
+        let no_agent = value(&["--prometheus-port", "0", "--status-port", "0"]);
+        assert!(no_agent["static_resources"].get("listeners").is_none());
 
         let named = value(&["--workload-name", "reviews-v1", "--namespace", "prod"]);
         assert_eq!(named["node"]["metadata"]["WORKLOAD_NAME"], "reviews-v1");

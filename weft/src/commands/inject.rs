@@ -50,3 +50,71 @@ fn parse_labels(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     }
     Ok(labels)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use serde_json::json;
+    use weft_agent::status::probers::{APP_PROBERS_ENV, AppProbes, HttpGet, ProbeAction};
+    use weft_operator::inject::{InjectConfig, Outcome, inject_pod};
+
+    use super::*;
+
+    /// What injection writes, the agent reads: the same
+    /// `ISTIO_KUBE_APP_PROBERS`, named ports resolved.
+    #[test]
+    fn the_agent_reads_the_probes_injection_rewrote() {
+        let pod = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "reviews-1", "namespace": "bookinfo"},
+            "spec": {"containers": [{
+                "name": "reviews",
+                "image": "reviews:1",
+                "ports": [{"name": "http", "containerPort": 9080}],
+                "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "timeoutSeconds": 2},
+                "livenessProbe": {"tcpSocket": {"port": "http"}},
+                "startupProbe": {"grpc": {"port": 9090}},
+            }]},
+        });
+        let labels = BTreeMap::from([("istio-injection".to_string(), "enabled".to_string())]);
+        let Outcome::Injected(pod) =
+            inject_pod(&pod, "bookinfo", &labels, &InjectConfig::default()).unwrap()
+        else {
+            panic!("not injected");
+        };
+        let proxy = &pod["spec"]["initContainers"][1];
+        assert_eq!(proxy["name"], "istio-proxy");
+        let env = proxy["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == APP_PROBERS_ENV)
+            .and_then(|e| e["value"].as_str())
+            .unwrap();
+        let probes = AppProbes::parse(env).unwrap();
+        assert_eq!(probes.len(), 3);
+        let ready = probes.get("/app-health/reviews/readyz").unwrap();
+        assert_eq!(
+            ready.action,
+            ProbeAction::HttpGet(HttpGet {
+                path: "/health".to_string(),
+                port: 9080,
+                https: false,
+                headers: Vec::new(),
+            })
+        );
+        assert_eq!(ready.timeout, std::time::Duration::from_secs(2));
+        assert_eq!(
+            probes.get("/app-health/reviews/livez").map(|p| &p.action),
+            Some(&ProbeAction::TcpSocket { port: 9080 })
+        );
+        // Every rewritten probe's path is one the agent serves.
+        for kind in ["readinessProbe", "livenessProbe", "startupProbe"] {
+            let path = pod["spec"]["containers"][0][kind]["httpGet"]["path"]
+                .as_str()
+                .unwrap();
+            assert!(probes.get(path).is_some(), "{kind}: {path}");
+        }
+    }
+}
