@@ -5,7 +5,8 @@
 //!   connected real Envoy with every type SYNCED, served by Weft;
 //! - `istioctl proxy-status POD.NS --file` (Envoy's own config dump)
 //!   finds Weft's config dump and Envoy's the same: clusters, listeners
-//!   and routes match;
+//!   and routes match; `istioctl proxy-config routes|clusters` names the
+//!   VirtualService and DestinationRule of each (Weft's `istio.config`);
 //! - from a non-loopback address, `/debug/syncz` without a token is 401,
 //!   with a token of another namespace 403, with one of `weft-system` 200,
 //!   and `weft proxy-status --token-file` reads it so.
@@ -133,6 +134,28 @@ async fn istioctl_proxy_status_works_against_weft_and_debug_access_is_token_revi
     for section in ["Clusters Match", "Listeners Match", "Routes Match"] {
         assert!(out.contains(section), "{section}:\n{out}");
     }
+
+    // istioctl proxy-config names the Istio resources Weft built each
+    // route and cluster from (their `istio.config` metadata).
+    let (ok, out) = istioctl(&plane, &["proxy-config", "routes", "--file", &file])?;
+    println!("istioctl proxy-config routes --file:\n{out}");
+    assert!(ok, "{out}");
+    let header = out.lines().next().unwrap_or_default();
+    assert!(header.contains("VIRTUAL SERVICE"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("reviews") && l.trim_end().ends_with("reviews.default")),
+        "the VIRTUAL SERVICE column names reviews.default:\n{out}"
+    );
+    let (ok, out) = istioctl(&plane, &["proxy-config", "clusters", "--file", &file])?;
+    println!("istioctl proxy-config clusters --file:\n{out}");
+    assert!(ok, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("reviews.default.svc.cluster.local")
+                && l.trim_end().ends_with("reviews.default")),
+        "the DESTINATION RULE column names reviews.default:\n{out}"
+    );
 
     // Access from outside loopback, decided by TokenReview.
     let remote = SocketAddr::new(non_loopback_ip()?, mesh.weft().monitoring_addr().port());
