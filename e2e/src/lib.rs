@@ -100,7 +100,7 @@ pub use k8s_tools::{
 };
 pub use kube_mesh::KubeMesh;
 pub use mesh::{APPLY_TIMEOUT, Mesh, MeshBuilder};
-pub use procs::{Envoy, OperatorOptions, Process, Weft, free_port};
+pub use procs::{Envoy, OperatorOptions, Process, Weft, free_port, output_text};
 pub use prometheus::{Prometheus, Sample, ScrapeTarget, samples_of};
 pub use tools::{envoy_binary, weft_binary};
 pub use upstream::{Upstream, start_upstreams};

@@ -520,6 +520,16 @@ const CA_LINE: &str = "certificate service listening on";
 const MONITORING_LINE: &str = "monitoring server";
 
 /// The address after `listening on ` in one of weft's log lines.
+/// A finished command's stdout and stderr, joined (for assertions and
+/// their messages).
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 pub fn listening_address(line: &str) -> Result<SocketAddr> {
     line.split("listening on ")
         .nth(1)

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use weft_e2e::{envoy_binary, weft_binary};
+use weft_e2e::{envoy_binary, output_text, weft_binary};
 
 fn weft(args: &[&str]) -> std::process::Output {
     Command::new(weft_binary().unwrap())
@@ -73,15 +73,6 @@ fn bad_arguments_are_refused_with_a_reason() {
     let out = weft(&["standalone", "--config-dir", missing.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a directory"));
-}
-
-/// `weft validate`'s stdout and stderr, joined.
-fn output_text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A VirtualService splitting `reviews` by `weights` (document 0), its

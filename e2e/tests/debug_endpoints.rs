@@ -18,7 +18,8 @@ use serde_json::Value;
 use weft_e2e::mesh::REVIEWS_VS_FILE;
 use weft_e2e::yaml::{NACKED_VS, fqdn, mk_weighted_virtual_service};
 use weft_e2e::{
-    APPLY_TIMEOUT, Mesh, Weft, http_get, http_post, non_loopback_ip, start_upstreams, weft_binary,
+    APPLY_TIMEOUT, Mesh, Weft, http_get, http_post, non_loopback_ip, output_text, start_upstreams,
+    weft_binary,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,14 +94,7 @@ fn names(items: &Value, path: &[&str]) -> BTreeSet<String> {
 
 fn weft_cli(args: &[&str]) -> Result<(bool, String)> {
     let out = Command::new(weft_binary()?).args(args).output()?;
-    Ok((
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    ))
+    Ok((out.status.success(), output_text(&out)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@
 use std::process::Command;
 
 use weft_e2e::kube_mesh::CRDS;
-use weft_e2e::{ControlPlane, weft_binary};
+use weft_e2e::{ControlPlane, output_text, weft_binary};
 
 const SEED: &str = "apiVersion: v1
 kind: Namespace
@@ -53,12 +53,7 @@ fn analyze(plane: &ControlPlane, args: &[&str]) -> (Option<i32>, String) {
         .args(args)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+    (out.status.code(), output_text(&out))
 }
 
 #[test]

@@ -23,7 +23,9 @@ use weft_e2e::kube_mesh::{
     start_control_plane_with_crds,
 };
 use weft_e2e::yaml::{mk_destination_rule, mk_weighted_virtual_service};
-use weft_e2e::{ControlPlane, Mesh, Weft, http_get, istioctl_binary, non_loopback_ip, weft_binary};
+use weft_e2e::{
+    ControlPlane, Mesh, Weft, http_get, istioctl_binary, non_loopback_ip, output_text, weft_binary,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// The Envoy's node id, Istio-shaped: istioctl names it `reviews-client.default`.
@@ -55,14 +57,7 @@ fn istioctl(plane: &ControlPlane, args: &[&str]) -> Result<(bool, String)> {
         .args(["--istioNamespace", OPERATOR_NAMESPACE])
         .output()
         .context("running istioctl")?;
-    Ok((
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    ))
+    Ok((out.status.success(), output_text(&out)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::ViewResources;
+use super::incremental::ChangeSet;
 use super::resources::Transition;
 use weft_model::MeshSnapshot;
 use weft_translate::{ProxyView, SharingKey, sharing_key};
@@ -81,6 +82,19 @@ impl ResourceCache {
             return built;
         }
         state.views.entry(key).or_insert(built).clone()
+    }
+
+    /// What changed from the snapshot before `snapshot`, if `snapshot` is
+    /// the current one and its views are updated incrementally (the diff
+    /// their updates share: the push log reads it rather than diffing
+    /// again).
+    pub fn changes(&self, snapshot: &Arc<MeshSnapshot>) -> Option<ChangeSet> {
+        let state = self.lock();
+        let current = state.current.as_ref()?;
+        if !Arc::ptr_eq(current, snapshot) {
+            return None;
+        }
+        state.transition.as_ref().map(|t| t.changes.clone())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {

@@ -7,9 +7,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use weft_model::MeshSnapshot;
-
-use super::incremental::{ChangeSet, diff};
+use super::incremental::ChangeSet;
 
 /// Pushes kept: the newest ones.
 const KEPT: usize = 32;
@@ -22,8 +20,6 @@ pub struct Pushes {
 
 #[derive(Debug, Default)]
 struct State {
-    /// The snapshot of the newest push, to diff the next one against.
-    last: Option<Arc<MeshSnapshot>>,
     pushes: VecDeque<PushRecord>,
 }
 
@@ -31,8 +27,8 @@ struct State {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PushRecord {
     pub version: u64,
-    /// What changed from the previous push's snapshot (`None` for the
-    /// first one this server saw).
+    /// What changed from the snapshot before (`None` when the resource
+    /// cache did not narrow it down: the first one, or views not shared).
     pub changes: Option<ChangeSet>,
     /// When the first stream woke up to push it.
     pub started_at: SystemTime,
@@ -47,31 +43,21 @@ pub struct PushRecord {
 }
 
 impl Pushes {
-    /// Notes `snapshot` as what proxies hold before any push this server
-    /// records (a stream answers its first requests from it): the first
-    /// push's changes are computed against it.
-    pub fn baseline(&self, snapshot: &Arc<MeshSnapshot>) {
+    /// Records that a stream, woken by snapshot `version` at `woken`, has
+    /// queued its `responses` responses for it (zero: the snapshot changed
+    /// nothing it holds). `changes` is asked for once per version.
+    pub fn record(
+        &self,
+        version: u64,
+        changes: impl FnOnce() -> Option<ChangeSet>,
+        woken: Instant,
+        responses: usize,
+    ) {
         let mut state = self.lock();
-        if state.last.is_none() {
-            state.last = Some(snapshot.clone());
-        }
-    }
-
-    /// Records that a stream, woken by `snapshot` at `woken`, has queued
-    /// its `responses` responses for it (zero: the snapshot changed
-    /// nothing it holds).
-    pub fn record(&self, snapshot: &Arc<MeshSnapshot>, woken: Instant, responses: usize) {
-        let mut state = self.lock();
-        let known = state
-            .pushes
-            .iter()
-            .any(|push| push.version == snapshot.version);
-        if !known {
-            let changes = state.last.as_ref().map(|old| diff(old, snapshot));
-            state.last = Some(snapshot.clone());
+        if !state.pushes.iter().any(|push| push.version == version) {
             state.pushes.push_back(PushRecord {
-                version: snapshot.version,
-                changes,
+                version,
+                changes: changes(),
                 started_at: SystemTime::now() - woken.elapsed(),
                 started: woken,
                 duration: Duration::ZERO,
@@ -85,11 +71,7 @@ impl Pushes {
         if responses == 0 {
             return;
         }
-        if let Some(push) = state
-            .pushes
-            .iter_mut()
-            .find(|push| push.version == snapshot.version)
-        {
+        if let Some(push) = state.pushes.iter_mut().find(|push| push.version == version) {
             push.started = push.started.min(woken);
             push.proxies += 1;
             push.responses += responses;
@@ -112,9 +94,9 @@ impl Pushes {
 mod tests {
     use super::*;
 
-    fn snapshot(version: u64) -> Arc<MeshSnapshot> {
-        Arc::new(MeshSnapshot {
-            version,
+    fn changed(host: &str) -> Option<ChangeSet> {
+        Some(ChangeSet {
+            routes: [host.to_string()].into(),
             ..Default::default()
         })
     }
@@ -122,22 +104,17 @@ mod tests {
     #[test]
     fn each_version_counts_the_proxies_it_reached() {
         let pushes = Pushes::default();
-        let first = snapshot(1);
-        pushes.record(&first, Instant::now(), 4);
-        pushes.record(&first, Instant::now(), 0);
-        let second = snapshot(2);
-        pushes.record(&second, Instant::now(), 1);
-        pushes.record(&second, Instant::now(), 2);
+        pushes.record(1, || None, Instant::now(), 4);
+        pushes.record(1, || None, Instant::now(), 0);
+        pushes.record(2, || changed("a"), Instant::now(), 1);
+        pushes.record(2, || panic!("asked twice"), Instant::now(), 2);
         let list = pushes.list();
         assert_eq!(list.len(), 2);
         assert_eq!(
             (list[0].version, list[0].proxies, list[0].responses),
             (2, 2, 3)
         );
-        assert_eq!(
-            list[0].changes.as_ref().map(ChangeSet::is_empty),
-            Some(true)
-        );
+        assert_eq!(list[0].changes, changed("a"));
         assert_eq!(
             (list[1].version, list[1].proxies, list[1].responses),
             (1, 1, 4)
@@ -146,21 +123,10 @@ mod tests {
     }
 
     #[test]
-    fn the_first_push_is_compared_with_the_baseline() {
-        let pushes = Pushes::default();
-        pushes.baseline(&snapshot(1));
-        pushes.record(&snapshot(2), Instant::now(), 1);
-        assert_eq!(
-            pushes.list()[0].changes.as_ref().map(ChangeSet::is_empty),
-            Some(true)
-        );
-    }
-
-    #[test]
     fn only_the_newest_pushes_are_kept() {
         let pushes = Pushes::default();
         for version in 0..(KEPT as u64 + 5) {
-            pushes.record(&snapshot(version), Instant::now(), 1);
+            pushes.record(version, || None, Instant::now(), 1);
         }
         let list = pushes.list();
         assert_eq!(list.len(), KEPT);

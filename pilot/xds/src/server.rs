@@ -352,7 +352,13 @@ impl<P: Protocol> AdsStream<P> {
                             if !self.send(responses, started, &open).await {
                                 break;
                             }
-                            self.server.pushes.record(&snapshot, started, count);
+                            let cache = &self.server.cache;
+                            self.server.pushes.record(
+                                snapshot.version,
+                                || cache.changes(&snapshot),
+                                started,
+                                count,
+                            );
                             continue;
                         }
                     },
@@ -361,7 +367,6 @@ impl<P: Protocol> AdsStream<P> {
                 // the other watched types still get pushed by `changed()`.
                 let started = Instant::now();
                 let snapshot = self.server.snapshots.borrow().clone();
-                self.server.pushes.baseline(&snapshot);
                 let resources = self.server.cache.resources(&snapshot, &view);
                 let (outcome, responses) = protocol.on_request(&request, &resources);
                 let type_url = P::type_url(&request);
