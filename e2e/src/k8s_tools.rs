@@ -1,5 +1,7 @@
 //! Building (once) the Go tools the harness runs: kube-apiserver and
-//! kubectl v1.36.2, etcd 3.6.8, helm v4.2.4, istiod (`pilot-discovery`, the
+//! kubectl v1.36.2, etcd 3.6.8, helm v4.2.4, the node's kubelet,
+//! kube-controller-manager, kube-scheduler and kube-proxy v1.36.2, CNI
+//! plugins v1.10.0 and CoreDNS v1.15.0 (see [`crate::node`]), istiod (`pilot-discovery`, the
 //! head of Istio's release-1.30 branch) as the reference control plane for
 //! benchmarks, istioctl from the same source (Istio's own `proxy-status`
 //! against Weft), and the telemetry tools: Jaeger v2.12.0 (traces, see
@@ -11,7 +13,9 @@
 //! committed `go.sum` files: `e2e/tools/go.mod` requires `k8s.io/kubernetes`
 //! and replaces each staging module (`k8s.io/api`, ...) by its published
 //! `v0.36.2`; `e2e/tools/etcd/go.mod` requires `go.etcd.io/etcd/server/v3`
-//! on its own, without those replaces; `e2e/tools/helm/go.mod` pins
+//! on its own, without those replaces; `e2e/tools/cni/go.mod` and
+//! `e2e/tools/coredns/go.mod` pin the CNI plugins and CoreDNS, each on its
+//! own; `e2e/tools/helm/go.mod` pins
 //! `helm.sh/helm/v4`; `e2e/tools/istiod/go.mod` pins `istio.io/istio` and
 //! is built from a patched copy of it (see [`crate::istio_source`]);
 //! `e2e/tools/jaeger/go.mod` pins `github.com/jaegertracing/jaeger` (and
@@ -57,6 +61,11 @@ pub const JAEGER_VERSION: &str = "v2.12.0";
 /// The fortio release (newer ones need `grol.io` modules the proxy here
 /// does not serve).
 pub const FORTIO_VERSION: &str = "v1.66.5";
+/// The CNI plugins release (bridge, host-local, loopback) the e2e node
+/// networks pods with.
+pub const CNI_PLUGINS_VERSION: &str = "v1.10.0";
+/// The CoreDNS release the e2e node resolves Service names with.
+pub const COREDNS_VERSION: &str = "v1.15.0";
 /// The oldest Go that builds Kubernetes 1.36, as (major, minor).
 pub const MIN_GO: (u32, u32) = (1, 26);
 /// Set this to a directory to cache the built tools there instead of
@@ -117,6 +126,80 @@ const KUBECTL: GoTool = GoTool {
     version_args: &["version", "--client"],
     version_text: "Client Version: v1.36.2",
     cold_minutes: 1,
+    source: Source::Proxy,
+};
+
+/// A Kubernetes node component from the same wrapper module as
+/// kube-apiserver.
+const fn kubernetes_component(name: &'static str, package: &'static str) -> GoTool {
+    GoTool {
+        name,
+        version: KUBERNETES_VERSION,
+        module: ".",
+        package,
+        stamp: Stamp::Kubernetes,
+        version_args: &["--version"],
+        version_text: "Kubernetes v1.36.2",
+        cold_minutes: 3,
+        source: Source::Proxy,
+    }
+}
+
+const KUBELET: GoTool = kubernetes_component("kubelet", "k8s.io/kubernetes/cmd/kubelet");
+const KUBE_CONTROLLER_MANAGER: GoTool = kubernetes_component(
+    "kube-controller-manager",
+    "k8s.io/kubernetes/cmd/kube-controller-manager",
+);
+const KUBE_SCHEDULER: GoTool =
+    kubernetes_component("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler");
+const KUBE_PROXY: GoTool = kubernetes_component("kube-proxy", "k8s.io/kubernetes/cmd/kube-proxy");
+
+/// A CNI plugin of `github.com/containernetworking/plugins`; run without a
+/// `CNI_COMMAND` it prints `CNI <name> plugin <version>`.
+const fn cni_plugin(
+    name: &'static str,
+    package: &'static str,
+    version_text: &'static str,
+) -> GoTool {
+    GoTool {
+        name,
+        version: CNI_PLUGINS_VERSION,
+        module: "cni",
+        package,
+        stamp: Stamp::Cni,
+        version_args: &[],
+        version_text,
+        cold_minutes: 1,
+        source: Source::Proxy,
+    }
+}
+
+const CNI_BRIDGE: GoTool = cni_plugin(
+    "cni-bridge",
+    "github.com/containernetworking/plugins/plugins/main/bridge",
+    "CNI bridge plugin v1.10.0",
+);
+const CNI_HOST_LOCAL: GoTool = cni_plugin(
+    "cni-host-local",
+    "github.com/containernetworking/plugins/plugins/ipam/host-local",
+    "CNI host-local plugin v1.10.0",
+);
+const CNI_LOOPBACK: GoTool = cni_plugin(
+    "cni-loopback",
+    "github.com/containernetworking/plugins/plugins/main/loopback",
+    "CNI loopback plugin v1.10.0",
+);
+
+const COREDNS: GoTool = GoTool {
+    name: "coredns",
+    version: COREDNS_VERSION,
+    module: "coredns",
+    package: "github.com/coredns/coredns",
+    // CoreDNS's version is in its source.
+    stamp: Stamp::None,
+    version_args: &["-version"],
+    version_text: "CoreDNS-1.15.0",
+    cold_minutes: 6,
     source: Source::Proxy,
 };
 
@@ -209,6 +292,8 @@ enum Stamp {
     Istio,
     /// Jaeger's version (`jaeger version`; empty otherwise).
     Jaeger,
+    /// The CNI plugins' version (`version unknown` otherwise).
+    Cni,
 }
 
 /// kube-apiserver v1.36.2, built once (see the module docs).
@@ -260,6 +345,50 @@ pub fn jaeger_binary() -> Result<PathBuf> {
 pub fn fortio_binary() -> Result<PathBuf> {
     static FOUND: OnceLock<PathBuf> = OnceLock::new();
     cached(&FOUND, &FORTIO)
+}
+
+/// kubelet v1.36.2, built once (see the module docs).
+pub fn kubelet_binary() -> Result<PathBuf> {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    cached(&FOUND, &KUBELET)
+}
+
+/// kube-controller-manager v1.36.2, built once (see the module docs).
+pub fn kube_controller_manager_binary() -> Result<PathBuf> {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    cached(&FOUND, &KUBE_CONTROLLER_MANAGER)
+}
+
+/// kube-scheduler v1.36.2, built once (see the module docs).
+pub fn kube_scheduler_binary() -> Result<PathBuf> {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    cached(&FOUND, &KUBE_SCHEDULER)
+}
+
+/// kube-proxy v1.36.2, built once (see the module docs).
+pub fn kube_proxy_binary() -> Result<PathBuf> {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    cached(&FOUND, &KUBE_PROXY)
+}
+
+/// The CNI plugins the e2e node uses, as `(plugin name, binary)`: each
+/// built once (see the module docs); a CNI bin directory links each
+/// binary under its plugin name.
+pub fn cni_plugin_binaries() -> Result<Vec<(&'static str, PathBuf)>> {
+    static BRIDGE: OnceLock<PathBuf> = OnceLock::new();
+    static HOST_LOCAL: OnceLock<PathBuf> = OnceLock::new();
+    static LOOPBACK: OnceLock<PathBuf> = OnceLock::new();
+    Ok(vec![
+        ("bridge", cached(&BRIDGE, &CNI_BRIDGE)?),
+        ("host-local", cached(&HOST_LOCAL, &CNI_HOST_LOCAL)?),
+        ("loopback", cached(&LOOPBACK, &CNI_LOOPBACK)?),
+    ])
+}
+
+/// CoreDNS [`COREDNS_VERSION`], built once (see the module docs).
+pub fn coredns_binary() -> Result<PathBuf> {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    cached(&FOUND, &COREDNS)
 }
 
 /// `$WEFT_TOOLS_CACHE`, else `$XDG_CACHE_HOME/weft-tools`, else
@@ -386,6 +515,12 @@ fn build_locked(tool: &GoTool, binary: &Path) -> Result<PathBuf> {
                 tool.version
             ));
         }
+        Stamp::Cni => {
+            command.arg("-ldflags").arg(format!(
+                "-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion={}",
+                tool.version
+            ));
+        }
     }
     command
         .arg("-o")
@@ -487,15 +622,19 @@ fn check_version(tool: &GoTool, binary: &Path) -> Result<()> {
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running {}", binary.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    // Most print their version on stdout; CNI plugins on stderr.
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if !out.status.success() || !text.contains(tool.version_text) {
         bail!(
-            "`{} {}` does not report {:?}: {}{}",
+            "`{} {}` does not report {:?}: {}",
             binary.display(),
             tool.version_args.join(" "),
             tool.version_text,
-            text.trim(),
-            tail(&String::from_utf8_lossy(&out.stderr), 5)
+            tail(&text, 5)
         );
     }
     Ok(())

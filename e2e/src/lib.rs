@@ -60,9 +60,21 @@
 //!                                  └──> Upstream (127.0.x.y, "v1" / "v2" ...)
 //! ```
 //!
+//! - [`images`]: the image archives of Weft (control plane, proxy), the
+//!   test app and Kubernetes' pause, built with `weft-images` from the
+//!   binaries under test.
+//! - [`node`]: the [`node::KubeNode`] fixture, a real one-node cluster
+//!   (kubelet, containerd, runc, CNI, controller-manager, scheduler,
+//!   kube-proxy, CoreDNS) that runs pods as containers, and leaves nothing
+//!   behind; [`node_mesh`]: Weft installed on it with `helm install`, and
+//!   an injected app.
+//! - [`helm`]: the real helm, with its own home.
+//!
 //! It must not depend on Weft's crates: it tests the binary's behaviour as
-//! a user sees it. The one exception is `weft-proto`, the generated wire
-//! API of the certificate service (as `envoy-types` would be for xDS).
+//! a user sees it. The exceptions are `weft-proto`, the generated wire
+//! API of the certificate service (as `envoy-types` would be for xDS), and
+//! `weft-images`, which packages the binaries as a user's cluster runs
+//! them.
 
 pub mod capture;
 pub mod client;
@@ -70,6 +82,8 @@ pub mod control_plane;
 pub mod demo;
 pub mod examples;
 pub mod fortio;
+pub mod helm;
+pub mod images;
 pub mod istio_source;
 pub mod istiod;
 pub mod jaeger;
@@ -77,6 +91,8 @@ pub mod k8s_tools;
 pub mod kube_mesh;
 pub mod mesh;
 pub mod netns;
+pub mod node;
+pub mod node_mesh;
 pub mod procs;
 pub mod prometheus;
 pub mod sidecar;

@@ -519,7 +519,6 @@ const CA_LINE: &str = "certificate service listening on";
 /// The log line weft prints once its monitoring server is up.
 const MONITORING_LINE: &str = "monitoring server";
 
-/// The address after `listening on ` in one of weft's log lines.
 /// A finished command's stdout and stderr, joined (for assertions and
 /// their messages).
 pub fn output_text(out: &std::process::Output) -> String {
@@ -530,6 +529,7 @@ pub fn output_text(out: &std::process::Output) -> String {
     )
 }
 
+/// The address after `listening on ` in one of weft's log lines.
 pub fn listening_address(line: &str) -> Result<SocketAddr> {
     line.split("listening on ")
         .nth(1)

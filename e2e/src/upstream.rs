@@ -8,6 +8,13 @@
 //! health endpoint, [`HEALTH_PATH`], answers 200 until
 //! [`Upstream::set_health`] says otherwise (an app whose health check
 //! fails). It stops when dropped.
+//!
+//! The client certificate its sidecar forwarded (`x-forwarded-client-cert`)
+//! comes back as [`ECHO_CLIENT_CERT_HEADER`]. And it can be a client: a GET
+//! of `/forward/<host:port>/<path>` makes it GET `http://<host:port>/<path>`
+//! itself ([`FORWARD_PREFIX`]) and answer with that response's status,
+//! body and `x-upstream-identity` / `x-echo-*` headers (502 if the call
+//! fails), so a test drives calls from inside a pod, through its sidecar.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -32,6 +39,11 @@ pub const IDENTITY_HEADER: &str = "x-upstream-identity";
 pub const ECHO_METHOD_HEADER: &str = "x-echo-method";
 pub const ECHO_PATH_HEADER: &str = "x-echo-path";
 pub const ECHO_AUTHORITY_HEADER: &str = "x-echo-authority";
+/// The `x-forwarded-client-cert` header the upstream received, echoed.
+pub const ECHO_CLIENT_CERT_HEADER: &str = "x-echo-client-cert";
+/// `GET /forward/<host:port>/<path>`: the upstream calls
+/// `http://<host:port>/<path>` and answers with the result.
+pub const FORWARD_PREFIX: &str = "/forward/";
 /// The app's health endpoint (what its probes ask).
 pub const HEALTH_PATH: &str = "/healthz";
 /// How many received requests an upstream keeps (the newest).
@@ -256,6 +268,9 @@ async fn answer(
         .fail_next
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
+    if let Some(target) = received.path.strip_prefix(FORWARD_PREFIX) {
+        return Ok(forward(target).await);
+    }
     let health = match behaviour.health.load(Ordering::SeqCst) {
         0 => StatusCode::OK,
         code => StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -274,13 +289,61 @@ async fn answer(
         (ECHO_METHOD_HEADER, received.method.as_str()),
         (ECHO_PATH_HEADER, received.path.as_str()),
         (ECHO_AUTHORITY_HEADER, received.authority.as_str()),
+        (
+            ECHO_CLIENT_CERT_HEADER,
+            received.header("x-forwarded-client-cert").unwrap_or(""),
+        ),
     ];
-    for (name, value) in echoes {
+    for (name, value) in echoes.into_iter().filter(|(_, v)| !v.is_empty()) {
         if let Ok(value) = hyper::header::HeaderValue::from_str(value) {
             response.headers_mut().insert(name, value);
         }
     }
     Ok(response)
+}
+
+/// The answer to `/forward/<target>`: GET `http://<target>` (its host
+/// resolved by the system's resolver), relayed.
+async fn forward(target: &str) -> Response<Full<Bytes>> {
+    let (authority, path) = match target.split_once('/') {
+        Some((authority, path)) => (authority, format!("/{path}")),
+        None => (target, "/".to_string()),
+    };
+    let result = async {
+        let addr = tokio::net::lookup_host(authority)
+            .await
+            .with_context(|| format!("resolving {authority}"))?
+            .next()
+            .with_context(|| format!("{authority} resolved to no address"))?;
+        crate::client::http_get(addr, authority, &path, &[]).await
+    }
+    .await;
+    match result {
+        Ok(reply) => {
+            let mut response = Response::new(Full::new(Bytes::from(reply.body.clone())));
+            *response.status_mut() =
+                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            for (name, value) in &reply.headers {
+                let relayed = name.eq_ignore_ascii_case(IDENTITY_HEADER)
+                    || name.to_ascii_lowercase().starts_with("x-echo-");
+                if let (true, Ok(name), Ok(value)) = (
+                    relayed,
+                    hyper::header::HeaderName::from_bytes(name.as_bytes()),
+                    hyper::header::HeaderValue::from_str(value),
+                ) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            response
+        }
+        Err(err) => {
+            let mut response = Response::new(Full::new(Bytes::from(format!(
+                "forwarding to http://{authority}{path}: {err:#}"
+            ))));
+            *response.status_mut() = StatusCode::BAD_GATEWAY;
+            response
+        }
+    }
 }
 
 /// One upstream per identity, on `127.0.<block>.1`, `127.0.<block>.2`, ...

@@ -10,8 +10,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -22,13 +20,14 @@ use rustls::{ClientConfig, RootCertStore};
 use serde::Deserialize as _;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use weft_e2e::helm::{helm, helm_ok};
 use weft_e2e::kube_mesh::{
     OPERATOR_NAMESPACE, apply, helm_template, operator_identity, start_control_plane_with_crds,
 };
 use weft_e2e::procs::listening_address;
 use weft_e2e::tls::{TestPki, base64, https_get};
 use weft_e2e::tools::workspace_dir;
-use weft_e2e::{APPLY_TIMEOUT, ControlPlane, Weft, helm_binary, wait_for, wait_until};
+use weft_e2e::{APPLY_TIMEOUT, ControlPlane, Weft, wait_for, wait_until};
 
 /// The chart's webhook configurations for release `weft` in `weft-system`.
 const MUTATING: &str = "weft-sidecar-injector-weft-system";
@@ -37,38 +36,6 @@ const VALIDATING: &str = "weft-validator-weft-system";
 const WEBHOOK_HOST: &str = "weft.weft-system.svc";
 /// The log line of the webhook's bound address.
 const WEBHOOK_LINE: &str = "validating webhook listening on";
-
-/// Runs helm with `args` in the workspace root, its caches and config in
-/// `home`, against `kubeconfig` if given.
-fn helm(args: &[&str], home: &Path, kubeconfig: Option<&Path>) -> Result<Output> {
-    let mut command = Command::new(helm_binary()?);
-    command
-        .args(args)
-        .current_dir(workspace_dir())
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"));
-    if let Some(kubeconfig) = kubeconfig {
-        command.arg("--kubeconfig").arg(kubeconfig);
-    }
-    command
-        .output()
-        .with_context(|| format!("running helm {}", args.join(" ")))
-}
-
-/// [`helm`], failing unless it exits 0; returns stdout and stderr.
-fn helm_ok(args: &[&str], home: &Path, kubeconfig: Option<&Path>) -> Result<String> {
-    let out = helm(args, home, kubeconfig)?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() {
-        bail!("helm {} failed ({}):\n{text}", args.join(" "), out.status);
-    }
-    Ok(text)
-}
 
 /// `(kind, name, namespace)` of every object in rendered manifests.
 fn rendered_objects(manifests: &str) -> Result<Vec<(String, String, Option<String>)>> {

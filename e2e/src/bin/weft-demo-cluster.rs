@@ -1,5 +1,15 @@
-//! `weft-demo-cluster`: the mesh in a box. The bookinfo example on a real
-//! kube-apiserver: starts etcd and kube-apiserver (built once from the Go
+//! `weft-demo-cluster`: the mesh in a box.
+//!
+//! On a machine that can run pods (root, Debian's containerd and runc,
+//! cgroups: [`weft_e2e::node::can_run_pods`]), it runs in **real pods**
+//! mode: a one-node cluster (kubelet, containerd, runc, CNI, kube-proxy,
+//! CoreDNS), `helm install` of the chart from images built here, and an
+//! injected client and server v1/v2 ([`weft_e2e::node_mesh`]); it measures
+//! the server's split as the client pod sees it through both sidecars,
+//! `kubectl apply`s new weights and measures again.
+//!
+//! Otherwise it says so and runs in **simulated pods** mode: the bookinfo
+//! example on a real kube-apiserver: starts etcd and kube-apiserver (built once from the Go
 //! module proxy), installs the chart's CRDs and RBAC, runs `weft operator`
 //! against it as its own ServiceAccount, creates a Service, Pods and
 //! EndpointSlices per bookinfo service (their upstreams are echo servers in
@@ -21,7 +31,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use weft_e2e::demo::{
-    REVIEWS_HOST, TOLERANCE_POINTS, describe, measure, route_versions, run_demo,
+    REQUESTS, REVIEWS_HOST, TOLERANCE_POINTS, describe, measure, route_versions, run_demo,
     show_ratings_header_match,
 };
 use weft_e2e::examples::{
@@ -31,7 +41,10 @@ use weft_e2e::examples::{
 use weft_e2e::kube_mesh::{apply, operator_identity, start_control_plane_with_crds};
 use weft_e2e::mesh::WEFT_READY_TIMEOUT;
 use weft_e2e::netns::TestHost;
+use weft_e2e::node::can_run_pods;
+use weft_e2e::node_mesh::{APP_PORT, NodeMesh, SERVER_HOST, server_split};
 use weft_e2e::tools::{ENVOY_VERSION, envoy_binary, workspace_binary};
+use weft_e2e::upstream::{ECHO_CLIENT_CERT_HEADER, IDENTITY_HEADER};
 use weft_e2e::{APPLY_TIMEOUT, Mesh, Process, Weft, k8s_tools, wait_for};
 
 const VS_FILE: &str = "virtual-services.yaml";
@@ -42,7 +55,105 @@ const NEW_WEIGHTS: [(&str, u32); 3] = [("v1", 10), ("v2", 30), ("v3", 60)];
 const FIRST_UPSTREAM_PORT: u16 = 19081;
 
 fn main() -> ExitCode {
-    run_demo("weft-demo-cluster", "both splits match their weights", run)
+    run_demo(
+        "weft-demo-cluster",
+        "both splits match their weights",
+        || async {
+            match can_run_pods() {
+                Ok(()) => run_on_node().await,
+                Err(why) => {
+                    println!(
+                        "weft-demo-cluster: mode: SIMULATED PODS (this machine cannot run real \
+                         pods: {why:#}): Pod objects with processes started by the demo"
+                    );
+                    run().await
+                }
+            }
+        },
+    )
+}
+
+/// The split measured on real pods (see the module docs).
+async fn run_on_node() -> Result<()> {
+    println!(
+        "weft-demo-cluster: mode: REAL PODS: kubelet, containerd and runc on this machine run \
+         Weft (helm install charts/weft) and an injected client and server"
+    );
+    println!(
+        "  building the images (weft, proxy, weft-echo, pause) and, once, the node's tools from \
+         the Go module proxy (the first run takes several minutes)..."
+    );
+    let mesh = tokio::task::spawn_blocking(NodeMesh::start).await??;
+    println!(
+        "{}",
+        mesh.node
+            .kubectl_ok(&["get", "pods", "-A", "-o", "wide"])?
+            .trim_end()
+    );
+    let client = mesh.client_addr()?;
+    let target = format!("{SERVER_HOST}:{APP_PORT}/");
+    let reply = wait_for("the server to answer the client", APPLY_TIMEOUT, || async {
+        NodeMesh::call_from_client(client, &target)
+            .await
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .await?;
+    println!(
+        "\nclient pod -> server: {} from {}, over mTLS; the server's sidecar saw\n  \
+         x-forwarded-client-cert: {}",
+        reply.status,
+        reply.header(IDENTITY_HEADER).unwrap_or("?"),
+        reply.header(ECHO_CLIENT_CERT_HEADER).unwrap_or("(none)")
+    );
+    let mut failures = Vec::new();
+    for (v1, label) in [(80, "as configured"), (20, "after kubectl apply")] {
+        mesh.node.apply(&server_split(v1))?;
+        println!("\nkubectl apply: server weights v1 {v1}%, v2 {}%", 100 - v1);
+        let within = |v1_share: f64| (v1_share - f64::from(v1)).abs() <= TOLERANCE_POINTS;
+        wait_for(
+            "the sidecar to take the new weights",
+            APPLY_TIMEOUT,
+            || async {
+                v1_share(client, &target, 50)
+                    .await
+                    .ok()
+                    .filter(|share| within(*share))
+            },
+        )
+        .await?;
+        let share = v1_share(client, &target, REQUESTS).await?;
+        println!(
+            "  {label}: {REQUESTS} calls from the client pod: v1 {share:.1}%, v2 {:.1}%",
+            100.0 - share
+        );
+        if !within(share) {
+            failures.push(format!("{label}: v1 {share:.1}% for weight {v1}"));
+        }
+    }
+    drop(mesh);
+    if !failures.is_empty() {
+        bail!(
+            "the split is off by more than {TOLERANCE_POINTS} points: {}",
+            failures.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// The share (percent) of `n` calls from the client that v1 answered;
+/// any other answer is an error.
+async fn v1_share(client: std::net::SocketAddr, target: &str, n: usize) -> Result<f64> {
+    let mut v1 = 0usize;
+    for _ in 0..n {
+        let reply = NodeMesh::call_from_client(client, target).await?;
+        match (reply.status, reply.header(IDENTITY_HEADER)) {
+            (200, Some("v1")) => v1 += 1,
+            (200, Some("v2")) => {}
+            (status, who) => bail!("the client got {status} from {who:?}: {}", reply.body),
+        }
+    }
+    Ok(100.0 * v1 as f64 / n as f64)
 }
 
 async fn run() -> Result<()> {
