@@ -117,6 +117,8 @@ pub struct KubeNode {
     /// Machine directories the node's components create that did not exist
     /// before (removed at the end).
     created_dirs: Vec<&'static str>,
+    /// The machine before the node started (with the lock held).
+    machine_before: MachineState,
     _lock: File,
     dir: Option<TempDir>,
 }
@@ -129,6 +131,7 @@ impl KubeNode {
     pub fn start(images: &NodeImages) -> Result<Self> {
         require_root_tools()?;
         let lock = machine_lock()?;
+        let machine_before = MachineState::capture();
         let started = Instant::now();
         let kubelet_bin = kubelet_binary()?;
         let controller_manager_bin = kube_controller_manager_binary()?;
@@ -156,6 +159,7 @@ impl KubeNode {
             coredns: None,
             host_ip,
             cgroup_root,
+            machine_before,
             netns_before: cni_netns(),
             chains_before: iptables_chains(),
             created_dirs: MACHINE_DIRS
@@ -660,6 +664,18 @@ impl KubeNode {
         let list: serde_json::Value = serde_json::from_str(&out).context("kubectl get pods")?;
         let items = list["items"].as_array().cloned().unwrap_or_default();
         Ok(items.iter().map(PodState::from_json).collect())
+    }
+
+    /// Tears the node down (as dropping it does) and checks, with the
+    /// machine lock still held, that it left nothing behind: an error lists
+    /// what survived.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.teardown();
+        let left = MachineState::capture().new_since(&self.machine_before);
+        if !left.is_empty() {
+            bail!("the node left behind: {left:#?}");
+        }
+        Ok(())
     }
 
     /// Stops the pods and everything else (see the module docs); each step

@@ -174,6 +174,12 @@ impl NodeMesh {
         .await
     }
 
+    /// Tears the node down and checks it left nothing behind
+    /// ([`KubeNode::shutdown`]). Blocks.
+    pub fn shutdown(self) -> Result<()> {
+        self.node.shutdown()
+    }
+
     /// The directory of the image archives.
     pub fn images_dir(&self) -> PathBuf {
         self.images.path().to_path_buf()

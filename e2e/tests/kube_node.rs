@@ -40,6 +40,11 @@ async fn start() -> Result<NodeMesh> {
     tokio::task::spawn_blocking(NodeMesh::start).await?
 }
 
+/// Tears the node down, checking it left nothing behind.
+async fn shutdown(mesh: NodeMesh) -> Result<()> {
+    tokio::task::spawn_blocking(move || mesh.shutdown()).await?
+}
+
 /// The target the client calls: the server Service by its DNS name.
 fn server_target() -> String {
     format!("{SERVER_HOST}:{APP_PORT}/hello")
@@ -71,38 +76,29 @@ fn a_pod_runs_on_the_node_and_nothing_survives_the_node() -> Result<()> {
         &weft_images::weft::pause(&weft_e2e::images::pause_binary()?)?,
         &images.path().join("pause.tar"),
     )?;
-    let before = MachineState::capture();
-    {
-        let node = KubeNode::start(&NodeImages {
-            archives: vec![pause.path.clone()],
-            sandbox_image: pause.reference.clone(),
-        })?;
-        node.apply(&format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: paused, namespace: default}}\n\
-             spec:\n  containers:\n  - {{name: pause, image: {}, imagePullPolicy: Never}}\n",
-            pause.reference
-        ))?;
-        node.wait_pods_ready("default", "", 1, Duration::from_secs(120))?;
-        let pod = node.pods("default", "")?.pop().context("no pod")?;
-        let ip = pod.ip.context("the pod has no IP")?;
-        assert!(
-            ip.octets()[..3] == [10, 244, 0],
-            "pod IP {ip} is not in {}",
-            weft_e2e::node::POD_CIDR
-        );
-        let addresses = node.exec_in_pod_network("default", "paused", &["ip", "-4", "addr"])?;
-        assert!(addresses.contains(&format!("inet {ip}/24")), "{addresses}");
-        let during = MachineState::capture().new_since(&before);
-        assert!(
-            during
-                .iter()
-                .any(|l| l.starts_with("network namespace cni-")),
-            "{during:?}"
-        );
-    }
-    let left = MachineState::capture().new_since(&before);
-    assert!(left.is_empty(), "the node left behind: {left:#?}");
-    Ok(())
+    let node = KubeNode::start(&NodeImages {
+        archives: vec![pause.path.clone()],
+        sandbox_image: pause.reference.clone(),
+    })?;
+    node.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: paused, namespace: default}}\n\
+         spec:\n  containers:\n  - {{name: pause, image: {}, imagePullPolicy: Never}}\n",
+        pause.reference
+    ))?;
+    node.wait_pods_ready("default", "", 1, Duration::from_secs(120))?;
+    let pod = node.pods("default", "")?.pop().context("no pod")?;
+    let ip = pod.ip.context("the pod has no IP")?;
+    assert!(
+        ip.octets()[..3] == [10, 244, 0],
+        "pod IP {ip} is not in {}",
+        weft_e2e::node::POD_CIDR
+    );
+    let addresses = node.exec_in_pod_network("default", "paused", &["ip", "-4", "addr"])?;
+    assert!(addresses.contains(&format!("inet {ip}/24")), "{addresses}");
+    let machine = format!("{:?}", MachineState::capture());
+    assert!(machine.contains("network namespace cni-"), "{machine}");
+    // The teardown fails if anything survives it.
+    node.shutdown()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,7 +199,7 @@ async fn the_chart_runs_weft_and_injected_pods_talk_mtls_on_a_real_node() -> Res
         let counts = sample(client_addr, 40).await?;
         assert_eq!(counts, BTreeMap::from([(expected.to_string(), 40)]));
     }
-    Ok(())
+    shutdown(mesh).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,5 +269,5 @@ async fn deleting_the_weft_pod_fails_no_request() -> Result<()> {
             .filter(|c| c.get("v2") == Some(&10))
     })
     .await?;
-    Ok(())
+    shutdown(mesh).await
 }
