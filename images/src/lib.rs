@@ -18,7 +18,8 @@
 //! Dockerfiles.
 //!
 //! It must not touch the network or a container runtime, and has no async
-//! runtime: it reads files and writes one.
+//! runtime: it reads files and writes one. Its errors are one
+//! [`Error`] enum (no `anyhow` in its signatures).
 //!
 //! The OCI and Docker JSON documents are written with `serde_json` from
 //! the few fields they need, rather than with `oci-spec`'s builders: the
@@ -26,6 +27,7 @@
 
 mod archive;
 mod elf;
+mod error;
 pub mod weft;
 
 use std::collections::BTreeMap;
@@ -33,6 +35,7 @@ use std::path::{Path, PathBuf};
 
 pub use archive::{ArchiveInfo, write_archive};
 pub use elf::{parse_ldd, shared_libraries};
+pub use error::{Error, Result};
 
 /// Where a path of the image comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,13 +144,13 @@ impl Image {
 
     /// An executable of this machine at `path`, with every shared library
     /// it loads (`ldd`) at the path the loader finds it.
-    pub fn add_executable(&mut self, host: &Path, path: &str) -> anyhow::Result<()> {
+    pub fn add_executable(&mut self, host: &Path, path: &str) -> Result<()> {
         self.add(path, Source::File(host.to_path_buf()), 0o755);
         self.add_libraries_of(host)
     }
 
     /// The shared libraries `host` (an executable or a library) loads.
-    pub fn add_libraries_of(&mut self, host: &Path) -> anyhow::Result<()> {
+    pub fn add_libraries_of(&mut self, host: &Path) -> Result<()> {
         for library in shared_libraries(host)? {
             let at = library.display().to_string();
             self.add(&at, Source::File(library), 0o755);

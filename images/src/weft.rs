@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-
+use crate::error::{Error, Result};
 use crate::{Image, Source};
 
 /// Where the images are published (the chart's default repositories).
@@ -93,7 +92,9 @@ fn base(image: &mut Image, users: &[(&str, u64, &str)]) -> Result<()> {
     }
     let certs = Path::new(CA_CERTIFICATES);
     if !certs.is_file() {
-        anyhow::bail!("{CA_CERTIFICATES} is missing; install it: apt-get install ca-certificates");
+        return Err(Error::Missing(format!(
+            "{CA_CERTIFICATES} is missing; install it: apt-get install ca-certificates"
+        )));
     }
     image.add(CA_CERTIFICATES, Source::File(certs.to_path_buf()), 0o644);
     Ok(())
@@ -102,14 +103,22 @@ fn base(image: &mut Image, users: &[(&str, u64, &str)]) -> Result<()> {
 /// This machine's iptables (the `xtables-*-multi` binary `iptables-restore`
 /// resolves to, its command links, libraries and extension modules).
 fn add_iptables(image: &mut Image) -> Result<()> {
-    let restore = which("iptables-restore")
-        .context("iptables-restore is not on PATH; install it: apt-get install iptables")?;
-    let multi = std::fs::canonicalize(&restore)
-        .with_context(|| format!("resolving {}", restore.display()))?;
+    let restore = which("iptables-restore").ok_or_else(|| {
+        Error::Missing(
+            "iptables-restore is not on PATH; install it: apt-get install iptables".to_string(),
+        )
+    })?;
+    let multi = std::fs::canonicalize(&restore).map_err(Error::io("resolving", &restore))?;
     let multi_name = multi
         .file_name()
         .and_then(|n| n.to_str())
-        .context("iptables-restore resolves to no file name")?
+        .ok_or_else(|| {
+            Error::Missing(format!(
+                "{} resolves to no file name ({})",
+                restore.display(),
+                multi.display()
+            ))
+        })?
         .to_string();
     image.add_executable(&multi, &format!("/usr/sbin/{multi_name}"))?;
     for command in [
@@ -126,13 +135,15 @@ fn add_iptables(image: &mut Image) -> Result<()> {
             0o777,
         );
     }
-    let modules = Path::new("/usr/lib/x86_64-linux-gnu/xtables");
-    let entries = std::fs::read_dir(modules).with_context(|| {
-        format!(
-            "reading iptables' extension modules in {}",
-            modules.display()
-        )
-    })?;
+    // Where Debian's libxtables loads its extension modules from.
+    let modules = PathBuf::from(format!(
+        "/usr/lib/{}-linux-gnu/xtables",
+        std::env::consts::ARCH
+    ));
+    let entries = std::fs::read_dir(&modules).map_err(Error::io(
+        "reading iptables' extension modules in",
+        &modules,
+    ))?;
     let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     paths.sort();
     for module in paths {
