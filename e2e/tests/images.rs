@@ -251,16 +251,16 @@ impl Bundle {
                 }
             }
         }
+        // The spec is rewritten in place on every run, so the network
+        // namespace is always set from scratch: the pod's, or the host's
+        // (no entry; a new namespace's loopback is down).
         if let Some(namespaces) = spec["linux"]["namespaces"].as_array_mut() {
-            match options.netns {
-                // The pod's network namespace.
-                Some(path) => {
-                    for ns in namespaces.iter_mut().filter(|ns| ns["type"] == "network") {
-                        ns["path"] = path.display().to_string().into();
-                    }
-                }
-                // The host's network (a new namespace's loopback is down).
-                None => namespaces.retain(|ns| ns["type"] != "network"),
+            namespaces.retain(|ns| ns["type"] != "network");
+            if let Some(path) = options.netns {
+                namespaces.push(serde_json::json!({
+                    "type": "network",
+                    "path": path.display().to_string(),
+                }));
             }
         }
         std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec)?)?;
@@ -378,6 +378,7 @@ fn every_image_runs_its_entrypoint_under_runc() -> Result<()> {
     // NET_ADMIN and NET_RAW in a pod's network namespace (found on PATH, as
     // the injector's `command: [weft]` is); the image's own iptables-save
     // then reads back what it installed there.
+    let host_before = host_capture_rules()?;
     let pod = weft_e2e::netns::TestHost::create()?;
     let netns = std::path::PathBuf::from(format!("/var/run/netns/{}", pod.name()));
     let init = Options {
@@ -399,6 +400,12 @@ fn every_image_runs_its_entrypoint_under_runc() -> Result<()> {
     assert!(rules.contains("-j REDIRECT --to-ports 15006"), "{rules}");
     assert!(rules.contains("--uid-owner 1337"), "{rules}");
     drop(pod);
+    // ...and nowhere else: the host's own nat table is as it was.
+    assert_eq!(
+        host_capture_rules()?,
+        host_before,
+        "the init container's rules reached the host's network namespace"
+    );
 
     // The test app starts and listens.
     let echo = Bundle::new(&by_name("weft-echo")?)?;
@@ -424,4 +431,18 @@ fn every_image_runs_its_entrypoint_under_runc() -> Result<()> {
     std::thread::sleep(Duration::from_secs(1));
     assert!(paused.is_running(), "{}", paused.log_tail(10));
     Ok(())
+}
+
+/// The host network namespace's `ISTIO_` nat rules, from the host's
+/// `iptables-save`.
+fn host_capture_rules() -> Result<Vec<String>> {
+    let out = Command::new("iptables-save").args(["-t", "nat"]).output()?;
+    if !out.status.success() {
+        bail!("iptables-save: {}", weft_e2e::output_text(&out));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| line.contains("ISTIO_"))
+        .map(str::to_string)
+        .collect())
 }
