@@ -12,7 +12,7 @@ use crate::document::GROUP;
 use crate::kind::Kind;
 use crate::networking::{DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService};
 use crate::policy::Quota;
-use crate::security::{AuthorizationPolicy, PeerAuthentication};
+use crate::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
 use crate::telemetry::Telemetry;
 
 /// First line of every file `crdgen` writes.
@@ -66,7 +66,7 @@ fn serve_versions(
 
 /// The CRDs for VirtualService, DestinationRule, ServiceEntry, Gateway and
 /// Sidecar, each serving `v1alpha3`, `v1beta1` and `v1` (storage) with one
-/// schema, then PeerAuthentication and AuthorizationPolicy serving
+/// schema, then PeerAuthentication, RequestAuthentication and AuthorizationPolicy serving
 /// `v1beta1` and `v1` (storage), then Weft's Quota (`policy.weft.dev/v1alpha1`),
 /// then Telemetry (`telemetry.istio.io`, `v1alpha1` and `v1` (storage)).
 pub fn crds() -> Vec<CustomResourceDefinition> {
@@ -82,6 +82,7 @@ pub fn crd_of(kind: Kind) -> CustomResourceDefinition {
         Kind::Gateway => Gateway::crd(),
         Kind::Sidecar => Sidecar::crd(),
         Kind::PeerAuthentication => PeerAuthentication::crd(),
+        Kind::RequestAuthentication => RequestAuthentication::crd(),
         Kind::AuthorizationPolicy => AuthorizationPolicy::crd(),
         Kind::Quota => Quota::crd(),
         Kind::Telemetry => Telemetry::crd(),

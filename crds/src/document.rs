@@ -18,7 +18,9 @@ use crate::networking::{
     DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, SidecarSpec, VirtualServiceSpec,
 };
 use crate::policy::{POLICY_GROUP, QuotaSpec};
-use crate::security::{AuthorizationPolicySpec, PeerAuthenticationSpec, SECURITY_GROUP};
+use crate::security::{
+    AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec, SECURITY_GROUP,
+};
 use crate::telemetry::{TELEMETRY_GROUP, TelemetrySpec};
 
 /// The API group of the kinds in this crate.
@@ -64,6 +66,8 @@ pub enum MeshResource {
     Sidecar(SidecarSpec),
     /// A PeerAuthentication's spec (security.istio.io).
     PeerAuthentication(PeerAuthenticationSpec),
+    /// A RequestAuthentication's spec (security.istio.io).
+    RequestAuthentication(RequestAuthenticationSpec),
     /// An AuthorizationPolicy's spec (security.istio.io).
     AuthorizationPolicy(AuthorizationPolicySpec),
     /// A Quota's spec (policy.weft.dev).
@@ -82,6 +86,7 @@ impl MeshResource {
             MeshResource::Gateway(_) => Kind::Gateway,
             MeshResource::Sidecar(_) => Kind::Sidecar,
             MeshResource::PeerAuthentication(_) => Kind::PeerAuthentication,
+            MeshResource::RequestAuthentication(_) => Kind::RequestAuthentication,
             MeshResource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             MeshResource::Quota(_) => Kind::Quota,
             MeshResource::Telemetry(_) => Kind::Telemetry,
@@ -97,6 +102,7 @@ impl MeshResource {
             MeshResource::Gateway(spec) => serde_json::to_value(spec),
             MeshResource::Sidecar(spec) => serde_json::to_value(spec),
             MeshResource::PeerAuthentication(spec) => serde_json::to_value(spec),
+            MeshResource::RequestAuthentication(spec) => serde_json::to_value(spec),
             MeshResource::AuthorizationPolicy(spec) => serde_json::to_value(spec),
             MeshResource::Quota(spec) => serde_json::to_value(spec),
             MeshResource::Telemetry(spec) => serde_json::to_value(spec),
@@ -143,6 +149,12 @@ impl From<AuthorizationPolicySpec> for MeshResource {
 impl From<PeerAuthenticationSpec> for MeshResource {
     fn from(spec: PeerAuthenticationSpec) -> Self {
         MeshResource::PeerAuthentication(spec)
+    }
+}
+
+impl From<RequestAuthenticationSpec> for MeshResource {
+    fn from(spec: RequestAuthenticationSpec) -> Self {
+        MeshResource::RequestAuthentication(spec)
     }
 }
 
@@ -394,6 +406,9 @@ impl MeshDocument {
             Kind::Gateway => MeshResource::Gateway(parse_at("spec", spec)?),
             Kind::Sidecar => MeshResource::Sidecar(parse_at("spec", spec)?),
             Kind::PeerAuthentication => MeshResource::PeerAuthentication(parse_at("spec", spec)?),
+            Kind::RequestAuthentication => {
+                MeshResource::RequestAuthentication(parse_at("spec", spec)?)
+            }
             Kind::AuthorizationPolicy => MeshResource::AuthorizationPolicy(parse_at("spec", spec)?),
             Kind::Quota => MeshResource::Quota(parse_at("spec", spec)?),
             Kind::Telemetry => MeshResource::Telemetry(parse_at("spec", spec)?),

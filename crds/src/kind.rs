@@ -21,6 +21,7 @@ pub enum Kind {
     Gateway,
     Sidecar,
     PeerAuthentication,
+    RequestAuthentication,
     AuthorizationPolicy,
     Quota,
     Telemetry,
@@ -28,13 +29,14 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order CRDs, watches and docs list them.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
         Kind::Gateway,
         Kind::Sidecar,
         Kind::PeerAuthentication,
+        Kind::RequestAuthentication,
         Kind::AuthorizationPolicy,
         Kind::Quota,
         Kind::Telemetry,
@@ -49,6 +51,7 @@ impl Kind {
             Kind::Gateway => "Gateway",
             Kind::Sidecar => "Sidecar",
             Kind::PeerAuthentication => "PeerAuthentication",
+            Kind::RequestAuthentication => "RequestAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::Quota => "Quota",
             Kind::Telemetry => "Telemetry",
@@ -68,7 +71,9 @@ impl Kind {
             | Kind::ServiceEntry
             | Kind::Gateway
             | Kind::Sidecar => GROUP,
-            Kind::PeerAuthentication | Kind::AuthorizationPolicy => SECURITY_GROUP,
+            Kind::PeerAuthentication | Kind::RequestAuthentication | Kind::AuthorizationPolicy => {
+                SECURITY_GROUP
+            }
             Kind::Quota => POLICY_GROUP,
             Kind::Telemetry => TELEMETRY_GROUP,
         }
@@ -82,7 +87,9 @@ impl Kind {
             | Kind::ServiceEntry
             | Kind::Gateway
             | Kind::Sidecar => &SERVED_VERSIONS,
-            Kind::PeerAuthentication | Kind::AuthorizationPolicy => &SECURITY_SERVED_VERSIONS,
+            Kind::PeerAuthentication | Kind::RequestAuthentication | Kind::AuthorizationPolicy => {
+                &SECURITY_SERVED_VERSIONS
+            }
             Kind::Quota => &POLICY_SERVED_VERSIONS,
             Kind::Telemetry => &TELEMETRY_SERVED_VERSIONS,
         }

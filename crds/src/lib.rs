@@ -2,8 +2,8 @@
 //!
 //! This crate owns the Rust types for the Istio API that Weft serves —
 //! `VirtualService`, `DestinationRule`, `ServiceEntry`, `Gateway` and
-//! `Sidecar` in group `networking.istio.io`, `PeerAuthentication` and
-//! `AuthorizationPolicy` in `security.istio.io`, `Telemetry` in
+//! `Sidecar` in group `networking.istio.io`, `PeerAuthentication`,
+//! `RequestAuthentication` and `AuthorizationPolicy` in `security.istio.io`, `Telemetry` in
 //! `telemetry.istio.io`, and Weft's own `Quota` in `policy.weft.dev` — and
 //! [`Kind`], the one list of those kinds, with
 //! Istio's complete field sets, so that YAML
@@ -27,7 +27,8 @@
 //!   error wherever it must be handled.
 //! - [`networking`]: the `*Spec` types and every nested message, named after
 //!   Istio's messages in Rust case (`HttpRoute`, `StringMatch`, ...).
-//! - [`security`]: `PeerAuthenticationSpec` and `AuthorizationPolicySpec`
+//! - [`security`]: `PeerAuthenticationSpec`, `RequestAuthenticationSpec` and
+//!   `AuthorizationPolicySpec`
 //!   (security.istio.io, served as `v1beta1` and `v1`, stored as `v1`).
 //! - [`policy`]: `QuotaSpec` (policy.weft.dev, Weft's own, served as
 //!   `v1alpha1`).

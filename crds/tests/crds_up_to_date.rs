@@ -88,8 +88,8 @@ fn crds_serve_three_versions_and_store_v1() {
         let categories = crd.spec.names.categories.clone().unwrap_or_default();
         assert_eq!(categories, ["istio-io", "networking-istio-io"]);
     }
-    let [pa, ap, _quota, _telemetry] = security else {
-        panic!("two security CRDs, Quota and Telemetry: {security:?}")
+    let [pa, ra, ap, _quota, _telemetry] = security else {
+        panic!("three security CRDs, Quota and Telemetry: {security:?}")
     };
     for (crd, kind, plural, short, columns) in [
         (
@@ -97,14 +97,21 @@ fn crds_serve_three_versions_and_store_v1() {
             "PeerAuthentication",
             "peerauthentications",
             "pa",
-            ["Mode", "Ready", "Reason", "Age"],
+            vec!["Mode", "Ready", "Reason", "Age"],
+        ),
+        (
+            ra,
+            "RequestAuthentication",
+            "requestauthentications",
+            "ra",
+            vec!["Ready", "Reason", "Age"],
         ),
         (
             ap,
             "AuthorizationPolicy",
             "authorizationpolicies",
             "ap",
-            ["Action", "Ready", "Reason", "Age"],
+            vec!["Action", "Ready", "Reason", "Age"],
         ),
     ] {
         assert_eq!(crd.spec.names.kind, kind);

@@ -413,7 +413,7 @@ fn document_errors_name_the_field() {
     let e = err("apiVersion: networking.istio.io/v1\nkind: Foo\nmetadata: {name: x}\nspec: {}\n");
     assert_eq!(
         e.to_string(),
-        "kind: Foo is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar, PeerAuthentication, AuthorizationPolicy, Quota, Telemetry)"
+        "kind: Foo is not a kind Weft serves (VirtualService, DestinationRule, ServiceEntry, Gateway, Sidecar, PeerAuthentication, RequestAuthentication, AuthorizationPolicy, Quota, Telemetry)"
     );
     assert_eq!(e.field(), Some("kind"));
     assert_eq!(e.kind(), "unsupported_kind");

@@ -105,6 +105,7 @@ impl CapturedPair {
             NAMESPACE,
             Ipv4Addr::UNSPECIFIED.into(),
             None,
+            &[],
         )
         .await?;
         let readable_root = state_dir.path().join("root-cert.pem");

@@ -37,7 +37,7 @@ use crate::tools::{workspace_binary, workspace_dir};
 use crate::yaml::{fqdn, mk_destination_rule, mk_weighted_virtual_service};
 
 /// The CRDs `charts/weft/crds/` ships.
-pub const CRDS: [&str; 9] = [
+pub const CRDS: [&str; 10] = [
     "destinationrules.networking.istio.io",
     "gateways.networking.istio.io",
     "serviceentries.networking.istio.io",
@@ -46,6 +46,7 @@ pub const CRDS: [&str; 9] = [
     "quotas.policy.weft.dev",
     "authorizationpolicies.security.istio.io",
     "peerauthentications.security.istio.io",
+    "requestauthentications.security.istio.io",
     "telemetries.telemetry.istio.io",
 ];
 

@@ -87,6 +87,7 @@ pub mod images;
 pub mod istio_source;
 pub mod istiod;
 pub mod jaeger;
+pub mod jwt_issuer;
 pub mod k8s_tools;
 pub mod kube_mesh;
 pub mod mesh;

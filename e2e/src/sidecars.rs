@@ -64,6 +64,8 @@ pub struct SidecarOptions {
     /// Istio's MeshConfig YAML for `weft standalone --mesh-config`
     /// (standalone only); `None`: Istio's defaults.
     pub mesh_config: Option<String>,
+    /// More `weft standalone` arguments (standalone only).
+    pub weft_args: Vec<std::ffi::OsString>,
 }
 
 impl Default for SidecarOptions {
@@ -72,6 +74,7 @@ impl Default for SidecarOptions {
             mtls_mode: "STRICT".to_string(),
             cert_ttl: None,
             mesh_config: None,
+            weft_args: Vec::new(),
         }
     }
 }
@@ -124,6 +127,7 @@ impl SidecarPair {
             NAMESPACE,
             Ipv4Addr::LOCALHOST.into(),
             mesh_config.as_deref(),
+            &options.weft_args,
         )
         .await?;
         parts
@@ -208,7 +212,17 @@ impl SidecarPair {
 
     /// `GET path` to the server from `client`'s sidecar.
     pub async fn get_from(&self, client: &Sidecar, path: &str) -> Result<Reply> {
-        http_get(client.outbound, SERVER_HOST, path, &[]).await
+        self.get_from_with(client, path, &[]).await
+    }
+
+    /// [`SidecarPair::get_from`] with request `headers`.
+    pub async fn get_from_with(
+        &self,
+        client: &Sidecar,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply> {
+        http_get(client.outbound, SERVER_HOST, path, headers).await
     }
 
     /// Starts another client workload with service account `name` (one
@@ -463,6 +477,7 @@ pub(crate) async fn start_standalone_ca(
     namespace: &str,
     ip: std::net::IpAddr,
     mesh_config: Option<&Path>,
+    more_args: &[std::ffi::OsString],
 ) -> Result<(Weft, std::path::PathBuf)> {
     let token_file: String = WORKLOADS
         .iter()
@@ -492,6 +507,7 @@ pub(crate) async fn start_standalone_ca(
     if let Some(path) = mesh_config {
         args.extend([OsStr::new("--mesh-config"), path.as_os_str()]);
     }
+    args.extend(more_args.iter().map(|a| a.as_os_str()));
     let weft = Weft::start_standalone_on(config_dir, &args, ip, WEFT_READY_TIMEOUT).await?;
     Ok((weft, ca_dir.join("root-cert.pem")))
 }

@@ -65,7 +65,7 @@ pub const SNI_HEADER: &str = "x-tls-sni";
 /// client presented a certificate (`present` / `absent`).
 pub const CLIENT_CERT_HEADER: &str = "x-tls-client-cert";
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -183,7 +183,7 @@ impl TestPki {
     }
 }
 
-fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .context("parsing PEM certificates")?;
@@ -193,7 +193,7 @@ fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
-fn key(pem: &str) -> Result<PrivateKeyDer<'static>> {
+pub(crate) fn key(pem: &str) -> Result<PrivateKeyDer<'static>> {
     PrivateKeyDer::from_pem_slice(pem.as_bytes()).context("parsing a PEM private key")
 }
 

@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use weft_config::Document;
 use weft_crds::{
-    AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota, ServiceEntry,
-    Sidecar, Telemetry, VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota,
+    RequestAuthentication, ServiceEntry, Sidecar, Telemetry, VirtualService,
 };
 
 use crate::stores::{MESH_CONFIG_KEY, MESH_CONFIG_MAP, origin};
@@ -48,6 +48,7 @@ pub async fn list_cluster(
             Kind::Gateway => list::<Gateway>(client, namespace).await,
             Kind::Sidecar => list::<Sidecar>(client, namespace).await,
             Kind::PeerAuthentication => list::<PeerAuthentication>(client, namespace).await,
+            Kind::RequestAuthentication => list::<RequestAuthentication>(client, namespace).await,
             Kind::AuthorizationPolicy => list::<AuthorizationPolicy>(client, namespace).await,
             Kind::Quota => list::<Quota>(client, namespace).await,
             Kind::Telemetry => list::<Telemetry>(client, namespace).await,

@@ -7,7 +7,7 @@ use kube::ResourceExt;
 use weft_config::{Input, convert};
 use weft_crds::{
     AuthorizationPolicy, DestinationRule, Gateway, Kind, MeshResource, PeerAuthentication, Quota,
-    ResourceStatus, ServiceEntry, Sidecar, Telemetry, VirtualService,
+    RequestAuthentication, ResourceStatus, ServiceEntry, Sidecar, Telemetry, VirtualService,
 };
 use weft_model::ResourceId;
 
@@ -51,6 +51,7 @@ mesh_kinds!(
     Gateway,
     Sidecar,
     PeerAuthentication,
+    RequestAuthentication,
     AuthorizationPolicy,
     Quota,
     Telemetry,

@@ -13,8 +13,8 @@ use kube::Client;
 use kube::runtime::reflector::Store;
 use tokio::sync::mpsc;
 use weft_crds::{
-    AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota, ServiceEntry,
-    Sidecar, Telemetry, VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota,
+    RequestAuthentication, ServiceEntry, Sidecar, Telemetry, VirtualService,
 };
 
 use crate::mesh::MeshKind;
@@ -141,6 +141,7 @@ pub(crate) fn for_kind(kind: Kind) -> Arc<dyn MeshWatch> {
         Kind::Gateway => Arc::new(KindWatch::<Gateway>::default()),
         Kind::Sidecar => Arc::new(KindWatch::<Sidecar>::default()),
         Kind::PeerAuthentication => Arc::new(KindWatch::<PeerAuthentication>::default()),
+        Kind::RequestAuthentication => Arc::new(KindWatch::<RequestAuthentication>::default()),
         Kind::AuthorizationPolicy => Arc::new(KindWatch::<AuthorizationPolicy>::default()),
         Kind::Quota => Arc::new(KindWatch::<Quota>::default()),
         Kind::Telemetry => Arc::new(KindWatch::<Telemetry>::default()),

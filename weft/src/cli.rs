@@ -95,6 +95,8 @@ pub struct StandaloneArgs {
     pub plugin_ca_dir: Option<PathBuf>,
     #[command(flatten)]
     pub ca: CaArgs,
+    #[command(flatten)]
+    pub jwks: JwksArgs,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +158,8 @@ pub struct OperatorArgs {
     pub discovery_selector: Vec<String>,
     #[command(flatten)]
     pub ca: CaArgs,
+    #[command(flatten)]
+    pub jwks: JwksArgs,
     /// The control plane's namespace: where the leader-election Lease,
     /// the CA's Secret, the webhook's Service and the injection config
     /// live (only the leader writes status; every replica serves xDS).
@@ -678,6 +682,59 @@ pub struct CaArgs {
     /// (it always has `localhost`, `weft`, `istiod` and the address's IP).
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     pub ca_serving_names: Vec<String>,
+}
+
+/// How the control plane fetches the key sets RequestAuthentications name
+/// by `jwksUri` or issuer, shared by both modes.
+#[derive(Debug, Clone, Args)]
+pub struct JwksArgs {
+    /// How often a fetched JSON Web Key Set is fetched again.
+    #[arg(long, value_name = "DURATION", default_value = "20m")]
+    pub jwks_refresh_interval: IstioDuration,
+    /// How soon a failed fetch is tried again (the last good keys are
+    /// kept meanwhile).
+    #[arg(long, value_name = "DURATION", default_value = "1m")]
+    pub jwks_retry_interval: IstioDuration,
+    /// Address ranges never fetched from (IP or CIDR, comma-separated);
+    /// replaces the default of link-local and cloud metadata addresses.
+    #[arg(
+        long,
+        value_name = "CIDR,...",
+        value_delimiter = ',',
+        default_value = "169.254.0.0/16,fe80::/10,fd00:ec2::254/128,100.100.100.200/32"
+    )]
+    pub jwks_blocked_ranges: Vec<String>,
+    /// CA certificates (PEM) trusted for HTTPS key sets besides the
+    /// system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub jwks_ca_bundle: Option<PathBuf>,
+}
+
+impl JwksArgs {
+    /// The fetcher's options; a bad range or unreadable bundle is an error.
+    pub fn options(&self) -> anyhow::Result<weft_jwks::JwksOptions> {
+        let blocked = self
+            .jwks_blocked_ranges
+            .iter()
+            .filter(|r| !r.is_empty())
+            .map(|r| {
+                weft_model::Cidr::parse(r)
+                    .map_err(|e| anyhow::anyhow!("--jwks-blocked-ranges: {e}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let extra_roots_pem = match &self.jwks_ca_bundle {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!("cannot read --jwks-ca-bundle {}: {e}", path.display())
+            })?),
+            None => None,
+        };
+        Ok(weft_jwks::JwksOptions {
+            refresh: self.jwks_refresh_interval.0,
+            retry: self.jwks_retry_interval.0,
+            blocked,
+            extra_roots_pem,
+        })
+    }
 }
 
 /// `--ca-key-type`.

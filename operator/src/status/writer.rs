@@ -33,8 +33,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 use weft_crds::{
-    AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota, ResourceStatus,
-    ServiceEntry, Sidecar, Telemetry, VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota,
+    RequestAuthentication, ResourceStatus, ServiceEntry, Sidecar, Telemetry, VirtualService,
 };
 use weft_model::ResourceId;
 
@@ -237,6 +237,7 @@ pub async fn write_status(
         Kind::Gateway => patch::<Gateway>(client, id, status).await,
         Kind::Sidecar => patch::<Sidecar>(client, id, status).await,
         Kind::PeerAuthentication => patch::<PeerAuthentication>(client, id, status).await,
+        Kind::RequestAuthentication => patch::<RequestAuthentication>(client, id, status).await,
         Kind::AuthorizationPolicy => patch::<AuthorizationPolicy>(client, id, status).await,
         Kind::Quota => patch::<Quota>(client, id, status).await,
         Kind::Telemetry => patch::<Telemetry>(client, id, status).await,

@@ -33,8 +33,8 @@ use kube::core::admission::{AdmissionRequest, Operation};
 use serde_json::Value;
 use weft_config::{Input, Verdict, verdict};
 use weft_crds::{
-    AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota, ServiceEntry,
-    Sidecar, Telemetry, VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, Kind, PeerAuthentication, Quota,
+    RequestAuthentication, ServiceEntry, Sidecar, Telemetry, VirtualService,
 };
 use weft_model::{MeshConfig, ResourceId};
 
@@ -201,6 +201,7 @@ pub(super) fn candidate_input(kind: Kind, object: DynamicObject) -> Result<Input
         Kind::Gateway => one::<Gateway>(object),
         Kind::Sidecar => one::<Sidecar>(object),
         Kind::PeerAuthentication => one::<PeerAuthentication>(object),
+        Kind::RequestAuthentication => one::<RequestAuthentication>(object),
         Kind::AuthorizationPolicy => one::<AuthorizationPolicy>(object),
         Kind::Quota => one::<Quota>(object),
         Kind::Telemetry => one::<Telemetry>(object),

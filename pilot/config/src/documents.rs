@@ -132,7 +132,6 @@ fn is_other_mesh_kind(err: &DocumentError) -> bool {
         "WorkloadGroup",
         "EnvoyFilter",
         "ProxyConfig",
-        "RequestAuthentication",
         "WasmPlugin",
     ];
     matches!(err, DocumentError::UnsupportedKind { kind } if KINDS.contains(&kind.as_str()))

@@ -27,7 +27,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{ConfigError, ConvertedResource, ErrorReason, FieldError};
-use weft_model::{MeshConfig, MeshSnapshot, ResourceId};
+use weft_model::{FetchedJwks, JwksLocation, MeshConfig, MeshSnapshot, ResourceId};
 
 mod assemble;
 mod delegates;
@@ -113,6 +113,9 @@ pub struct ConfigStore {
     /// mesh config.
     inputs: inputs::Sorted,
     mesh_config: Arc<MeshConfig>,
+    /// The key sets fetched for RequestAuthentications, carried by every
+    /// snapshot ([`ConfigStore::set_fetched_jwks`]).
+    fetched_jwks: Arc<BTreeMap<JwksLocation, FetchedJwks>>,
 }
 
 impl ConfigStore {
@@ -141,6 +144,13 @@ impl ConfigStore {
         self.assemble()
     }
 
+    /// Assembles the last inputs again with the key sets the control plane
+    /// holds for RequestAuthentications' `jwksUri` and issuers.
+    pub fn set_fetched_jwks(&mut self, fetched: BTreeMap<JwksLocation, FetchedJwks>) -> Applied {
+        self.fetched_jwks = Arc::new(fetched);
+        self.assemble()
+    }
+
     /// Assembles the kept inputs into the next snapshot.
     fn assemble(&mut self) -> Applied {
         let inputs::Sorted {
@@ -160,7 +170,8 @@ impl ConfigStore {
         );
         let kept = last_good.kept();
         errors.extend(assembled.errors);
-        let snapshot = assembled.snapshot;
+        let mut snapshot = assembled.snapshot;
+        snapshot.fetched_jwks = self.fetched_jwks.clone();
         let changed = {
             let mut previous = (*self.current).clone();
             previous.version = snapshot.version;

@@ -1,9 +1,7 @@
 //! Who may call a workload and how (Istio's AuthorizationPolicy),
 //! validated, and which policies apply to one workload.
 //!
-//! A policy applies to a workload when it is in the workload's namespace
-//! and has no `selector` or a selector its labels match, or when it is in
-//! the root namespace (mesh-wide) with no selector or a matching one. The
+//! A policy applies to the workloads its [`PolicyTarget`] names. The
 //! workload then decides each request as Istio does: AUDIT policies only
 //! log; a DENY policy that matches denies; if any ALLOW policy applies,
 //! a request must match one of them, else it is denied; with no ALLOW
@@ -12,15 +10,13 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::ResourceId;
+use super::{PolicyTarget, ResourceId};
 
 /// One AuthorizationPolicy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuthorizationPolicy {
     pub id: ResourceId,
-    /// `None`: every workload of the namespace (of the mesh in the root
-    /// namespace).
-    pub selector: Option<BTreeMap<String, String>>,
+    pub target: PolicyTarget,
     pub action: AuthorizationAction,
     /// A request matching any rule matches the policy; none: nothing
     /// matches (an ALLOW policy without rules denies everything).
@@ -36,11 +32,8 @@ impl AuthorizationPolicy {
         namespace: &str,
         labels: &BTreeMap<String, String>,
     ) -> bool {
-        (self.id.namespace == namespace || self.id.namespace == root_namespace)
-            && self
-                .selector
-                .as_ref()
-                .is_none_or(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        self.target
+            .applies_to(&self.id.namespace, root_namespace, namespace, labels)
     }
 }
 
@@ -168,6 +161,21 @@ impl Cidr {
             prefix_len,
         })
     }
+
+    /// Whether `ip` is in the block (never across address families).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, ip) {
+            (IpAddr::V4(block), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - self.prefix_len).unwrap_or(0);
+                u32::from(block) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(block), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - self.prefix_len).unwrap_or(0);
+                u128::from(block) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 /// `from[].source`.
@@ -178,6 +186,10 @@ pub struct SourceMatch {
     pub namespaces: Matches<Pattern>,
     pub ip_blocks: Matches<Cidr>,
     pub remote_ip_blocks: Matches<Cidr>,
+    /// End-user identities, `ISS/SUB` of a verified JWT, as written
+    /// (checked with [`Pattern::parse`]; split at the last `/` when
+    /// translated).
+    pub request_principals: Matches<String>,
 }
 
 /// `to[].operation`.
@@ -215,12 +227,21 @@ pub enum ConditionKey {
     DestinationPort,
     /// `connection.sni`
     ConnectionSni,
+    /// `request.auth.principal`: `ISS/SUB` of the verified JWT.
+    RequestPrincipal,
+    /// `request.auth.audiences`: its `aud`.
+    RequestAudiences,
+    /// `request.auth.presenter`: its `azp`.
+    RequestPresenter,
+    /// `request.auth.claims[NAME]` (nested: `[a][b]`): a claim of the
+    /// verified JWT, one value of a list claim matching.
+    RequestClaim(Vec<String>),
 }
 
 impl ConditionKey {
     /// Istio's key syntax; `Err(true)` for keys Istio has that Weft does
-    /// not translate (`request.auth.*`, needing RequestAuthentication),
-    /// `Err(false)` for keys that do not exist.
+    /// not translate (`experimental.envoy.filters.*`), `Err(false)` for
+    /// keys that do not exist.
     pub fn parse(key: &str) -> Result<ConditionKey, bool> {
         if let Some(name) = key
             .strip_prefix("request.headers[")
@@ -240,62 +261,63 @@ impl ConditionKey {
             "destination.ip" => Ok(ConditionKey::DestinationIp),
             "destination.port" => Ok(ConditionKey::DestinationPort),
             "connection.sni" => Ok(ConditionKey::ConnectionSni),
-            k if k.starts_with("request.auth.") || k == "experimental.envoy.filters" => Err(true),
+            "request.auth.principal" => Ok(ConditionKey::RequestPrincipal),
+            "request.auth.audiences" => Ok(ConditionKey::RequestAudiences),
+            "request.auth.presenter" => Ok(ConditionKey::RequestPresenter),
+            k if k.starts_with("request.auth.claims") => {
+                claim_path(&k["request.auth.claims".len()..])
+                    .map(ConditionKey::RequestClaim)
+                    .ok_or(false)
+            }
+            k if k.starts_with("experimental.envoy.filters.") => Err(true),
             _ => Err(false),
         }
     }
+}
+
+impl ConditionKey {
+    /// Whether the key reads the request (headers, the verified JWT), so
+    /// that it means nothing on a TCP port.
+    pub fn is_http_only(&self) -> bool {
+        matches!(
+            self,
+            ConditionKey::RequestHeader(_)
+                | ConditionKey::RequestPrincipal
+                | ConditionKey::RequestAudiences
+                | ConditionKey::RequestPresenter
+                | ConditionKey::RequestClaim(_)
+        )
+    }
+}
+
+/// The claim names of `[a][b]...` (Istio's nested form) or of `[a.b]`
+/// (one name, dots and all); `None` when it is neither or a name is empty.
+fn claim_path(brackets: &str) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut rest = brackets;
+    while !rest.is_empty() {
+        let inner = rest.strip_prefix('[')?;
+        let end = inner.find(']')?;
+        let name = &inner[..end];
+        if name.is_empty() || name.contains('[') {
+            return one_claim(brackets);
+        }
+        names.push(name.to_string());
+        rest = &inner[end + 1..];
+    }
+    if names.is_empty() { None } else { Some(names) }
+}
+
+/// `[name]`, whatever the name holds.
+fn one_claim(brackets: &str) -> Option<Vec<String>> {
+    let name = brackets.strip_prefix('[')?.strip_suffix(']')?;
+    (!name.is_empty()).then(|| vec![name.to_string()])
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::DEFAULT_ROOT_NAMESPACE as ROOT_NAMESPACE;
-
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn mk_policy(namespace: &str, selector: Option<&[(&str, &str)]>) -> AuthorizationPolicy {
-        AuthorizationPolicy {
-            id: ResourceId::new(crate::Kind::AuthorizationPolicy, namespace, "p"),
-            selector: selector.map(labels),
-            action: AuthorizationAction::Allow,
-            rules: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn policies_apply_by_namespace_selector_and_root_namespace() {
-        let app = labels(&[("app", "ratings")]);
-        assert!(mk_policy("default", None).applies_to(ROOT_NAMESPACE, "default", &app));
-        assert!(
-            mk_policy("default", Some(&[("app", "ratings")])).applies_to(
-                ROOT_NAMESPACE,
-                "default",
-                &app
-            )
-        );
-        assert!(
-            !mk_policy("default", Some(&[("app", "reviews")])).applies_to(
-                ROOT_NAMESPACE,
-                "default",
-                &app
-            )
-        );
-        assert!(!mk_policy("other", None).applies_to(ROOT_NAMESPACE, "default", &app));
-        assert!(mk_policy(ROOT_NAMESPACE, None).applies_to(ROOT_NAMESPACE, "default", &app));
-        assert!(
-            mk_policy(ROOT_NAMESPACE, Some(&[("app", "ratings")])).applies_to(
-                ROOT_NAMESPACE,
-                "default",
-                &app
-            )
-        );
-    }
 
     #[test]
     fn patterns_follow_istio() {
@@ -319,11 +341,47 @@ mod tests {
         assert_eq!(Cidr::parse("10.1.2.3").unwrap().prefix_len, 32);
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("ten").is_err());
+        let link_local = Cidr::parse("169.254.0.0/16").unwrap();
+        assert!(link_local.contains("169.254.169.254".parse().unwrap()));
+        assert!(!link_local.contains("10.0.0.1".parse().unwrap()));
+        assert!(!link_local.contains("fe80::1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("fe80::/10")
+                .unwrap()
+                .contains("fe80::1".parse().unwrap())
+        );
         assert_eq!(
             ConditionKey::parse("request.headers[X-Token]"),
             Ok(ConditionKey::RequestHeader("x-token".into()))
         );
-        assert_eq!(ConditionKey::parse("request.auth.claims[iss]"), Err(true));
+        assert_eq!(
+            ConditionKey::parse("request.auth.claims[iss]"),
+            Ok(ConditionKey::RequestClaim(vec!["iss".into()]))
+        );
+        assert_eq!(
+            ConditionKey::parse("request.auth.claims[realm][roles]"),
+            Ok(ConditionKey::RequestClaim(vec![
+                "realm".into(),
+                "roles".into()
+            ]))
+        );
+        assert_eq!(
+            ConditionKey::parse("request.auth.claims[a.b]"),
+            Ok(ConditionKey::RequestClaim(vec!["a.b".into()]))
+        );
+        assert_eq!(ConditionKey::parse("request.auth.claims[]"), Err(false));
+        assert_eq!(ConditionKey::parse("request.auth.claims"), Err(false));
+        assert_eq!(ConditionKey::parse("request.auth.claims[a]x"), Err(false));
+        assert_eq!(
+            ConditionKey::parse("request.auth.principal"),
+            Ok(ConditionKey::RequestPrincipal)
+        );
+        assert_eq!(ConditionKey::parse("request.auth.nonsense"), Err(false));
         assert_eq!(ConditionKey::parse("source.nonsense"), Err(false));
     }
 }

@@ -16,7 +16,9 @@ mod gateway;
 mod l4_route;
 mod mesh_config;
 mod peer_authentication;
+mod policy_target;
 mod quota;
+mod request_authentication;
 mod service;
 mod sidecar;
 mod telemetry;
@@ -28,7 +30,9 @@ pub use gateway::*;
 pub use l4_route::*;
 pub use mesh_config::*;
 pub use peer_authentication::*;
+pub use policy_target::*;
 pub use quota::*;
+pub use request_authentication::*;
 pub use service::*;
 pub use sidecar::*;
 pub use telemetry::*;
@@ -141,6 +145,8 @@ pub struct MeshSnapshot {
     pub sidecars: Vec<Sidecar>,
     /// PeerAuthentication resources, sorted by namespace and name.
     pub peer_authentications: Vec<PeerAuthentication>,
+    /// RequestAuthentication resources, sorted by namespace and name.
+    pub request_authentications: Vec<RequestAuthentication>,
     /// AuthorizationPolicy resources, sorted by namespace and name.
     pub authorization_policies: Vec<AuthorizationPolicy>,
     /// Quotas whose destination exists, sorted by namespace and name.
@@ -149,6 +155,9 @@ pub struct MeshSnapshot {
     pub telemetries: Vec<Telemetry>,
     /// The mesh-wide settings (shared: it changes far less often).
     pub mesh_config: Arc<MeshConfig>,
+    /// The key sets the control plane fetched for RequestAuthentications'
+    /// `jwksUri` and issuers (shared: refreshed on its own clock).
+    pub fetched_jwks: Arc<BTreeMap<JwksLocation, FetchedJwks>>,
 }
 
 impl MeshSnapshot {

@@ -13,9 +13,11 @@
 //! policy named `ns[NS]-policy[NAME]-rule[I]`: its permissions are the
 //! `to` operations (any of them) and the `destination.*` / `connection.*`
 //! conditions; its principals the `from` sources (any of them) and the
-//! `source.*`, `remote.ip` and `request.headers` conditions. Principals
-//! and namespaces are read from the peer's mTLS certificate (its SPIFFE
-//! ID), so they never match a plain-text caller.
+//! `source.*`, `remote.ip`, `request.headers` and `request.auth.*`
+//! conditions. Principals and namespaces are read from the peer's mTLS
+//! certificate (its SPIFFE ID), so they never match a plain-text caller;
+//! request principals and `request.auth.*` from the verified JWT
+//! ([`super::jwt_principals`]).
 
 use weft_envoy_api::pb::envoy::config::core::v3::CidrRange;
 use weft_envoy_api::pb::envoy::config::rbac::v3::{
@@ -33,6 +35,8 @@ use weft_envoy_api::pb::envoy::r#type::matcher::v3::{
 };
 use weft_envoy_api::pb::google::protobuf::UInt32Value;
 use weft_envoy_api::util::pack_any;
+
+use super::jwt_principals::{claim, request_principal};
 
 use weft_model::{
     AuthorizationAction, AuthorizationPolicy, AuthorizationRule, Cidr, ConditionKey,
@@ -142,6 +146,13 @@ fn operation(o: &OperationMatch) -> Permission {
 fn source(s: &SourceMatch) -> Principal {
     let mut parts = Vec::new();
     field(&mut parts, &s.principals, principal_id, or_ids, not_id);
+    field(
+        &mut parts,
+        &s.request_principals,
+        |v| request_principal(v),
+        or_ids,
+        not_id,
+    );
     field(&mut parts, &s.namespaces, namespace_id, or_ids, not_id);
     field(
         &mut parts,
@@ -222,6 +233,16 @@ fn condition_part(c: &ConditionMatch) -> Part {
         ConditionKey::RemoteIp => principal(map(cidrs(&c.values), |c| ip_id(c, true))),
         ConditionKey::SourceNamespace => principal(map(values(&c.values), namespace_id)),
         ConditionKey::SourcePrincipal => principal(map(values(&c.values), principal_id)),
+        ConditionKey::RequestPrincipal => {
+            principal(map(c.values.clone(), |v| request_principal(v)))
+        }
+        ConditionKey::RequestAudiences => {
+            principal(map(values(&c.values), |p| claim(&["aud".to_string()], p)))
+        }
+        ConditionKey::RequestPresenter => {
+            principal(map(values(&c.values), |p| claim(&["azp".to_string()], p)))
+        }
+        ConditionKey::RequestClaim(path) => principal(map(values(&c.values), |p| claim(path, p))),
         ConditionKey::DestinationIp => permission(map(cidrs(&c.values), |c| Permission {
             rule: Some(permission::Rule::DestinationIp(cidr_range(c))),
         })),

@@ -202,11 +202,11 @@ spec:
   provider: {name: ext-authz}
   rules:
   - from:
-    - source: {requestPrincipals: ['*'], ipBlocks: [not-an-ip]}
+    - source: {requestPrincipals: ['a*b'], ipBlocks: [not-an-ip]}
     to:
     - operation: {ports: ['http'], paths: ['/a*b']}
     when:
-    - {key: 'request.auth.claims[iss]', values: [x]}
+    - {key: 'request.auth.claims[]', values: [x]}
     - {key: source.nonsense, values: [x]}
     - {key: source.ip}
 ";
@@ -221,15 +221,83 @@ spec:
         fields,
         [
             "Invalid spec.rules[0].from[0].source.ipBlocks[0]",
+            "Invalid spec.rules[0].from[0].source.requestPrincipals[0]",
             "Invalid spec.rules[0].to[0].operation.paths[0]",
             "Invalid spec.rules[0].to[0].operation.ports[0]",
+            "Invalid spec.rules[0].when[0].key",
             "Invalid spec.rules[0].when[1].key",
             "Invalid spec.rules[0].when[2]",
             "Unsupported spec.action",
             "Unsupported spec.provider",
-            "Unsupported spec.rules[0].from[0].source.requestPrincipals",
-            "Unsupported spec.rules[0].when[0].key",
         ]
     );
     assert!(applied.snapshot.authorization_policies.is_empty());
+}
+
+#[test]
+fn end_user_terms_match_the_verified_jwt_payload() {
+    let yaml = "apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: jwt, namespace: default}
+spec:
+  rules:
+  - from:
+    - source: {requestPrincipals: ['https://id.example.com/alice'], notRequestPrincipals: ['*/mallory']}
+    when:
+    - {key: 'request.auth.claims[groups]', values: [admins]}
+    - {key: 'request.auth.audiences', notValues: ['other*']}
+";
+    let rbacs = rbacs(yaml, "default", &[]);
+    let [rbac] = rbacs.as_slice() else {
+        panic!("{rbacs:?}");
+    };
+    let policy = &rbac.policies["ns[default]-policy[jwt]-rule[0]"];
+    let Some(principal::Identifier::AndIds(all)) = &policy.principals[0].identifier else {
+        panic!("{policy:?}");
+    };
+    // from (request principal AND NOT the other), the claim, NOT the audience.
+    assert_eq!(all.ids.len(), 3);
+    let paths: Vec<Vec<String>> = metadata_paths(&policy.principals[0]);
+    assert_eq!(
+        paths,
+        [
+            ["payload", "iss"],
+            ["payload", "sub"],
+            ["payload", "iss"],
+            ["payload", "sub"],
+            ["payload", "groups"],
+            ["payload", "aud"],
+        ]
+        .map(|p| p.map(String::from).to_vec())
+    );
+    assert!(matches!(
+        all.ids[2].identifier,
+        Some(principal::Identifier::NotId(_))
+    ));
+}
+
+/// The payload paths of every metadata matcher under `p`, depth first.
+fn metadata_paths(p: &weft_envoy_api::pb::envoy::config::rbac::v3::Principal) -> Vec<Vec<String>> {
+    use weft_envoy_api::pb::envoy::r#type::matcher::v3::metadata_matcher::path_segment::Segment;
+    match &p.identifier {
+        Some(principal::Identifier::AndIds(set) | principal::Identifier::OrIds(set)) => {
+            set.ids.iter().flat_map(metadata_paths).collect()
+        }
+        Some(principal::Identifier::NotId(inner)) => metadata_paths(inner),
+        Some(principal::Identifier::SourcedMetadata(m)) => {
+            let matcher = m.metadata_matcher.as_ref().unwrap();
+            assert_eq!(matcher.filter, "envoy.filters.http.jwt_authn");
+            vec![
+                matcher
+                    .path
+                    .iter()
+                    .map(|s| match &s.segment {
+                        Some(Segment::Key(k)) => k.clone(),
+                        None => String::new(),
+                    })
+                    .collect(),
+            ]
+        }
+        _ => Vec::new(),
+    }
 }

@@ -38,7 +38,7 @@ use weft_envoy_api::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
 use weft_envoy_api::pb::google::protobuf::{BoolValue, UInt32Value};
 use weft_envoy_api::util::pack_any;
 
-use super::http_filters::build_http_filters;
+use super::inbound_policy::gateway_http_filters;
 use super::route::build_http_routes;
 use super::{ProxyView, gateway_tls, outbound_cluster_name, socket_address};
 use weft_model::{
@@ -481,7 +481,7 @@ fn build_hcm(
             config_source: Some(super::ads_config_source()),
             route_config_name: route_config_name.to_string(),
         })),
-        http_filters: build_http_filters(),
+        http_filters: gateway_http_filters(snapshot, view),
         // Gateways route by host whatever port the client put in `Host`.
         strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
         use_remote_address: Some(BoolValue { value: true }),

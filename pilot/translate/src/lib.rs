@@ -32,6 +32,8 @@ mod hash_policy;
 mod http_filters;
 mod inbound;
 mod inbound_policy;
+mod jwt_authn;
+mod jwt_principals;
 mod listener;
 mod mtls;
 pub mod node;

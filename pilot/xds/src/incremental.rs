@@ -142,18 +142,22 @@ fn same_beyond_services_and_rules(old: &MeshSnapshot, new: &MeshSnapshot) -> boo
         gateways,
         sidecars,
         peer_authentications,
+        request_authentications,
         authorization_policies,
         quotas,
         telemetries,
         mesh_config,
+        fetched_jwks,
     } = old;
     *gateways == new.gateways
         && *sidecars == new.sidecars
         && *peer_authentications == new.peer_authentications
+        && *request_authentications == new.request_authentications
         && *authorization_policies == new.authorization_policies
         && *quotas == new.quotas
         && *telemetries == new.telemetries
         && *mesh_config == new.mesh_config
+        && *fetched_jwks == new.fetched_jwks
 }
 
 /// The input for rebuilding the clusters or load assignments of `hosts`:
@@ -167,10 +171,12 @@ pub fn narrowed_to_hosts(snapshot: &MeshSnapshot, hosts: &BTreeSet<String>) -> M
         gateways: snapshot.gateways.clone(),
         sidecars: snapshot.sidecars.clone(),
         peer_authentications: snapshot.peer_authentications.clone(),
+        request_authentications: snapshot.request_authentications.clone(),
         authorization_policies: snapshot.authorization_policies.clone(),
         quotas: snapshot.quotas.clone(),
         telemetries: snapshot.telemetries.clone(),
         mesh_config: snapshot.mesh_config.clone(),
+        fetched_jwks: snapshot.fetched_jwks.clone(),
     }
 }
 
@@ -200,10 +206,12 @@ pub fn narrowed_to_routes(snapshot: &MeshSnapshot, hosts: &BTreeSet<String>) -> 
         gateways: snapshot.gateways.clone(),
         sidecars: snapshot.sidecars.clone(),
         peer_authentications: snapshot.peer_authentications.clone(),
+        request_authentications: snapshot.request_authentications.clone(),
         authorization_policies: snapshot.authorization_policies.clone(),
         quotas: snapshot.quotas.clone(),
         telemetries: snapshot.telemetries.clone(),
         mesh_config: snapshot.mesh_config.clone(),
+        fetched_jwks: snapshot.fetched_jwks.clone(),
     }
 }
 

@@ -171,6 +171,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let standing = rejections.borrow().clone();
     statuses.applied(observed.objects, outcomes, &standing, SystemTime::now());
     let (snapshots, receiver) = watch::channel(applied.snapshot);
+    let jwks = weft_jwks::spawn(args.jwks.options()?, receiver.clone())?;
     let reloader = Reloader {
         stores,
         store,
@@ -179,7 +180,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         recorder,
         statuses,
     };
-    tokio::spawn(reloader.run(debouncer, rejections));
+    tokio::spawn(reloader.run(debouncer, rejections, jwks));
     tokio::spawn(release_on_shutdown(leadership));
     plane.serve_xds(args.xds_address, receiver).await
 }
@@ -342,6 +343,7 @@ impl Reloader {
         mut self,
         mut debouncer: Debouncer,
         mut rejections: watch::Receiver<Arc<RejectionMap>>,
+        mut jwks: watch::Receiver<weft_jwks::Fetched>,
     ) {
         loop {
             tokio::select! {
@@ -355,6 +357,12 @@ impl Reloader {
                 Ok(()) = rejections.changed() => {
                     let standing = rejections.borrow_and_update().clone();
                     self.statuses.publish(&standing);
+                }
+                Some(fetched) = super::standalone::jwks_changed(&mut jwks) => {
+                    let applied = self.store.set_fetched_jwks(fetched);
+                    if applied.changed {
+                        self.snapshots.send_replace(applied.snapshot);
+                    }
                 }
             }
         }

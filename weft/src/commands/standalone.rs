@@ -74,6 +74,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     let applied = store.apply(read_config_dir(dir));
     recorder.record(&applied);
     let (snapshots, receiver) = watch::channel(applied.snapshot);
+    let jwks = weft_jwks::spawn(args.jwks.options()?, receiver.clone())?;
     tokio::spawn(
         Reloader {
             dir: dir.to_path_buf(),
@@ -82,6 +83,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
             recorder,
             mesh,
             mesh_file,
+            jwks,
         }
         .run(watcher),
     );
@@ -151,6 +153,8 @@ struct Reloader {
     recorder: ConfigRecorder,
     mesh: MeshConfigState,
     mesh_file: Option<MeshFile>,
+    /// The key sets RequestAuthentications fetch ([`weft_jwks`]).
+    jwks: watch::Receiver<weft_jwks::Fetched>,
 }
 
 impl Reloader {
@@ -162,6 +166,10 @@ impl Reloader {
                         break;
                     }
                     let applied = self.store.apply(read_config_dir(&self.dir));
+                    self.publish(applied);
+                }
+                Some(fetched) = jwks_changed(&mut self.jwks) => {
+                    let applied = self.store.set_fetched_jwks(fetched);
                     self.publish(applied);
                 }
                 changed = mesh_file_changed(&mut self.mesh_file) => match changed {
@@ -202,6 +210,14 @@ impl Reloader {
             self.snapshots.send_replace(applied.snapshot);
         }
     }
+}
+
+/// The key sets, when they change; `None` once the fetcher stopped.
+pub(crate) async fn jwks_changed(
+    jwks: &mut watch::Receiver<weft_jwks::Fetched>,
+) -> Option<weft_jwks::Fetched> {
+    jwks.changed().await.ok()?;
+    Some(jwks.borrow_and_update().clone())
 }
 
 /// The next settled change of the mesh config file; never, without one.

@@ -179,7 +179,7 @@ fn policy_selects_nothing(
     converted: &Converted<'_>,
     policy: &AuthorizationPolicy,
 ) -> Option<Finding> {
-    let selector = policy.selector.as_ref().filter(|s| !s.is_empty())?;
+    let selector = policy.target.selector.as_ref().filter(|s| !s.is_empty())?;
     if !context.knows_workloads()
         || selected(context, &policy.id.namespace, selector)
             .next()

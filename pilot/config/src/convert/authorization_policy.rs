@@ -1,14 +1,15 @@
 //! AuthorizationPolicy -> model.
 //!
-//! Translated: `selector`, `action` ALLOW / DENY / AUDIT, and `rules` with
-//! `from.source` (`principals`, `namespaces`, `ipBlocks`, `remoteIpBlocks`
-//! and their `not` forms), `to.operation` (`hosts`, `ports`, `methods`,
-//! `paths` and their `not` forms) and `when` (`request.headers[...]`,
-//! `source.ip`, `remote.ip`, `source.namespace`, `source.principal`,
-//! `destination.ip`, `destination.port`, `connection.sni`). Unsupported:
-//! `action: CUSTOM` and `provider` (no external authorizers), `targetRef(s)`
-//! (Gateway API), `requestPrincipals` and `request.auth.*` conditions
-//! (they need RequestAuthentication).
+//! Translated: `selector`, `targetRefs` (and `targetRef`) naming
+//! Kubernetes Gateways, `action` ALLOW / DENY / AUDIT, and `rules` with
+//! `from.source` (`principals`, `requestPrincipals`, `namespaces`,
+//! `ipBlocks`, `remoteIpBlocks` and their `not` forms), `to.operation`
+//! (`hosts`, `ports`, `methods`, `paths` and their `not` forms) and `when`
+//! (`request.headers[...]`, `source.ip`, `remote.ip`, `source.namespace`,
+//! `source.principal`, `destination.ip`, `destination.port`,
+//! `connection.sni`, `request.auth.principal`, `request.auth.audiences`,
+//! `request.auth.presenter`, `request.auth.claims[...]`). Unsupported:
+//! `action: CUSTOM` and `provider` (no external authorizers).
 
 use weft_crds::{
     AuthorizationAction as CrdAction, AuthorizationCondition, AuthorizationOperation,
@@ -16,7 +17,7 @@ use weft_crds::{
 };
 
 use super::Errors;
-use super::common::selector_labels;
+use super::common::policy_target;
 use weft_model::{
     AuthorizationAction, AuthorizationPolicy, AuthorizationRule, Cidr, ConditionKey,
     ConditionMatch, Matches, OperationMatch, Pattern, ResourceId, SourceMatch,
@@ -27,20 +28,15 @@ pub(super) fn convert(
     spec: &AuthorizationPolicySpec,
     errors: &mut Errors,
 ) -> AuthorizationPolicy {
-    let selector = selector_labels(
-        "spec.selector.matchLabels",
-        "selector",
-        spec.selector.as_ref().map(|s| &s.match_labels),
+    let target = policy_target(
+        "an AuthorizationPolicy",
+        &id.namespace,
+        spec.selector.as_ref(),
+        spec.target_ref.as_ref(),
+        &spec.target_refs,
         errors,
     );
-    errors.unsupported_each_set(
-        "spec",
-        &[
-            ("targetRef", spec.target_ref.is_some()),
-            ("targetRefs", !spec.target_refs.is_empty()),
-            ("provider", spec.provider.is_some()),
-        ],
-    );
+    errors.unsupported_each_set("spec", &[("provider", spec.provider.is_some())]);
     let action = match spec.action.unwrap_or_default() {
         CrdAction::Allow => AuthorizationAction::Allow,
         CrdAction::Deny => AuthorizationAction::Deny,
@@ -82,21 +78,22 @@ pub(super) fn convert(
         .collect();
     AuthorizationPolicy {
         id: id.clone(),
-        selector,
+        target,
         action,
         rules,
     }
 }
 
 fn source(field: &str, s: &AuthorizationSource, errors: &mut Errors) -> SourceMatch {
-    errors.unsupported_each_set(
-        field,
-        &[
-            ("requestPrincipals", !s.request_principals.is_empty()),
-            ("notRequestPrincipals", !s.not_request_principals.is_empty()),
-        ],
-    );
     SourceMatch {
+        request_principals: parsed(
+            field,
+            "requestPrincipals",
+            &s.request_principals,
+            &s.not_request_principals,
+            |v| Pattern::parse(v).map(|_| v.to_string()),
+            errors,
+        ),
         principals: parsed(
             field,
             "principals",
@@ -177,7 +174,7 @@ fn condition(
             errors.push(
                 format!("{field}.key"),
                 format!(
-                    "{:?} is not a condition Istio defines (request.headers[NAME], source.ip, remote.ip, source.namespace, source.principal, destination.ip, destination.port, connection.sni, request.auth.*)",
+                    "{:?} is not a condition Istio defines (request.headers[NAME], source.ip, remote.ip, source.namespace, source.principal, destination.ip, destination.port, connection.sni, request.auth.principal, request.auth.audiences, request.auth.presenter, request.auth.claims[NAME])",
                     c.key
                 ),
             );
@@ -194,6 +191,10 @@ fn condition(
                 Cidr::parse(v).map(|_| v.to_string())
             }
             ConditionKey::DestinationPort => parse_port(v).map(|_| v.to_string()),
+            ConditionKey::RequestPrincipal
+            | ConditionKey::RequestAudiences
+            | ConditionKey::RequestPresenter
+            | ConditionKey::RequestClaim(_) => Pattern::parse(v).map(|_| v.to_string()),
             _ => Ok(v.to_string()),
         }
     };

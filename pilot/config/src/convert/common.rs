@@ -1,11 +1,14 @@
 //! Checks that several kinds or rules share: `exportTo` lists,
-//! `[namespace/]host` selectors, selector labels, and the weights of route
-//! destinations.
+//! `[namespace/]host` selectors, selector labels and policy targets, the
+//! weights of route destinations, header names and timeouts.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use weft_crds::{IstioDuration, PolicyTargetReference, WorkloadLabelSelector};
 
 use super::Errors;
-use weft_model::{HostSelector, NamespaceSelector, RouteDestination};
+use weft_model::{HostSelector, NamespaceSelector, PolicyTarget, RouteDestination};
 
 /// `exportTo` entries: `*`, `.`, `~` or a namespace name.
 pub(super) fn export_to(path: &str, export_to: &[String], errors: &mut Errors) {
@@ -128,4 +131,114 @@ pub(super) fn settle_weights(
             format!("destination weights sum to {total}; they must sum to 100"),
         );
     }
+}
+
+/// The API group of the Kubernetes Gateways `targetRefs` may name.
+const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";
+
+/// Which workloads a policy (`kind`, e.g. "a Telemetry") of `namespace`
+/// applies to: `selector`, or `targetRefs` (and the older `targetRef`)
+/// naming Kubernetes Gateways of `namespace`; at most one of them.
+pub(super) fn policy_target(
+    kind: &str,
+    namespace: &str,
+    selector: Option<&WorkloadLabelSelector>,
+    target_ref: Option<&PolicyTargetReference>,
+    target_refs: &[PolicyTargetReference],
+    errors: &mut Errors,
+) -> PolicyTarget {
+    let selector = selector_labels(
+        "spec.selector.matchLabels",
+        "selector",
+        selector.map(|s| &s.match_labels),
+        errors,
+    );
+    let targeted = target_ref.is_some() || !target_refs.is_empty();
+    if selector.is_some() && targeted {
+        errors.push(
+            "spec.selector",
+            "selector and targetRefs cannot both be set: select workloads by labels, or name Gateways",
+        );
+    }
+    if target_ref.is_some() && !target_refs.is_empty() {
+        errors.push(
+            "spec.targetRef",
+            "targetRef and targetRefs cannot both be set; move the target into targetRefs",
+        );
+    }
+    let refs = target_ref
+        .map(|r| ("spec.targetRef".to_string(), r))
+        .into_iter()
+        .chain(
+            target_refs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("spec.targetRefs[{i}]"), r)),
+        );
+    let gateways = refs
+        .filter_map(|(path, r)| target_gateway(kind, &path, namespace, r, errors))
+        .collect();
+    PolicyTarget { selector, gateways }
+}
+
+fn target_gateway(
+    kind: &str,
+    path: &str,
+    namespace: &str,
+    target: &PolicyTargetReference,
+    errors: &mut Errors,
+) -> Option<String> {
+    let mut ok = true;
+    if target.group != GATEWAY_API_GROUP || target.kind != "Gateway" {
+        let (field, found) = if target.group != GATEWAY_API_GROUP {
+            ("group", format!("group {:?}", target.group))
+        } else {
+            ("kind", format!("kind {:?}", target.kind))
+        };
+        errors.push(
+            format!("{path}.{field}"),
+            format!(
+                "{found}: {kind} can target only Kubernetes Gateways (kind Gateway, group {GATEWAY_API_GROUP})"
+            ),
+        );
+        ok = false;
+    }
+    if target.name.is_empty() {
+        errors.push(format!("{path}.name"), "is required: the Gateway's name");
+        ok = false;
+    }
+    if let Some(other) = target.namespace.as_deref().filter(|ns| !ns.is_empty())
+        && other != namespace
+    {
+        errors.push(
+            format!("{path}.namespace"),
+            format!(
+                "{other:?}: {kind} can target only Gateways of its own namespace ({namespace}); leave namespace out"
+            ),
+        );
+        ok = false;
+    }
+    ok.then(|| target.name.clone())
+}
+
+/// RFC 7230 token characters.
+pub(super) fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A duration of at least 1ms, as Istio requires for most timeouts.
+pub(super) fn at_least_1ms(
+    path: String,
+    value: Option<IstioDuration>,
+    errors: &mut Errors,
+) -> Option<Duration> {
+    let d = value?.0;
+    if d < Duration::from_millis(1) {
+        errors.push(path, format!("{d:?} is shorter than the minimum of 1ms"));
+        return None;
+    }
+    Some(d)
 }

@@ -12,7 +12,7 @@ use weft_crds::{
     PortTrafficPolicy, SimpleLb, TlsMode as CrdTlsMode, TrafficPolicy as CrdTrafficPolicy,
 };
 
-use super::common::export_to;
+use super::common::{at_least_1ms, export_to};
 use super::{Errors, port_number};
 use weft_model::{
     ClientTls, ConnectionPool, ConsistentHash, DestinationRule, HashAlgorithm, HashKey, LbPolicy,
@@ -423,20 +423,6 @@ fn count(path: String, value: Option<i32>, errors: &mut Errors) -> Option<u32> {
         Some(v) => u32::try_from(v).ok().filter(|v| *v > 0),
         None => None,
     }
-}
-
-/// A duration of at least 1ms, as Istio requires for most timeouts.
-fn at_least_1ms(
-    path: String,
-    value: Option<IstioDuration>,
-    errors: &mut Errors,
-) -> Option<Duration> {
-    let d = value?.0;
-    if d < Duration::from_millis(1) {
-        errors.push(path, format!("{d:?} is shorter than the minimum of 1ms"));
-        return None;
-    }
-    Some(d)
 }
 
 /// A keepalive duration: whole seconds, as Envoy takes them.

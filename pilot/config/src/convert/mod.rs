@@ -18,6 +18,7 @@ mod gateway;
 mod l4_route;
 mod peer_authentication;
 mod quota;
+mod request_authentication;
 mod service_entry;
 mod sidecar;
 mod telemetry;
@@ -28,8 +29,8 @@ use weft_crds::MeshResource;
 
 use super::{ErrorReason, FieldError};
 use weft_model::{
-    AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, Quota, ResourceId, Service,
-    Sidecar, Telemetry, VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, Quota,
+    RequestAuthentication, ResourceId, Service, Sidecar, Telemetry, VirtualService,
 };
 
 /// A resource in model form.
@@ -43,6 +44,7 @@ pub enum ConvertedResource {
     Gateway(Gateway),
     Sidecar(Sidecar),
     PeerAuthentication(PeerAuthentication),
+    RequestAuthentication(RequestAuthentication),
     AuthorizationPolicy(AuthorizationPolicy),
     Quota(Quota),
     Telemetry(Telemetry),
@@ -72,6 +74,9 @@ pub fn convert(
         }
         MeshResource::PeerAuthentication(spec) => ConvertedResource::PeerAuthentication(
             peer_authentication::convert(id, spec, &mut errors),
+        ),
+        MeshResource::RequestAuthentication(spec) => ConvertedResource::RequestAuthentication(
+            request_authentication::convert(id, spec, &mut errors),
         ),
         MeshResource::AuthorizationPolicy(spec) => ConvertedResource::AuthorizationPolicy(
             authorization_policy::convert(id, spec, &mut errors),

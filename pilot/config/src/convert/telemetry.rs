@@ -16,40 +16,31 @@
 use std::collections::BTreeMap;
 
 use weft_crds::{
-    IstioMetricName, MetricsOverrides, PolicyTargetReference, ProviderRef, TagOperation,
-    TelemetryAccessLogging, TelemetryMetrics, TelemetrySpec, TelemetryTracing, TracingCustomTag,
-    WorkloadMode as CrdMode,
+    IstioMetricName, MetricsOverrides, ProviderRef, TagOperation, TelemetryAccessLogging,
+    TelemetryMetrics, TelemetrySpec, TelemetryTracing, TracingCustomTag, WorkloadMode as CrdMode,
 };
 
 use super::Errors;
-use super::common::selector_labels;
+use super::common::policy_target;
 use super::expression::check_cel;
 use weft_model::{
     AccessLoggingRule, CustomTag, IstioMetric, MetricOverride, MetricsRule, ResourceId,
     TagOverride, Telemetry, TracingRule, WorkloadMode,
 };
 
-/// The API group of the Kubernetes Gateways `targetRefs` may name.
-const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";
-
 pub(super) fn convert(id: &ResourceId, spec: &TelemetrySpec, errors: &mut Errors) -> Telemetry {
-    let selector = selector_labels(
-        "spec.selector.matchLabels",
-        "selector",
-        spec.selector.as_ref().map(|s| &s.match_labels),
+    let target = policy_target(
+        "a Telemetry",
+        &id.namespace,
+        spec.selector.as_ref(),
+        spec.target_ref.as_ref(),
+        &spec.target_refs,
         errors,
     );
-    let targeted = spec.target_ref.is_some() || !spec.target_refs.is_empty();
-    if selector.is_some() && targeted {
-        errors.push(
-            "spec.selector",
-            "selector and targetRefs cannot both be set: select workloads by labels, or name Gateways",
-        );
-    }
     Telemetry {
         id: id.clone(),
-        selector,
-        target_gateways: target_gateways(&id.namespace, spec, errors),
+        selector: target.selector,
+        target_gateways: target.gateways,
         tracing: each("spec.tracing", &spec.tracing, errors, tracing_rule),
         metrics: each("spec.metrics", &spec.metrics, errors, metrics_rule),
         access_logging: each(
@@ -73,68 +64,6 @@ fn each<T, R>(
         .enumerate()
         .map(|(i, item)| convert(&format!("{path}[{i}]"), item, errors))
         .collect()
-}
-
-/// The Gateways `targetRefs` (or `targetRef`) name, which must be
-/// Kubernetes Gateways of `namespace`.
-fn target_gateways(namespace: &str, spec: &TelemetrySpec, errors: &mut Errors) -> Vec<String> {
-    if spec.target_ref.is_some() && !spec.target_refs.is_empty() {
-        errors.push(
-            "spec.targetRef",
-            "targetRef and targetRefs cannot both be set; move the target into targetRefs",
-        );
-    }
-    let refs = spec
-        .target_ref
-        .iter()
-        .map(|r| ("spec.targetRef".to_string(), r))
-        .chain(
-            spec.target_refs
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (format!("spec.targetRefs[{i}]"), r)),
-        );
-    refs.filter_map(|(path, r)| target_gateway(&path, namespace, r, errors))
-        .collect()
-}
-
-fn target_gateway(
-    path: &str,
-    namespace: &str,
-    target: &PolicyTargetReference,
-    errors: &mut Errors,
-) -> Option<String> {
-    let mut ok = true;
-    if target.group != GATEWAY_API_GROUP || target.kind != "Gateway" {
-        let (field, found) = if target.group != GATEWAY_API_GROUP {
-            ("group", format!("group {:?}", target.group))
-        } else {
-            ("kind", format!("kind {:?}", target.kind))
-        };
-        errors.push(
-            format!("{path}.{field}"),
-            format!(
-                "{found}: a Telemetry can target only Kubernetes Gateways (kind Gateway, group {GATEWAY_API_GROUP})"
-            ),
-        );
-        ok = false;
-    }
-    if target.name.is_empty() {
-        errors.push(format!("{path}.name"), "is required: the Gateway's name");
-        ok = false;
-    }
-    if let Some(other) = target.namespace.as_deref().filter(|ns| !ns.is_empty())
-        && other != namespace
-    {
-        errors.push(
-            format!("{path}.namespace"),
-            format!(
-                "{other:?}: a Telemetry can target only Gateways of its own namespace ({namespace}); leave namespace out"
-            ),
-        );
-        ok = false;
-    }
-    ok.then(|| target.name.clone())
 }
 
 fn mode(mode: Option<CrdMode>) -> WorkloadMode {

@@ -8,7 +8,7 @@ use weft_crds::{
     StringMatch as CrdStringMatch, VirtualServiceSpec,
 };
 
-use super::common::{route_weight, settle_weights};
+use super::common::{is_header_name, route_weight, settle_weights};
 use super::{Errors, port_number};
 use weft_model::{
     HeaderRules, HttpRoute, MESH_GATEWAY, Mirror, ResourceId, RouteDestination, RouteMatch,
@@ -409,12 +409,4 @@ fn string_match(
             None
         }
     }
-}
-
-/// RFC 7230 token characters.
-fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

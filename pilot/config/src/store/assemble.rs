@@ -10,7 +10,7 @@ use super::{
 };
 use weft_model::{
     AuthorizationPolicy, DestinationRule, Gateway, MeshConfig, MeshSnapshot, PeerAuthentication,
-    Quota, ResourceId, Service, Sidecar, Telemetry, VirtualService,
+    Quota, RequestAuthentication, ResourceId, Service, Sidecar, Telemetry, VirtualService,
 };
 
 /// A resource of the reload in model form, with the id it is applied
@@ -128,10 +128,13 @@ fn run_passes(
         gateways: cloned(&by_kind.gateways),
         sidecars,
         peer_authentications: cloned(&by_kind.peer_authentications),
+        request_authentications: cloned(&by_kind.request_authentications),
         authorization_policies: cloned(&by_kind.authorization_policies),
         quotas,
         telemetries,
         mesh_config: mesh_config.clone(),
+        // Set by the store, which holds them.
+        fetched_jwks: Default::default(),
     };
     let checked = references::resolve(&by_kind.virtual_services, &snapshot);
     let virtual_services = settled.settle(checked, |served, id, previous| {
@@ -219,6 +222,7 @@ struct ByKind<'a> {
     gateways: Vec<&'a Gateway>,
     sidecars: Vec<Resource<'a, Sidecar>>,
     peer_authentications: Vec<&'a PeerAuthentication>,
+    request_authentications: Vec<&'a RequestAuthentication>,
     authorization_policies: Vec<&'a AuthorizationPolicy>,
     quotas: Vec<Resource<'a, Quota>>,
     telemetries: Vec<Resource<'a, Telemetry>>,
@@ -238,6 +242,9 @@ impl<'a> ByKind<'a> {
                 ConvertedResource::Sidecar(sidecar) => by_kind.sidecars.push((id, sidecar)),
                 ConvertedResource::PeerAuthentication(policy) => {
                     by_kind.peer_authentications.push(policy)
+                }
+                ConvertedResource::RequestAuthentication(policy) => {
+                    by_kind.request_authentications.push(policy)
                 }
                 ConvertedResource::AuthorizationPolicy(policy) => {
                     by_kind.authorization_policies.push(policy)
