@@ -1,21 +1,29 @@
 //! A JSON Web Token issuer the tests own: OpenID discovery
 //! (`/.well-known/openid-configuration`) and its key set (`/keys`) over
 //! HTTPS with a CA of its own ([`TestPki`]), and tokens signed ES256 with
-//! its current key (ring).
+//! its current key, or RS256 with a fixed RSA key
+//! (`e2e/fixtures/jwt-rs256-key.pem`, a test key and nothing else) that
+//! the set always holds too (ring).
 //!
 //! - [`JwtIssuer::start`] serves on `127.0.0.1` (kernel port);
 //!   [`JwtIssuer::url`] is `https://localhost:PORT`, the issuer (`iss`) and
 //!   where discovery is; [`JwtIssuer::jwks_uri`] the key set's URL;
 //!   [`JwtIssuer::ca_pem_path`] the CA to trust.
-//! - [`JwtIssuer::token`] signs claims (`iss` added unless given); [`claims`] builds the
+//! - [`JwtIssuer::token`] signs claims ES256 (`iss` added unless given),
+//!   [`JwtIssuer::token_rs256`] RS256, [`JwtIssuer::jwks`] is the key set
+//!   (for `jwks:` inline); [`claims`] builds the
 //!   usual ones.
+//! - [`JwtIssuer::jwks`] is the key set it publishes, for `jwks:` inline.
 //! - [`JwtIssuer::rotate`] replaces the key (the old one leaves the set);
 //!   [`JwtIssuer::stop`] / [`JwtIssuer::resume`] take the server down and
 //!   bring it back on the same port.
+//! - The same is served over plain HTTP on [`JwtIssuer::http_addr`];
+//!   [`JwtIssuer::key_requests`] counts the key set requests over each.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,7 +37,10 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+    RsaPublicKeyComponents,
+};
 use rustls::ServerConfig;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -68,20 +79,53 @@ impl SigningKey {
     }
 }
 
+/// The fixed RSA key's kid.
+const RSA_KID: &str = "rsa-fixture";
+
+/// The fixed RSA test key.
+fn rsa_key() -> Result<RsaKeyPair> {
+    let path = crate::tools::workspace_dir().join("e2e/fixtures/jwt-rs256-key.pem");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let der = pem::parse(text)?;
+    RsaKeyPair::from_pkcs8(der.contents()).map_err(|e| anyhow!("reading the RSA key: {e}"))
+}
+
+fn rsa_jwk(key: &RsaKeyPair) -> Value {
+    let public = RsaPublicKeyComponents::<Vec<u8>>::from(key.public());
+    json!({
+        "kty": "RSA", "alg": "RS256", "use": "sig", "kid": RSA_KID,
+        "n": URL_SAFE_NO_PAD.encode(&public.n),
+        "e": URL_SAFE_NO_PAD.encode(&public.e),
+    })
+}
+
 /// What the server answers from.
 struct State {
     url: String,
     key: SigningKey,
+    rsa: RsaKeyPair,
     rotations: u32,
+}
+
+impl State {
+    fn jwks(&self) -> Value {
+        json!({ "keys": [self.key.jwk(), rsa_jwk(&self.rsa)] })
+    }
 }
 
 /// The issuer; see the module docs.
 pub struct JwtIssuer {
     pki: TestPki,
     addr: SocketAddr,
+    /// The same answers over plain HTTP (for Envoy fetching through a
+    /// plain-text mesh cluster).
+    http_addr: SocketAddr,
     state: Arc<Mutex<State>>,
     tls: TlsAcceptor,
-    server: Option<JoinHandle<()>>,
+    /// Key set requests answered: over HTTPS, over HTTP.
+    key_requests: Arc<[AtomicUsize; 2]>,
+    servers: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for JwtIssuer {
@@ -106,16 +150,21 @@ impl JwtIssuer {
         let state = Arc::new(Mutex::new(State {
             url: format!("https://localhost:{}", addr.port()),
             key: SigningKey::generate("key-0")?,
+            rsa: rsa_key()?,
             rotations: 0,
         }));
+        let http = TcpListener::bind("127.0.0.1:0").await?;
         let mut issuer = JwtIssuer {
             pki,
             addr,
+            http_addr: http.local_addr()?,
             state,
             tls: TlsAcceptor::from(Arc::new(config)),
-            server: None,
+            key_requests: Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]),
+            servers: Vec::new(),
         };
-        issuer.serve(listener);
+        issuer.serve(listener, true);
+        issuer.serve(http, false);
         Ok(issuer)
     }
 
@@ -129,34 +178,68 @@ impl JwtIssuer {
         format!("{}/keys", self.url())
     }
 
+    /// Where the same answers are served over plain HTTP.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Key set requests answered over HTTPS and over plain HTTP.
+    pub fn key_requests(&self) -> (usize, usize) {
+        (
+            self.key_requests[0].load(Ordering::SeqCst),
+            self.key_requests[1].load(Ordering::SeqCst),
+        )
+    }
+
     /// The CA certificate the server's is signed by (PEM file).
     pub fn ca_pem_path(&self) -> &Path {
         self.pki.ca_path()
     }
 
-    /// `claims` (plus `iss`) signed ES256 with the current key.
+    /// The key set the issuer publishes now (JSON), for `jwks:` inline.
+    pub fn jwks(&self) -> Result<String> {
+        let state = self.state()?;
+        Ok(state.jwks().to_string())
+    }
+
+    /// `claims` signed ES256 with the current key; `iss` is the issuer's
+    /// unless `claims` has one.
     pub fn token(&self, claims: Value) -> Result<String> {
-        let state = self
-            .state
+        let state = self.state()?;
+        sign(&state.key, &with_issuer(claims, &state.url))
+    }
+
+    /// `claims` (`iss` as for [`JwtIssuer::token`]) signed RS256 with the
+    /// fixed RSA key.
+    pub fn token_rs256(&self, claims: Value) -> Result<String> {
+        let state = self.state()?;
+        let claims = with_issuer(claims, &state.url);
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": RSA_KID});
+        let input = signing_input(&header, &claims);
+        let mut signature = vec![0; state.rsa.public().modulus_len()];
+        state
+            .rsa
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                input.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| anyhow!("signing a token RS256"))?;
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    }
+
+    fn state(&self) -> Result<std::sync::MutexGuard<'_, State>> {
+        self.state
             .lock()
-            .map_err(|_| anyhow!("issuer state poisoned"))?;
-        let mut claims = claims;
-        claims["iss"] = json!(state.url);
-        sign(&state.key, &claims)
+            .map_err(|_| anyhow!("issuer state poisoned"))
     }
 
     /// `claims` signed by a key the issuer never published.
     pub fn forged_token(&self, claims: Value) -> Result<String> {
-        let mut claims = claims;
-        claims["iss"] = json!(self.url());
-        let kid = self
-            .state
-            .lock()
-            .map_err(|_| anyhow!("issuer state poisoned"))?
-            .key
-            .kid
-            .clone();
-        sign(&SigningKey::generate(&kid)?, &claims)
+        let state = self.state()?;
+        let forger = SigningKey::generate(&state.key.kid)?;
+        sign(&forger, &with_issuer(claims, &state.url))
     }
 
     /// A new key replaces the current one in the set and for signing.
@@ -172,38 +255,53 @@ impl JwtIssuer {
 
     /// Stops answering (connections are refused).
     pub fn stop(&mut self) {
-        if let Some(server) = self.server.take() {
+        for server in self.servers.drain(..) {
             server.abort();
         }
     }
 
-    /// Answers again, on the same port.
+    /// Answers again, on the same ports.
     pub async fn resume(&mut self) -> Result<()> {
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .with_context(|| format!("binding the issuer again on {}", self.addr))?;
-        self.serve(listener);
+        for (addr, tls) in [(self.addr, true), (self.http_addr, false)] {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the issuer again on {addr}"))?;
+            self.serve(listener, tls);
+        }
         Ok(())
     }
 
-    fn serve(&mut self, listener: TcpListener) {
+    fn serve(&mut self, listener: TcpListener, tls: bool) {
         let state = self.state.clone();
-        let tls = self.tls.clone();
-        self.server = Some(tokio::spawn(async move {
+        let acceptor = tls.then(|| self.tls.clone());
+        let counters = self.key_requests.clone();
+        // Connections live in the server task's JoinSet, so that stopping
+        // it closes the kept-alive ones too.
+        self.servers.push(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
+                while connections.try_join_next().is_some() {}
                 let state = state.clone();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let Ok(stream) = tls.accept(stream).await else {
-                        return;
-                    };
+                let acceptor = acceptor.clone();
+                let counters = counters.clone();
+                connections.spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
+                        if request.uri().path() == "/keys" {
+                            counters[usize::from(!tls)].fetch_add(1, Ordering::SeqCst);
+                        }
                         let response = answer(&state, request.uri().path());
                         async move { Ok::<_, Infallible>(response) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match acceptor {
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => {
+                                http.serve_connection(TokioIo::new(stream), service).await
+                            }
+                            Err(_) => return,
+                        },
+                        None => http.serve_connection(TokioIo::new(stream), service).await,
+                    };
                 });
             }
         }));
@@ -223,7 +321,7 @@ fn answer(state: &Mutex<State>, path: &str) -> Response<Full<Bytes>> {
                 "issuer": state.url,
                 "jwks_uri": format!("{}/keys", state.url),
             })),
-            "/keys" => Some(json!({ "keys": [state.key.jwk()] })),
+            "/keys" => Some(state.jwks()),
             _ => None,
         },
         Err(_) => None,
@@ -239,11 +337,7 @@ fn answer(state: &Mutex<State>, path: &str) -> Response<Full<Bytes>> {
 
 fn sign(key: &SigningKey, claims: &Value) -> Result<String> {
     let header = json!({"alg": "ES256", "typ": "JWT", "kid": key.kid});
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
+    let signing_input = signing_input(&header, claims);
     let signature = key
         .pair
         .sign(&SystemRandom::new(), signing_input.as_bytes())
@@ -252,6 +346,23 @@ fn sign(key: &SigningKey, claims: &Value) -> Result<String> {
         "{signing_input}.{}",
         URL_SAFE_NO_PAD.encode(signature.as_ref())
     ))
+}
+
+/// `base64url(header).base64url(claims)`.
+fn signing_input(header: &Value, claims: &Value) -> String {
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+/// `claims` with `iss` set to `url` unless it has one.
+fn with_issuer(mut claims: Value, url: &str) -> Value {
+    if claims.get("iss").is_none() {
+        claims["iss"] = json!(url);
+    }
+    claims
 }
 
 /// `sub`, `aud`, and `exp` `expires_in_secs` from now (negative: already

@@ -81,6 +81,7 @@ pub mod client;
 pub mod control_plane;
 pub mod demo;
 pub mod examples;
+pub mod ext_authz;
 pub mod fortio;
 pub mod helm;
 pub mod images;

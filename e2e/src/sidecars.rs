@@ -215,6 +215,41 @@ impl SidecarPair {
         self.get_from_with(client, path, &[]).await
     }
 
+    /// Waits until `GET path` from `client` with `headers` answers
+    /// `status` five times in a row (up to [`crate::APPLY_TIMEOUT`]), then
+    /// until the server's previous filter chains have drained: connections
+    /// the client's Envoy opened before a change stay on them until the
+    /// agent's 5 s drain time closes them.
+    pub async fn wait_for_status(
+        &self,
+        client: &Sidecar,
+        path: &str,
+        headers: &[(&str, &str)],
+        status: u16,
+    ) -> Result<()> {
+        crate::client::wait_until(
+            &format!("GET {path} to answer {status}, five times in a row"),
+            crate::APPLY_TIMEOUT,
+            || async {
+                for _ in 0..5 {
+                    if !self
+                        .get_from_with(client, path, headers)
+                        .await
+                        .is_ok_and(|r| r.status == status)
+                    {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        return false;
+                    }
+                }
+                true
+            },
+        )
+        .await
+        .map_err(|e| e.context(self.logs()))?;
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        Ok(())
+    }
+
     /// [`SidecarPair::get_from`] with request `headers`.
     pub async fn get_from_with(
         &self,

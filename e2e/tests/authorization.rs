@@ -9,43 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use weft_e2e::sidecars::{Sidecar, SidecarOptions, SidecarPair};
-use weft_e2e::{APPLY_TIMEOUT, wait_until};
-
-/// Waits until `GET path` from `client` answers `status` five times in a
-/// row, then until the server's previous filter chains have drained:
-/// connections the client's Envoy opened before the change stay on them.
-async fn wait_for_status(
-    pair: &SidecarPair,
-    client: &Sidecar,
-    path: &str,
-    status: u16,
-) -> anyhow::Result<()> {
-    wait_until(
-        &format!("GET {path} to answer {status}, five times in a row"),
-        APPLY_TIMEOUT,
-        || async {
-            for _ in 0..5 {
-                if !pair
-                    .get_from(client, path)
-                    .await
-                    .is_ok_and(|r| r.status == status)
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    return false;
-                }
-            }
-            true
-        },
-    )
-    .await
-    .map_err(|e| e.context(pair.logs()))?;
-    // Connections the client's Envoy opened before the change may still
-    // sit idle on the server's old filter chain until its drain time
-    // (the agent's 5 s `--drain-time-s`) closes them.
-    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-    Ok(())
-}
+use weft_e2e::sidecars::{SidecarOptions, SidecarPair};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_principal_gets_403_and_the_others_are_served() -> anyhow::Result<()> {
@@ -70,7 +34,7 @@ spec:
 ",
     )
     .await?;
-    wait_for_status(&pair, &v3, "/", 403).await?;
+    pair.wait_for_status(&v3, "/", &[], 403).await?;
     let refused = pair.call_from(&v3).await?;
     assert_eq!(refused.body, "RBAC: access denied");
     assert_eq!(pair.call_from(&v2).await?.status, 200);
@@ -78,7 +42,7 @@ spec:
 
     // Removing the policy serves v3 again.
     pair.write_config("authorization.yaml", "").await?;
-    wait_for_status(&pair, &v3, "/", 200).await?;
+    pair.wait_for_status(&v3, "/", &[], 200).await?;
     Ok(())
 }
 
@@ -101,7 +65,7 @@ spec:
 ",
     )
     .await?;
-    wait_for_status(&pair, &ns2, "/admin", 403).await?;
+    pair.wait_for_status(&ns2, "/admin", &[], 403).await?;
     assert_eq!(pair.get_from(&ns2, "/").await?.status, 200);
     assert_eq!(pair.get_from(&ns2, "/other").await?.status, 200);
     assert_eq!(pair.get_from(pair.client(), "/admin").await?.status, 200);
@@ -124,7 +88,7 @@ spec:
 ",
     )
     .await?;
-    wait_for_status(&pair, pair.client(), "/", 403).await?;
+    pair.wait_for_status(pair.client(), "/", &[], 403).await?;
 
     // Allowing sleep by principal lets it (and only it) through.
     pair.write_config(
@@ -140,7 +104,7 @@ spec:
 ",
     )
     .await?;
-    wait_for_status(&pair, pair.client(), "/", 200).await?;
+    pair.wait_for_status(pair.client(), "/", &[], 200).await?;
     let other = pair.start_client("sleep-2", "app=sleep,version=v2").await?;
     assert_eq!(pair.call_from(&other).await?.status, 403);
     Ok(())

@@ -212,13 +212,16 @@ fn validate_accepts_the_policy_examples_with_bookinfo() {
         &path("authorization-policy.yaml"),
         "-f",
         &path("telemetry"),
+        "-f",
+        &path("jwt"),
         "--mesh-config",
         &path("mesh-config.yaml"),
     ]);
-    // One Quota, two AuthorizationPolicies and eleven Telemetries (Istio's
-    // documented examples, their providers defined by the mesh config),
-    // all accepted.
-    assert_eq!(with_policies, bookinfo + 3 + 11);
+    // One Quota, two AuthorizationPolicies, eleven Telemetries and the
+    // JWT examples' five RequestAuthentications and four
+    // AuthorizationPolicies (Istio's documented examples, the Telemetries'
+    // providers defined by the mesh config), all accepted.
+    assert_eq!(with_policies, bookinfo + 3 + 11 + 9);
 }
 
 /// Without the mesh config that defines it, a provider a Telemetry names
@@ -454,4 +457,44 @@ fn analyze_prints_json() {
             .unwrap()
             .contains("rollout restart")
     );
+}
+
+/// A bad RequestAuthentication or end-user rule is refused, naming the
+/// field, as Istio's validation would.
+#[test]
+fn validate_refuses_bad_jwt_rules_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwt.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: bad, namespace: foo}
+spec:
+  jwtRules:
+  - jwksUri: https://example.com/jwks.json
+    jwks: '{\"keys\": []}'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: bad, namespace: foo}
+spec:
+  rules:
+  - from: [{source: {requestPrincipals: ['a*b']}}]
+    when: [{key: 'request.auth.claims[]', values: [x]}]
+",
+    )
+    .unwrap();
+    let out = weft(&["validate", "-f", file.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    for field in [
+        "RequestAuthentication foo/bad: spec.jwtRules[0].issuer",
+        "RequestAuthentication foo/bad: spec.jwtRules[0].jwksUri: jwks and jwksUri cannot both be set",
+        "RequestAuthentication foo/bad: spec.jwtRules[0].jwks",
+        "AuthorizationPolicy foo/bad: spec.rules[0].from[0].source.requestPrincipals[0]",
+        "AuthorizationPolicy foo/bad: spec.rules[0].when[0].key",
+    ] {
+        assert!(text.contains(field), "{field} in {text}");
+    }
 }

@@ -3,7 +3,9 @@
 //! VirtualServices bound to them: HTTPS termination with a given
 //! certificate and routing by host, MUTUAL TLS that requires a client
 //! certificate, TLS passthrough by SNI, a TCP route, and `gateways:`
-//! keeping gateway rules off sidecars and mesh rules off gateways.
+//! keeping gateway rules off sidecars and mesh rules off gateways, and
+//! end users authenticated at the edge (RequestAuthentication and
+//! AuthorizationPolicy selecting the gateway's workload).
 //!
 //! Each test has its own 127.0.<block>.x addresses (blocks 60..=69) and
 //! binds its gateway servers to 127.0.<block>.100, so tests run in parallel.
@@ -38,6 +40,18 @@ spec:
     istio: ingressgateway
   servers:
 {servers}"
+    )
+}
+
+/// A plain HTTP server of every host, bound to `addr`.
+fn http_server_on(addr: SocketAddr) -> String {
+    format!(
+        "  - port: {{number: {port}, name: http, protocol: HTTP}}
+    bind: {ip}
+    hosts: ['*']
+",
+        port = addr.port(),
+        ip = addr.ip(),
     )
 }
 
@@ -417,17 +431,7 @@ async fn tcp_route_reaches_a_tcp_echo_server_and_follows_edits() -> anyhow::Resu
 async fn gateway_rules_stay_off_sidecars_and_mesh_rules_off_gateways() -> anyhow::Result<()> {
     let ups = start_upstreams(64, &["v1", "v2"]).await?;
     let gw = gateway_addr(64);
-    let gateway = mk_gateway(
-        "edge",
-        &format!(
-            "  - port: {{number: {port}, name: http, protocol: HTTP}}
-    bind: {ip}
-    hosts: ['*']
-",
-            port = gw.port(),
-            ip = gw.ip(),
-        ),
-    );
+    let gateway = mk_gateway("edge", &http_server_on(gw));
     let mesh = Mesh::builder()
         .gateway(&[INGRESS])
         .file("reviews.yaml", mk_service("reviews", "default", &ups))
@@ -488,5 +492,85 @@ async fn gateway_rules_stay_off_sidecars_and_mesh_rules_off_gateways() -> anyhow
     // The gateway routes only hosts its VirtualServices name.
     let other = http_get(gw, "ratings.default.svc.cluster.local", "/", &[]).await?;
     assert_eq!(other.status, 404);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_checks_tokens_and_forwards_their_claims() -> anyhow::Result<()> {
+    use serde_json::json;
+    use weft_e2e::jwt_issuer::{JwtIssuer, claims};
+
+    let issuer = JwtIssuer::start().await?;
+    let ups = start_upstreams(66, &["v1"]).await?;
+    let gw = gateway_addr(66);
+    let gateway = mk_gateway("edge", &http_server_on(gw));
+    let jwt = format!(
+        "apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {{name: edge-jwt, namespace: default}}
+spec:
+  selector: {{matchLabels: {{istio: ingressgateway}}}}
+  jwtRules:
+  - issuer: {issuer}
+    jwks: '{jwks}'
+    outputClaimToHeaders: [{{header: x-jwt-sub, claim: sub}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: edge-no-anonymous, namespace: default}}
+spec:
+  selector: {{matchLabels: {{istio: ingressgateway}}}}
+  action: DENY
+  rules:
+  - from: [{{source: {{notRequestPrincipals: ['*']}}}}]
+",
+        issuer = issuer.url(),
+        jwks = issuer.jwks()?,
+    );
+    let mesh = Mesh::builder()
+        .gateway(&[INGRESS])
+        .file("reviews.yaml", mk_service("reviews", "default", &ups))
+        .file("gateway.yaml", gateway)
+        .file(
+            "vs.yaml",
+            mk_vs(
+                "at-the-edge",
+                "[reviews]",
+                "[edge]",
+                "  http:\n  - route:\n    - destination: {host: reviews, port: {number: 9080}}\n",
+            ),
+        )
+        .file("jwt.yaml", jwt)
+        .start()
+        .await?;
+    let host = fqdn("reviews", "default");
+    let token = issuer.token(claims("alice", "edge", 600, json!({})))?;
+    let bearer = format!("Bearer {token}");
+    let with_token = [("authorization", bearer.as_str())];
+
+    wait_for("the gateway to admit alice", APPLY_TIMEOUT, || async {
+        http_get(gw, &host, "/", &with_token)
+            .await
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .await
+    .map_err(|e| {
+        e.context(format!(
+            "weft:\n{}\nenvoy:\n{}",
+            mesh.weft().log_tail(30),
+            mesh.envoy().log_tail(30)
+        ))
+    })?;
+    let received = ups[0].last_received().unwrap();
+    assert_eq!(received.header("x-jwt-sub"), Some("alice"));
+    assert_eq!(received.header("authorization"), None);
+
+    // Anonymous requests are denied at the edge; bad tokens are refused.
+    assert_eq!(http_get(gw, &host, "/", &[]).await?.status, 403);
+    let expired = issuer.token(claims("alice", "edge", -600, json!({})))?;
+    let expired = format!("Bearer {expired}");
+    let refused = http_get(gw, &host, "/", &[("authorization", expired.as_str())]).await?;
+    assert_eq!(refused.status, 401);
     Ok(())
 }

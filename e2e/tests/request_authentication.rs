@@ -13,7 +13,6 @@ use std::time::Duration;
 use serde_json::json;
 use weft_e2e::jwt_issuer::{JwtIssuer, claims};
 use weft_e2e::sidecars::{SidecarOptions, SidecarPair};
-use weft_e2e::{APPLY_TIMEOUT, wait_until};
 
 /// `weft standalone` trusting the issuer's CA and refreshing keys every
 /// `refresh` (retrying after 1s).
@@ -84,30 +83,16 @@ async fn status(pair: &SidecarPair, token: Option<&str>) -> u16 {
     }
 }
 
-/// Waits until `token` gets `expected` five times in a row, then until the
-/// server's previous filter chains have drained: connections the client's
-/// Envoy opened before a change stay on them until the agent's 5 s drain
-/// time closes them.
-async fn wait_for(
-    pair: &SidecarPair,
-    what: &str,
-    token: Option<&str>,
-    expected: u16,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    wait_until(what, timeout, || async {
-        for _ in 0..5 {
-            if status(pair, token).await != expected {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                return false;
-            }
-        }
-        true
-    })
-    .await
-    .map_err(|e| e.context(pair.logs()))?;
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    Ok(())
+/// Waits until `token` (none: no token) gets `expected` five times in a
+/// row, and the server's previous filter chains drained.
+async fn wait_for(pair: &SidecarPair, token: Option<&str>, expected: u16) -> anyhow::Result<()> {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("authorization", b.as_str()))
+        .collect();
+    pair.wait_for_status(pair.client(), "/", &headers, expected)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,27 +116,30 @@ async fn tokens_are_verified_and_end_users_authorized() -> anyhow::Result<()> {
     ))?;
     // Without a token RequestAuthentication passes; the policy wants a
     // request principal.
-    wait_for(
-        &pair,
-        "a request without a token to be refused",
-        None,
-        403,
-        APPLY_TIMEOUT,
-    )
-    .await?;
+    wait_for(&pair, None, 403).await?;
     assert_eq!(status(&pair, Some(&alice)).await, 200);
 
     // The verified claim reaches the app; the token itself does not.
     let received = pair.app().last_received().unwrap();
     assert_eq!(received.header("x-jwt-sub"), Some("alice"));
     assert_eq!(received.header("authorization"), None);
+    // RS256 as well as ES256.
+    let rs256 = issuer.token_rs256(claims("bob", "reviews", 600, json!({})))?;
+    assert_eq!(status(&pair, Some(&rs256)).await, 200);
 
     let expired = issuer.token(claims("alice", "reviews", -600, json!({})))?;
     let wrong_audience = issuer.token(claims("alice", "ratings", 600, json!({})))?;
+    let other_issuer = issuer.token(claims(
+        "alice",
+        "reviews",
+        600,
+        json!({"iss": "https://elsewhere.example.com"}),
+    ))?;
     let forged = issuer.forged_token(claims("alice", "reviews", 600, json!({})))?;
     for (what, token) in [
         ("expired", expired.as_str()),
         ("bad signature", forged.as_str()),
+        ("another issuer", other_issuer.as_str()),
         ("not a JWT", "not.a.jwt"),
     ] {
         assert_eq!(status(&pair, Some(token)).await, 401, "{what}");
@@ -177,14 +165,7 @@ async fn tokens_are_verified_and_end_users_authorized() -> anyhow::Result<()> {
         600,
         json!({"groups": ["ops", "admins"]}),
     ))?;
-    wait_for(
-        &pair,
-        "alice (users) to be refused",
-        Some(&alice),
-        403,
-        APPLY_TIMEOUT,
-    )
-    .await?;
+    wait_for(&pair, Some(&alice), 403).await?;
     assert_eq!(status(&pair, Some(&admin)).await, 200);
     Ok(())
 }
@@ -202,38 +183,17 @@ async fn keys_fail_closed_until_fetched_follow_rotation_and_survive_the_issuer()
     let token = issuer.token(claims("alice", "reviews", 600, json!({})))?;
     // Fail closed: a token cannot be verified, so it is refused; no token
     // passes (no AuthorizationPolicy).
-    wait_for(
-        &pair,
-        "tokens to be refused while no keys are known",
-        Some(&token),
-        401,
-        APPLY_TIMEOUT,
-    )
-    .await?;
+    wait_for(&pair, Some(&token), 401).await?;
     assert_eq!(status(&pair, None).await, 200);
 
     issuer.resume().await?;
-    wait_for(
-        &pair,
-        "the keys to be fetched",
-        Some(&token),
-        200,
-        APPLY_TIMEOUT,
-    )
-    .await?;
+    wait_for(&pair, Some(&token), 200).await?;
 
     // A rotated key is picked up within the refresh interval (2s); tokens
     // of the old key are then refused.
     issuer.rotate()?;
     let rotated = issuer.token(claims("alice", "reviews", 600, json!({})))?;
-    wait_for(
-        &pair,
-        "the rotated key to be used",
-        Some(&rotated),
-        200,
-        APPLY_TIMEOUT,
-    )
-    .await?;
+    wait_for(&pair, Some(&rotated), 200).await?;
     assert_eq!(status(&pair, Some(&token)).await, 401);
 
     // The issuer goes away: refreshes fail, the last good keys stay.
@@ -242,5 +202,47 @@ async fn keys_fail_closed_until_fetched_follow_rotation_and_survive_the_issuer()
     for _ in 0..5 {
         assert_eq!(status(&pair, Some(&rotated)).await, 200);
     }
+    Ok(())
+}
+
+/// `--jwks-fetch-mode hybrid`: a `jwksUri` on a mesh service is fetched by
+/// Envoy itself, through the service's outbound cluster; the control
+/// plane, which could not even resolve the host, never asks for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_hybrid_mode_envoy_fetches_keys_from_a_mesh_service() -> anyhow::Result<()> {
+    let issuer = JwtIssuer::start().await?;
+    let pair = SidecarPair::start(SidecarOptions {
+        weft_args: ["--jwks-fetch-mode".into(), "hybrid".into()].into(),
+        ..Default::default()
+    })
+    .await?;
+    let keys_service = format!(
+        "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: keys, namespace: default}}
+spec:
+  hosts: [keys.example.com]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{{number: 80, name: http, protocol: HTTP, targetPort: {port}}}]
+  endpoints: [{{address: 127.0.0.1}}]
+---
+",
+        port = issuer.http_addr().port()
+    );
+    pair.write_config(
+        "jwt.yaml",
+        &format!(
+            "{keys_service}{}---\n{ANY_END_USER}",
+            request_authentication(&issuer, "jwksUri: http://keys.example.com/keys")
+        ),
+    )
+    .await?;
+    let token = issuer.token(claims("alice", "reviews", 600, json!({})))?;
+    wait_for(&pair, None, 403).await?;
+    wait_for(&pair, Some(&token), 200).await?;
+    let (https, http) = issuer.key_requests();
+    assert_eq!(https, 0, "the control plane fetched nothing");
+    assert!(http > 0, "Envoy fetched the keys over the mesh cluster");
     Ok(())
 }

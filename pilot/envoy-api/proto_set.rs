@@ -48,6 +48,7 @@ pub const ROOTS: &[&str] = &[
     "data-plane-api/envoy/extensions/common/ratelimit/v3",
     "data-plane-api/envoy/extensions/filters/common/fault/v3",
     "data-plane-api/envoy/extensions/filters/http/cors/v3",
+    "data-plane-api/envoy/extensions/filters/http/ext_authz/v3",
     "data-plane-api/envoy/extensions/filters/http/fault/v3",
     "data-plane-api/envoy/extensions/filters/http/header_to_metadata/v3",
     "data-plane-api/envoy/extensions/filters/http/jwt_authn/v3",

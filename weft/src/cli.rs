@@ -708,9 +708,29 @@ pub struct JwksArgs {
     /// system's roots.
     #[arg(long, value_name = "FILE")]
     pub jwks_ca_bundle: Option<PathBuf>,
+    /// Who fetches a `jwksUri`: `control-plane` (always; the keys are
+    /// inlined into Envoy's config), or `hybrid` (Envoy itself, through
+    /// the service's outbound cluster, when the URL's host and port are a
+    /// service of the mesh; the control plane for the rest).
+    #[arg(long, value_enum, default_value_t = JwksFetchModeArg::ControlPlane)]
+    pub jwks_fetch_mode: JwksFetchModeArg,
+}
+
+/// `--jwks-fetch-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum JwksFetchModeArg {
+    ControlPlane,
+    Hybrid,
 }
 
 impl JwksArgs {
+    pub fn fetch_mode(&self) -> weft_model::JwksFetchMode {
+        match self.jwks_fetch_mode {
+            JwksFetchModeArg::ControlPlane => weft_model::JwksFetchMode::ControlPlane,
+            JwksFetchModeArg::Hybrid => weft_model::JwksFetchMode::Hybrid,
+        }
+    }
+
     /// The fetcher's options; a bad range or unreadable bundle is an error.
     pub fn options(&self) -> anyhow::Result<weft_jwks::JwksOptions> {
         let blocked = self

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use weft_config::{ErrorReason, FieldError, parse_mesh_config_over};
-use weft_model::MeshConfig;
+use weft_model::{JwksFetchMode, MeshConfig};
 
 /// What a new text made of the mesh config.
 #[derive(Debug)]
@@ -69,6 +69,16 @@ impl MeshConfigState {
             current: Arc::new(mesh),
             text: text.map(str::to_string),
         })
+    }
+
+    /// The same, with `--jwks-fetch-mode` (a flag only, never in the mesh
+    /// config's text).
+    pub fn with_jwks_fetch(mut self, mode: JwksFetchMode) -> Self {
+        self.defaults.jwks_fetch = mode;
+        let mut current = (*self.current).clone();
+        current.jwks_fetch = mode;
+        self.current = Arc::new(current);
+        self
     }
 
     /// The mesh config in force.

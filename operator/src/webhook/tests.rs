@@ -467,13 +467,22 @@ metadata: {name: ext, namespace: default}
 spec:
   action: CUSTOM
   provider: {name: ext-authz}
+  rules: [{to: [{operation: {paths: [/admin]}}]}]
 ";
+    // A provider the mesh config may define later is a warning.
     let decision = decide_create(custom, &[]);
     assert!(decision.allowed, "CUSTOM is valid Istio: {decision:?}");
     assert!(
-        decision.warnings.iter().any(|w| w.contains("spec.action")),
+        decision
+            .warnings
+            .iter()
+            .any(|w| w.contains("spec.provider.name")),
         "{decision:?}"
     );
+    // Without rules it is refused, as Istio refuses it.
+    let no_rules = custom.replace("  rules: [{to: [{operation: {paths: [/admin]}}]}]\n", "");
+    let message = denied_message(&decide_create(&no_rules, &[])).to_string();
+    assert!(message.contains("spec.rules"), "{message}");
 
     let bad_quota = "apiVersion: policy.weft.dev/v1alpha1
 kind: Quota

@@ -315,7 +315,7 @@ extensionProviders:
 - name: none
 - zipkin: {service: z.ns.svc.cluster.local, port: 1}
 - name: authz
-  envoyExtAuthzHttp: {service: authz.ns.svc.cluster.local, port: 8000}
+  envoyExtAuthzHttp: {service: authz.ns.svc.cluster.local, port: 8000, pathPrefix: nope}
 - name: sd
   stackdriver: {}
 - name: tcp-als
@@ -351,7 +351,7 @@ defaultProviders:
         "extensionProviders[3]: sets 2 providers (prometheus, zipkin)",
         "extensionProviders[4]: sets 0 providers ()",
         "extensionProviders[5].name: is required",
-        "extensionProviders[6].envoyExtAuthzHttp: envoyExtAuthzHttp providers are not supported by Weft yet",
+        "extensionProviders[6].envoyExtAuthzHttp.pathPrefix: \"nope\" must begin with `/`",
         "extensionProviders[7].stackdriver: stackdriver providers are not supported by Weft yet",
         "extensionProviders[8].envoyTcpAls: envoyTcpAls providers are not supported by Weft yet",
         "extensionProviders[10].name: \"dup\" is defined twice (first at extensionProviders[9])",

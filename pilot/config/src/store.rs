@@ -31,9 +31,11 @@ use weft_model::{FetchedJwks, JwksLocation, MeshConfig, MeshSnapshot, ResourceId
 
 mod assemble;
 mod delegates;
+mod ext_authz;
 mod gateways;
 mod hosts;
 mod inputs;
+mod jwks;
 mod last_good;
 mod quotas;
 mod references;
@@ -165,13 +167,13 @@ impl ConfigStore {
         let assembled = assemble::assemble(
             self.current.version + 1,
             &self.mesh_config,
+            &self.fetched_jwks,
             converted,
             &mut last_good,
         );
         let kept = last_good.kept();
         errors.extend(assembled.errors);
-        let mut snapshot = assembled.snapshot;
-        snapshot.fetched_jwks = self.fetched_jwks.clone();
+        let snapshot = assembled.snapshot;
         let changed = {
             let mut previous = (*self.current).clone();
             previous.version = snapshot.version;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use weft_model::{JwksLocation, JwksSource, MeshSnapshot};
 
-/// Every remote key set a RequestAuthentication of `snapshot` names.
+/// Every remote key set a RequestAuthentication of `snapshot` names,
+/// except those Envoy fetches itself ([`MeshSnapshot::envoy_fetched_jwks`]).
 pub fn wanted(snapshot: &MeshSnapshot) -> BTreeMap<JwksLocation, Duration> {
     let mut wanted: BTreeMap<JwksLocation, Duration> = BTreeMap::new();
     let rules = snapshot
@@ -15,6 +16,11 @@ pub fn wanted(snapshot: &MeshSnapshot) -> BTreeMap<JwksLocation, Duration> {
         .flat_map(|p| &p.jwt_rules);
     for rule in rules {
         if let JwksSource::Remote(location) = &rule.keys {
+            if let JwksLocation::Uri(uri) = location
+                && snapshot.envoy_fetched_jwks(uri).is_some()
+            {
+                continue;
+            }
             wanted
                 .entry(location.clone())
                 .and_modify(|t| *t = (*t).min(rule.timeout))

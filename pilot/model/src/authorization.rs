@@ -18,6 +18,9 @@ pub struct AuthorizationPolicy {
     pub id: ResourceId,
     pub target: PolicyTarget,
     pub action: AuthorizationAction,
+    /// `provider.name`: the mesh config's external authorizer a CUSTOM
+    /// policy asks (set exactly when the action is CUSTOM).
+    pub provider: Option<String>,
     /// A request matching any rule matches the policy; none: nothing
     /// matches (an ALLOW policy without rules denies everything).
     pub rules: Vec<AuthorizationRule>,
@@ -51,13 +54,16 @@ pub fn policies_for<'a>(
         .collect()
 }
 
-/// `action`; CUSTOM is refused by validation.
+/// `action`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AuthorizationAction {
     #[default]
     Allow,
     Deny,
     Audit,
+    /// Matching requests are decided by the external authorizer
+    /// `provider` names.
+    Custom,
 }
 
 /// One rule: every part given must match (`from`: any source; `to`: any

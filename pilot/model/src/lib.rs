@@ -161,6 +161,62 @@ pub struct MeshSnapshot {
 }
 
 impl MeshSnapshot {
+    /// The external authorizer a CUSTOM AuthorizationPolicy's provider
+    /// `name` is, when it can be asked: an `envoyExtAuthzHttp` or
+    /// `envoyExtAuthzGrpc` provider of the mesh config whose service has
+    /// its port. The error says what is missing.
+    pub fn ext_authz(&self, name: &str) -> Result<&ExtAuthz, String> {
+        let mesh = &self.mesh_config;
+        let Some(provider) = mesh.provider(name) else {
+            let authorizers: Vec<&str> = mesh
+                .providers
+                .iter()
+                .filter(|(_, p)| p.ext_authz().is_some())
+                .map(|(n, _)| n.as_str())
+                .collect();
+            return Err(format!(
+                "the mesh config defines no extension provider {name:?} (its external authorizers: {})",
+                if authorizers.is_empty() {
+                    "none".to_string()
+                } else {
+                    authorizers.join(", ")
+                }
+            ));
+        };
+        let Some(authz) = provider.ext_authz() else {
+            return Err(format!(
+                "provider {name:?} is a {} provider, not envoyExtAuthzHttp or envoyExtAuthzGrpc",
+                provider.kind()
+            ));
+        };
+        let service = &authz.service;
+        match self.services.get(&service.host) {
+            Some(s) if s.ports.iter().any(|p| p.number == service.port) => Ok(authz),
+            Some(_) => Err(format!(
+                "provider {name:?}'s service {} has no port {}",
+                service.host, service.port
+            )),
+            None => Err(format!(
+                "provider {name:?}'s service {} is not in the registry (a Service or ServiceEntry)",
+                service.host
+            )),
+        }
+    }
+
+    /// The mesh service (host, port) Envoy fetches the key set at `uri`
+    /// from itself: in [`JwksFetchMode::Hybrid`], when the URL's host and
+    /// port are a service of the registry.
+    pub fn envoy_fetched_jwks(&self, uri: &str) -> Option<(String, u16)> {
+        if self.mesh_config.jwks_fetch != JwksFetchMode::Hybrid {
+            return None;
+        }
+        let (host, port) = url_host_port(uri)?;
+        self.services
+            .get(&host)
+            .filter(|s| s.ports.iter().any(|p| p.number == port))
+            .map(|_| (host, port))
+    }
+
     /// The virtual services that route mesh traffic for `hostname`, in a
     /// stable order (namespace, then name).
     pub fn virtual_services_for<'a>(

@@ -34,6 +34,21 @@ pub struct MeshConfig {
     pub enable_tracing: bool,
     /// `defaultConfig.tracing.sampling`, in percent.
     pub default_sampling: f64,
+    /// Who fetches the key sets RequestAuthentications name by `jwksUri`
+    /// (Weft's `--jwks-fetch-mode`; not a MeshConfig field).
+    pub jwks_fetch: JwksFetchMode,
+}
+
+/// Who fetches a `jwksUri` (istiod's `PILOT_JWT_ENABLE_REMOTE_JWKS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JwksFetchMode {
+    /// The control plane, for every `jwksUri`; the keys are inlined.
+    #[default]
+    ControlPlane,
+    /// Envoy itself (`remote_jwks`, through the service's outbound
+    /// cluster) when the URL's host and port are a service of the mesh;
+    /// the control plane for the rest.
+    Hybrid,
 }
 
 impl Default for MeshConfig {
@@ -56,6 +71,7 @@ impl Default for MeshConfig {
             access_log: None,
             enable_tracing: true,
             default_sampling: 1.0,
+            jwks_fetch: JwksFetchMode::default(),
         }
     }
 }
@@ -88,6 +104,11 @@ pub enum Provider {
     Zipkin(Tracer),
     /// `opentelemetry` (tracing over OTLP gRPC).
     OpenTelemetry(Tracer),
+    /// `envoyExtAuthzHttp`: an external authorizer asked over HTTP.
+    ExtAuthzHttp(ExtAuthz),
+    /// `envoyExtAuthzGrpc`: an external authorizer asked over gRPC
+    /// (`envoy.service.auth.v3.Authorization`).
+    ExtAuthzGrpc(ExtAuthz),
 }
 
 impl Provider {
@@ -99,8 +120,54 @@ impl Provider {
             Provider::OtelAccessLog(_) => "envoyOtelAls",
             Provider::Zipkin(_) => "zipkin",
             Provider::OpenTelemetry(_) => "opentelemetry",
+            Provider::ExtAuthzHttp(_) => "envoyExtAuthzHttp",
+            Provider::ExtAuthzGrpc(_) => "envoyExtAuthzGrpc",
         }
     }
+
+    /// The external authorizer, for the providers that are one.
+    pub fn ext_authz(&self) -> Option<&ExtAuthz> {
+        match self {
+            Provider::ExtAuthzHttp(e) | Provider::ExtAuthzGrpc(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// `envoyExtAuthzHttp` / `envoyExtAuthzGrpc`: where an AuthorizationPolicy
+/// with `action: CUSTOM` sends its requests, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtAuthz {
+    pub service: ProviderService,
+    /// How long a check may take (600s when unset, Istio's default).
+    pub timeout: std::time::Duration,
+    /// Allow the request when the authorizer cannot be reached.
+    pub fail_open: bool,
+    /// The status answered when the authorizer fails (Envoy's 403 when
+    /// unset).
+    pub status_on_error: Option<u16>,
+    /// HTTP only: put before the request's path in the check.
+    pub path_prefix: String,
+    /// HTTP only: request headers sent in the check (besides Envoy's
+    /// defaults); `*` prefix or suffix wildcards.
+    pub include_request_headers: Vec<String>,
+    /// HTTP only: headers added to the check.
+    pub include_additional_headers: BTreeMap<String, String>,
+    /// HTTP only: the authorizer's headers copied upstream on allow, to
+    /// the client on deny and on allow.
+    pub headers_to_upstream_on_allow: Vec<String>,
+    pub headers_to_downstream_on_deny: Vec<String>,
+    pub headers_to_downstream_on_allow: Vec<String>,
+    /// Send the request body too.
+    pub request_body: Option<ExtAuthzRequestBody>,
+}
+
+/// `includeRequestBodyInCheck`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExtAuthzRequestBody {
+    pub max_request_bytes: u32,
+    pub allow_partial_message: bool,
+    pub pack_as_bytes: bool,
 }
 
 /// An access log written to a file.

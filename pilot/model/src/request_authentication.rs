@@ -103,6 +103,32 @@ impl JwksLocation {
     }
 }
 
+/// The host and port of an `http(s)://host[:port]/...` URL (80 and 443
+/// by default); `None` for anything else.
+pub fn url_host_port(url: &str) -> Option<(String, u16)> {
+    let (rest, default_port) = if let Some(rest) = url.strip_prefix("https://") {
+        (rest, 443)
+    } else {
+        (url.strip_prefix("http://")?, 80)
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default_port,
+    };
+    (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
+}
+
 /// `fromHeaders[]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JwtHeader {
@@ -213,6 +239,22 @@ mod tests {
             .map(|r| r.issuer.as_str())
             .collect();
         assert_eq!(issuers, ["alpha", "beta", "mesh", "zeta"]);
+    }
+
+    #[test]
+    fn urls_give_their_host_and_port() {
+        assert_eq!(
+            url_host_port("https://Keys.Example.com/jwks"),
+            Some(("keys.example.com".into(), 443))
+        );
+        assert_eq!(
+            url_host_port("http://keys.prod.svc.cluster.local:8080/jwks?x=1"),
+            Some(("keys.prod.svc.cluster.local".into(), 8080))
+        );
+        assert_eq!(url_host_port("http://[::1]:9/k"), Some(("::1".into(), 9)));
+        assert_eq!(url_host_port("http://k"), Some(("k".into(), 80)));
+        assert_eq!(url_host_port("ftp://k/x"), None);
+        assert_eq!(url_host_port("http://k:nope/x"), None);
     }
 
     #[test]

@@ -44,7 +44,7 @@ use weft_model::{
 };
 
 /// Envoy's RBAC HTTP filter.
-const RBAC_FILTER: &str = "envoy.filters.http.rbac";
+pub(super) const RBAC_FILTER: &str = "envoy.filters.http.rbac";
 
 /// The RBAC filters for the policies that apply to a workload, in the
 /// order they must run (AUDIT, DENY, ALLOW).
@@ -94,7 +94,7 @@ pub(super) fn rbac_filters(policies: &[&AuthorizationPolicy]) -> Vec<HttpFilter>
 }
 
 /// One rule as an Envoy policy.
-fn rule_policy(rule: &AuthorizationRule) -> Policy {
+pub(super) fn rule_policy(rule: &AuthorizationRule) -> Policy {
     let mut permissions = Vec::new();
     if !rule.to.is_empty() {
         permissions.push(or_rules(rule.to.iter().map(operation).collect()));

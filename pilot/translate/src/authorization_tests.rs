@@ -227,8 +227,6 @@ spec:
             "Invalid spec.rules[0].when[0].key",
             "Invalid spec.rules[0].when[1].key",
             "Invalid spec.rules[0].when[2]",
-            "Unsupported spec.action",
-            "Unsupported spec.provider",
         ]
     );
     assert!(applied.snapshot.authorization_policies.is_empty());

@@ -7,6 +7,7 @@ use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_man
 
 use super::ProxyView;
 use super::authorization::rbac_filters;
+use super::ext_authz::custom_filters;
 use super::http_filters::build_http_filters;
 use super::jwt_authn::jwt_authn_filter;
 use weft_model::{MeshSnapshot, jwt_rules_for, policies_for};
@@ -35,9 +36,10 @@ pub(super) fn gateway_http_filters(snapshot: &MeshSnapshot, view: &ProxyView) ->
     filters
 }
 
-/// End-user authentication (RequestAuthentication's JWT rules,
+/// External authorization (CUSTOM policies, [`super::ext_authz`]), then
+/// end-user authentication (RequestAuthentication's JWT rules,
 /// [`super::jwt_authn`]), then authorization ([`super::authorization`]),
-/// for the policies that apply to the proxy's workload.
+/// for the policies that apply to the proxy's workload: Istio's order.
 fn access_filters(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<HttpFilter> {
     let root = &snapshot.mesh_config.root_namespace;
     let rules = jwt_rules_for(
@@ -52,7 +54,8 @@ fn access_filters(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<HttpFilter> 
         &view.namespace,
         &view.labels,
     );
-    let mut filters: Vec<HttpFilter> = jwt_authn_filter(snapshot, &rules).into_iter().collect();
+    let mut filters = custom_filters(snapshot, view, &policies);
+    filters.extend(jwt_authn_filter(snapshot, &rules));
     filters.extend(rbac_filters(&policies));
     filters
 }

@@ -20,13 +20,15 @@
 //! Keys are inline: the rule's `jwks`, or the set the control plane
 //! fetched (the snapshot's `fetched_jwks`). A remote set never fetched is
 //! [`FAIL_CLOSED_JWKS`], a key whose private half no one holds, so every
-//! token is refused until the keys arrive.
+//! token is refused until the keys arrive. In hybrid mode a `jwksUri` on a
+//! mesh service is Envoy's to fetch (`remote_jwks` through the service's
+//! outbound cluster, cached 5 minutes).
 
-use weft_envoy_api::pb::envoy::config::core::v3::{DataSource, data_source};
+use weft_envoy_api::pb::envoy::config::core::v3::{DataSource, HttpUri, data_source, http_uri};
 use weft_envoy_api::pb::envoy::config::route::v3::{RouteMatch, route_match::PathSpecifier};
 use weft_envoy_api::pb::envoy::extensions::filters::http::jwt_authn::v3::{
     JwtAuthentication, JwtClaimToHeader, JwtHeader, JwtProvider, JwtRequirement,
-    JwtRequirementAndList, JwtRequirementOrList, RequirementRule, jwt_provider,
+    JwtRequirementAndList, JwtRequirementOrList, RemoteJwks, RequirementRule, jwt_provider,
     jwt_requirement::RequiresType, requirement_rule::RequirementType,
 };
 use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -35,7 +37,11 @@ use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_man
 use weft_envoy_api::pb::google::protobuf::Empty;
 use weft_envoy_api::util::pack_any;
 
-use weft_model::{JwksSource, JwtRule, MeshSnapshot};
+use crate::{outbound_cluster_name, pb_duration};
+use weft_model::{JwksLocation, JwksSource, JwtRule, MeshSnapshot};
+
+/// How long Envoy keeps a key set it fetched itself (Istio's 5 minutes).
+const REMOTE_JWKS_CACHE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// Envoy's JWT filter: also the metadata namespace of the payload.
 pub const JWT_AUTHN_FILTER: &str = "envoy.filters.http.jwt_authn";
@@ -100,15 +106,45 @@ pub(super) fn jwt_authn_filter(snapshot: &MeshSnapshot, rules: &[&JwtRule]) -> O
     })
 }
 
-fn provider(snapshot: &MeshSnapshot, rule: &JwtRule) -> JwtProvider {
-    let keys = match &rule.keys {
-        JwksSource::Inline(jwks) => jwks.clone(),
-        JwksSource::Remote(location) => snapshot
+/// Where a provider's keys come from: inline (the rule's, or those the
+/// control plane fetched, or [`FAIL_CLOSED_JWKS`]), or fetched by Envoy
+/// through a mesh service's outbound cluster (hybrid mode).
+fn keys(snapshot: &MeshSnapshot, rule: &JwtRule) -> jwt_provider::JwksSourceSpecifier {
+    let inline = |keys: String| {
+        jwt_provider::JwksSourceSpecifier::LocalJwks(DataSource {
+            specifier: Some(data_source::Specifier::InlineString(keys)),
+            ..Default::default()
+        })
+    };
+    let location = match &rule.keys {
+        JwksSource::Inline(jwks) => return inline(jwks.clone()),
+        JwksSource::Remote(location) => location,
+    };
+    if let JwksLocation::Uri(uri) = location
+        && let Some((host, port)) = snapshot.envoy_fetched_jwks(uri)
+    {
+        return jwt_provider::JwksSourceSpecifier::RemoteJwks(RemoteJwks {
+            http_uri: Some(HttpUri {
+                uri: uri.clone(),
+                timeout: Some(pb_duration(rule.timeout)),
+                http_upstream_type: Some(http_uri::HttpUpstreamType::Cluster(
+                    outbound_cluster_name(port, None, &host),
+                )),
+            }),
+            cache_duration: Some(pb_duration(REMOTE_JWKS_CACHE)),
+            ..Default::default()
+        });
+    }
+    inline(
+        snapshot
             .fetched_jwks
             .get(location)
             .and_then(|fetched| fetched.keys.clone())
             .unwrap_or_else(|| FAIL_CLOSED_JWKS.to_string()),
-    };
+    )
+}
+
+fn provider(snapshot: &MeshSnapshot, rule: &JwtRule) -> JwtProvider {
     JwtProvider {
         issuer: rule.issuer.clone(),
         audiences: rule.audiences.clone(),
@@ -137,10 +173,7 @@ fn provider(snapshot: &MeshSnapshot, rule: &JwtRule) -> JwtProvider {
                 ..Default::default()
             })
             .collect(),
-        jwks_source_specifier: Some(jwt_provider::JwksSourceSpecifier::LocalJwks(DataSource {
-            specifier: Some(data_source::Specifier::InlineString(keys)),
-            ..Default::default()
-        })),
+        jwks_source_specifier: Some(keys(snapshot, rule)),
         ..Default::default()
     }
 }

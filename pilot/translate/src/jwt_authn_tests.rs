@@ -149,12 +149,37 @@ fn remote_keys_are_inlined_once_fetched_and_fail_closed_before() {
     assert_eq!(inline_keys(&before, "origins-0"), FAIL_CLOSED_JWKS);
 
     let location = JwksLocation::Uri("https://alpha.example.com/keys".into());
+    // A failed first fetch: the rule is reported, its tokens refused.
+    let failed = FetchedJwks {
+        keys: None,
+        error: Some("connection refused".into()),
+    };
+    let applied = store.set_fetched_jwks(BTreeMap::from([(location.clone(), failed)]));
+    let reported: Vec<String> = applied
+        .errors
+        .iter()
+        .map(|e| format!("{} {}", e.resource.as_ref().unwrap(), e.error.field))
+        .collect();
+    assert_eq!(
+        reported,
+        ["RequestAuthentication istio-system/mesh spec.jwtRules[0]"]
+    );
+    assert!(
+        applied.errors[0]
+            .error
+            .message
+            .contains("connection refused")
+    );
+    let failing = filter_config(&applied.snapshot, "prod", "web").unwrap();
+    assert_eq!(inline_keys(&failing, "origins-0"), FAIL_CLOSED_JWKS);
+
     let fetched = FetchedJwks {
         keys: Some(JWKS.to_string()),
         error: None,
     };
     let applied = store.set_fetched_jwks(BTreeMap::from([(location, fetched)]));
     assert!(applied.changed);
+    assert!(applied.errors.is_empty(), "{:?}", applied.errors);
     let after = filter_config(&applied.snapshot, "prod", "web").unwrap();
     assert_eq!(inline_keys(&after, "origins-0"), JWKS);
     assert!(Arc::strong_count(&applied.snapshot.fetched_jwks) >= 1);

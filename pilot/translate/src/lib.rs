@@ -26,6 +26,7 @@ mod cluster;
 mod config_metadata;
 mod consistency;
 mod endpoint;
+mod ext_authz;
 mod gateway;
 mod gateway_tls;
 mod hash_policy;

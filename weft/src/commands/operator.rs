@@ -310,7 +310,8 @@ impl MeshConfigFeed {
         );
         let text = stores.mesh_config_text();
         let state =
-            MeshConfigState::start(text.as_deref(), args.ca.trust_domain.as_deref(), &origin)?;
+            MeshConfigState::start(text.as_deref(), args.ca.trust_domain.as_deref(), &origin)?
+                .with_jwks_fetch(args.jwks.fetch_mode());
         if text.is_some() {
             recorder.record_mesh_config(&origin, &Reload::Applied(state.current()));
         } else {

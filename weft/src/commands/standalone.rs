@@ -130,7 +130,8 @@ fn load_mesh_config(
 ) -> anyhow::Result<(Option<MeshFile>, MeshConfigState)> {
     let flag = args.ca.trust_domain.as_deref();
     let Some(path) = &args.mesh_config else {
-        return Ok((None, MeshConfigState::start(None, flag, "defaults")?));
+        let mesh = MeshConfigState::start(None, flag, "defaults")?;
+        return Ok((None, mesh.with_jwks_fetch(args.jwks.fetch_mode())));
     };
     let watcher = DirWatcher::for_file(path, args.debounce_quiet.0, args.debounce_max.0)
         .with_context(|| format!("cannot watch {}", path.display()))?;
@@ -140,7 +141,8 @@ fn load_mesh_config(
         path: path.clone(),
         watcher,
     };
-    let mesh = MeshConfigState::start(Some(&text), flag, &file.origin())?;
+    let mesh = MeshConfigState::start(Some(&text), flag, &file.origin())?
+        .with_jwks_fetch(args.jwks.fetch_mode());
     recorder.record_mesh_config(&file.origin(), &Reload::Applied(mesh.current()));
     Ok((Some(file), mesh))
 }

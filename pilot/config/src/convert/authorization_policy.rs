@@ -8,8 +8,9 @@
 //! (`request.headers[...]`, `source.ip`, `remote.ip`, `source.namespace`,
 //! `source.principal`, `destination.ip`, `destination.port`,
 //! `connection.sni`, `request.auth.principal`, `request.auth.audiences`,
-//! `request.auth.presenter`, `request.auth.claims[...]`). Unsupported:
-//! `action: CUSTOM` and `provider` (no external authorizers).
+//! `request.auth.presenter`, `request.auth.claims[...]`), and `action:
+//! CUSTOM` with `provider.name` (whether the mesh config defines that
+//! external authorizer is the store's check).
 
 use weft_crds::{
     AuthorizationAction as CrdAction, AuthorizationCondition, AuthorizationOperation,
@@ -36,16 +37,29 @@ pub(super) fn convert(
         &spec.target_refs,
         errors,
     );
-    errors.unsupported_each_set("spec", &[("provider", spec.provider.is_some())]);
     let action = match spec.action.unwrap_or_default() {
         CrdAction::Allow => AuthorizationAction::Allow,
         CrdAction::Deny => AuthorizationAction::Deny,
         CrdAction::Audit => AuthorizationAction::Audit,
-        CrdAction::Custom => {
-            errors.unsupported("spec.action");
-            AuthorizationAction::Deny
-        }
+        CrdAction::Custom => AuthorizationAction::Custom,
     };
+    let provider = spec.provider.as_ref().map(|p| p.name.clone());
+    match (action, &provider) {
+        (AuthorizationAction::Custom, None) => errors.push(
+            "spec.provider",
+            "is required for action CUSTOM: the name of an extension provider (envoyExtAuthzHttp or envoyExtAuthzGrpc) of the mesh config",
+        ),
+        (AuthorizationAction::Custom, Some(name)) if name.is_empty() => {
+            errors.push("spec.provider.name", "is required: the extension provider's name")
+        }
+        (AuthorizationAction::Custom, _) if spec.rules.is_empty() => errors.push(
+            "spec.rules",
+            "a CUSTOM policy without rules never asks its provider; give the rules of the requests to check",
+        ),
+        (AuthorizationAction::Custom, _) => {}
+        (_, Some(_)) => errors.push("spec.provider", "is only for action CUSTOM"),
+        (_, None) => {}
+    }
     let rules = spec
         .rules
         .iter()
@@ -80,6 +94,7 @@ pub(super) fn convert(
         id: id.clone(),
         target,
         action,
+        provider,
         rules,
     }
 }

@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{
-    Accepted, ConfigError, ConvertedResource, FieldError, LastGood, gateways, hosts, origin_of,
-    quotas, references, sidecars, telemetries, virtual_services,
+    Accepted, ConfigError, ConvertedResource, FieldError, LastGood, ext_authz, gateways, hosts,
+    jwks, origin_of, quotas, references, sidecars, telemetries, virtual_services,
 };
 use weft_model::{
-    AuthorizationPolicy, DestinationRule, Gateway, MeshConfig, MeshSnapshot, PeerAuthentication,
-    Quota, RequestAuthentication, ResourceId, Service, Sidecar, Telemetry, VirtualService,
+    AuthorizationPolicy, DestinationRule, FetchedJwks, Gateway, JwksLocation, MeshConfig,
+    MeshSnapshot, PeerAuthentication, Quota, RequestAuthentication, ResourceId, Service, Sidecar,
+    Telemetry, VirtualService,
 };
 
 /// A resource of the reload in model form, with the id it is applied
@@ -55,6 +56,7 @@ pub(super) struct Assembled {
 pub(super) fn assemble(
     version: u64,
     mesh_config: &Arc<MeshConfig>,
+    fetched_jwks: &Arc<BTreeMap<JwksLocation, FetchedJwks>>,
     mut resources: BTreeMap<ResourceId, Accepted>,
     last_good: &mut LastGood<'_>,
 ) -> Assembled {
@@ -64,6 +66,7 @@ pub(super) fn assemble(
         rejected,
         stand_ins,
     } = run_passes(version, mesh_config, &resources, last_good);
+    snapshot.fetched_jwks = fetched_jwks.clone();
     for id in rejected {
         resources.remove(&id);
     }
@@ -74,6 +77,8 @@ pub(super) fn assemble(
         .collect();
     virtual_services::finish(&mut snapshot, &origins, &mut errors);
     gateways::report_missing_gateways(&snapshot, &origins, &mut errors);
+    ext_authz::report_unusable_providers(&snapshot, &origins, &mut errors);
+    jwks::report_unfetched_keys(&snapshot, &origins, &mut errors);
     gateways::report_port_conflicts(&snapshot.gateways, &origins, &mut errors);
     Assembled {
         snapshot,
@@ -133,7 +138,7 @@ fn run_passes(
         quotas,
         telemetries,
         mesh_config: mesh_config.clone(),
-        // Set by the store, which holds them.
+        // Set once the passes are done: none of them reads them.
         fetched_jwks: Default::default(),
     };
     let checked = references::resolve(&by_kind.virtual_services, &snapshot);

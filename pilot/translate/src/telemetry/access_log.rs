@@ -82,7 +82,11 @@ pub(crate) fn build(
             "envoy.access_loggers.open_telemetry",
             pack_any(otel_logger(snapshot, view, otel)?),
         ),
-        Provider::Prometheus | Provider::Zipkin(_) | Provider::OpenTelemetry(_) => return None,
+        Provider::Prometheus
+        | Provider::Zipkin(_)
+        | Provider::OpenTelemetry(_)
+        | Provider::ExtAuthzHttp(_)
+        | Provider::ExtAuthzGrpc(_) => return None,
     };
     Some(AccessLog {
         name: name.to_string(),
