@@ -40,6 +40,7 @@ mod last_good;
 mod quotas;
 mod references;
 mod sidecars;
+mod tcp_policies;
 mod telemetries;
 mod virtual_services;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{
     Accepted, ConfigError, ConvertedResource, FieldError, LastGood, ext_authz, gateways, hosts,
-    jwks, origin_of, quotas, references, sidecars, telemetries, virtual_services,
+    jwks, origin_of, quotas, references, sidecars, tcp_policies, telemetries, virtual_services,
 };
 use weft_model::{
     AuthorizationPolicy, DestinationRule, FetchedJwks, Gateway, JwksLocation, MeshConfig,
@@ -79,6 +79,7 @@ pub(super) fn assemble(
     gateways::report_missing_gateways(&snapshot, &origins, &mut errors);
     ext_authz::report_unusable_providers(&snapshot, &origins, &mut errors);
     jwks::report_unfetched_keys(&snapshot, &origins, &mut errors);
+    tcp_policies::report_http_terms_on_tcp(&snapshot, &origins, &mut errors);
     gateways::report_port_conflicts(&snapshot.gateways, &origins, &mut errors);
     Assembled {
         snapshot,

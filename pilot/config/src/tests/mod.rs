@@ -37,6 +37,7 @@ fn reviews_mesh(http: &str) -> String {
     ])
 }
 
+mod authorization;
 mod basics;
 mod gateways_and_sidecars;
 mod http_features;
