@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 use weft_e2e::jwt_issuer::{JwtIssuer, claims};
 use weft_e2e::sidecars::{SidecarOptions, SidecarPair};
+use weft_e2e::{APPLY_TIMEOUT, wait_until};
 
 /// `weft standalone` trusting the issuer's CA and refreshing keys every
 /// `refresh` (retrying after 1s).
@@ -244,5 +245,31 @@ spec:
     let (https, http) = issuer.key_requests();
     assert_eq!(https, 0, "the control plane fetched nothing");
     assert!(http > 0, "Envoy fetched the keys over the mesh cluster");
+    Ok(())
+}
+
+/// An issuer whose address is in `--jwks-blocked-ranges` is never
+/// connected to: its tokens are refused (no keys), and the reason is
+/// logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_on_a_blocked_address_are_never_fetched() -> anyhow::Result<()> {
+    let issuer = JwtIssuer::start().await?;
+    let mut options = options(&issuer, "20m");
+    options
+        .weft_args
+        .extend(["--jwks-blocked-ranges".into(), "127.0.0.0/8,::1/128".into()]);
+    let pair = SidecarPair::start(options).await?;
+    let keys = format!("jwksUri: {}", issuer.jwks_uri());
+    pair.write_config("jwt.yaml", &request_authentication(&issuer, &keys))
+        .await?;
+    let token = issuer.token(claims("alice", "reviews", 600, json!({})))?;
+    wait_until("weft to log the blocked address", APPLY_TIMEOUT, || async {
+        pair.weft()
+            .log_tail(200)
+            .contains("resolves only to blocked addresses")
+    })
+    .await?;
+    wait_for(&pair, Some(&token), 401).await?;
+    assert_eq!(issuer.key_requests(), (0, 0), "nothing was fetched");
     Ok(())
 }
