@@ -252,3 +252,11 @@ pub async fn shutdown_signal() {
         }
     }
 }
+
+/// The key sets, when they change; `None` once the fetcher stopped.
+pub(crate) async fn jwks_changed(
+    jwks: &mut tokio::sync::watch::Receiver<weft_jwks::Fetched>,
+) -> Option<weft_jwks::Fetched> {
+    jwks.changed().await.ok()?;
+    Some(jwks.borrow_and_update().clone())
+}

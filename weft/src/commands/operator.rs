@@ -359,7 +359,7 @@ impl Reloader {
                     let standing = rejections.borrow_and_update().clone();
                     self.statuses.publish(&standing);
                 }
-                Some(fetched) = super::standalone::jwks_changed(&mut jwks) => {
+                Some(fetched) = crate::control_plane::jwks_changed(&mut jwks) => {
                     let applied = self.store.set_fetched_jwks(fetched);
                     if applied.changed {
                         self.snapshots.send_replace(applied.snapshot);

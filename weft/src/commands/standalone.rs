@@ -170,7 +170,7 @@ impl Reloader {
                     let applied = self.store.apply(read_config_dir(&self.dir));
                     self.publish(applied);
                 }
-                Some(fetched) = jwks_changed(&mut self.jwks) => {
+                Some(fetched) = crate::control_plane::jwks_changed(&mut self.jwks) => {
                     let applied = self.store.set_fetched_jwks(fetched);
                     self.publish(applied);
                 }
@@ -212,14 +212,6 @@ impl Reloader {
             self.snapshots.send_replace(applied.snapshot);
         }
     }
-}
-
-/// The key sets, when they change; `None` once the fetcher stopped.
-pub(crate) async fn jwks_changed(
-    jwks: &mut watch::Receiver<weft_jwks::Fetched>,
-) -> Option<weft_jwks::Fetched> {
-    jwks.changed().await.ok()?;
-    Some(jwks.borrow_and_update().clone())
 }
 
 /// The next settled change of the mesh config file; never, without one.

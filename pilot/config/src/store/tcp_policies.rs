@@ -20,6 +20,12 @@ pub(super) fn report_http_terms_on_tcp(
 ) {
     let root = &snapshot.mesh_config.root_namespace;
     for policy in &snapshot.authorization_policies {
+        // Most policies have no HTTP-only term: no need to look at the
+        // workloads they select.
+        let fields = http_only_fields(policy);
+        if fields.is_empty() {
+            continue;
+        }
         let selected: Vec<&str> = snapshot
             .services
             .values()
@@ -41,7 +47,7 @@ pub(super) fn report_http_terms_on_tcp(
         if selected.is_empty() {
             continue;
         }
-        for field in http_only_fields(policy) {
+        for field in fields {
             errors.push(unresolved(
                 origins,
                 &policy.id,
