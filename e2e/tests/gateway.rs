@@ -513,6 +513,7 @@ spec:
   jwtRules:
   - issuer: {issuer}
     jwks: '{jwks}'
+    audiences: [edge]
     outputClaimToHeaders: [{{header: x-jwt-sub, claim: sub}}]
 ---
 apiVersion: security.istio.io/v1
@@ -568,9 +569,21 @@ spec:
 
     // Anonymous requests are denied at the edge; bad tokens are refused.
     assert_eq!(http_get(gw, &host, "/", &[]).await?.status, 403);
-    let expired = issuer.token(claims("alice", "edge", -600, json!({})))?;
-    let expired = format!("Bearer {expired}");
-    let refused = http_get(gw, &host, "/", &[("authorization", expired.as_str())]).await?;
-    assert_eq!(refused.status, 401);
+    for (what, token) in [
+        (
+            "expired",
+            issuer.token(claims("alice", "edge", -600, json!({})))?,
+        ),
+        (
+            "wrong audience",
+            issuer.token(claims("alice", "web", 600, json!({})))?,
+        ),
+    ] {
+        let bearer = format!("Bearer {token}");
+        let refused = http_get(gw, &host, "/", &[("authorization", bearer.as_str())]).await?;
+        assert_eq!(refused.status, 401, "{what}: {}", refused.body);
+        let challenge = refused.header("www-authenticate").unwrap_or_default();
+        assert!(challenge.contains("invalid_token"), "{what}: {challenge}");
+    }
     Ok(())
 }

@@ -39,6 +39,7 @@ use weft_envoy_api::pb::google::protobuf::{BoolValue, UInt32Value};
 use weft_envoy_api::util::pack_any;
 
 use super::inbound_policy::gateway_http_filters;
+use super::jwt_authn::local_reply_config;
 use super::route::build_http_routes;
 use super::{ProxyView, gateway_tls, outbound_cluster_name, socket_address};
 use weft_model::{
@@ -475,13 +476,15 @@ fn build_hcm(
     stat_prefix: &str,
     route_config_name: &str,
 ) -> Filter {
+    let http_filters = gateway_http_filters(snapshot, view);
     let mut hcm = HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
         route_specifier: Some(RouteSpecifier::Rds(Rds {
             config_source: Some(super::ads_config_source()),
             route_config_name: route_config_name.to_string(),
         })),
-        http_filters: gateway_http_filters(snapshot, view),
+        local_reply_config: local_reply_config(&http_filters),
+        http_filters,
         // Gateways route by host whatever port the client put in `Host`.
         strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
         use_remote_address: Some(BoolValue { value: true }),

@@ -54,6 +54,7 @@ use weft_envoy_api::pb::envoy::extensions::upstreams::http::v3::{
 use weft_envoy_api::util::pack_any;
 
 use super::inbound_policy::inbound_http_filters;
+use super::jwt_authn::local_reply_config;
 use super::mtls::{ISTIO_ALPN, istio_mutual_downstream_socket};
 use super::quota::SOURCE_HEADER;
 use super::telemetry::ListenerTelemetry;
@@ -244,6 +245,7 @@ fn hcm_filter(
         stat_prefix: inbound_listener_name(l),
         route_specifier: Some(RouteSpecifier::RouteConfig(route_config)),
         http_filters: http_filters.to_vec(),
+        local_reply_config: local_reply_config(http_filters),
         forward_client_cert_details: ForwardClientCertDetails::SanitizeSet as i32,
         set_current_client_cert_details: tls.then(|| SetCurrentClientCertDetails {
             uri: true,

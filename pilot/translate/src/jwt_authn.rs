@@ -23,6 +23,10 @@
 //! token is refused until the keys arrive. In hybrid mode a `jwksUri` on a
 //! mesh service is Envoy's to fetch (`remote_jwks` through the service's
 //! outbound cluster, cached 5 minutes).
+//!
+//! A token for another audience gets 401 (`error="invalid_token"`), as
+//! RFC 6750 says and like every other invalid token; Envoy's filter alone
+//! answers it with 403, and so does Istio ([`local_reply_config`]).
 
 use weft_envoy_api::pb::envoy::config::core::v3::{DataSource, HttpUri, data_source, http_uri};
 use weft_envoy_api::pb::envoy::config::route::v3::{RouteMatch, route_match::PathSpecifier};
@@ -32,9 +36,9 @@ use weft_envoy_api::pb::envoy::extensions::filters::http::jwt_authn::v3::{
     jwt_requirement::RequiresType, requirement_rule::RequirementType,
 };
 use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpFilter, http_filter,
+    HttpFilter, LocalReplyConfig, ResponseMapper, http_filter,
 };
-use weft_envoy_api::pb::google::protobuf::Empty;
+use weft_envoy_api::pb::google::protobuf::{Empty, UInt32Value};
 use weft_envoy_api::util::pack_any;
 
 use crate::{outbound_cluster_name, pb_duration};
@@ -176,6 +180,28 @@ fn provider(snapshot: &MeshSnapshot, rule: &JwtRule) -> JwtProvider {
         jwks_source_specifier: Some(keys(snapshot, rule)),
         ..Default::default()
     }
+}
+
+/// The local replies of a connection manager running `filters`: when they
+/// include the JWT filter, its 403 for a token of another audience becomes
+/// 401 (the `www-authenticate: Bearer ... error="invalid_token"` header it
+/// sets stays), told apart from RBAC's and ext_authz's 403 by the reply's
+/// details. None otherwise.
+pub(crate) fn local_reply_config(filters: &[HttpFilter]) -> Option<LocalReplyConfig> {
+    filters
+        .iter()
+        .any(|f| f.name == JWT_AUTHN_FILTER)
+        .then(|| LocalReplyConfig {
+            mappers: vec![ResponseMapper {
+                filter: Some(crate::telemetry::access_log::cel_filter(
+                    "response.code == 403 && \
+                     response.code_details.startsWith('jwt_authn_access_denied')",
+                )),
+                status_code: Some(UInt32Value { value: 401 }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
 }
 
 fn requirement(requires: RequiresType) -> JwtRequirement {

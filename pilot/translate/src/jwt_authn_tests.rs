@@ -13,9 +13,14 @@ use weft_envoy_api::pb::envoy::extensions::filters::http::jwt_authn::v3::{
 };
 use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter;
 
-use super::{FAIL_CLOSED_JWKS, jwt_authn_filter};
+use super::{FAIL_CLOSED_JWKS, jwt_authn_filter, local_reply_config};
 use weft_config::ConfigStore;
 use weft_config::testing::{mk_inputs, mk_snapshot};
+use weft_envoy_api::pb::envoy::config::accesslog::v3::{
+    access_log_filter::FilterSpecifier, extension_filter,
+};
+use weft_envoy_api::pb::envoy::extensions::access_loggers::filters::cel::v3::ExpressionFilter;
+use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use weft_model::{FetchedJwks, JwksLocation, MeshSnapshot, jwt_rules_for};
 
 const JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AAAA","y":"BBBB","kid":"k1"}]}"#;
@@ -192,6 +197,48 @@ fn no_rules_no_filter() {
     assert!(filter_config(&snapshot, "prod", "api").is_some());
     assert!(filter_config(&snapshot, "prod", "web").is_none());
     assert!(filter_config(&snapshot, "other", "api").is_none());
+}
+
+#[test]
+fn only_chains_with_the_jwt_filter_turn_its_wrong_audience_403_into_401() {
+    let snapshot = mk_snapshot(&policies());
+    let labels = BTreeMap::from([("app".to_string(), "api".to_string())]);
+    let rules = jwt_rules_for(
+        &snapshot.request_authentications,
+        "istio-system",
+        "prod",
+        &labels,
+    );
+    let jwt = jwt_authn_filter(&snapshot, &rules).unwrap();
+    let config = local_reply_config(std::slice::from_ref(&jwt)).unwrap();
+    let [mapper] = config.mappers.as_slice() else {
+        panic!("{config:?}");
+    };
+    assert_eq!(mapper.status_code.map(|c| c.value), Some(401));
+    let Some(FilterSpecifier::ExtensionFilter(cel)) = mapper
+        .filter
+        .as_ref()
+        .and_then(|f| f.filter_specifier.as_ref())
+    else {
+        panic!("{mapper:?}");
+    };
+    let Some(extension_filter::ConfigType::TypedConfig(any)) = &cel.config_type else {
+        panic!("{cel:?}");
+    };
+    let expression = ExpressionFilter::decode(any.value.as_slice())
+        .unwrap()
+        .expression;
+    assert!(expression.contains("response.code == 403"), "{expression}");
+    assert!(
+        expression.contains("'jwt_authn_access_denied'"),
+        "{expression}"
+    );
+
+    let rbac_only = HttpFilter {
+        name: "envoy.filters.http.rbac".to_string(),
+        ..Default::default()
+    };
+    assert_eq!(local_reply_config(&[rbac_only]), None);
 }
 
 #[test]

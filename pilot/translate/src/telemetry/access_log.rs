@@ -188,8 +188,8 @@ fn string_value(text: &str) -> AnyValue {
 }
 
 /// Telemetry's `filter.expression`: only requests it is true for are
-/// logged.
-fn cel_filter(expression: &str) -> AccessLogFilter {
+/// logged. Also what picks the local replies [`crate::jwt_authn`] rewrites.
+pub(crate) fn cel_filter(expression: &str) -> AccessLogFilter {
     AccessLogFilter {
         filter_specifier: Some(access_log_filter::FilterSpecifier::ExtensionFilter(
             ExtensionFilter {
