@@ -1,8 +1,9 @@
 //! AuthorizationPolicy `action: CUSTOM` between real sidecars
 //! ([`SidecarPair`]): the server's Envoy asks an external authorizer the
-//! test owns ([`ExtAuthzServer`], reached through a ServiceEntry as the
-//! mesh config's `envoyExtAuthzHttp` provider names it) about the requests
-//! the policy's rules select, and only those.
+//! test owns ([`ExtAuthzServer`], over HTTP or gRPC, reached through a
+//! ServiceEntry as the mesh config's `envoyExtAuthzHttp` or
+//! `envoyExtAuthzGrpc` provider names it) about the requests the policy's
+//! rules select, and only those.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,22 +12,49 @@ use std::net::Ipv4Addr;
 use weft_e2e::ext_authz::{DECISION_HEADER, DENIED_BODY, ExtAuthzServer, RESULT_HEADER};
 use weft_e2e::sidecars::{SidecarOptions, SidecarPair};
 
-const PROVIDERS: &str = "extensionProviders:
-- name: ext-authz
-  envoyExtAuthzHttp:
-    service: ext-authz.default.svc.cluster.local
-    port: 8000
-    includeRequestHeadersInCheck: [x-ext-authz]
-    headersToUpstreamOnAllow: [x-ext-authz-check-result]
-- name: ext-authz-open
-  envoyExtAuthzHttp:
-    service: ext-authz.default.svc.cluster.local
-    port: 8000
-    includeRequestHeadersInCheck: [x-ext-authz]
-    failOpen: true
-";
+/// How the sidecar talks to the authorizer.
+#[derive(Clone, Copy)]
+enum Kind {
+    Http,
+    Grpc,
+}
 
-fn config(authz_port: u16) -> String {
+/// Two providers of `kind`: `ext-authz` (closed: 503 when the authorizer
+/// cannot answer) and `ext-authz-open` (`failOpen`).
+fn providers(kind: Kind) -> String {
+    let (provider, extra) = match kind {
+        Kind::Http => (
+            "envoyExtAuthzHttp",
+            "\n    includeRequestHeadersInCheck: [x-ext-authz]\
+             \n    headersToUpstreamOnAllow: [x-ext-authz-check-result]",
+        ),
+        Kind::Grpc => ("envoyExtAuthzGrpc", ""),
+    };
+    let open_extra = match kind {
+        Kind::Http => "\n    includeRequestHeadersInCheck: [x-ext-authz]",
+        Kind::Grpc => "",
+    };
+    format!(
+        "extensionProviders:
+- name: ext-authz
+  {provider}:
+    service: ext-authz.default.svc.cluster.local
+    port: 8000
+    statusOnError: '503'{extra}
+- name: ext-authz-open
+  {provider}:
+    service: ext-authz.default.svc.cluster.local
+    port: 8000
+    failOpen: true{open_extra}
+"
+    )
+}
+
+fn config(kind: Kind, authz_port: u16) -> String {
+    let (name, protocol) = match kind {
+        Kind::Http => ("http", "HTTP"),
+        Kind::Grpc => ("grpc", "GRPC"),
+    };
     format!(
         "apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -35,7 +63,7 @@ spec:
   hosts: [ext-authz.default.svc.cluster.local]
   location: MESH_INTERNAL
   resolution: STATIC
-  ports: [{{number: 8000, name: http, protocol: HTTP, targetPort: {authz_port}}}]
+  ports: [{{number: 8000, name: {name}, protocol: {protocol}, targetPort: {authz_port}}}]
   endpoints: [{{address: 127.0.0.1}}]
 ---
 apiVersion: security.istio.io/v1
@@ -82,15 +110,27 @@ async fn status(pair: &SidecarPair, path: &str, decision: Option<&str>) -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn custom_policies_ask_the_external_authorizer_and_fail_as_configured() -> anyhow::Result<()>
-{
-    let mut authz = ExtAuthzServer::start(Ipv4Addr::LOCALHOST.into()).await?;
+async fn custom_policies_ask_an_http_authorizer_and_fail_as_configured() -> anyhow::Result<()> {
+    ask_the_authorizer(Kind::Http).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_policies_ask_a_grpc_authorizer_and_fail_as_configured() -> anyhow::Result<()> {
+    ask_the_authorizer(Kind::Grpc).await
+}
+
+async fn ask_the_authorizer(kind: Kind) -> anyhow::Result<()> {
+    let localhost = Ipv4Addr::LOCALHOST.into();
+    let mut authz = match kind {
+        Kind::Http => ExtAuthzServer::start(localhost).await?,
+        Kind::Grpc => ExtAuthzServer::start_grpc(localhost).await?,
+    };
     let pair = SidecarPair::start(SidecarOptions {
-        mesh_config: Some(PROVIDERS.to_string()),
+        mesh_config: Some(providers(kind)),
         ..Default::default()
     })
     .await?;
-    pair.write_config("ext-authz.yaml", &config(authz.addr().port()))
+    pair.write_config("ext-authz.yaml", &config(kind, authz.addr().port()))
         .await?;
     pair.wait_for_status(pair.client(), "/checked", &[(DECISION_HEADER, "deny")], 403)
         .await?;
@@ -113,9 +153,15 @@ async fn custom_policies_ask_the_external_authorizer_and_fail_as_configured() ->
     // A provider the mesh config does not define fails closed.
     assert_eq!(status(&pair, "/undefined", Some("allow")).await, 403);
 
-    // The authorizer goes away: failOpen decides.
+    // The authorizer goes away: `statusOnError`, or `failOpen`, decides.
     authz.stop();
-    assert_eq!(status(&pair, "/checked", Some("allow")).await, 403);
+    pair.wait_for_status(
+        pair.client(),
+        "/checked",
+        &[(DECISION_HEADER, "allow")],
+        503,
+    )
+    .await?;
     assert_eq!(status(&pair, "/open", Some("allow")).await, 200);
     Ok(())
 }
