@@ -9,7 +9,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use serde_yaml::Value;
 
+use serde_json::json;
+
 use crate::client::{http_get, wait_for};
+use crate::jwt_issuer::{JwtIssuer, claims};
 use crate::mesh::{APPLY_TIMEOUT, Mesh};
 use crate::prometheus::samples_of;
 use crate::sidecars::{CLIENT_ID, SidecarOptions, SidecarPair, xfcc_values};
@@ -168,7 +171,14 @@ pub async fn show_mtls_between_sidecars() -> Result<()> {
     println!(
         "\nmTLS between sidecars: weft standalone with its CA; `weft agent` runs each Envoy\n  with a certificate for its service account (sleep calls reviews, PeerAuthentication STRICT)"
     );
-    let pair = SidecarPair::start(SidecarOptions::default()).await?;
+    // The end users' token issuer, for show_end_user_authentication: its
+    // keys are served over HTTPS with a CA of its own, which weft trusts.
+    let issuer = JwtIssuer::start().await?;
+    let pair = SidecarPair::start(SidecarOptions {
+        weft_args: vec!["--jwks-ca-bundle".into(), issuer.ca_pem_path().into()],
+        ..Default::default()
+    })
+    .await?;
     let reply = pair.call().await?;
     let xfcc = pair
         .last_client_cert_header()
@@ -184,14 +194,14 @@ pub async fn show_mtls_between_sidecars() -> Result<()> {
         Err(_) => println!("  a caller without a sidecar (plain text): refused under STRICT"),
         Ok(r) => bail!("STRICT served a plain-text caller: {}", r.status),
     }
-    show_policies(&pair).await
+    show_policies(&pair, &issuer).await
 }
 
 /// The AuthorizationPolicy of `examples/authorization-policy.yaml` and the
 /// Quota of `examples/quota.yaml`, applied to the pair's workloads (a
 /// `sleep-v3` client plays reviews v3, the server plays ratings): prints
 /// who is refused and when the quota answers 429.
-async fn show_policies(pair: &SidecarPair) -> Result<()> {
+async fn show_policies(pair: &SidecarPair, issuer: &JwtIssuer) -> Result<()> {
     let v3 = pair
         .start_client("sleep-v3", "app=sleep,version=v3")
         .await?;
@@ -215,6 +225,7 @@ async fn show_policies(pair: &SidecarPair) -> Result<()> {
     if allowed.status != 200 {
         bail!("sleep was refused too: {}", allowed.status);
     }
+    show_end_user_authentication(pair, issuer).await?;
 
     println!(
         "\nQuota (the kind of examples/quota.yaml, here scope Local): 5 calls per 10 s to reviews"
@@ -250,6 +261,87 @@ async fn show_policies(pair: &SidecarPair) -> Result<()> {
         println!("  {name}: {}", refused.header(name).unwrap_or("-"));
     }
     show_request_metrics(pair).await
+}
+
+/// README's JWT example, applied to reviews with the demo's `issuer`
+/// (Weft finds its keys by OpenID discovery and inlines them into the
+/// server's Envoy): prints what requests with and without tokens get, then
+/// takes the policies away again.
+async fn show_end_user_authentication(pair: &SidecarPair, issuer: &JwtIssuer) -> Result<()> {
+    println!(
+        "\nRequestAuthentication + AuthorizationPolicy (README's JWT example): reviews takes\n  tokens of {} (keys by OpenID discovery), from users in group admins",
+        issuer.url()
+    );
+    pair.write_config("jwt.yaml", &demo_jwt_policies(&issuer.url()))
+        .await?;
+    let token = |sub: &str, groups: &[&str], expires_in: i64| {
+        issuer.token(claims(
+            sub,
+            "reviews",
+            expires_in,
+            json!({ "groups": groups }),
+        ))
+    };
+    let root = format!("Bearer {}", token("root", &["admins"], 600)?);
+    let alice = format!("Bearer {}", token("alice", &["dev"], 600)?);
+    let expired = format!("Bearer {}", token("root", &["admins"], -600)?);
+    let client = pair.client();
+    pair.wait_for_status(client, "/", &[("authorization", root.as_str())], 200)
+        .await?;
+    let mut seen = Vec::new();
+    for (who, bearer) in [
+        ("no token", None),
+        ("root (groups: admins)", Some(&root)),
+        ("alice (groups: dev)", Some(&alice)),
+        ("an expired token", Some(&expired)),
+        ("not a JWT", Some(&"Bearer not.a.jwt".to_string())),
+    ] {
+        let headers: Vec<(&str, &str)> = bearer
+            .map(|b| ("authorization", b.as_str()))
+            .into_iter()
+            .collect();
+        let reply = pair.get_from_with(client, "/", &headers).await?;
+        println!("  {who:<22} -> {} {:?}", reply.status, reply.body);
+        seen.push(reply.status);
+    }
+    let subject = pair
+        .app()
+        .last_received()
+        .and_then(|r| r.header("x-jwt-sub").map(str::to_string));
+    println!(
+        "  x-jwt-sub at reviews (outputClaimToHeaders): {}",
+        subject.as_deref().unwrap_or("-")
+    );
+    if seen != [403, 200, 403, 401, 401] {
+        bail!("expected 403, 200, 403, 401, 401; got {seen:?}");
+    }
+    pair.write_config("jwt.yaml", "").await?;
+    pair.wait_for_status(client, "/", &[], 200).await
+}
+
+/// README's JWT example for `issuer`.
+fn demo_jwt_policies(issuer: &str) -> String {
+    format!(
+        "apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {{name: reviews-jwt, namespace: default}}
+spec:
+  selector: {{matchLabels: {{app: reviews}}}}
+  jwtRules:
+  - issuer: {issuer}
+    audiences: [reviews]
+    outputClaimToHeaders: [{{header: x-jwt-sub, claim: sub}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: reviews-admins, namespace: default}}
+spec:
+  selector: {{matchLabels: {{app: reviews}}}}
+  rules:
+  - from: [{{source: {{requestPrincipals: ['{issuer}/*']}}}}]
+    when: [{{key: 'request.auth.claims[groups]', values: [admins]}}]
+"
+    )
 }
 
 /// Istio's request metrics for the calls above, as both sidecars' agents
