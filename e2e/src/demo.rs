@@ -272,7 +272,7 @@ async fn show_end_user_authentication(pair: &SidecarPair, issuer: &JwtIssuer) ->
         "\nRequestAuthentication + AuthorizationPolicy (README's JWT example): reviews takes\n  tokens of {} (keys by OpenID discovery), from users in group admins",
         issuer.url()
     );
-    pair.write_config("jwt.yaml", &demo_jwt_policies(&issuer.url()))
+    pair.write_config("jwt.yaml", &demo_jwt_policies(issuer))
         .await?;
     let token = |sub: &str, groups: &[&str], expires_in: i64| {
         issuer.token(claims(
@@ -319,28 +319,22 @@ async fn show_end_user_authentication(pair: &SidecarPair, issuer: &JwtIssuer) ->
     pair.wait_for_status(client, "/", &[], 200).await
 }
 
-/// README's JWT example for `issuer`.
-fn demo_jwt_policies(issuer: &str) -> String {
+/// README's JWT example: reviews admits `issuer`'s tokens of users in
+/// group `admins`.
+fn demo_jwt_policies(issuer: &JwtIssuer) -> String {
     format!(
-        "apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata: {{name: reviews-jwt, namespace: default}}
-spec:
-  selector: {{matchLabels: {{app: reviews}}}}
-  jwtRules:
-  - issuer: {issuer}
-    audiences: [reviews]
-    outputClaimToHeaders: [{{header: x-jwt-sub, claim: sub}}]
----
+        "{}---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {{name: reviews-admins, namespace: default}}
 spec:
   selector: {{matchLabels: {{app: reviews}}}}
   rules:
-  - from: [{{source: {{requestPrincipals: ['{issuer}/*']}}}}]
+  - from: [{{source: {{requestPrincipals: ['{}/*']}}}}]
     when: [{{key: 'request.auth.claims[groups]', values: [admins]}}]
-"
+",
+        issuer.request_authentication(""),
+        issuer.url()
     )
 }
 

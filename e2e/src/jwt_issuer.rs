@@ -191,6 +191,27 @@ impl JwtIssuer {
         )
     }
 
+    /// A RequestAuthentication `reviews-jwt` of app `reviews` in namespace
+    /// `default` for this issuer's tokens of audience `reviews`, their `sub`
+    /// copied to `x-jwt-sub`; `keys` is a line of the rule saying where the
+    /// keys are (`jwks: ...`, `jwksUri: ...`), empty for OpenID discovery.
+    pub fn request_authentication(&self, keys: &str) -> String {
+        format!(
+            "apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {{name: reviews-jwt, namespace: default}}
+spec:
+  selector: {{matchLabels: {{app: reviews}}}}
+  jwtRules:
+  - issuer: {issuer}
+    {keys}
+    audiences: [reviews]
+    outputClaimToHeaders: [{{header: x-jwt-sub, claim: sub}}]
+",
+            issuer = self.url(),
+        )
+    }
+
     /// The CA certificate the server's is signed by (PEM file).
     pub fn ca_pem_path(&self) -> &Path {
         self.pki.ca_path()

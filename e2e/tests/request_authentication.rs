@@ -32,24 +32,6 @@ fn options(issuer: &JwtIssuer, refresh: &str) -> SidecarOptions {
     }
 }
 
-fn request_authentication(issuer: &JwtIssuer, keys: &str) -> String {
-    format!(
-        "apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata: {{name: reviews-jwt, namespace: default}}
-spec:
-  selector: {{matchLabels: {{app: reviews}}}}
-  jwtRules:
-  - issuer: {issuer}
-    {keys}
-    audiences: [reviews]
-    outputClaimToHeaders:
-    - {{header: x-jwt-sub, claim: sub}}
-",
-        issuer = issuer.url(),
-    )
-}
-
 const ANY_END_USER: &str = "apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: reviews-users, namespace: default}
@@ -105,7 +87,7 @@ async fn tokens_are_verified_and_end_users_authorized() -> anyhow::Result<()> {
         "jwt.yaml",
         &format!(
             "{}---\n{ANY_END_USER}",
-            request_authentication(&issuer, &keys)
+            issuer.request_authentication(&keys)
         ),
     )
     .await?;
@@ -152,10 +134,7 @@ async fn tokens_are_verified_and_end_users_authorized() -> anyhow::Result<()> {
     // Claims: admins only.
     pair.write_config(
         "jwt.yaml",
-        &format!(
-            "{}---\n{ADMINS_ONLY}",
-            request_authentication(&issuer, &keys)
-        ),
+        &format!("{}---\n{ADMINS_ONLY}", issuer.request_authentication(&keys)),
     )
     .await?;
     let admin = issuer.token(claims(
@@ -177,7 +156,7 @@ async fn keys_fail_closed_until_fetched_follow_rotation_and_survive_the_issuer()
     // jwksUri, no jwks).
     issuer.stop();
     let pair = SidecarPair::start(options(&issuer, "2s")).await?;
-    pair.write_config("jwt.yaml", &request_authentication(&issuer, ""))
+    pair.write_config("jwt.yaml", &issuer.request_authentication(""))
         .await?;
     let token = issuer.token(claims("alice", "reviews", 600, json!({})))?;
     // Fail closed: a token cannot be verified, so it is refused; no token
@@ -233,7 +212,7 @@ spec:
         "jwt.yaml",
         &format!(
             "{keys_service}{}---\n{ANY_END_USER}",
-            request_authentication(&issuer, "jwksUri: http://keys.example.com/keys")
+            issuer.request_authentication("jwksUri: http://keys.example.com/keys")
         ),
     )
     .await?;
@@ -258,7 +237,7 @@ async fn keys_on_a_blocked_address_are_never_fetched() -> anyhow::Result<()> {
         .extend(["--jwks-blocked-ranges".into(), "127.0.0.0/8,::1/128".into()]);
     let pair = SidecarPair::start(options).await?;
     let keys = format!("jwksUri: {}", issuer.jwks_uri());
-    pair.write_config("jwt.yaml", &request_authentication(&issuer, &keys))
+    pair.write_config("jwt.yaml", &issuer.request_authentication(&keys))
         .await?;
     let token = issuer.token(claims("alice", "reviews", 600, json!({})))?;
     wait_until("weft to log the blocked address", APPLY_TIMEOUT, || async {
