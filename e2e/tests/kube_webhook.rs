@@ -23,6 +23,17 @@ const WEBHOOK_LINE: &str = "validating webhook listening on";
 
 /// A ValidatingWebhookConfiguration calling `url` for the five
 /// networking kinds and PeerAuthentication, trusting `ca_pem`.
+const JWT_RULE_WITH_TWO_KEY_SOURCES: &str = "apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: reviews-jwt, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  jwtRules:
+  - issuer: https://id.example.com
+    jwksUri: https://id.example.com/keys
+    jwks: '{\"keys\": []}'
+";
+
 fn mk_webhook_configuration(url: &str, ca_pem: &str) -> String {
     format!(
         "\
@@ -43,7 +54,7 @@ webhooks:
   - apiGroups: [security.istio.io]
     apiVersions: ['*']
     operations: [CREATE, UPDATE]
-    resources: [peerauthentications]
+    resources: [peerauthentications, requestauthentications, authorizationpolicies]
   failurePolicy: Fail
   sideEffects: None
   admissionReviewVersions: [v1]
@@ -125,6 +136,13 @@ async fn the_webhook_refuses_what_weft_would_reject_and_warns_about_what_it_cann
         stderr.contains(
             "PeerAuthentication default/default: spec.portLevelMtls: portLevelMtls needs a selector"
         ),
+        "{stderr}"
+    );
+
+    // A JWT rule with inline keys and a key URL both.
+    let stderr = apply_refused(plane, JWT_RULE_WITH_TWO_KEY_SOURCES)?;
+    assert!(
+        stderr.contains("RequestAuthentication default/reviews-jwt: spec.jwtRules[0]"),
         "{stderr}"
     );
 

@@ -499,6 +499,51 @@ spec:
     );
 }
 
+#[test]
+fn request_authentications_and_end_user_rules_are_validated() {
+    let both_key_sources = "apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  jwtRules:
+  - issuer: https://id.example.com
+    jwksUri: https://id.example.com/keys
+    jwks: '{\"keys\": []}'
+";
+    let message = denied_message(&decide_create(both_key_sources, &[])).to_string();
+    assert!(
+        message.starts_with("RequestAuthentication default/jwt: spec.jwtRules[0]"),
+        "{message}"
+    );
+    assert!(message.contains("jwks"), "{message}");
+    let no_issuer = "apiVersion: security.istio.io/v1beta1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: default}
+spec:
+  jwtRules:
+  - jwksUri: https://id.example.com/keys
+";
+    let message = denied_message(&decide_create(no_issuer, &[])).to_string();
+    assert!(message.contains("spec.jwtRules[0].issuer"), "{message}");
+    let good = both_key_sources.replace("    jwks: '{\"keys\": []}'\n", "");
+    assert!(decide_create(&good, &[]).allowed);
+
+    let end_users = "apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: admins, namespace: default}
+spec:
+  rules:
+  - from: [{source: {requestPrincipals: ['https://id.example.com/*']}}]
+    when: [{key: 'request.auth.claims[groups]', values: [admins]}]
+";
+    assert_eq!(decide_create(end_users, &[]), allowed_without_warnings());
+    let unknown_key =
+        end_users.replace("request.auth.claims[groups]", "request.auth.claim[groups]");
+    let message = denied_message(&decide_create(&unknown_key, &[])).to_string();
+    assert!(message.contains("spec.rules[0].when[0].key"), "{message}");
+}
+
 const TRACING_TELEMETRY: &str = "
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
