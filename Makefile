@@ -1,7 +1,7 @@
 # The two commands the README opens with, and their helpers.
 CARGO ?= cargo
 
-.PHONY: demo demo-cluster images test bench bench-telemetry build lint crds clean-tools
+.PHONY: demo demo-cluster images test bench bench-telemetry build lint crds gateway-api-crds clean-tools
 
 ## demo: Weft routing a real Envoy, standalone (bookinfo, then shifted weights)
 demo:
@@ -61,6 +61,16 @@ build:
 ## crds: regenerate charts/weft/crds from weft-crds
 crds:
 	$(CARGO) run -q -p weft-crds --bin crdgen
+
+## gateway-api-crds: vendor the Gateway API's standard-channel CRDs (the
+## module at GATEWAY_API_VERSION, from the Go module proxy) into
+## charts/weft/gateway-api/; e2e/tests/helm_chart.rs checks them
+GATEWAY_API_VERSION := v1.5.1
+gateway-api-crds:
+	cd e2e/tools && GOWORK=off GOTOOLCHAIN=local go mod download sigs.k8s.io/gateway-api@$(GATEWAY_API_VERSION)
+	rm -rf charts/weft/gateway-api && mkdir -p charts/weft/gateway-api
+	cp $$(go env GOMODCACHE)/sigs.k8s.io/gateway-api@$(GATEWAY_API_VERSION)/config/crd/standard/*.yaml charts/weft/gateway-api/
+	chmod 644 charts/weft/gateway-api/*.yaml
 
 ## clean-tools: remove the tools the tests install (Envoy; the Go-built
 ## kube-apiserver, kubectl, etcd, helm and istiod, which take minutes to build again)

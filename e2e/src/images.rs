@@ -15,7 +15,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use weft_images::{Image, write_archive};
 
-use crate::k8s_tools::{KUBERNETES_VERSION, go_binary, go_modules_dir, tools_cache_dir};
+use crate::go_source::go_module_source;
+use crate::k8s_tools::{KUBERNETES_VERSION, go_modules_dir, tools_cache_dir};
 use crate::tools::{envoy_binary, workspace_binary, workspace_dir};
 
 /// An image archive written for a test.
@@ -120,28 +121,7 @@ pub fn pause_binary() -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// The `k8s.io/kubernetes` module's source directory (downloaded by the Go
-/// module proxy if needed).
+/// The `k8s.io/kubernetes` module's source directory.
 fn kubernetes_source() -> Result<PathBuf> {
-    let out = Command::new(go_binary()?)
-        .current_dir(go_modules_dir())
-        .env("GOTOOLCHAIN", "local")
-        .env("GOWORK", "off")
-        .args(["mod", "download", "-json"])
-        .arg(format!("k8s.io/kubernetes@{KUBERNETES_VERSION}"))
-        .output()
-        .context("running go mod download")?;
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
-        format!(
-            "go mod download k8s.io/kubernetes printed no JSON: {}",
-            crate::procs::output_text(&out)
-        )
-    })?;
-    match json["Dir"].as_str() {
-        Some(dir) if out.status.success() => Ok(PathBuf::from(dir)),
-        _ => bail!(
-            "go mod download k8s.io/kubernetes@{KUBERNETES_VERSION} failed: {}",
-            crate::procs::output_text(&out)
-        ),
-    }
+    go_module_source(&go_modules_dir(), "k8s.io/kubernetes", KUBERNETES_VERSION)
 }

@@ -18,12 +18,12 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 
-use crate::k8s_tools::{go_binary, go_modules_dir};
+use crate::go_source::go_module_source;
+use crate::k8s_tools::go_modules_dir;
 
 /// The Go module path of Istio.
 pub const ISTIO_MODULE: &str = "istio.io/istio";
@@ -57,33 +57,7 @@ pub fn istio_module_dir() -> Result<PathBuf> {
 }
 
 fn download_istio_module() -> Result<PathBuf> {
-    let go = go_binary()?;
-    let module = format!("{ISTIO_MODULE}@{ISTIO_PSEUDO_VERSION}");
-    let out = Command::new(&go)
-        .current_dir(istiod_module_dir())
-        .env("GOTOOLCHAIN", "local")
-        .env("GOWORK", "off")
-        .args(["mod", "download", "-json", &module])
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {}", go.display()))?;
-    // On failure `-json` still prints the object, with an "Error" field.
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
-        format!(
-            "`go mod download -json {module}` printed no JSON ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-    })?;
-    if let Some(err) = info.get("Error").and_then(|e| e.as_str()) {
-        bail!("downloading {module} from the Go module proxy (GOPROXY) failed: {err}");
-    }
-    let dir = info
-        .get("Dir")
-        .and_then(|d| d.as_str())
-        .ok_or_else(|| anyhow!("`go mod download -json {module}` printed no Dir: {info}"))?;
-    Ok(PathBuf::from(dir))
+    go_module_source(&istiod_module_dir(), ISTIO_MODULE, ISTIO_PSEUDO_VERSION)
 }
 
 /// Istio's CRD file (`crd-all.gen.yaml`) of the pinned release.

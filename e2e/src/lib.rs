@@ -83,6 +83,8 @@ pub mod demo;
 pub mod examples;
 pub mod ext_authz;
 pub mod fortio;
+pub mod gateway_api;
+pub mod go_source;
 pub mod helm;
 pub mod images;
 pub mod istio_source;

@@ -20,6 +20,7 @@ use rustls::{ClientConfig, RootCertStore};
 use serde::Deserialize as _;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use weft_e2e::gateway_api::{GATEWAY_API_VERSION, upstream_crds_dir};
 use weft_e2e::helm::{helm, helm_ok};
 use weft_e2e::kube_mesh::{
     OPERATOR_NAMESPACE, apply, helm_template, operator_identity, start_control_plane_with_crds,
@@ -95,7 +96,11 @@ async fn the_chart_lints_clean_and_installs_and_uninstalls_every_object() -> Res
     let home = tempfile::tempdir()?;
 
     // Lint: no warnings or errors, also with every optional object on.
-    for extra in [&[][..], &["--set", "autoscaling.enabled=true"][..]] {
+    for extra in [
+        &[][..],
+        &["--set", "autoscaling.enabled=true"][..],
+        &["--set", "gatewayAPI.installCRDs=true"][..],
+    ] {
         let mut args = vec!["lint", "--strict", "charts/weft"];
         args.extend_from_slice(extra);
         let lint = helm_ok(&args, home.path(), None)?;
@@ -207,6 +212,112 @@ async fn the_chart_lints_clean_and_installs_and_uninstalls_every_object() -> Res
         )
         .await?;
     }
+    Ok(())
+}
+
+/// The YAML files of a directory, by name (`kustomization.yaml` aside).
+fn yaml_files(dir: &std::path::Path) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    let mut files = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.ends_with(".yaml") && name != "kustomization.yaml" {
+            files.insert(name, std::fs::read(&path)?);
+        }
+    }
+    Ok(files)
+}
+
+#[test]
+fn the_vendored_gateway_api_crds_are_the_pinned_release() -> Result<()> {
+    let makefile = std::fs::read_to_string(workspace_dir().join("Makefile"))?;
+    assert!(
+        makefile.contains(&format!("GATEWAY_API_VERSION := {GATEWAY_API_VERSION}")),
+        "the Makefile and weft_e2e::gateway_api pin different Gateway API versions"
+    );
+    let vendored = yaml_files(&workspace_dir().join("charts/weft/gateway-api"))?;
+    let upstream = yaml_files(&upstream_crds_dir("standard")?)?;
+    assert_eq!(
+        vendored.keys().collect::<Vec<_>>(),
+        upstream.keys().collect::<Vec<_>>(),
+        "run `make gateway-api-crds`"
+    );
+    for (name, bytes) in &vendored {
+        assert!(
+            upstream[name] == *bytes,
+            "charts/weft/gateway-api/{name} differs from {GATEWAY_API_VERSION}'s; \
+             run `make gateway-api-crds`"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_installs_the_gateway_api_crds_when_asked_and_keeps_them() -> Result<()> {
+    let home = tempfile::tempdir()?;
+    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
+    plane.kubectl_ok(&["create", "namespace", OPERATOR_NAMESPACE])?;
+    let kubeconfig = plane.kubeconfig();
+    let crds = [
+        "gatewayclasses.gateway.networking.k8s.io",
+        "gateways.gateway.networking.k8s.io",
+        "httproutes.gateway.networking.k8s.io",
+        "grpcroutes.gateway.networking.k8s.io",
+        "tlsroutes.gateway.networking.k8s.io",
+        "referencegrants.gateway.networking.k8s.io",
+        "backendtlspolicies.gateway.networking.k8s.io",
+        "listenersets.gateway.networking.k8s.io",
+    ];
+    for crd in crds {
+        assert!(
+            !exists(&plane, "crd", crd, None)?,
+            "{crd} before the install"
+        );
+    }
+    helm_ok(
+        &[
+            "install",
+            "weft",
+            "charts/weft",
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--set",
+            "gatewayAPI.installCRDs=true",
+        ],
+        home.path(),
+        Some(kubeconfig),
+    )?;
+    let all_exist = |after: &str| -> Result<()> {
+        for crd in crds {
+            anyhow::ensure!(exists(&plane, "crd", crd, None)?, "no {crd} after {after}");
+        }
+        Ok(())
+    };
+    all_exist("helm install")?;
+    // Served: an HTTPRoute passes the apiserver's validation.
+    plane.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/httproutes.gateway.networking.k8s.io",
+    ])?;
+    plane.kubectl_stdin_ok(
+        &["apply", "--dry-run=server", "-f", "-"],
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews, namespace: default}
+spec:
+  parentRefs: [{name: edge}]
+  rules: [{backendRefs: [{name: reviews, port: 9080}]}]
+",
+    )?;
+    // Uninstall keeps them: deleting a CRD would delete every route.
+    helm_ok(
+        &["uninstall", "weft", "--namespace", OPERATOR_NAMESPACE],
+        home.path(),
+        Some(kubeconfig),
+    )?;
+    all_exist("helm uninstall")?;
     Ok(())
 }
 
