@@ -34,6 +34,9 @@
 //!   `v1alpha1`).
 //! - [`telemetry`]: `TelemetrySpec` (telemetry.istio.io, served as
 //!   `v1alpha1` and `v1`, stored as `v1`).
+//! - [`gateway_api`]: the Kubernetes Gateway API's types (v1.5.1: Gateway
+//!   class, Gateway, HTTPRoute, ReferenceGrant); not served yet, so not in
+//!   [`Kind`], and their CRDs are upstream's (`charts/weft/gateway-api/`).
 //! - [`duration`]: [`IstioDuration`], Go-syntax durations (`1.5s`).
 //! - [`document`]: [`MeshDocument`], one object from a plain YAML/JSON
 //!   document, with errors that name the failing field's path.
@@ -51,6 +54,7 @@
 
 pub mod document;
 pub mod duration;
+pub mod gateway_api;
 pub mod kind;
 pub mod networking;
 pub mod policy;
