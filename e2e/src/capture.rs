@@ -31,7 +31,7 @@ use anyhow::{Context, Result};
 use tempfile::TempDir;
 
 use crate::client::{Reply, http_get, wait_for};
-use crate::mesh::{ENVOY_READY_TIMEOUT, write_atomically};
+use crate::mesh::{APPLY_TIMEOUT, ENVOY_READY_TIMEOUT, write_atomically};
 use crate::netns::TestHost;
 use crate::procs::Weft;
 use crate::sidecars::{
@@ -47,6 +47,9 @@ pub const NAMESPACE: &str = "ns1";
 pub const SERVER_HOST: &str = "reviews.ns1.svc.cluster.local";
 /// The service's virtual IP (routed to the server pod in the client pod).
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
+/// The service addresses the client pod routes to the server pod (as a
+/// node routes cluster IPs): [`VIP`] and any a test gives other services.
+pub const SERVICE_RANGE: &str = "10.96.0.0/24";
 /// The service and application port.
 pub const PORT: u16 = 9080;
 /// The client workload's mesh identity.
@@ -65,7 +68,8 @@ pub struct CapturedPair {
     weft: Weft,
     client_pod: TestHost,
     server_pod: TestHost,
-    _config_dir: TempDir,
+    server_ip: Ipv4Addr,
+    config_dir: TempDir,
     _state_dir: TempDir,
 }
 
@@ -119,13 +123,7 @@ impl CapturedPair {
         }
         client_pod.exec(
             std::path::Path::new("ip"),
-            &[
-                "route",
-                "add",
-                &format!("{VIP}/32"),
-                "via",
-                &server_ip.to_string(),
-            ],
+            &["route", "add", SERVICE_RANGE, "via", &server_ip.to_string()],
         )?;
         let app = server_pod.block_on(Upstream::bind(
             "reviews-app",
@@ -171,7 +169,8 @@ impl CapturedPair {
             weft,
             client_pod,
             server_pod,
-            _config_dir: config_dir,
+            server_ip,
+            config_dir,
             _state_dir: state_dir,
         };
         for sidecar in [&pair.client, &pair.server] {
@@ -232,6 +231,32 @@ impl CapturedPair {
 
     pub fn server_pod(&self) -> &TestHost {
         &self.server_pod
+    }
+
+    /// The server pod's address (endpoints of services it serves).
+    pub fn server_ip(&self) -> Ipv4Addr {
+        self.server_ip
+    }
+
+    /// Runs `future` in the client pod, as its app would (connections to
+    /// service addresses are captured).
+    pub fn in_client_pod<F>(&self, future: F) -> Result<F::Output>
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        self.client_pod.block_on(future)
+    }
+
+    /// Writes `yaml` as `name` into weft's config directory and waits until
+    /// weft applied it.
+    pub async fn write_config(&self, name: &str, yaml: &str) -> Result<()> {
+        let mark = self.weft.log_mark();
+        write_atomically(self.config_dir.path(), name, yaml)?;
+        self.weft
+            .wait_for_log_since(mark, "config applied", APPLY_TIMEOUT)
+            .await?;
+        Ok(())
     }
 
     /// The last lines of weft's and both agents' output.

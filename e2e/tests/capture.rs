@@ -238,3 +238,92 @@ async fn rewritten_probes_pass_strict_mtls_and_follow_the_apps_health() -> anyho
     );
     Ok(())
 }
+
+/// A TCP service `db` at 10.96.0.11:5432 and `db-v2` (no address), both
+/// served by the server pod on the echo servers' ports, with a sidecar.
+fn db_services(server_ip: std::net::Ipv4Addr, v1_port: u16, v2_port: u16) -> String {
+    let service = |name: &str, address: &str, port: u16| {
+        format!(
+            "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: {name}, namespace: ns1}}
+spec:
+  hosts: [{name}.ns1.svc.cluster.local]
+  {address}
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 5432, name: tcp, protocol: TCP, targetPort: {port}}}]
+  endpoints:
+  - address: {server_ip}
+    serviceAccount: reviews
+    labels: {{app: {name}, security.istio.io/tlsMode: istio}}
+"
+        )
+    };
+    format!(
+        "{}---\n{}",
+        service("db", "addresses: [10.96.0.11]", v1_port),
+        service("db-v2", "", v2_port)
+    )
+}
+
+/// Connections from `sleep` to `db` go to `db-v2`; anyone else's stay.
+const DB_TO_V2_FOR_SLEEP: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: ns1}
+spec:
+  hosts: [db.ns1.svc.cluster.local]
+  tcp:
+  - match: [{sourceLabels: {app: sleep}}]
+    route: [{destination: {host: db-v2.ns1.svc.cluster.local, port: {number: 5432}}}]
+  - route: [{destination: {host: db.ns1.svc.cluster.local, port: {number: 5432}}}]
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_tcp_rules_route_captured_connections() -> anyhow::Result<()> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use weft_e2e::tcp::{TcpEcho, tcp_exchange};
+
+    let pair = CapturedPair::start().await?;
+    let any = Ipv4Addr::UNSPECIFIED.into();
+    let v1 = pair.server_pod().block_on(TcpEcho::start("db-v1", any))??;
+    let v2 = pair.server_pod().block_on(TcpEcho::start("db-v2", any))??;
+    let db = SocketAddr::from((Ipv4Addr::new(10, 96, 0, 11), 5432));
+    let reached = || async {
+        pair.in_client_pod(tcp_exchange(db, "ping"))
+            .ok()
+            .and_then(Result::ok)
+            .map(|(identity, echoed)| {
+                assert_eq!(echoed, "ping");
+                identity
+            })
+    };
+
+    pair.write_config(
+        "db.yaml",
+        &db_services(pair.server_ip(), v1.port(), v2.port()),
+    )
+    .await?;
+    wait_for(
+        "db to answer through both sidecars",
+        ENVOY_READY_TIMEOUT,
+        || async { reached().await.filter(|who| who == "db-v1") },
+    )
+    .await
+    .map_err(|e| e.context(pair.logs()))?;
+
+    pair.write_config("db-vs.yaml", DB_TO_V2_FOR_SLEEP).await?;
+    wait_for(
+        "sleep's connections to db to reach db-v2",
+        ENVOY_READY_TIMEOUT,
+        || async { reached().await.filter(|who| who == "db-v2") },
+    )
+    .await
+    .map_err(|e| e.context(pair.logs()))?;
+    for _ in 0..5 {
+        assert_eq!(reached().await.as_deref(), Some("db-v2"));
+    }
+    // Over mTLS: the server's sidecar accepted them under STRICT.
+    assert!(v2.connections() >= 6, "{}", v2.connections());
+    Ok(())
+}

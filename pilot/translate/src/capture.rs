@@ -44,11 +44,15 @@ use weft_envoy_api::util::pack_any;
 
 use super::inbound::{build_chains, build_cluster, build_mode_chains, tls_inspector};
 use super::inbound_policy::inbound_http_filters;
+use super::l4::{SniClaims, chain_match, weighted_tcp_proxy};
 use super::listener::rds_http_listener;
-use super::route::{mesh_route_config, mesh_virtual_hosts, single_address};
+use super::route::{mesh_route_config, mesh_virtual_hosts, single_address, virtual_services_for};
 use super::telemetry::ListenerTelemetry;
 use super::{ProxyView, inbound_mode, outbound_cluster_name, pb_duration, socket_address};
-use weft_model::{Endpoint, IngressListener, MeshSnapshot, Service, Side};
+use weft_model::{
+    Endpoint, IngressListener, L4Match, MeshSnapshot, Protocol, RouteContext, Service, ServicePort,
+    Side,
+};
 
 /// The listener `weft agent iptables` redirects outbound connections to.
 pub const VIRTUAL_OUTBOUND: &str = "virtualOutbound";
@@ -165,7 +169,8 @@ fn http_listener(telemetry: &ListenerTelemetry<'_>, port: u16) -> Listener {
 }
 
 /// `ADDR_P` for every address of every non-HTTP port of the services the
-/// proxy sees; the first service (by hostname) wins an address.
+/// proxy sees; the first service (by hostname) wins an address. Its filter
+/// chains are [`mesh_l4_chains`].
 fn tcp_listeners(
     snapshot: &MeshSnapshot,
     view: &ProxyView,
@@ -174,23 +179,81 @@ fn tcp_listeners(
     let mut by_name = BTreeMap::new();
     for service in super::visible_services(snapshot, view) {
         for port in service.ports.iter().filter(|p| !p.protocol.is_http()) {
+            let (chains, by_sni) = mesh_l4_chains(snapshot, view, service, port, telemetry);
             for address in service.addresses.iter().filter_map(|a| single_address(a)) {
                 let name = format!("{address}_{}", port.number);
-                let cluster = outbound_cluster_name(port.number, None, &service.hostname);
                 by_name.entry(name.clone()).or_insert_with(|| Listener {
                     name,
                     address: Some(socket_address(address, port.number)),
                     bind_to_port: Some(BoolValue { value: false }),
-                    filter_chains: vec![FilterChain {
-                        filters: vec![tcp_proxy(telemetry, &cluster, &cluster)],
-                        ..Default::default()
-                    }],
+                    filter_chains: chains.clone(),
+                    listener_filters: if by_sni {
+                        vec![tls_inspector()]
+                    } else {
+                        Vec::new()
+                    },
                     ..Default::default()
                 });
             }
         }
     }
     by_name.into_values().collect()
+}
+
+/// Where connections to `service`'s `port` go, as the service's mesh
+/// VirtualServices say for this proxy: on a TLS or HTTPS port, a chain per
+/// SNI name of each `tls` rule's matches that hold (the first rule to name
+/// an SNI has it); then, for the rest, the first `tcp` rule with a match
+/// that holds (or no match), else the service itself. Returns the chains
+/// and whether any matches on SNI.
+fn mesh_l4_chains(
+    snapshot: &MeshSnapshot,
+    view: &ProxyView,
+    service: &Service,
+    port: &ServicePort,
+    telemetry: &ListenerTelemetry<'_>,
+) -> (Vec<FilterChain>, bool) {
+    let rules = || virtual_services_for(snapshot, view, &service.hostname, RouteContext::MESH);
+    let holds = |m: &L4Match| {
+        m.applies_to(
+            &view.namespace,
+            &view.labels,
+            RouteContext::MESH,
+            port.number,
+        )
+    };
+    let mut chains = Vec::new();
+    if matches!(port.protocol, Protocol::Tls | Protocol::Https) {
+        let mut sni = SniClaims::default();
+        for rule in rules().flat_map(|vs| &vs.tls) {
+            for m in rule.matches.iter().filter(|m| holds(&m.l4)) {
+                let Some(names) = sni.claim(Some(m.sni_hosts.clone())) else {
+                    continue;
+                };
+                chains.push(FilterChain {
+                    filter_chain_match: chain_match(names),
+                    filters: vec![weighted_tcp_proxy(snapshot, telemetry, &rule.destinations)],
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    let by_sni = !chains.is_empty();
+    let tcp_rule = rules()
+        .flat_map(|vs| &vs.tcp)
+        .find(|rule| rule.matches.is_empty() || rule.matches.iter().any(holds));
+    let fallback = match tcp_rule {
+        Some(rule) => weighted_tcp_proxy(snapshot, telemetry, &rule.destinations),
+        None => {
+            let cluster = outbound_cluster_name(port.number, None, &service.hostname);
+            tcp_proxy(telemetry, &cluster, &cluster)
+        }
+    };
+    chains.push(FilterChain {
+        filters: vec![fallback],
+        ..Default::default()
+    });
+    (chains, by_sni)
 }
 
 fn virtual_inbound(

@@ -316,3 +316,124 @@ fn capture_proxies_share_resources_when_their_addresses_serve_the_same_ports() {
         sharing_key(&mesh, &captured(&[], &[]))
     );
 }
+
+const MESH_L4_RULES: &str = "---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: db, namespace: ns1}
+spec:
+  host: db.ns1.svc.cluster.local
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: ns1}
+spec:
+  hosts: [db.ns1.svc.cluster.local]
+  tcp:
+  - match: [{sourceLabels: {app: batch}}]
+    route: [{destination: {host: db.ns1.svc.cluster.local, subset: v1}}]
+  - route:
+    - {destination: {host: db.ns1.svc.cluster.local, subset: v2}, weight: 90}
+    - {destination: {host: db.ns1.svc.cluster.local, subset: v1}, weight: 10}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: mail, namespace: ns1}
+spec:
+  hosts: [mail.ns1.svc.cluster.local]
+  addresses: [10.96.0.30]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  endpoints: [{address: 10.0.0.7}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: mail, namespace: ns1}
+spec:
+  hosts: [mail.ns1.svc.cluster.local]
+  tls:
+  - match: [{sniHosts: [smtp.mail.example]}]
+    route: [{destination: {host: db.ns1.svc.cluster.local, subset: v1}}]
+  - match: [{sniHosts: [smtp.mail.example, imap.mail.example], sourceLabels: {app: client}}]
+    route: [{destination: {host: db.ns1.svc.cluster.local, subset: v2}}]
+";
+
+#[test]
+fn capture_tcp_listeners_follow_the_mesh_tcp_and_tls_rules() {
+    let snapshot = mk_snapshot(&format!("{MESH}{MESH_L4_RULES}"));
+    let client = captured(&["10.0.0.9"], &[("app", "client")]);
+    let listeners = build_listeners(&snapshot, &client);
+    let text = summary(&listeners);
+    // The first tcp rule is for app=batch only: the client gets the split.
+    let db = summary(std::slice::from_ref(listener(
+        &listeners,
+        "10.96.0.20_5432",
+    )));
+    assert!(db.contains("WeightedClusters"), "{db}");
+    assert!(
+        db.contains("outbound|5432|v2|db.ns1.svc.cluster.local"),
+        "{db}"
+    );
+    assert!(db.contains("weight: 90"), "{db}");
+    // TLS: a chain per SNI name (the first rule keeps smtp), then the
+    // service itself; the listener inspects TLS.
+    let mail = listener(&listeners, "10.96.0.30_443");
+    assert_eq!(
+        mail.listener_filters[0].name,
+        "envoy.filters.listener.tls_inspector"
+    );
+    let names: Vec<Vec<String>> = mail
+        .filter_chains
+        .iter()
+        .map(|c| {
+            c.filter_chain_match
+                .clone()
+                .unwrap_or_default()
+                .server_names
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            vec!["smtp.mail.example".to_string()],
+            vec!["imap.mail.example".to_string()],
+            vec![]
+        ],
+        "{text}"
+    );
+    let targets: Vec<String> = mail
+        .filter_chains
+        .iter()
+        .map(|c| target(c.filters.first().and_then(|f| f.config_type.as_ref())))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "tcp outbound|5432|v1|db.ns1.svc.cluster.local",
+            "tcp outbound|5432|v2|db.ns1.svc.cluster.local",
+            "tcp outbound|443||mail.ns1.svc.cluster.local",
+        ]
+    );
+    assert_eq!(check_consistency(&snapshot, &client), Vec::<String>::new());
+
+    // A batch workload matches the first tcp rule; its TLS rule for
+    // app=client does not hold.
+    let batch = captured(&["10.0.0.10"], &[("app", "batch")]);
+    let listeners = build_listeners(&snapshot, &batch);
+    let db = summary(std::slice::from_ref(listener(
+        &listeners,
+        "10.96.0.20_5432",
+    )));
+    assert!(
+        db.contains("-> tcp outbound|5432|v1|db.ns1.svc.cluster.local"),
+        "{db}"
+    );
+    assert_eq!(
+        listener(&listeners, "10.96.0.30_443").filter_chains.len(),
+        2
+    );
+}

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use weft_model::Side;
 
 use weft_envoy_api::pb::envoy::config::listener::v3::{
-    Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
+    Filter, FilterChain, Listener, ListenerFilter, filter, listener_filter,
 };
 use weft_envoy_api::pb::envoy::config::route::v3::{
     RouteConfiguration, VirtualHost, virtual_host::TlsRequirementType,
@@ -31,17 +31,14 @@ use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_man
     HttpConnectionManager, Rds,
     http_connection_manager::{RouteSpecifier, StripPortMode},
 };
-use weft_envoy_api::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
-    TcpProxy,
-    tcp_proxy::{ClusterSpecifier, WeightedCluster, weighted_cluster::ClusterWeight},
-};
 use weft_envoy_api::pb::google::protobuf::{BoolValue, UInt32Value};
 use weft_envoy_api::util::pack_any;
 
 use super::inbound_policy::gateway_http_filters;
 use super::jwt_authn::local_reply_config;
+use super::l4::{SniClaims, chain_match, weighted_tcp_proxy};
 use super::route::build_http_routes;
-use super::{ProxyView, gateway_tls, outbound_cluster_name, socket_address};
+use super::{ProxyView, gateway_tls, socket_address};
 use weft_model::{
     Gateway, GatewayServer, HostSelector, MeshSnapshot, NamespaceSelector, Protocol, RouteContext,
     RouteDestination, ServerTls, VirtualService, host_intersection, is_exported,
@@ -234,36 +231,6 @@ fn build_listener(
     })
 }
 
-/// SNI names already matched by an earlier filter chain of the listener:
-/// Envoy refuses two chains with the same match, and the first server (or
-/// rule) wins, as in Istio.
-#[derive(Default)]
-struct SniClaims {
-    names: BTreeSet<String>,
-    catch_all: bool,
-}
-
-impl SniClaims {
-    /// The names of `wanted` not yet claimed, claiming them; `Some(empty)`
-    /// is the catch-all (no SNI condition), `None` nothing left.
-    fn claim(&mut self, wanted: Option<Vec<String>>) -> Option<Vec<String>> {
-        match wanted {
-            None if self.catch_all => None,
-            None => {
-                self.catch_all = true;
-                Some(Vec::new())
-            }
-            Some(names) => {
-                let fresh: Vec<String> = names
-                    .into_iter()
-                    .filter(|n| self.names.insert(n.clone()))
-                    .collect();
-                (!fresh.is_empty()).then_some(fresh)
-            }
-        }
-    }
-}
-
 /// The SNI names a server's hosts stand for; `None` when one host is `*`
 /// (any name, no SNI condition).
 fn server_names(server: &GatewayServer) -> Option<Vec<String>> {
@@ -272,13 +239,6 @@ fn server_names(server: &GatewayServer) -> Option<Vec<String>> {
     }
     let names: BTreeSet<String> = server.hosts.iter().map(|h| h.host.clone()).collect();
     Some(names.into_iter().collect())
-}
-
-fn chain_match(names: Vec<String>) -> Option<FilterChainMatch> {
-    (!names.is_empty()).then(|| FilterChainMatch {
-        server_names: names,
-        ..Default::default()
-    })
 }
 
 fn build_tls_chains(
@@ -418,18 +378,6 @@ fn first_tcp_route<'a>(
         .map(|rule| rule.destinations.as_slice())
 }
 
-/// The cluster of an L4 destination: its port, else the service's only
-/// port (the config store rejects anything else).
-fn l4_cluster(snapshot: &MeshSnapshot, d: &RouteDestination) -> Option<String> {
-    let port = d
-        .port
-        .or_else(|| match snapshot.services.get(&d.host)?.ports.as_slice() {
-            [only] => Some(only.number),
-            _ => None,
-        })?;
-    Some(outbound_cluster_name(port, d.subset.as_deref(), &d.host))
-}
-
 /// A gateway's TCP proxy, reporting as Istio's gateways do (the client
 /// side: `reporter="source"`).
 fn build_tcp_proxy(
@@ -437,37 +385,8 @@ fn build_tcp_proxy(
     view: &ProxyView,
     destinations: &[RouteDestination],
 ) -> Filter {
-    let weighted: Vec<(String, u32)> = destinations
-        .iter()
-        .filter(|d| d.weight > 0)
-        .filter_map(|d| Some((l4_cluster(snapshot, d)?, d.weight)))
-        .collect();
-    let (stat_prefix, specifier) = match weighted.as_slice() {
-        [(cluster, _)] => (cluster.clone(), ClusterSpecifier::Cluster(cluster.clone())),
-        _ => (
-            "weighted".to_string(),
-            ClusterSpecifier::WeightedClusters(WeightedCluster {
-                clusters: weighted
-                    .into_iter()
-                    .map(|(name, weight)| ClusterWeight {
-                        name,
-                        weight,
-                        ..Default::default()
-                    })
-                    .collect(),
-            }),
-        ),
-    };
-    let mut tcp = TcpProxy {
-        stat_prefix,
-        cluster_specifier: Some(specifier),
-        ..Default::default()
-    };
-    ListenerTelemetry::new(snapshot, view, Side::Client).apply_to_tcp(&mut tcp);
-    Filter {
-        name: "envoy.filters.network.tcp_proxy".to_string(),
-        config_type: Some(filter::ConfigType::TypedConfig(pack_any(tcp))),
-    }
+    let telemetry = ListenerTelemetry::new(snapshot, view, Side::Client);
+    weighted_tcp_proxy(snapshot, &telemetry, destinations)
 }
 
 fn build_hcm(

@@ -35,6 +35,7 @@ mod inbound;
 mod inbound_policy;
 mod jwt_authn;
 mod jwt_principals;
+mod l4;
 mod listener;
 mod mtls;
 pub mod node;

@@ -8,8 +8,8 @@
 //!
 //! Uncaptured sidecars get no TCP listeners: without traffic capture a TCP
 //! client names no service (there is no `Host`). VirtualService `tcp` /
-//! `tls` rules bound to `mesh` are still rejected by the config store
-//! (captured proxies' TCP listeners forward to the service's own cluster).
+//! `tls` rules bound to `mesh` apply where TCP traffic is routed: on
+//! captured sidecars' per-service listeners ([`super::capture`]).
 
 use weft_envoy_api::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use weft_envoy_api::pb::envoy::extensions::filters::network::http_connection_manager::v3::{

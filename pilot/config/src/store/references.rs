@@ -76,49 +76,22 @@ pub(super) fn unresolved(snapshot: &MeshSnapshot, vs: &VirtualService) -> Vec<Fi
     problems
 }
 
-/// What a VirtualService's L4 rules need from the mesh: a place where
-/// they can apply (a gateway; not `mesh` yet) and destinations whose
-/// cluster is known.
+/// What a VirtualService's L4 rules need from the mesh: destinations
+/// whose cluster is known.
 fn l4_references(snapshot: &MeshSnapshot, vs: &VirtualService) -> Vec<FieldError> {
-    let mut problems = Vec::new();
-    let vs_gateways = bound_gateways(vs);
-    let l4_rules = vs
+    let tcp = vs
         .tcp
         .iter()
         .enumerate()
-        .map(|(i, r)| {
-            let gateways: Vec<&[String]> =
-                r.matches.iter().map(|m| m.gateways.as_slice()).collect();
-            (format!("spec.tcp[{i}]"), gateways, &r.destinations)
-        })
-        .chain(vs.tls.iter().enumerate().map(|(i, r)| {
-            let gateways: Vec<&[String]> =
-                r.matches.iter().map(|m| m.l4.gateways.as_slice()).collect();
-            (format!("spec.tls[{i}]"), gateways, &r.destinations)
-        }));
-    for (path, match_gateways, destinations) in l4_rules {
-        // Where the rule applies: each match's own gateways, else the
-        // VirtualService's.
-        let mut bound: Vec<&str> = Vec::new();
-        if match_gateways.is_empty() {
-            bound.extend(vs_gateways.iter().map(String::as_str));
-        }
-        for gateways in &match_gateways {
-            if gateways.is_empty() {
-                bound.extend(vs_gateways.iter().map(String::as_str));
-            } else {
-                bound.extend(gateways.iter().map(String::as_str));
-            }
-        }
-        if bound.contains(&MESH_GATEWAY) {
-            problems.push(FieldError::unsupported(
-                path.clone(),
-                "TCP and TLS routes for sidecars (gateway `mesh`) need traffic capture, which Weft does not have yet; not supported by Weft yet: bind the VirtualService (or the match) to a Gateway with `gateways:`",
-            ));
-        }
-        problems.extend(l4_destination_ports(snapshot, &path, destinations));
-    }
-    problems
+        .map(|(i, r)| (format!("spec.tcp[{i}]"), &r.destinations));
+    let tls = vs
+        .tls
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("spec.tls[{i}]"), &r.destinations));
+    tcp.chain(tls)
+        .flat_map(|(path, destinations)| l4_destination_ports(snapshot, &path, destinations))
+        .collect()
 }
 
 /// An L4 destination without a port must name a service with exactly one
