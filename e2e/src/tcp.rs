@@ -6,6 +6,9 @@
 //! - [`tcp_exchange`]`(addr, payload)`: connects, sends `payload`, and
 //!   reads until it has the greeting line and the echoed payload; returns
 //!   `(identity, echoed)`.
+//! - [`tls_hello_exchange`]`(addr, sni)`: the same with a real TLS
+//!   ClientHello naming `sni` as the payload, for what routes by SNI
+//!   without terminating TLS; returns the identity.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -108,15 +111,41 @@ async fn serve(listener: TcpListener, identity: String, connections: Arc<AtomicU
 /// Connects to `addr`, sends `payload`, and returns the server's identity
 /// and the bytes echoed back (as text).
 pub async fn tcp_exchange(addr: SocketAddr, payload: &str) -> Result<(String, String)> {
+    let (identity, echoed) = exchange(addr, payload.as_bytes()).await?;
+    Ok((identity, String::from_utf8_lossy(&echoed).into_owned()))
+}
+
+/// Connects to `addr`, sends the ClientHello a TLS client for `sni` sends
+/// first (from rustls), and returns the server's identity once the hello
+/// came back whole.
+pub async fn tls_hello_exchange(addr: SocketAddr, sni: &str) -> Result<String> {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string())?;
+    let mut client = rustls::ClientConnection::new(Arc::new(config), name)?;
+    let mut hello = Vec::new();
+    client.write_tls(&mut hello)?;
+    let (identity, echoed) = exchange(addr, &hello).await?;
+    if echoed[..hello.len()] != hello[..] {
+        bail!("{addr} echoed other bytes than the ClientHello");
+    }
+    Ok(identity)
+}
+
+async fn exchange(addr: SocketAddr, payload: &[u8]) -> Result<(String, Vec<u8>)> {
     tokio::time::timeout(EXCHANGE_TIMEOUT, exchange_once(addr, payload))
         .await
         .map_err(|_| anyhow!("TCP exchange with {addr} timed out after {EXCHANGE_TIMEOUT:?}"))?
         .with_context(|| format!("TCP exchange with {addr}"))
 }
 
-async fn exchange_once(addr: SocketAddr, payload: &str) -> Result<(String, String)> {
+async fn exchange_once(addr: SocketAddr, payload: &[u8]) -> Result<(String, Vec<u8>)> {
     let mut stream = TcpStream::connect(addr).await?;
-    stream.write_all(payload.as_bytes()).await?;
+    stream.write_all(payload).await?;
     let mut received = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -124,8 +153,7 @@ async fn exchange_once(addr: SocketAddr, payload: &str) -> Result<(String, Strin
             let echoed = &received[newline + 1..];
             if echoed.len() >= payload.len() {
                 let identity = String::from_utf8_lossy(&received[..newline]).into_owned();
-                let echoed = String::from_utf8_lossy(echoed).into_owned();
-                return Ok((identity, echoed));
+                return Ok((identity, echoed.to_vec()));
             }
         }
         let n = stream.read(&mut buf).await?;

@@ -239,31 +239,36 @@ async fn rewritten_probes_pass_strict_mtls_and_follow_the_apps_health() -> anyho
     Ok(())
 }
 
-/// A TCP service `db` at 10.96.0.11:5432 and `db-v2` (no address), both
-/// served by the server pod on the echo servers' ports, with a sidecar.
-fn db_services(server_ip: std::net::Ipv4Addr, v1_port: u16, v2_port: u16) -> String {
-    let service = |name: &str, address: &str, port: u16| {
-        format!(
-            "apiVersion: networking.istio.io/v1
+/// A ServiceEntry `name` in ns1 (at `address`, if any) of one port
+/// `number` of `protocol`, served by the server pod (with a sidecar) on
+/// `target_port`.
+fn pod_service(
+    name: &str,
+    address: Option<&str>,
+    number: u16,
+    protocol: &str,
+    server_ip: std::net::Ipv4Addr,
+    target_port: u16,
+) -> String {
+    let addresses = address
+        .map(|a| format!("addresses: [{a}]"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {{name: {name}, namespace: ns1}}
 spec:
   hosts: [{name}.ns1.svc.cluster.local]
-  {address}
+  {addresses}
   location: MESH_INTERNAL
   resolution: STATIC
-  ports: [{{number: 5432, name: tcp, protocol: TCP, targetPort: {port}}}]
+  ports: [{{number: {number}, name: port, protocol: {protocol}, targetPort: {target_port}}}]
   endpoints:
   - address: {server_ip}
     serviceAccount: reviews
     labels: {{app: {name}, security.istio.io/tlsMode: istio}}
+---
 "
-        )
-    };
-    format!(
-        "{}---\n{}",
-        service("db", "addresses: [10.96.0.11]", v1_port),
-        service("db-v2", "", v2_port)
     )
 }
 
@@ -299,11 +304,10 @@ async fn mesh_tcp_rules_route_captured_connections() -> anyhow::Result<()> {
             })
     };
 
-    pair.write_config(
-        "db.yaml",
-        &db_services(pair.server_ip(), v1.port(), v2.port()),
-    )
-    .await?;
+    let ip = pair.server_ip();
+    let services = pod_service("db", Some("10.96.0.11"), 5432, "TCP", ip, v1.port())
+        + &pod_service("db-v2", None, 5432, "TCP", ip, v2.port());
+    pair.write_config("db.yaml", &services).await?;
     wait_for(
         "db to answer through both sidecars",
         ENVOY_READY_TIMEOUT,
@@ -325,5 +329,52 @@ async fn mesh_tcp_rules_route_captured_connections() -> anyhow::Result<()> {
     }
     // Over mTLS: the server's sidecar accepted them under STRICT.
     assert!(v2.connections() >= 6, "{}", v2.connections());
+    Ok(())
+}
+
+/// TLS connections to `mail` naming `b.mail.example` go to `mail-b`.
+const MAIL_B_BY_SNI: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: mail, namespace: ns1}
+spec:
+  hosts: [mail.ns1.svc.cluster.local]
+  tls:
+  - match: [{sniHosts: [b.mail.example]}]
+    route: [{destination: {host: mail-b.ns1.svc.cluster.local, port: {number: 443}}}]
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_tls_rules_route_captured_connections_by_sni() -> anyhow::Result<()> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use weft_e2e::tcp::{TcpEcho, tls_hello_exchange};
+
+    let pair = CapturedPair::start().await?;
+    let any = Ipv4Addr::UNSPECIFIED.into();
+    let mail = pair.server_pod().block_on(TcpEcho::start("mail", any))??;
+    let mail_b = pair
+        .server_pod()
+        .block_on(TcpEcho::start("mail-b", any))??;
+    let ip = pair.server_ip();
+    let services = pod_service("mail", Some("10.96.0.12"), 443, "TLS", ip, mail.port())
+        + &pod_service("mail-b", None, 443, "TLS", ip, mail_b.port());
+    pair.write_config("mail.yaml", &(services + MAIL_B_BY_SNI))
+        .await?;
+
+    let address = SocketAddr::from((Ipv4Addr::new(10, 96, 0, 12), 443));
+    let reached = |sni: &'static str| {
+        pair.in_client_pod(tls_hello_exchange(address, sni))
+            .ok()
+            .and_then(Result::ok)
+    };
+    wait_for(
+        "b.mail.example to reach mail-b",
+        ENVOY_READY_TIMEOUT,
+        || async { reached("b.mail.example").filter(|who| who == "mail-b") },
+    )
+    .await
+    .map_err(|e| e.context(pair.logs()))?;
+    // Other names go to the service itself.
+    assert_eq!(reached("a.mail.example").as_deref(), Some("mail"));
+    assert_eq!(reached("b.mail.example").as_deref(), Some("mail-b"));
     Ok(())
 }
