@@ -233,6 +233,12 @@ impl CapturedPair {
         &self.server_pod
     }
 
+    /// The node's address as the client pod reaches it (its veth's peer):
+    /// a destination outside every pod and service.
+    pub fn node_ip_from_client(&self) -> Ipv4Addr {
+        self.client_pod.gateway_ip
+    }
+
     /// The server pod's address (endpoints of services it serves).
     pub fn server_ip(&self) -> Ipv4Addr {
         self.server_ip

@@ -378,3 +378,49 @@ async fn mesh_tls_rules_route_captured_connections_by_sni() -> anyhow::Result<()
     assert_eq!(reached("b.mail.example").as_deref(), Some("mail-b"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_only_closes_connections_to_unknown_destinations() -> anyhow::Result<()> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use weft_e2e::tcp::{TcpEcho, tcp_exchange};
+
+    let pair = CapturedPair::start().await?;
+    // A server no service declares, on the node.
+    let outside = TcpEcho::start("outside", Ipv4Addr::UNSPECIFIED.into()).await?;
+    let address = SocketAddr::from((pair.node_ip_from_client(), outside.port()));
+    let reached = || {
+        pair.in_client_pod(tcp_exchange(address, "ping"))
+            .ok()
+            .and_then(Result::ok)
+            .map(|(identity, _)| identity)
+    };
+    // ALLOW_ANY (Istio's default): passed through.
+    assert_eq!(reached().as_deref(), Some("outside"), "{}", pair.logs());
+
+    pair.write_config(
+        "sidecar.yaml",
+        "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: ns1}
+spec:
+  egress: [{hosts: ['*/*']}]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+",
+    )
+    .await?;
+    wait_for(
+        "REGISTRY_ONLY to close the connection",
+        ENVOY_READY_TIMEOUT,
+        || async { reached().is_none().then_some(()) },
+    )
+    .await
+    .map_err(|e| e.context(pair.logs()))?;
+    let accepted = outside.connections();
+    for _ in 0..3 {
+        assert_eq!(reached(), None);
+    }
+    assert_eq!(outside.connections(), accepted, "nothing got through");
+    // Services of the registry still answer.
+    assert_eq!(pair.call().await?.status, 200);
+    Ok(())
+}

@@ -6,8 +6,9 @@
 //! `envoyExtAuthzHttp`, `envoyExtAuthzGrpc`; Istio's
 //! other provider kinds, and fields of these that Weft does not honour,
 //! are refused as not supported), `defaultProviders`, `accessLogFile`,
-//! `accessLogEncoding`, `accessLogFormat`, `enableTracing` and
-//! `defaultConfig.tracing.sampling`; each also under its proto name
+//! `accessLogEncoding`, `accessLogFormat`, `enableTracing`,
+//! `defaultConfig.tracing.sampling` and `outboundTrafficPolicy.mode`; each
+//! also under its proto name
 //! (`trust_domain`), as Istio reads them. What is absent keeps its default
 //! (Istio's, or the control plane's own: [`parse_mesh_config_over`]); the
 //! built-in providers `prometheus` and `envoy` stay unless a provider of
@@ -22,8 +23,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use weft_crds::{DocumentError, json_type};
 use weft_model::{
-    DefaultProviders, FileAccessLog, LogFormat, MeshConfig, OtelAccessLog, Provider,
-    ProviderService, Tracer, qualify_host,
+    DefaultProviders, FileAccessLog, LogFormat, MeshConfig, OtelAccessLog, OutboundTrafficPolicy,
+    Provider, ProviderService, Tracer, qualify_host,
 };
 
 use crate::convert::is_dns_label;
@@ -98,6 +99,12 @@ pub fn parse_mesh_config_over(
     }
     if let Some(enabled) = raw.enable_tracing {
         mesh.enable_tracing = enabled;
+    }
+    if let Some(mode) = raw.outbound_traffic_policy.and_then(|p| p.mode) {
+        mesh.outbound_traffic_policy = match mode {
+            RawOutboundMode::AllowAny => OutboundTrafficPolicy::AllowAny,
+            RawOutboundMode::RegistryOnly => OutboundTrafficPolicy::RegistryOnly,
+        };
     }
     let sampling = raw
         .default_config
@@ -195,6 +202,23 @@ struct RawMeshConfig {
     enable_tracing: Option<bool>,
     #[serde(default, alias = "default_config")]
     default_config: Option<RawProxyConfig>,
+    #[serde(default, alias = "outbound_traffic_policy")]
+    outbound_traffic_policy: Option<RawOutboundTrafficPolicy>,
+}
+
+/// `outboundTrafficPolicy`.
+#[derive(Debug, Default, Deserialize)]
+struct RawOutboundTrafficPolicy {
+    #[serde(default)]
+    mode: Option<RawOutboundMode>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+enum RawOutboundMode {
+    #[serde(rename = "ALLOW_ANY")]
+    AllowAny,
+    #[serde(rename = "REGISTRY_ONLY")]
+    RegistryOnly,
 }
 
 /// `accessLogEncoding`.

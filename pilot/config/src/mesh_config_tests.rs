@@ -409,3 +409,27 @@ fn provider_services_are_stored_fully_qualified() {
         assert_eq!(tracer.service, service(host, 9411), "{written}");
     }
 }
+
+#[test]
+fn outbound_traffic_policy_defaults_to_allow_any_and_refuses_unknown_modes() {
+    assert_eq!(
+        MeshConfig::default().outbound_traffic_policy,
+        OutboundTrafficPolicy::AllowAny
+    );
+    for (yaml, want) in [
+        (
+            "outboundTrafficPolicy: {mode: REGISTRY_ONLY}",
+            OutboundTrafficPolicy::RegistryOnly,
+        ),
+        (
+            "outbound_traffic_policy: {mode: ALLOW_ANY}",
+            OutboundTrafficPolicy::AllowAny,
+        ),
+        ("outboundTrafficPolicy: {}", OutboundTrafficPolicy::AllowAny),
+    ] {
+        let mesh = parse_mesh_config(yaml).unwrap_or_else(|e| panic!("{yaml}: {e:?}"));
+        assert_eq!(mesh.outbound_traffic_policy, want, "{yaml}");
+    }
+    let errors = errors_of("outboundTrafficPolicy: {mode: SOMETIMES}");
+    assert!(names(&errors, "outboundTrafficPolicy.mode"), "{errors:?}");
+}

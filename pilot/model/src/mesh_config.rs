@@ -4,8 +4,9 @@
 //!
 //! [`MeshConfig::default`] is what Istio does with an empty mesh config:
 //! root namespace `istio-system`, trust domain `cluster.local`, the
-//! `prometheus` provider reporting metrics, and the `envoy` file access
-//! log provider (on `/dev/stdout`) defined but off until asked for.
+//! `prometheus` provider reporting metrics, the `envoy` file access log
+//! provider (on `/dev/stdout`) defined but off until asked for, and
+//! `ALLOW_ANY` outbound traffic.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +38,20 @@ pub struct MeshConfig {
     /// Who fetches the key sets RequestAuthentications name by `jwksUri`
     /// (Weft's `--jwks-fetch-mode`; not a MeshConfig field).
     pub jwks_fetch: JwksFetchMode,
+    /// `outboundTrafficPolicy.mode`: where captured sidecars send traffic
+    /// to destinations outside the registry (a Sidecar may override it).
+    pub outbound_traffic_policy: OutboundTrafficPolicy,
+}
+
+/// Istio's `OutboundTrafficPolicy.Mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutboundTrafficPolicy {
+    /// Unknown destinations are passed through (Istio's default).
+    #[default]
+    AllowAny,
+    /// Only services of the registry are reachable; anything else is
+    /// refused (TCP closed, HTTP 502).
+    RegistryOnly,
 }
 
 /// Who fetches a `jwksUri` (istiod's `PILOT_JWT_ENABLE_REMOTE_JWKS`).
@@ -72,6 +87,7 @@ impl Default for MeshConfig {
             enable_tracing: true,
             default_sampling: 1.0,
             jwks_fetch: JwksFetchMode::default(),
+            outbound_traffic_policy: OutboundTrafficPolicy::default(),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{HostSelector, Protocol, ResourceId};
+use super::{HostSelector, OutboundTrafficPolicy, Protocol, ResourceId};
 
 /// A Sidecar resource: narrows the services its sidecars receive.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,6 +17,8 @@ pub struct Sidecar {
     pub egress_hosts: Vec<HostSelector>,
     /// The inbound listeners (`ingress`), in the resource's order.
     pub ingress: Vec<IngressListener>,
+    /// `outboundTrafficPolicy.mode`; `None`: the mesh config's.
+    pub outbound_traffic_policy: Option<OutboundTrafficPolicy>,
 }
 
 /// One `ingress` listener: the proxy listens on `bind:port` and forwards

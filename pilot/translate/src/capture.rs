@@ -7,7 +7,8 @@
 //!  app ─connect(VIP:9080)─▶ iptables ─▶ virtualOutbound :15001 (use_original_dst)
 //!        ├─ ADDR_P      (TCP service address, bind_to_port false) ─▶ outbound|P||host
 //!        ├─ 0.0.0.0_P   (HTTP port, bind_to_port false) ─▶ RDS "P" ─▶ by Host / VIP
-//!        └─ otherwise ─▶ PassthroughCluster (ORIGINAL_DST)
+//!        └─ otherwise ─▶ PassthroughCluster (ORIGINAL_DST; ALLOW_ANY)
+//!                        or BlackHoleCluster (REGISTRY_ONLY; HTTP: 502)
 //!  peer ─▶ iptables ─▶ virtualInbound :15006 (original_dst, tls_inspector)
 //!        ├─ destination_port P (a port of a service this workload serves)
 //!        │     STRICT / PERMISSIVE / DISABLE chains as `inbound` builds them
@@ -32,8 +33,8 @@ use weft_envoy_api::pb::envoy::config::listener::v3::{
     Filter, FilterChain, Listener, ListenerFilter, filter, listener_filter,
 };
 use weft_envoy_api::pb::envoy::config::route::v3::{
-    Route, RouteAction, RouteConfiguration, VirtualHost, route::Action,
-    route_action::ClusterSpecifier,
+    DirectResponseAction, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
+    route::Action, route_action::ClusterSpecifier, route_match::PathSpecifier,
 };
 use weft_envoy_api::pb::envoy::extensions::filters::listener::original_dst::v3::OriginalDst;
 use weft_envoy_api::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
@@ -50,8 +51,8 @@ use super::route::{mesh_route_config, mesh_virtual_hosts, single_address, virtua
 use super::telemetry::ListenerTelemetry;
 use super::{ProxyView, inbound_mode, outbound_cluster_name, pb_duration, socket_address};
 use weft_model::{
-    Endpoint, IngressListener, L4Match, MeshSnapshot, Protocol, RouteContext, Service, ServicePort,
-    Side,
+    Endpoint, IngressListener, L4Match, MeshSnapshot, OutboundTrafficPolicy, Protocol,
+    RouteContext, Service, ServicePort, Side,
 };
 
 /// The listener `weft agent iptables` redirects outbound connections to.
@@ -67,6 +68,8 @@ pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
 /// Inbound connections to a port no service names go where they were
 /// headed.
 pub const INBOUND_PASSTHROUGH_CLUSTER: &str = "InboundPassthroughCluster";
+/// Where `REGISTRY_ONLY` sends connections to unknown destinations.
+pub const BLACK_HOLE_CLUSTER: &str = "BlackHoleCluster";
 
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -78,8 +81,12 @@ pub(super) fn build_capture_listeners(snapshot: &MeshSnapshot, view: &ProxyView)
     }
     let client = ListenerTelemetry::new(snapshot, view, Side::Client);
     let server = ListenerTelemetry::new(snapshot, view, Side::Server);
+    let catch_all = match outbound_policy(snapshot, view) {
+        OutboundTrafficPolicy::AllowAny => PASSTHROUGH_CLUSTER,
+        OutboundTrafficPolicy::RegistryOnly => BLACK_HOLE_CLUSTER,
+    };
     let mut listeners = vec![
-        virtual_outbound(&client),
+        virtual_outbound(&client, catch_all),
         virtual_inbound(snapshot, view, &server),
     ];
     listeners.extend(
@@ -100,13 +107,17 @@ pub(super) fn build_capture_route_configs(
         .into_iter()
         .map(|port| {
             let mut hosts = mesh_virtual_hosts(snapshot, view, Some(port));
-            hosts.push(allow_any());
+            hosts.push(match outbound_policy(snapshot, view) {
+                OutboundTrafficPolicy::AllowAny => allow_any(),
+                OutboundTrafficPolicy::RegistryOnly => block_all(),
+            });
             mesh_route_config(&port.to_string(), view, hosts)
         })
         .collect()
 }
 
-/// The two passthrough clusters and `inbound|P||` per workload port.
+/// The two passthrough clusters, the black hole and `inbound|P||` per
+/// workload port.
 pub(super) fn build_capture_clusters(snapshot: &MeshSnapshot, view: &ProxyView) -> Vec<Cluster> {
     if !view.capture {
         return Vec::new();
@@ -114,6 +125,7 @@ pub(super) fn build_capture_clusters(snapshot: &MeshSnapshot, view: &ProxyView) 
     let mut clusters = vec![
         original_dst_cluster(PASSTHROUGH_CLUSTER),
         original_dst_cluster(INBOUND_PASSTHROUGH_CLUSTER),
+        black_hole_cluster(),
     ];
     clusters.extend(
         workload_ports(snapshot, view)
@@ -135,22 +147,28 @@ fn http_ports(snapshot: &MeshSnapshot, view: &ProxyView) -> BTreeSet<u16> {
         .collect()
 }
 
-fn virtual_outbound(telemetry: &ListenerTelemetry<'_>) -> Listener {
+/// `virtualOutbound`: connections no port listener takes go to
+/// `catch_all` (the passthrough or the black hole, [`outbound_policy`]).
+fn virtual_outbound(telemetry: &ListenerTelemetry<'_>, catch_all: &str) -> Listener {
     Listener {
         name: VIRTUAL_OUTBOUND.to_string(),
         address: Some(socket_address("0.0.0.0", OUTBOUND_CAPTURE_PORT)),
         use_original_dst: Some(BoolValue { value: true }),
         filter_chains: vec![FilterChain {
             name: "virtualOutbound-catchall-tcp".to_string(),
-            filters: vec![tcp_proxy(
-                telemetry,
-                PASSTHROUGH_CLUSTER,
-                PASSTHROUGH_CLUSTER,
-            )],
+            filters: vec![tcp_proxy(telemetry, catch_all, catch_all)],
             ..Default::default()
         }],
         ..Default::default()
     }
+}
+
+/// Where the proxy sends traffic to destinations outside the registry:
+/// its Sidecar's `outboundTrafficPolicy`, else the mesh config's.
+fn outbound_policy(snapshot: &MeshSnapshot, view: &ProxyView) -> OutboundTrafficPolicy {
+    super::scope::sidecar_for(snapshot, view)
+        .and_then(|sidecar| sidecar.outbound_traffic_policy)
+        .unwrap_or(snapshot.mesh_config.outbound_traffic_policy)
 }
 
 fn http_listener(telemetry: &ListenerTelemetry<'_>, port: u16) -> Listener {
@@ -390,17 +408,35 @@ fn allow_any() -> VirtualHost {
         domains: vec!["*".to_string()],
         routes: vec![Route {
             name: "allow_any".to_string(),
-            r#match: Some(weft_envoy_api::pb::envoy::config::route::v3::RouteMatch {
-                path_specifier: Some(
-                    weft_envoy_api::pb::envoy::config::route::v3::route_match::PathSpecifier::Prefix(
-                        "/".to_string(),
-                    ),
-                ),
+            r#match: Some(RouteMatch {
+                path_specifier: Some(PathSpecifier::Prefix("/".to_string())),
                 ..Default::default()
             }),
             action: Some(Action::Route(RouteAction {
                 cluster_specifier: Some(ClusterSpecifier::Cluster(PASSTHROUGH_CLUSTER.to_string())),
                 timeout: Some(pb_duration(std::time::Duration::ZERO)),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// Istio's `block_all` virtual host (`REGISTRY_ONLY`): HTTP to unknown
+/// hosts is answered 502.
+fn block_all() -> VirtualHost {
+    VirtualHost {
+        name: "block_all".to_string(),
+        domains: vec!["*".to_string()],
+        routes: vec![Route {
+            name: "block_all".to_string(),
+            r#match: Some(RouteMatch {
+                path_specifier: Some(PathSpecifier::Prefix("/".to_string())),
+                ..Default::default()
+            }),
+            action: Some(Action::DirectResponse(DirectResponseAction {
+                status: 502,
                 ..Default::default()
             })),
             ..Default::default()
@@ -428,6 +464,17 @@ fn original_dst() -> ListenerFilter {
         config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
             OriginalDst::default(),
         ))),
+        ..Default::default()
+    }
+}
+
+/// Istio's `BlackHoleCluster`: no endpoints, so every connection to it
+/// is closed (`REGISTRY_ONLY`).
+fn black_hole_cluster() -> Cluster {
+    Cluster {
+        name: BLACK_HOLE_CLUSTER.to_string(),
+        connect_timeout: Some(pb_duration(CONNECT_TIMEOUT)),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32)),
         ..Default::default()
     }
 }

@@ -437,3 +437,68 @@ fn capture_tcp_listeners_follow_the_mesh_tcp_and_tls_rules() {
         2
     );
 }
+
+/// The catch-all of `virtualOutbound` and the last virtual host of each
+/// port's routes.
+fn unknown_destinations(snapshot: &MeshSnapshot, view: &ProxyView) -> (String, Vec<String>) {
+    let listeners = build_listeners(snapshot, view);
+    let outbound = listener(&listeners, "virtualOutbound");
+    let catch_all = target(
+        outbound.filter_chains[0]
+            .filters
+            .first()
+            .and_then(|f| f.config_type.as_ref()),
+    );
+    let fallbacks = build_route_configs(snapshot, view)
+        .iter()
+        .filter_map(|rc| rc.virtual_hosts.last().map(|vh| vh.name.clone()))
+        .collect();
+    assert_eq!(check_consistency(snapshot, view), Vec::<String>::new());
+    (catch_all, fallbacks)
+}
+
+#[test]
+fn capture_outbound_traffic_policy_passes_or_blocks_unknown_destinations() {
+    let client = captured(&["10.0.0.9"], &[("app", "client")]);
+    // Istio's default: ALLOW_ANY.
+    let mut snapshot = mesh();
+    assert_eq!(
+        unknown_destinations(&snapshot, &client),
+        (
+            "tcp PassthroughCluster".to_string(),
+            vec!["allow_any".to_string()]
+        )
+    );
+    // The mesh config says REGISTRY_ONLY.
+    snapshot.mesh_config = std::sync::Arc::new(weft_model::MeshConfig {
+        outbound_traffic_policy: weft_model::OutboundTrafficPolicy::RegistryOnly,
+        ..(*snapshot.mesh_config).clone()
+    });
+    assert_eq!(
+        unknown_destinations(&snapshot, &client),
+        (
+            "tcp BlackHoleCluster".to_string(),
+            vec!["block_all".to_string()]
+        )
+    );
+    // A Sidecar of the namespace overrides the mesh config.
+    let snapshot = mk_snapshot(&format!(
+        "{MESH}---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: default, namespace: ns1}}
+spec:
+  egress: [{{hosts: ['*/*']}}]
+  outboundTrafficPolicy: {{mode: REGISTRY_ONLY}}
+"
+    ));
+    assert_eq!(
+        unknown_destinations(&snapshot, &client),
+        (
+            "tcp BlackHoleCluster".to_string(),
+            vec!["block_all".to_string()]
+        )
+    );
+    let clusters = build_clusters(&snapshot, &client);
+    assert!(clusters.iter().any(|c| c.name == "BlackHoleCluster"));
+}

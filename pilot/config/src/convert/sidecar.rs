@@ -2,14 +2,14 @@
 //!
 //! Translated: `workloadSelector`, `egress[].hosts` (the services a sidecar
 //! receives; no egress listener means `*/*`, as in Istio),
-//! `outboundTrafficPolicy.mode: REGISTRY_ONLY` (what the router listener
-//! does anyway: it routes registry services only) and `ingress` listeners
-//! (`port`, `bind`, `defaultEndpoint` as `IP:PORT`: Istio's way to declare
-//! a workload's inbound ports without traffic capture).
+//! `outboundTrafficPolicy.mode` (`ALLOW_ANY` / `REGISTRY_ONLY`, for
+//! captured sidecars; the router of a sidecar without capture routes
+//! registry services only) and `ingress` listeners (`port`, `bind`,
+//! `defaultEndpoint` as `IP:PORT`: Istio's way to declare a workload's
+//! inbound ports without traffic capture).
 //! Rejected as not supported yet: ingress `captureMode: IPTABLES`, `tls`,
 //! `connectionPool` and `unix://` endpoints, `inboundConnectionPool`,
-//! egress `port` / `bind` / `captureMode` (they need traffic capture),
-//! `ALLOW_ANY` and `egressProxy` (the router has no original destination).
+//! egress `port` / `bind` / `captureMode`, and `egressProxy`.
 
 use weft_crds::{
     CaptureMode, IstioIngressListener, OutboundTrafficMode, OutboundTrafficPolicy, SidecarSpec,
@@ -24,9 +24,10 @@ pub(super) fn convert(id: &ResourceId, spec: &SidecarSpec, errors: &mut Errors) 
     if spec.inbound_connection_pool.is_some() {
         errors.unsupported("spec.inboundConnectionPool");
     }
-    if let Some(policy) = &spec.outbound_traffic_policy {
-        outbound_traffic_policy(policy, errors);
-    }
+    let outbound_traffic_policy = spec
+        .outbound_traffic_policy
+        .as_ref()
+        .and_then(|policy| outbound_traffic_policy(policy, errors));
     if spec.egress.len() > 1 {
         errors.push(
             "spec.egress",
@@ -44,6 +45,7 @@ pub(super) fn convert(id: &ResourceId, spec: &SidecarSpec, errors: &mut Errors) 
         workload_selector: selector,
         egress_hosts: egress_hosts(spec, &id.namespace, errors),
         ingress,
+        outbound_traffic_policy,
     }
 }
 
@@ -71,17 +73,18 @@ fn ingress_listeners(
     ingress
 }
 
-/// Only what the router does anyway (REGISTRY_ONLY) is supported.
-fn outbound_traffic_policy(policy: &OutboundTrafficPolicy, errors: &mut Errors) {
-    if policy.mode == Some(OutboundTrafficMode::AllowAny) {
-        errors.unsupported_because(
-            "spec.outboundTrafficPolicy.mode",
-            "ALLOW_ANY needs traffic capture to know where unknown traffic was going; not supported by Weft yet (REGISTRY_ONLY is what Weft does)",
-        );
-    }
+/// The mode, if set; an egress proxy is not supported yet.
+fn outbound_traffic_policy(
+    policy: &OutboundTrafficPolicy,
+    errors: &mut Errors,
+) -> Option<weft_model::OutboundTrafficPolicy> {
     if policy.egress_proxy.is_some() {
         errors.unsupported("spec.outboundTrafficPolicy.egressProxy");
     }
+    policy.mode.map(|mode| match mode {
+        OutboundTrafficMode::AllowAny => weft_model::OutboundTrafficPolicy::AllowAny,
+        OutboundTrafficMode::RegistryOnly => weft_model::OutboundTrafficPolicy::RegistryOnly,
+    })
 }
 
 /// The hosts of the egress listener (`*/*` without one, as in Istio).

@@ -278,10 +278,8 @@ spec:
         "{errors:#?}"
     );
     assert!(has("spec.egress: only one egress listener"), "{errors:#?}");
-    assert!(
-        has("spec.outboundTrafficPolicy.mode: ALLOW_ANY needs traffic capture"),
-        "{errors:#?}"
-    );
+    // Both modes are translated (for captured sidecars).
+    assert!(!has("spec.outboundTrafficPolicy.mode"), "{errors:#?}");
     assert!(
         has("spec.outboundTrafficPolicy.egressProxy: not supported by Weft yet"),
         "{errors:#?}"
