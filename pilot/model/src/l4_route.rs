@@ -13,6 +13,14 @@ pub struct TcpRoute {
     pub destinations: Vec<RouteDestination>,
 }
 
+impl TcpRoute {
+    /// Whether the rule takes a connection, `holds` saying which of its
+    /// matches hold there (a rule without matches takes every one).
+    pub fn applies(&self, holds: impl Fn(&L4Match) -> bool) -> bool {
+        self.matches.is_empty() || self.matches.iter().any(holds)
+    }
+}
+
 /// A TLS rule, matched on SNI without terminating TLS.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TlsRoute {

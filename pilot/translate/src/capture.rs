@@ -103,14 +103,15 @@ pub(super) fn build_capture_route_configs(
     snapshot: &MeshSnapshot,
     view: &ProxyView,
 ) -> Vec<RouteConfiguration> {
+    let unknown_hosts = match outbound_policy(snapshot, view) {
+        OutboundTrafficPolicy::AllowAny => allow_any(),
+        OutboundTrafficPolicy::RegistryOnly => block_all(),
+    };
     http_ports(snapshot, view)
         .into_iter()
         .map(|port| {
             let mut hosts = mesh_virtual_hosts(snapshot, view, Some(port));
-            hosts.push(match outbound_policy(snapshot, view) {
-                OutboundTrafficPolicy::AllowAny => allow_any(),
-                OutboundTrafficPolicy::RegistryOnly => block_all(),
-            });
+            hosts.push(unknown_hosts.clone());
             mesh_route_config(&port.to_string(), view, hosts)
         })
         .collect()
@@ -259,7 +260,7 @@ fn mesh_l4_chains(
     let by_sni = !chains.is_empty();
     let tcp_rule = rules()
         .flat_map(|vs| &vs.tcp)
-        .find(|rule| rule.matches.is_empty() || rule.matches.iter().any(holds));
+        .find(|rule| rule.applies(holds));
     let fallback = match tcp_rule {
         Some(rule) => weighted_tcp_proxy(snapshot, telemetry, &rule.destinations),
         None => {

@@ -370,10 +370,9 @@ fn first_tcp_route<'a>(
     bound_virtual_services(snapshot, view, b)
         .flat_map(|vs| &vs.tcp)
         .find(|rule| {
-            rule.matches.is_empty()
-                || rule.matches.iter().any(|m| {
-                    m.applies_to(&view.namespace, &view.labels, b.context(), b.server.port)
-                })
+            rule.applies(|m| {
+                m.applies_to(&view.namespace, &view.labels, b.context(), b.server.port)
+            })
         })
         .map(|rule| rule.destinations.as_slice())
 }
